@@ -1,0 +1,323 @@
+"""The production domain: artifacts the agents propose and the person approves.
+
+Every artifact is a Pydantic model. Graph state holds them as plain JSON (``model_dump``)
+so checkpoints stay portable and the API can stream them as-is; agents validate with
+``Model.model_validate`` at their boundaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tools.storage import MediaFile
+
+__all__ = [
+    "AssetRegistry",
+    "Character",
+    "Clip",
+    "ClipSet",
+    "EntityInFrame",
+    "Frame",
+    "FrameSet",
+    "Location",
+    "Look",
+    "MediaFile",
+    "Project",
+    "ProjectFormat",
+    "Prop",
+    "Scene",
+    "SceneUsage",
+    "Script",
+    "ScriptLine",
+    "Shot",
+    "ShotDialogue",
+    "ShotList",
+    "Video",
+    "input_hash",
+]
+
+
+def input_hash(*parts: object) -> str:
+    """A stable SHA-256 over JSON-serialisable parts; the key for every expensive side effect."""
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class _Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- project -------------------------------------------------------------------------------
+
+
+class ProjectFormat(_Artifact):
+    """Technical format every generation follows."""
+
+    aspect_ratio: Literal["16:9", "9:16", "1:1", "4:3", "2.39:1"] = "16:9"
+    fps: int = Field(12, ge=1, le=60)
+    target_duration_s: float = Field(30, gt=0, le=3600)
+    segment_length_s: float = Field(3, gt=0, le=60, description="Default length of one shot.")
+
+
+class Project(_Artifact):
+    """Brief and configuration shared by every agent of a production."""
+
+    brief: str = Field(min_length=1)
+    title: str = ""
+    format: ProjectFormat = Field(default_factory=ProjectFormat)
+    visual_style: str = Field("", description="Free-text visual description or style capsule.")
+    written_style: str = ""
+    story_rules: list[str] = Field(
+        default_factory=list, description="Rules every generation must follow."
+    )
+
+
+# --- script --------------------------------------------------------------------------------
+
+
+class ScriptLine(_Artifact):
+    """One action paragraph or one line of dialogue, in script order."""
+
+    kind: Literal["action", "dialogue"]
+    text: str = Field(min_length=1)
+    speaker: str | None = None
+    parenthetical: str | None = None
+
+    @model_validator(mode="after")
+    def _dialogue_has_speaker(self) -> ScriptLine:
+        if self.kind == "dialogue" and not self.speaker:
+            raise ValueError("a dialogue line needs a speaker")
+        if self.kind == "action" and self.speaker:
+            raise ValueError("an action line has no speaker")
+        return self
+
+
+class Scene(_Artifact):
+    """A scene: slugline, then action and dialogue lines in order."""
+
+    number: int = Field(ge=1)
+    slugline: str = Field(min_length=1, description='e.g. "INT. KITCHEN - NIGHT"')
+    summary: str = ""
+    lines: list[ScriptLine] = Field(min_length=1)
+
+
+class Script(_Artifact):
+    """The screenplay the shot lister splits; scenes are numbered 1..n in order."""
+
+    title: str = Field(min_length=1)
+    logline: str = ""
+    scenes: list[Scene] = Field(min_length=1)
+
+    @field_validator("scenes")
+    @classmethod
+    def _numbered_in_order(cls, scenes: list[Scene]) -> list[Scene]:
+        numbers = [scene.number for scene in scenes]
+        if numbers != list(range(1, len(scenes) + 1)):
+            raise ValueError(f"scenes must be numbered 1..{len(scenes)} in order, got {numbers}")
+        return scenes
+
+
+# --- assets --------------------------------------------------------------------------------
+
+
+class Look(_Artifact):
+    """A look of a character (outfit/state), a state of a prop, or a variant of a location."""
+
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class _Entity(_Artifact):
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="Stable slug, e.g. 'persephone'.")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1, description="Static features that never change.")
+
+    def appearances(self) -> list[Look]:
+        """The looks, states or variants this entity can appear in."""
+        raise NotImplementedError
+
+
+class Character(_Entity):
+    """A character with static features and looks (outfits/states)."""
+
+    looks: list[Look] = Field(min_length=1)
+
+    def appearances(self) -> list[Look]:
+        """Looks of this character."""
+        return self.looks
+
+
+class Location(_Entity):
+    """A location with variants (day/night, damaged)."""
+
+    variants: list[Look] = Field(min_length=1)
+
+    def appearances(self) -> list[Look]:
+        """Variants of this location."""
+        return self.variants
+
+
+class Prop(_Entity):
+    """A prop with states (intact, broken)."""
+
+    states: list[Look] = Field(min_length=1)
+
+    def appearances(self) -> list[Look]:
+        """States of this prop."""
+        return self.states
+
+
+class SceneUsage(_Artifact):
+    """Which look/state/variant of an entity a scene uses."""
+
+    scene: int = Field(ge=1)
+    entity: str
+    look: str
+
+
+class AssetRegistry(_Artifact):
+    """Characters, locations and props extracted once from the approved script."""
+
+    characters: list[Character] = Field(default_factory=list)
+    locations: list[Location] = Field(default_factory=list)
+    props: list[Prop] = Field(default_factory=list)
+    scene_usage: list[SceneUsage] = Field(default_factory=list)
+    deselected: list[str] = Field(
+        default_factory=list, description="Entity ids the person chose not to pre-generate."
+    )
+
+    def entities(self) -> dict[str, Character | Location | Prop]:
+        """Every entity by id."""
+        return {e.id: e for e in [*self.characters, *self.locations, *self.props]}
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> AssetRegistry:
+        entities = self.entities()
+        if len(entities) != len(self.characters) + len(self.locations) + len(self.props):
+            raise ValueError("entity ids must be unique across characters, locations and props")
+        for usage in self.scene_usage:
+            entity = entities.get(usage.entity)
+            if entity is None:
+                raise ValueError(f"scene {usage.scene} uses unknown entity '{usage.entity}'")
+            if usage.look not in {look.name for look in entity.appearances()}:
+                raise ValueError(
+                    f"scene {usage.scene} uses look '{usage.look}' that '{usage.entity}' lacks"
+                )
+        unknown = set(self.deselected) - entities.keys()
+        if unknown:
+            raise ValueError(f"deselected ids are not in the registry: {sorted(unknown)}")
+        return self
+
+    def in_scene(self, scene: int) -> list[SceneUsage]:
+        """The entities a scene uses, with their look."""
+        return [usage for usage in self.scene_usage if usage.scene == scene]
+
+
+# --- shots ---------------------------------------------------------------------------------
+
+ShotSize = Literal["extreme wide", "wide", "full", "medium", "medium close-up", "close-up", "insert"]
+
+
+class ShotDialogue(_Artifact):
+    """A line of dialogue spoken within a shot."""
+
+    speaker: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class EntityInFrame(_Artifact):
+    """An entity visible in a shot, in the look it has in this scene."""
+
+    entity: str
+    look: str
+
+
+class Shot(_Artifact):
+    """One shot of a scene, with camera, timing and what is in frame."""
+
+    id: str = Field(pattern=r"^[0-9]+[A-Z]+$", description="Scene number + letter, e.g. '3A'.")
+    scene: int = Field(ge=1)
+    size: ShotSize
+    angle: str = Field(min_length=1)
+    movement: str = Field(min_length=1)
+    lens: str = Field(min_length=1)
+    duration_s: float = Field(gt=0, le=60)
+    action: str = ""
+    dialogue: list[ShotDialogue] = Field(default_factory=list)
+    entities: list[EntityInFrame] = Field(default_factory=list)
+    covers: list[int] = Field(
+        default_factory=list, description="Indices of the scene's script lines this shot covers."
+    )
+    start_frame: str = Field(min_length=1)
+    end_frame: str = Field(min_length=1)
+
+
+class ShotList(_Artifact):
+    """Every shot of the production, in order."""
+
+    shots: list[Shot] = Field(min_length=1)
+
+    @field_validator("shots")
+    @classmethod
+    def _unique_ids(cls, shots: list[Shot]) -> list[Shot]:
+        ids = [shot.id for shot in shots]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"shot ids must be unique, repeated: {duplicates}")
+        return shots
+
+    def total_duration_s(self) -> float:
+        """Sum of shot durations."""
+        return sum(shot.duration_s for shot in self.shots)
+
+
+# --- media ---------------------------------------------------------------------------------
+
+
+class Frame(_Artifact):
+    """A start or end keyframe of a shot, with how it was generated."""
+
+    shot: str
+    position: Literal["start", "end"]
+    prompt: str
+    seed: int
+    workflow: str
+    file: MediaFile
+
+
+class FrameSet(_Artifact):
+    """Keyframes of every shot."""
+
+    frames: list[Frame] = Field(min_length=1)
+
+
+class Clip(_Artifact):
+    """A short video of one shot, generated from its keyframes."""
+
+    shot: str
+    prompt: str
+    seed: int
+    duration_s: float = Field(gt=0)
+    fps: int = Field(ge=1)
+    frame_count: int = Field(ge=1)
+    workflow: str
+    file: MediaFile
+
+
+class ClipSet(_Artifact):
+    """Clips of every shot, in shot order."""
+
+    clips: list[Clip] = Field(min_length=1)
+
+
+class Video(_Artifact):
+    """The assembled production."""
+
+    duration_s: float = Field(gt=0)
+    fps: int = Field(ge=1)
+    frame_count: int = Field(ge=1)
+    file: MediaFile

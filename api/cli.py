@@ -1,0 +1,135 @@
+"""The ``auteur`` command line: run the sample production, list runs, resume them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from langgraph.types import Command
+from rich.console import Console
+
+from api import console as show
+from api.runs import RunStop, Services, open_services
+from api.settings import SAMPLE_INPUT, Settings
+from tools.llm import LLMError
+from tools.plugins import PluginError
+
+app = typer.Typer(
+    help="Auteur: production agents with approval gates, from brief to video.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+
+AutoApprove = Annotated[
+    bool, typer.Option("--auto-approve", help="Approve every gate without asking.")
+]
+
+
+class GateDeferred(Exception):
+    """The run stopped at a gate nobody can answer here; it waits for ``auteur resume``."""
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coroutine)
+    except (PluginError, LLMError, KeyError, ValueError) as error:
+        out.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    except GateDeferred as deferred:
+        out.print(str(deferred))
+        raise typer.Exit(2) from None
+    except show.GateLeft as left:
+        out.print(str(left))
+        raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        out.print("\ninterrupted — `auteur runs` lists the thread; `auteur resume` continues it")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def demo(
+    auto_approve: AutoApprove = False,
+    workflow: Annotated[str, typer.Option(help="Workflow type to run.")] = "full_video",
+) -> None:
+    """Run the bundled sample production through a workflow, gate by gate."""
+    _run(_demo(Settings(), workflow, auto_approve=auto_approve))
+
+
+async def _demo(settings: Settings, workflow: str, *, auto_approve: bool) -> None:
+    payload = json.loads(SAMPLE_INPUT.read_text())
+    async with open_services(settings) as services:
+        out.print(f"[bold]LLM:[/bold] {services.context.models.describe()}")
+        out.print(f"[bold]Generation:[/bold] {services.context.backend.name} renderer")
+        thread_id = await services.new_thread(workflow, payload)
+        out.print(f"[bold]Thread:[/bold] {thread_id}")
+        stop = await services.advance(thread_id, payload, show.progress(out))
+        await _drive(services, stop, auto_approve=auto_approve)
+
+
+@app.command()
+def resume(
+    thread: Annotated[str, typer.Argument(help="Thread id (see `auteur runs`).")],
+    auto_approve: AutoApprove = False,
+) -> None:
+    """Continue a thread from its last checkpoint (after Ctrl-C, kill -9 or a reboot)."""
+    _run(_resume(Settings(), thread, auto_approve=auto_approve))
+
+
+async def _resume(settings: Settings, thread: str, *, auto_approve: bool) -> None:
+    async with open_services(settings) as services:
+        stop = await services.position(thread)
+        if stop is None:
+            stage = await services.pending_stage(thread)
+            out.print(f"continuing thread {thread} at {stage or 'its next step'}")
+            stop = await services.advance(thread, None, show.progress(out))
+        await _drive(services, stop, auto_approve=auto_approve)
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(min=1, help="How many to list.")] = 20) -> None:
+    """List threads with their status and current stage, newest first."""
+    _run(_runs(Settings(), limit))
+
+
+async def _runs(settings: Settings, limit: int) -> None:
+    async with open_services(settings) as services:
+        records = await services.persistence.threads.list(limit=limit)
+        show.thread_table(out, records)
+
+
+async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> None:
+    """Answer gates until the run finishes, or stop where nobody can answer."""
+    interactive = sys.stdin.isatty()
+    while stop.status == "interrupted":
+        assert stop.gate is not None
+        if auto_approve:
+            out.print(f"[green]✓ approving {stop.gate['stage']}[/green] (--auto-approve)")
+            decision: dict[str, Any] = {"decisions": [{"type": "approve"}]}
+        elif not interactive:
+            raise GateDeferred(
+                f"Thread {stop.thread_id} waits for approval at '{stop.gate['stage']}', and no "
+                "terminal is attached to ask. Run `auteur resume "
+                f"{stop.thread_id}` in a terminal, or add --auto-approve."
+            )
+        else:
+            show.gate(out, stop.gate)
+            decision = show.ask_decision(out, stop.gate)
+        stop = await services.advance(
+            stop.thread_id, Command(resume=decision), show.progress(out)
+        )
+    video = stop.values.get("video")
+    if video:
+        path = Path(services.context.files.path(video["file"]["key"])).resolve()
+        out.print(f"[bold green]Done.[/bold green] Assembled video: {path}")
+    else:
+        out.print("[bold green]Done.[/bold green]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,166 @@
+"""Opening the service's resources and driving a workflow run to its next stop.
+
+Shared by the CLI and (later) the HTTP API: a run goes until it finishes or stops at an
+approval gate; every progress event is handed to a callback; the thread log records
+where each thread stands.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from agents.base import Context
+from api.settings import Settings
+from graphs.base import WorkflowType, load_workflow_types, stage_of_node
+from graphs.persistence import Persistence, embedded_database_url, open_persistence
+from tools.draft_renderer import DraftBackend
+from tools.storage import LocalFileStore
+
+__all__ = ["RunStop", "Services", "open_services"]
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunStop:
+    """Where a run stopped: at a gate (with its payload), or finished (with final values)."""
+
+    thread_id: str
+    status: Literal["interrupted", "success"]
+    gate: dict[str, Any] | None
+    values: dict[str, Any]
+
+
+@dataclass
+class Services:
+    """Everything a process needs to run workflows."""
+
+    settings: Settings
+    persistence: Persistence
+    context: Context
+    workflows: dict[str, WorkflowType]
+    _compiled: dict[str, CompiledStateGraph] = field(default_factory=dict)
+
+    def graph(self, workflow: str) -> CompiledStateGraph:
+        """The compiled workflow type (once per process), with checkpointer and store."""
+        if workflow not in self._compiled:
+            if workflow not in self.workflows:
+                known = ", ".join(sorted(self.workflows))
+                raise KeyError(f"unknown workflow type '{workflow}' (known: {known})")
+            self._compiled[workflow] = self.workflows[workflow].compile(
+                checkpointer=self.persistence.checkpointer, store=self.persistence.store
+            )
+        return self._compiled[workflow]
+
+    async def new_thread(self, workflow: str, payload: dict[str, Any]) -> str:
+        """Create a thread for ``workflow``; :meth:`advance` with ``payload`` starts it."""
+        self.graph(workflow)  # an unknown workflow type fails before a thread exists
+        thread_id = str(uuid.uuid4())
+        await self.persistence.threads.create(thread_id, workflow, {"brief": payload["brief"]})
+        return thread_id
+
+    async def advance(
+        self,
+        thread_id: str,
+        payload: dict[str, Any] | Command | None,
+        on_progress: ProgressCallback,
+    ) -> RunStop:
+        """Run a thread from its last checkpoint to its next gate or its end.
+
+        Args:
+            thread_id: The thread to run.
+            payload: The workflow input (new thread), ``Command(resume=decision)`` at a
+                gate, or None to continue a run that stopped mid-stage.
+            on_progress: Called with every progress event (``stage``, ``message``).
+        """
+        record = await self.persistence.threads.get(thread_id)
+        if record is None:
+            raise KeyError(f"no thread '{thread_id}'")
+        graph = self.graph(record.workflow)
+        config = {"configurable": {"thread_id": thread_id}}
+        threads = self.persistence.threads
+        await threads.update(thread_id, status="running", stage=record.stage)
+        stage = record.stage
+        try:
+            async for _, mode, chunk in graph.astream(
+                payload,
+                config,
+                context=self.context,
+                stream_mode=["custom", "updates"],
+                subgraphs=True,
+                durability="sync",
+            ):
+                if mode == "custom":
+                    stage = chunk.get("stage", stage)
+                    on_progress(chunk)
+        except Exception as error:
+            await threads.update(thread_id, status="error", stage=stage, message=str(error))
+            raise
+        return await self._stop(graph, thread_id, config)
+
+    async def _stop(
+        self, graph: CompiledStateGraph, thread_id: str, config: dict[str, Any]
+    ) -> RunStop:
+        snapshot = await graph.aget_state(config)
+        threads = self.persistence.threads
+        if snapshot.interrupts:
+            gate = snapshot.interrupts[0].value
+            await threads.update(
+                thread_id, status="interrupted", stage=gate["stage"], message="awaiting approval"
+            )
+            return RunStop(thread_id, "interrupted", gate, snapshot.values)
+        await threads.update(thread_id, status="success", stage=None, message="finished")
+        return RunStop(thread_id, "success", None, snapshot.values)
+
+    async def position(self, thread_id: str) -> RunStop | None:
+        """Where a thread stands now, without running it; None if it stopped mid-stage."""
+        record = await self.persistence.threads.get(thread_id)
+        if record is None:
+            raise KeyError(f"no thread '{thread_id}'")
+        graph = self.graph(record.workflow)
+        config = {"configurable": {"thread_id": thread_id}}
+        snapshot = await graph.aget_state(config)
+        if snapshot.interrupts:
+            return RunStop(thread_id, "interrupted", snapshot.interrupts[0].value, snapshot.values)
+        if not snapshot.next and snapshot.values:
+            return RunStop(thread_id, "success", None, snapshot.values)
+        return None
+
+    async def pending_stage(self, thread_id: str) -> str | None:
+        """The stage a thread that stopped mid-run will continue with."""
+        record = await self.persistence.threads.get(thread_id)
+        if record is None:
+            return None
+        snapshot = await self.graph(record.workflow).aget_state(
+            {"configurable": {"thread_id": thread_id}}
+        )
+        stages = [stage_of_node(node) for node in snapshot.next]
+        return next((s for s in stages if s), record.stage)
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Load every plugin (failing loudly), open the database and yield the services."""
+    workflows = {name: cls() for name, cls in _workflow_classes().items()}
+    url = settings.database_url or embedded_database_url(settings.data_dir)
+    async with open_persistence(url) as persistence:
+        context = Context(
+            models=settings.models,
+            backend=DraftBackend(),
+            files=LocalFileStore(settings.files_dir),
+        )
+        yield Services(
+            settings=settings, persistence=persistence, context=context, workflows=workflows
+        )
+
+
+def _workflow_classes() -> dict[str, type[WorkflowType]]:
+    registry = load_workflow_types()
+    return {name: registry.get(name) for name in registry.names()}

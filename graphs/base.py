@@ -1,0 +1,118 @@
+"""Workflow types: parent graphs composed of production agents, one file each in ``graphs/``.
+
+A workflow type subclasses :class:`WorkflowType` (which registers it) and builds an
+uncompiled graph; :meth:`WorkflowType.compile` is the only place a graph gets the Postgres
+checkpointer — agent subgraphs inherit it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, NotRequired, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from pydantic import ValidationError
+
+from agents.artifacts import Project
+from agents.base import Context, ProductionAgent, ProductionState, load_agents
+from tools.plugins import Registry, discover
+
+__all__ = [
+    "SET_UP_NODE",
+    "WorkflowInput",
+    "WorkflowType",
+    "agent_pipeline",
+    "load_workflow_types",
+]
+
+SET_UP_NODE = "set_up_project"
+
+
+class WorkflowInput(TypedDict):
+    """What a run starts from: ``{"brief": "..."}``, optionally with project configuration."""
+
+    brief: str
+    config: NotRequired[dict[str, Any]]
+    project_id: NotRequired[str]
+
+
+class WorkflowState(ProductionState, total=False):
+    """Production state plus the raw input keys the set-up node reads."""
+
+    brief: str
+    config: dict[str, Any]
+    project_id: str
+
+
+def set_up_project(state: WorkflowState) -> dict[str, Any]:
+    """Node: validate the brief and configuration into the run's project."""
+    try:
+        project = Project.model_validate({**state.get("config", {}), "brief": state["brief"]})
+    except ValidationError as error:
+        raise ValueError(f"invalid workflow input: {error}") from None
+    return {"project": project.model_dump(mode="json")}
+
+
+def agent_pipeline(agent_names: Sequence[str]) -> StateGraph:
+    """A graph that sets up the project, then runs the named agents one after another."""
+    agents = load_agents()
+    graph = StateGraph(WorkflowState, context_schema=Context, input_schema=WorkflowInput)
+    graph.add_node(SET_UP_NODE, set_up_project)
+    graph.add_edge(START, SET_UP_NODE)
+    previous = SET_UP_NODE
+    for name in agent_names:
+        agent = agents.get(name)()
+        graph.add_node(name, agent.build().compile(name=name))
+        graph.add_edge(previous, name)
+        previous = name
+    graph.add_edge(previous, END)
+    return graph
+
+
+class WorkflowType(ABC):
+    """A workflow type, exposed as an assistant whose id is its name."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    registry: ClassVar[Registry[WorkflowType]] = Registry("workflow type")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls, "__abstractmethods__", None):
+            WorkflowType.registry.add(cls.name, cls)
+
+    @abstractmethod
+    def build(self) -> StateGraph:
+        """The uncompiled parent graph."""
+
+    def stages(self) -> list[str]:
+        """Stages of the agents this workflow runs, in order."""
+        agents = load_agents()
+        nodes = self.build().nodes
+        return [agents.get(n).stage for n in nodes if n in agents]
+
+    def compile(
+        self, *, checkpointer: BaseCheckpointSaver | None, store: BaseStore | None
+    ) -> CompiledStateGraph:
+        """Compile with the run's checkpointer and store (subgraphs inherit both)."""
+        return self.build().compile(checkpointer=checkpointer, store=store, name=self.name)
+
+
+def stage_of_node(node: str) -> str | None:
+    """The stage an agent node runs, if ``node`` is an agent."""
+    agents = load_agents()
+    return agents.get(node).stage if node in agents else None
+
+
+def load_workflow_types() -> Registry[WorkflowType]:
+    """Import every module in ``graphs/`` and return the filled registry."""
+    load_agents()
+    discover("graphs")
+    return WorkflowType.registry
+
+
+ProductionAgent  # re-exported for workflow files that subclass nothing but name agents

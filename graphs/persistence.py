@@ -1,0 +1,191 @@
+"""Postgres as the single source of truth: embedded server, checkpointer, store, thread log.
+
+By default Auteur runs an embedded PostgreSQL with pgvector (the ``pgserver`` wheel) in its
+data folder; ``DATABASE_URL`` points it at any other Postgres with pgvector instead. Every
+process that opens the same data folder shares the one running server (pgserver keeps a
+handle list under an inter-process lock), so a second process never starts a second
+postmaster on the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = [
+    "Persistence",
+    "ThreadLog",
+    "ThreadRecord",
+    "embedded_database_url",
+    "open_persistence",
+    "stop_embedded_server",
+]
+
+_SCHEMA_LOCK = 0x61757465  # advisory-lock id ("aute") serialising schema set-up
+_SERVICE_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS auteur_threads (
+    thread_id   text PRIMARY KEY,
+    workflow    text NOT NULL,
+    status      text NOT NULL DEFAULT 'idle',
+    stage       text,
+    message     text,
+    runner_pid  integer,
+    metadata    jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+)""",
+    "CREATE INDEX IF NOT EXISTS auteur_threads_updated ON auteur_threads (updated_at DESC)",
+)
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL server in ``data_dir/postgres``.
+
+    The server keeps running while any process holds it and is stopped cleanly by the
+    last one to exit. Handles left by processes that died without exiting (``kill -9``)
+    are pruned first, so they cannot keep the server alive forever.
+    """
+    import pgserver  # imported here: starting a server is only for the embedded default
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _prune_dead_handles(pgdata)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return server.get_uri()
+
+
+def stop_embedded_server(data_dir: Path) -> None:
+    """Release this process's handle on the embedded server (stopping it if it was the last)."""
+    import pgserver
+
+    pgserver.get_server((data_dir / "postgres").resolve(), cleanup_mode="stop").cleanup()
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    alive = [pid for pid in json.loads(handles.read_text() or "[]") if psutil.pid_exists(pid)]
+    handles.write_text(json.dumps(alive))
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    """A row of the thread log: one production run and where it stands."""
+
+    thread_id: str
+    workflow: str
+    status: str
+    stage: str | None
+    message: str | None
+    runner_pid: int | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    def runner_alive(self) -> bool:
+        """Whether the process that last drove this thread is still running here."""
+        return self.runner_pid is not None and psutil.pid_exists(self.runner_pid)
+
+
+class ThreadLog:
+    """The service table of threads, for listing runs without reading every checkpoint."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def create(self, thread_id: str, workflow: str, metadata: dict[str, Any]) -> None:
+        """Record a new thread."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO auteur_threads (thread_id, workflow, metadata, runner_pid)"
+                " VALUES (%s, %s, %s, %s)",
+                (thread_id, workflow, json.dumps(metadata), os.getpid()),
+            )
+
+    async def update(
+        self, thread_id: str, *, status: str, stage: str | None, message: str | None = None
+    ) -> None:
+        """Record where a thread stands; the caller's pid becomes its runner."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_threads SET status = %s, stage = %s, message = %s,"
+                " runner_pid = %s, updated_at = now() WHERE thread_id = %s",
+                (status, stage, message, os.getpid(), thread_id),
+            )
+
+    async def get(self, thread_id: str) -> ThreadRecord | None:
+        """One thread, or None."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM auteur_threads WHERE thread_id = %s", (thread_id,)
+            )
+            row = await cursor.fetchone()
+        return ThreadRecord(**row) if row else None
+
+    async def list(self, *, limit: int = 50) -> list[ThreadRecord]:
+        """Threads, most recently updated first."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM auteur_threads ORDER BY updated_at DESC LIMIT %s", (limit,)
+            )
+            rows = await cursor.fetchall()
+        return [ThreadRecord(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """Open handles on the database: pool, LangGraph checkpointer and store, thread log."""
+
+    pool: AsyncConnectionPool
+    checkpointer: AsyncPostgresSaver
+    store: AsyncPostgresStore
+    threads: ThreadLog
+
+
+@asynccontextmanager
+async def open_persistence(database_url: str) -> AsyncIterator[Persistence]:
+    """Connect, set the schema up (idempotent, serialised across processes) and yield."""
+    pool = AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=8,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )
+    await pool.open(wait=True)
+    try:
+        checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            try:
+                await checkpointer.setup()
+                await store.setup()
+                for statement in _SERVICE_SCHEMA:
+                    await conn.execute(statement)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+        yield Persistence(
+            pool=pool, checkpointer=checkpointer, store=store, threads=ThreadLog(pool)
+        )
+    finally:
+        await pool.close()

@@ -1,0 +1,85 @@
+"""Shared fixtures: the real embedded Postgres, LangGraph savers and stores, test doubles.
+
+Graph tests run against every checkpointer fixture (in-memory and Postgres), as
+LangGraph's own tests do; the Postgres one is the real embedded server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from agents.base import Context
+from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
+from graphs.persistence import (
+    Persistence,
+    embedded_database_url,
+    open_persistence,
+    stop_embedded_server,
+)
+from tests.doubles.fixtures import openai_server
+from tools.draft_renderer import DraftBackend
+from tools.llm import ModelProvider
+from tools.storage import LocalFileStore
+
+__all__ = ["openai_server"]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The embedded Postgres (pgvector) for the whole session, or AUTEUR_TEST_DATABASE_URL.
+
+    Its data folder is outside pytest's private temp folder: the server runs as its own
+    system user when the tests run as root, and must be able to reach the folder.
+    """
+    if url := os.environ.get("AUTEUR_TEST_DATABASE_URL"):
+        yield url
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="auteur-test-"))
+    yield embedded_database_url(data_dir)
+    stop_embedded_server(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def persistence(database_url: str) -> AsyncIterator[Persistence]:
+    async with open_persistence(database_url) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def saver_and_store(request: pytest.FixtureRequest, persistence: Persistence) -> tuple[Any, Any]:
+    """(checkpointer, store): LangGraph's in-memory pair, or the real Postgres pair."""
+    if request.param == "memory":
+        return InMemorySaver(), InMemoryStore()
+    return persistence.checkpointer, persistence.store
+
+
+@pytest.fixture(scope="session")
+def files_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("files")
+
+
+@pytest.fixture
+def offline_context(files_dir: Path) -> Context:
+    """The default run context: offline sample model, draft renderer, local files."""
+    return Context(
+        models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
+        backend=DraftBackend(),
+        files=LocalFileStore(files_dir),
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_input() -> dict[str, Any]:
+    import json
+
+    return json.loads(SAMPLE_INPUT.read_text())

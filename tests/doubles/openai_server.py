@@ -1,0 +1,181 @@
+"""An OpenAI-compatible chat-completions server for tests, speaking the real wire protocol.
+
+The test scripts the replies and inspects the requests; the code under test talks to it with
+the official client over a real socket on 127.0.0.1::
+
+    with run_openai_server() as server:
+        server.replies += ['{"title": "Rain"}', ErrorReply(500)]
+        model = ChatOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+        ...
+        assert server.requests[0]["messages"][-1]["content"] == "..."
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeAlias
+
+from pydantic import BaseModel
+
+__all__ = ["ErrorReply", "OpenAIServer", "Reply", "run_openai_server"]
+
+_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+# OpenAI's error `type` and `code` for the statuses tests script most.
+_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """A scripted HTTP error, answered with an OpenAI-style error body."""
+
+    status: int
+    message: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The ``{"error": {...}}`` body the real API sends with this status."""
+        error_type, code = _ERROR_KINDS.get(self.status, ("server_error", None))
+        message = self.message or f"scripted {self.status} {HTTPStatus(self.status).phrase}"
+        return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+Reply: TypeAlias = ErrorReply | str | BaseModel | dict[str, Any] | list[Any]
+"""A scripted reply: an error, text content as-is, or an object sent as JSON content."""
+
+
+class OpenAIServer:
+    """The scripted server: append to ``replies``, read ``requests`` (JSON bodies, in order)."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._http = _HTTPServer(self)
+
+    @property
+    def base_url(self) -> str:
+        """The ``/v1`` base URL to give the client, on 127.0.0.1 and a free port."""
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def take(self, body: dict[str, Any]) -> Reply:
+        """Record one request and pop its scripted reply; a 400 says so when none is left."""
+        with self._lock:
+            self.requests.append(body)
+            if self.replies:
+                return self.replies.pop(0)
+            return ErrorReply(
+                400, f"openai test double: no reply scripted for request {len(self.requests)}"
+            )
+
+    def completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        """A ``chat.completion`` object answering ``body`` with ``content``."""
+        prompt_tokens = len(json.dumps(body.get("messages", [])).split())
+        completion_tokens = len(content.split())
+        return {
+            "id": f"chatcmpl-double{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "unknown"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def serve(self) -> threading.Thread:
+        """Serve in a daemon thread until ``close``."""
+        # A short poll interval keeps `close` (which waits for the next poll) fast.
+        thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="openai-double",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._http.shutdown()
+        self._http.server_close()
+
+
+@contextmanager
+def run_openai_server() -> Iterator[OpenAIServer]:
+    """Run a scripted OpenAI-compatible server on 127.0.0.1 for the duration of the block."""
+    server = OpenAIServer()
+    thread = server.serve()
+    try:
+        yield server
+    finally:
+        server.close()
+        thread.join()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, double: OpenAIServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.double = double
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] not in _PATHS:
+            self._send_json(404, ErrorReply(404, f"no route {self.path}").body())
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        if body.get("stream"):
+            self._send_json(400, ErrorReply(400, "the test double does not stream").body())
+            return
+        reply = self.server.double.take(body)
+        if isinstance(reply, ErrorReply):
+            self._send_json(reply.status, reply.body())
+        else:
+            self._send_json(200, self.server.double.completion(body, _content(reply)))
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+def _content(reply: str | BaseModel | dict[str, Any] | list[Any]) -> str:
+    if isinstance(reply, str):
+        return reply
+    if isinstance(reply, BaseModel):
+        return reply.model_dump_json()
+    return json.dumps(reply)

@@ -1,0 +1,186 @@
+"""Every approval gate of full_video: payload shape, approve, edit, feedback, bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from agents.artifacts import Script
+from agents.base import Context, ProductionAgent
+from api.settings import SAMPLE_RECORDINGS
+from graphs.base import load_workflow_types
+from tests.helpers import (
+    APPROVE,
+    answer,
+    current_values,
+    drive_to_gate,
+    new_config,
+    proposal,
+    run_until_stop,
+)
+from tools.llm import ModelProvider
+
+STAGES = ["script", "assets", "shots", "frames", "clips"]
+FEEDBACK = "make it funnier"
+
+
+@pytest.fixture
+def graph(saver_and_store: tuple[Any, Any]) -> Any:
+    checkpointer, store = saver_and_store
+    return load_workflow_types().get("full_video")().compile(checkpointer=checkpointer, store=store)
+
+
+def _artifact_model(stage: str) -> type:
+    agents = ProductionAgent.registry
+    return next(agents.get(n).artifact for n in agents.names() if agents.get(n).stage == stage)
+
+
+def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A valid, visible change to a proposal of ``stage``."""
+    edited = copy.deepcopy(args)
+    match stage:
+        case "script":
+            edited["title"] = "Edited by the director"
+        case "assets":
+            edited["deselected"] = [edited["props"][0]["id"]]
+        case "shots":
+            edited["shots"][0]["lens"] = "85mm"
+        case "frames" | "clips":
+            items = edited[stage]
+            items[0]["prompt"] = "edited prompt"
+    return edited
+
+
+async def test_gate_payload_is_langchain_hitl_shape(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any]
+) -> None:
+    config = new_config()
+    gate = await run_until_stop(graph, config, sample_input, offline_context)
+    assert gate is not None
+    assert set(gate) >= {"action_requests", "review_configs", "stage", "thread_id", "error"}
+    [request] = gate["action_requests"]
+    assert request["name"] == "script"
+    assert request["description"].startswith("Script '")
+    [review] = gate["review_configs"]
+    assert review == {
+        "action_name": "script",
+        "allowed_decisions": ["approve", "edit", "reject"],
+        "args_schema": Script.model_json_schema(),
+    }
+    assert gate["stage"] == "script"
+    assert gate["thread_id"] == config["configurable"]["thread_id"]
+    assert gate["error"] is None
+    Script.model_validate(request["args"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+async def test_approve_keeps_the_proposal_and_moves_on(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
+) -> None:
+    config = new_config()
+    gate = await drive_to_gate(graph, config, sample_input, offline_context, stage)
+    proposed = proposal(gate)
+    after = await answer(graph, config, APPROVE, offline_context)
+    following = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
+    assert (after or {}).get("stage") == following
+    values = (await graph.aget_state(config)).values
+    assert values[stage] == proposed
+    assert stage in values["approved"]
+    _artifact_model(stage).model_validate(values[stage])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+async def test_edit_is_applied_as_given(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
+) -> None:
+    config = new_config()
+    gate = await drive_to_gate(graph, config, sample_input, offline_context, stage)
+    edited = _edited(stage, proposal(gate))
+    assert edited != proposal(gate)
+    decision = {"decisions": [{"type": "edit", "edited_action": {"name": stage, "args": edited}}]}
+    after = await answer(graph, config, decision, offline_context)
+    assert (after or {}).get("stage") != stage
+    values = (await graph.aget_state(config)).values
+    assert values[stage] == _artifact_model(stage).model_validate(edited).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+async def test_feedback_regenerates_the_stage(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
+) -> None:
+    config = new_config()
+    gate = await drive_to_gate(graph, config, sample_input, offline_context, stage)
+    reject = {"decisions": [{"type": "reject", "message": FEEDBACK}]}
+    regenerated = await answer(graph, config, reject, offline_context)
+    assert regenerated is not None and regenerated["stage"] == stage
+    assert proposal(regenerated) != proposal(gate)
+    values = await current_values(graph, config)
+    assert stage not in values.get("approved", [])
+    turns = [t for t in values["conversation"] if t["stage"] == stage]
+    assert [t["role"] for t in turns] == ["assistant", "user", "assistant"]
+    assert turns[1]["content"] == FEEDBACK
+
+
+@pytest.mark.parametrize(
+    ("decision", "complaint"),
+    [
+        ({"decisions": [{"type": "edit", "edited_action": {"name": "script", "args": {}}}]},
+         "scenes"),
+        ({"decisions": [{"type": "edit", "edited_action": {"name": "shots", "args": {}}}]},
+         "this gate reviews 'script'"),
+        ({"decisions": [{"type": "reject", "message": ""}]}, "message"),
+        ({"decisions": [{"type": "maybe"}]}, "a decision must look like"),
+        ("approve", "a decision must look like"),
+    ],
+)
+async def test_invalid_decision_is_refused_and_the_gate_stays_open(
+    graph: Any,
+    offline_context: Context,
+    sample_input: dict[str, Any],
+    decision: Any,
+    complaint: str,
+) -> None:
+    config = new_config()
+    gate = await run_until_stop(graph, config, sample_input, offline_context)
+    refused = await answer(graph, config, decision, offline_context)
+    assert refused is not None and refused["stage"] == "script"
+    assert complaint in refused["error"]
+    assert proposal(refused) == proposal(gate)
+    assert "script" not in (await graph.aget_state(config)).values
+    after = await answer(graph, config, APPROVE, offline_context)
+    assert after is not None and after["stage"] == "assets"
+    assert (await graph.aget_state(config)).values["script"] == proposal(gate)
+
+
+async def test_feedback_reaches_the_regenerated_prompt(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> None:
+    recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["draft_script"]
+    openai_server.replies.extend([recorded[0], recorded[1]])
+    context = Context(
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+        backend=offline_context.backend,
+        files=offline_context.files,
+    )
+    config = new_config()
+    # a brief of its own, so no earlier generation is found in the store's cache
+    sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
+    first = await run_until_stop(graph, config, sample, context)
+    assert first is not None and proposal(first)["title"] == recorded[0]["title"]
+    second = await answer(
+        graph, config, {"decisions": [{"type": "reject", "message": FEEDBACK}]}, context
+    )
+    assert second is not None and proposal(second)["title"] == recorded[1]["title"]
+    first_request, second_request = openai_server.requests[-2:]
+    assert FEEDBACK not in json.dumps(first_request["messages"])
+    messages = second_request["messages"]
+    assert any(m["role"] == "user" and FEEDBACK in m["content"] for m in messages)
+    assert any(
+        m["role"] == "assistant" and recorded[0]["title"] in m["content"] for m in messages
+    )

@@ -1,0 +1,484 @@
+"""The ``draft`` generation backend: storyboard cards and animatics rendered on the CPU.
+
+It stands in for image and video models so the whole pipeline runs end to end with no GPU:
+a keyframe is a storyboard card (title, description, framing and camera notes), a clip is an
+animatic that moves from the start card to the end card, and assembly concatenates clips.
+Output is small (640x360 for 16:9) and deterministic: the same input gives the same bytes.
+
+Example:
+    >>> card = StoryboardCard(title="Shot 1A · start frame", description="A meadow at dawn.",
+    ...                       details=(("Framing", "wide"),))
+    >>> png = render_card(card, size=frame_size("16:9"))
+    >>> info = probe(render_clip(png, png, duration_s=1.0, fps=12))
+    >>> info.frame_count, info.width, info.height
+    (12, 640, 360)
+
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import io
+import itertools
+import math
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import imageio_ffmpeg
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "DraftBackend",
+    "StoryboardCard",
+    "VideoInfo",
+    "assemble",
+    "frame_size",
+    "probe",
+    "render_card",
+    "render_clip",
+]
+
+# Small drafts with even sides, as yuv420p H.264 requires; all but 360 are multiples of 16.
+_FRAME_SIZES: dict[str, tuple[int, int]] = {
+    "16:9": (640, 360),
+    "9:16": (360, 640),
+    "1:1": (480, 480),
+    "4:3": (512, 384),
+    "2.39:1": (768, 320),
+}
+_MIN_CARD_SIDE = 64
+
+_Box = tuple[int, int, int, int]  # left, top, right, bottom
+
+_PAPER = (247, 244, 237)
+_INK = (33, 33, 38)
+_MUTED = (112, 109, 104)
+_HEADER = (30, 32, 39)
+_HEADER_INK = (246, 244, 239)
+_GUIDE = (168, 163, 155)
+_THIRDS = (226, 222, 214)
+_NOTE = (255, 233, 170)
+
+_ELLIPSIS = "…"
+# Dashes, arrow, multiplication sign and no-break space, which the built-in font lacks.
+_FALLBACKS = str.maketrans(
+    {"\u2014": "-", "\u2013": "-", "\u2010": "-", "\u2192": "->", "\u00d7": "x", "\u00a0": " "}
+)
+
+_HOLD_START = 0.35  # fraction of the clip spent on the start card before the cross-fade
+_FADE = 0.3  # fraction of the clip spent cross-fading
+_ZOOM = 0.04  # slow push-in over the whole clip
+
+
+# --- formats -------------------------------------------------------------------------------
+
+
+def frame_size(aspect_ratio: str) -> tuple[int, int]:
+    """Draft frame size ``(width, height)`` for a project aspect ratio such as ``"16:9"``.
+
+    Raises:
+        ValueError: If the aspect ratio is not one the project format allows.
+
+    """
+    try:
+        return _FRAME_SIZES[aspect_ratio]
+    except KeyError:
+        raise ValueError(
+            f"unsupported aspect ratio {aspect_ratio!r}; expected one of {sorted(_FRAME_SIZES)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class StoryboardCard:
+    """What a storyboard card shows.
+
+    Attributes:
+        title: Header text, e.g. ``"Shot 1A · start frame"``.
+        description: The frame description or generation prompt.
+        details: Label/value rows, e.g. ``(("Framing", "medium close-up"),)``.
+        style: Visual style, shown in small print.
+        note: Feedback or other remark, highlighted at the bottom.
+        seed: Varies a subtle background tint, so different seeds give different images.
+
+    """
+
+    title: str
+    description: str
+    details: tuple[tuple[str, str], ...] = ()
+    style: str = ""
+    note: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Measured properties of a video; ``frame_count`` is counted by decoding every frame."""
+
+    frame_count: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+
+def render_card(card: StoryboardCard, *, size: tuple[int, int]) -> bytes:
+    """Render a storyboard card as PNG bytes of exactly ``size``.
+
+    Text that does not fit is cut off with an ellipsis; characters the built-in font lacks
+    are replaced by ASCII look-alikes.
+
+    Raises:
+        ValueError: If either side of ``size`` is under 64 pixels.
+
+    """
+    width, height = size
+    if min(width, height) < _MIN_CARD_SIDE:
+        raise ValueError(f"card size {size} too small: both sides must be >= {_MIN_CARD_SIDE}")
+    image = Image.new("RGB", (width, height), _paper(card.seed))
+    draw = ImageDraw.Draw(image)
+    unit = min(width, height)
+    pad = max(6, unit // 28)
+    header_height = _draw_header(draw, card.title, width=width, pad=pad, unit=unit)
+    body = (pad, header_height + pad, width - pad, height - pad)
+    _draw_frame_guide(draw, body, unit=unit)
+    _draw_body(draw, card, _inset(body, pad), font=_font(max(11, unit // 23)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _paper(seed: int) -> tuple[int, int, int]:
+    digest = hashlib.sha256(str(seed).encode()).digest()
+    red, green, blue = (base - digest[i] % 14 for i, base in enumerate(_PAPER))
+    return red, green, blue
+
+
+def _draw_header(draw: ImageDraw.ImageDraw, title: str, *, width: int, pad: int, unit: int) -> int:
+    """Draw the dark title band with a ``DRAFT`` tag; return its height."""
+    title_font, tag_font = _font(max(13, unit // 16)), _font(max(10, unit // 28))
+    height = _line_height(title_font) + pad
+    draw.rectangle((0, 0, width, height), fill=_HEADER)
+    tag_width = tag_font.getlength("DRAFT")
+    draw.text((width - pad, height // 2), "DRAFT", font=tag_font, fill=_GUIDE, anchor="rm")
+    text = _fit(_printable(title), title_font, width - 3 * pad - tag_width)
+    draw.text((pad, height // 2), text, font=title_font, fill=_HEADER_INK, anchor="lm")
+    return height
+
+
+def _draw_frame_guide(draw: ImageDraw.ImageDraw, box: _Box, *, unit: int) -> None:
+    """Draw a viewfinder behind the text: faint thirds, corner brackets, centre cross."""
+    left, top, right, bottom = box
+    for i in (1, 2):
+        x = left + (right - left) * i // 3
+        y = top + (bottom - top) * i // 3
+        draw.line((x, top, x, bottom), fill=_THIRDS)
+        draw.line((left, y, right, y), fill=_THIRDS)
+    arm, stroke = max(8, unit // 12), max(1, unit // 180)
+    corners = (
+        (left, top, 1, 1),
+        (right, top, -1, 1),
+        (left, bottom, 1, -1),
+        (right, bottom, -1, -1),
+    )
+    for x, y, dx, dy in corners:
+        draw.line((x, y, x + dx * arm, y), fill=_GUIDE, width=stroke)
+        draw.line((x, y, x, y + dy * arm), fill=_GUIDE, width=stroke)
+    centre_x, centre_y, cross = (left + right) // 2, (top + bottom) // 2, arm // 3
+    draw.line((centre_x - cross, centre_y, centre_x + cross, centre_y), fill=_GUIDE)
+    draw.line((centre_x, centre_y - cross, centre_x, centre_y + cross), fill=_GUIDE)
+
+
+def _draw_body(
+    draw: ImageDraw.ImageDraw, card: StoryboardCard, box: _Box, *, font: ImageFont.FreeTypeFont
+) -> None:
+    """Lay out the note at the bottom, then description, details and style from the top."""
+    flow = _Flow(draw, box, font)
+    if card.note:
+        flow.note(f"Note: {card.note}", max_lines=3)
+    flow.paragraph(card.description, fill=_INK, max_lines=max(2, flow.capacity() // 2))
+    flow.gap()
+    label_width = min(
+        max((font.getlength(_printable(label)) for label, _ in card.details), default=0),
+        (box[2] - box[0]) * 0.4,
+    )
+    for label, value in card.details:
+        flow.row(label, value, label_width=math.ceil(label_width + font.size))
+    if card.style:
+        flow.gap()
+        flow.paragraph(f"Style: {card.style}", fill=_MUTED, max_lines=2)
+
+
+class _Flow:
+    """Draws text top to bottom inside a box, cutting off what does not fit."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, box: _Box, font: ImageFont.FreeTypeFont) -> None:
+        self.draw, self.font = draw, font
+        self.left, self.y, self.right, self.bottom = box
+        self.line_height = _line_height(font)
+
+    def capacity(self) -> int:
+        """How many more lines fit."""
+        return max(0, (self.bottom - self.y) // self.line_height)
+
+    def gap(self) -> None:
+        """Leave half a line of space."""
+        self.y += self.line_height // 2
+
+    def paragraph(
+        self, text: str, *, fill: tuple[int, int, int], max_lines: int, x: int | None = None
+    ) -> None:
+        """Draw word-wrapped text starting at the current line."""
+        x = self.left if x is None else x
+        lines = _wrap(_printable(text), self.font, self.right - x, min(max_lines, self.capacity()))
+        for line in lines:
+            self.draw.text((x, self.y), line, font=self.font, fill=fill)
+            self.y += self.line_height
+
+    def row(self, label: str, value: str, *, label_width: int) -> None:
+        """Draw a muted label with its value wrapped in a column to its right."""
+        if self.capacity() == 0:
+            return
+        label_text = _fit(_printable(label), self.font, label_width - self.font.size)
+        self.draw.text((self.left, self.y), label_text, font=self.font, fill=_MUTED)
+        self.paragraph(value, fill=_INK, max_lines=2, x=self.left + label_width)
+
+    def note(self, text: str, *, max_lines: int) -> None:
+        """Draw a highlighted box at the bottom and shrink the flow above it."""
+        inner = self.line_height // 4
+        width = self.right - self.left - 2 * inner
+        lines = _wrap(_printable(text), self.font, width, min(max_lines, self.capacity()))
+        top = self.bottom - len(lines) * self.line_height - 2 * inner
+        self.draw.rectangle((self.left, top, self.right, self.bottom), fill=_NOTE)
+        for i, line in enumerate(lines):
+            position = (self.left + inner, top + inner + i * self.line_height)
+            self.draw.text(position, line, font=self.font, fill=_INK)
+        self.bottom = top - self.line_height // 2
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
+    """Greedy word wrap into at most ``max_lines``; an ellipsis marks cut-off text."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        if lines:
+            lines[-1] = _fit(lines[-1], font, width, cut=True)
+    return [_fit(line, font, width) for line in lines]
+
+
+def _fit(text: str, font: ImageFont.FreeTypeFont, width: float, *, cut: bool = False) -> str:
+    """``text`` if it fits in ``width``, else its longest prefix that fits with an ellipsis."""
+    if not cut and font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text.rstrip() + _ELLIPSIS) > width:
+        text = text[:-1]
+    return text.rstrip() + _ELLIPSIS
+
+
+def _printable(text: str) -> str:
+    """Map text onto the glyphs of Pillow's built-in font, which covers little beyond ASCII."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FALLBACKS))
+    kept = (char for char in decomposed if not unicodedata.combining(char))
+    return "".join(char if _has_glyph(char) else "?" for char in kept)
+
+
+@functools.cache
+def _has_glyph(char: str) -> bool:
+    if char.isspace():
+        return True
+    font = _font(16)
+    return bytes(font.getmask(char)) != bytes(font.getmask("\U0010fffd"))
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    font = ImageFont.load_default(size=size)
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow without FreeType
+        raise RuntimeError("the draft renderer needs Pillow built with FreeType support")
+    return font
+
+
+def _line_height(font: ImageFont.FreeTypeFont) -> int:
+    return math.ceil(font.size * 1.3)
+
+
+def _inset(box: _Box, amount: int) -> _Box:
+    left, top, right, bottom = box
+    return left + amount, top + amount, right - amount, bottom - amount
+
+
+# --- clips ---------------------------------------------------------------------------------
+
+
+def render_clip(start_png: bytes, end_png: bytes, *, duration_s: float, fps: int) -> bytes:
+    """Render an H.264 MP4 animatic from a start frame to an end frame.
+
+    The clip holds the start frame, cross-fades to the end frame and holds it, with a slow
+    push-in throughout. It has exactly ``max(1, round(duration_s * fps))`` frames.
+
+    Raises:
+        ValueError: If the frames differ in size or have an odd side, or if ``duration_s`` or
+            ``fps`` is not positive.
+
+    """
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration_s must be positive, got {duration_s}")
+    start, end = _decode_png(start_png), _decode_png(end_png)
+    if start.size != end.size:
+        raise ValueError(f"start and end frames differ in size: {start.size} != {end.size}")
+    count = max(1, round(duration_s * fps))
+    frames = (_animatic_frame(start, end, i / max(1, count - 1)) for i in range(count))
+    return _encode(frames, size=start.size, fps=fps)
+
+
+def _decode_png(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _animatic_frame(start: Image.Image, end: Image.Image, progress: float) -> bytes:
+    """Return the RGB24 bytes of the frame at ``progress`` (0 to 1) through the clip."""
+    mix = _smoothstep((progress - _HOLD_START) / _FADE)
+    frame = Image.blend(start, end, mix) if 0 < mix < 1 else (end if mix else start)
+    width, height = frame.size
+    zoom = 1 + _ZOOM * progress
+    margin_x, margin_y = width * (1 - 1 / zoom) / 2, height * (1 - 1 / zoom) / 2
+    crop = (margin_x, margin_y, width - margin_x, height - margin_y)
+    return frame.resize(frame.size, Image.Resampling.BILINEAR, box=crop).tobytes()
+
+
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3 - 2 * x)
+
+
+# --- assembly and probing ------------------------------------------------------------------
+
+
+def assemble(clips: list[bytes], *, fps: int) -> bytes:
+    """Concatenate MP4 clips of one frame size into one MP4, frame for frame.
+
+    The clips are decoded and re-encoded, so the result has exactly the sum of their frames
+    and plays at ``fps``.
+
+    Raises:
+        ValueError: If ``clips`` is empty or the clips differ in frame size.
+
+    """
+    if not clips:
+        raise ValueError("nothing to assemble: clips is empty")
+    with tempfile.TemporaryDirectory(prefix="auteur-assemble-") as tmp:
+        paths = [_spill(Path(tmp) / f"clip-{i}.mp4", clip) for i, clip in enumerate(clips)]
+        size = _metadata(paths[0])["size"]
+        frames = itertools.chain.from_iterable(_decoded_frames(path, size) for path in paths)
+        return _encode(frames, size=size, fps=fps)
+
+
+def probe(data: bytes) -> VideoInfo:
+    """Measure a video: size and frame rate from its header, frame count by decoding it."""
+    with tempfile.TemporaryDirectory(prefix="auteur-probe-") as tmp:
+        path = _spill(Path(tmp) / "video.mp4", data)
+        metadata = _metadata(path)
+        frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    width, height = metadata["size"]
+    fps = float(metadata["fps"])
+    return VideoInfo(
+        frame_count=frame_count,
+        fps=fps,
+        duration_s=frame_count / fps,
+        width=width,
+        height=height,
+    )
+
+
+def _encode(frames: Iterable[bytes], *, size: tuple[int, int], fps: int) -> bytes:
+    """Encode RGB24 frames as H.264 yuv420p MP4 bytes."""
+    if fps < 1:
+        raise ValueError(f"fps must be at least 1, got {fps}")
+    if size[0] % 2 or size[1] % 2:
+        raise ValueError(f"frame size {size} must have even sides for yuv420p H.264")
+    with tempfile.TemporaryDirectory(prefix="auteur-encode-") as tmp:
+        path = Path(tmp) / "out.mp4"
+        writer = imageio_ffmpeg.write_frames(
+            str(path),
+            size,
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            macro_block_size=2,
+            ffmpeg_log_level="error",
+            output_params=["-preset", "veryfast", "-movflags", "+faststart"],
+        )
+        writer.send(None)
+        try:
+            for frame in frames:
+                writer.send(frame)
+        finally:
+            writer.close()
+        if not path.is_file() or path.stat().st_size == 0:
+            raise RuntimeError("ffmpeg wrote no video; see its log above")
+        return path.read_bytes()
+
+
+def _decoded_frames(path: Path, size: tuple[int, int]) -> Iterator[bytes]:
+    """Yield a clip's frames as RGB24 bytes, checking it has the expected size."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        clip_size = tuple(next(reader)["size"])
+        if clip_size != tuple(size):
+            raise ValueError(f"{path.name} is {clip_size}, expected {tuple(size)} like the first")
+        yield from reader
+    finally:
+        reader.close()
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        return next(reader)
+    finally:
+        reader.close()
+
+
+def _spill(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# --- backend -------------------------------------------------------------------------------
+
+
+class DraftBackend:
+    """The generation backend agents call when no GPU backend is configured.
+
+    Each method runs its CPU-bound work in a worker thread, so the event loop stays free.
+    """
+
+    name: ClassVar[str] = "draft"
+
+    async def keyframe(self, card: StoryboardCard, *, size: tuple[int, int]) -> bytes:
+        """Render a keyframe as a PNG storyboard card."""
+        return await asyncio.to_thread(render_card, card, size=size)
+
+    async def clip(self, start_png: bytes, end_png: bytes, *, duration_s: float, fps: int) -> bytes:
+        """Render an MP4 animatic between two keyframes."""
+        return await asyncio.to_thread(
+            render_clip, start_png, end_png, duration_s=duration_s, fps=fps
+        )
+
+    async def assemble(self, clips: list[bytes], *, fps: int) -> bytes:
+        """Concatenate MP4 clips into the production video."""
+        return await asyncio.to_thread(assemble, clips, fps=fps)
