@@ -21,11 +21,11 @@ Example:
 
 from __future__ import annotations
 
-import operator
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, ClassVar, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
@@ -33,12 +33,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
 
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider, generate_structured
-from tools.plugins import Registry, discover
+from tools.plugins import Registry, discover, is_concrete
 from tools.storage import FileStore, MediaFile
 
 __all__ = [
@@ -72,9 +73,24 @@ def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     return {**left, **right}
 
 
+def _append_unseen(left: list[Any], right: list[Any]) -> list[Any]:
+    """Append the items of ``right`` not already in ``left``.
+
+    A finished subgraph hands its parent its whole list (what it received plus what it
+    added); plain concatenation would repeat the received part. Turns are unique by id.
+    """
+    seen = {_identity(item) for item in left}
+    return left + [item for item in right if _identity(item) not in seen]
+
+
+def _identity(item: Any) -> Any:
+    return item["id"] if isinstance(item, dict) else item
+
+
 class Turn(TypedDict):
     """One turn of the conversation at a stage: a draft or the person's feedback."""
 
+    id: str
     stage: str
     role: Literal["assistant", "user"]
     content: str
@@ -94,8 +110,8 @@ class ProductionState(TypedDict):
     clips: NotRequired[dict[str, Any]]
     video: NotRequired[dict[str, Any]]
     drafts: NotRequired[Annotated[dict[str, Any], _merge]]
-    conversation: NotRequired[Annotated[list[Turn], operator.add]]
-    approved: NotRequired[Annotated[list[str], operator.add]]
+    conversation: NotRequired[Annotated[list[Turn], _append_unseen]]
+    approved: NotRequired[Annotated[list[str], _append_unseen]]
 
 
 # --- progress and conversation ---------------------------------------------------------------
@@ -271,7 +287,7 @@ class ProductionAgent(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None):
+        if is_concrete(cls):
             ProductionAgent.registry.add(cls.name, cls)
 
     @abstractmethod
@@ -313,7 +329,12 @@ class ProductionAgent(ABC):
         return {
             "drafts": {self.stage: content},
             "conversation": [
-                Turn(stage=self.stage, role="assistant", content=proposal.model_dump_json())
+                Turn(
+                    id=str(uuid.uuid4()),
+                    stage=self.stage,
+                    role="assistant",
+                    content=proposal.model_dump_json(),
+                )
             ],
         }
 
@@ -330,7 +351,9 @@ class ProductionAgent(ABC):
             )
             decision = review(request)
             if isinstance(decision, Reject):
-                feedback = Turn(stage=self.stage, role="user", content=decision.message)
+                feedback = Turn(
+                    id=str(uuid.uuid4()), stage=self.stage, role="user", content=decision.message
+                )
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             artifact = self.artifact.model_validate(accepted).model_dump(mode="json")

@@ -99,6 +99,9 @@ class Services:
             ):
                 if mode == "custom":
                     stage = chunk.get("stage", stage)
+                    await threads.update(
+                        thread_id, status="running", stage=stage, message=chunk.get("message")
+                    )
                     on_progress(chunk)
         except Exception as error:
             await threads.update(thread_id, status="error", stage=stage, message=str(error))

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, NotRequired, TypedDict
+from typing import Any, ClassVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from pydantic import ValidationError
+from typing_extensions import NotRequired, TypedDict
 
 from agents.artifacts import Project
 from agents.base import Context, ProductionAgent, ProductionState, load_agents
-from tools.plugins import Registry, discover
+from tools.plugins import Registry, discover, is_concrete
 
 __all__ = [
     "SET_UP_NODE",
@@ -82,7 +83,7 @@ class WorkflowType(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None):
+        if is_concrete(cls):
             WorkflowType.registry.add(cls.name, cls)
 
     @abstractmethod

@@ -14,7 +14,7 @@ import pkgutil
 from pathlib import Path
 from typing import Generic, TypeVar
 
-__all__ = ["PluginError", "Registry", "discover"]
+__all__ = ["PluginError", "Registry", "discover", "is_concrete"]
 
 T = TypeVar("T")
 
@@ -51,6 +51,18 @@ def discover(package: str) -> list[str]:
             file = _file_of(name, folders)
             raise PluginError(f"plugin {file} failed to load: {error!r}") from error
     return names
+
+
+def is_concrete(cls: type) -> bool:
+    """Whether ``cls`` implements every abstract method (usable inside ``__init_subclass__``).
+
+    ``inspect.isabstract`` cannot answer there: ``__abstractmethods__`` is only set after
+    ``__init_subclass__`` has run.
+    """
+    return not any(
+        getattr(getattr(cls, attribute, None), "__isabstractmethod__", False)
+        for attribute in dir(cls)
+    )
 
 
 def _file_of(module: str, folders: list[Path]) -> str:

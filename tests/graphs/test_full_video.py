@@ -26,6 +26,8 @@ async def test_auto_approved_run_ends_in_an_mp4(
 
     assert gates == ["script", "assets", "shots", "frames", "clips"] == workflow.stages()
     values = (await graph.aget_state(config)).values
+    assert values["approved"] == gates
+    assert [t["stage"] for t in values["conversation"]] == gates
     shots = ShotList.model_validate(values["shots"]).shots
     fps = values["project"]["format"]["fps"]
     assert len(FrameSet.model_validate(values["frames"]).frames) == 2 * len(shots)

@@ -1,0 +1,181 @@
+"""Every registered plugin obeys the house contract; a dropped-in file is tested on arrival.
+
+Parametrised over the registries themselves, so adding ``agents/<name>.py`` or
+``graphs/<name>.py`` adds its cases here without writing a test.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
+
+import agents
+import graphs
+from agents.base import ProductionAgent, load_agents
+from graphs.base import WorkflowType, load_workflow_types
+from tools.plugins import discover
+
+AGENT_NAMES = load_agents().names()
+WORKFLOW_NAMES = load_workflow_types().names()
+
+
+def _agent(name: str) -> type[ProductionAgent]:
+    return load_agents().get(name)
+
+
+def _workflow(name: str) -> type[WorkflowType]:
+    return load_workflow_types().get(name)
+
+
+def test_registries_are_not_empty() -> None:
+    assert AGENT_NAMES
+    assert WORKFLOW_NAMES
+
+
+# --- agents ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_agent_declares_name_stage_artifact_and_docstring(name: str) -> None:
+    cls = _agent(name)
+
+    assert cls.name == name
+    assert isinstance(cls.stage, str)
+    assert cls.stage
+    assert cls.__doc__
+    assert cls.__doc__.strip()
+    assert inspect.isclass(cls.artifact)
+    assert issubclass(cls.artifact, BaseModel)
+    schema = cls.artifact.model_json_schema()
+    assert schema["type"] == "object"
+    assert schema["properties"]
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_agent_builds_an_uncompiled_graph_with_draft_and_gate(name: str) -> None:
+    cls = _agent(name)
+
+    graph = cls().build()
+
+    assert isinstance(graph, StateGraph)
+    assert not isinstance(graph, CompiledStateGraph)
+    assert f"draft_{cls.stage}" in graph.nodes
+    assert f"approve_{cls.stage}" in graph.nodes
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_agent_compiles_without_a_checkpointer(name: str) -> None:
+    """A subgraph has no checkpointer of its own: it inherits the parent's."""
+    compiled = _agent(name)().build().compile(name=name)
+
+    assert isinstance(compiled, CompiledStateGraph)
+    assert compiled.checkpointer is None
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_agent_lives_in_a_file_named_after_it(name: str) -> None:
+    cls = _agent(name)
+
+    assert cls.__module__ == f"agents.{name}"
+    assert Path(inspect.getfile(cls)).resolve() == Path(agents.__file__).parent / f"{name}.py"
+
+
+def test_one_agent_per_file() -> None:
+    modules = Counter(_agent(name).__module__ for name in AGENT_NAMES)
+
+    assert [module for module, count in modules.items() if count > 1] == []
+
+
+def test_every_agent_file_registers_its_agent() -> None:
+    """A public module in agents/ named like no agent is a plugin that silently did nothing."""
+    helpers = {"agents.base", "agents.artifacts"}
+    plugin_modules = set(discover("agents")) - helpers
+
+    assert plugin_modules == {f"agents.{name}" for name in AGENT_NAMES}
+
+
+def test_agent_stages_are_unique() -> None:
+    stages = Counter(_agent(name).stage for name in AGENT_NAMES)
+
+    assert [stage for stage, count in stages.items() if count > 1] == []
+
+
+# --- workflow types ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_declares_name_and_description(name: str) -> None:
+    cls = _workflow(name)
+
+    assert cls.name == name
+    assert isinstance(cls.description, str)
+    assert cls.description.strip()
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_builds_an_uncompiled_graph(name: str) -> None:
+    graph = _workflow(name)().build()
+
+    assert isinstance(graph, StateGraph)
+    assert not isinstance(graph, CompiledStateGraph)
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_compiles_with_a_checkpointer(name: str) -> None:
+    saver = InMemorySaver()
+
+    compiled = _workflow(name)().build().compile(checkpointer=saver)
+
+    assert isinstance(compiled, CompiledStateGraph)
+    assert compiled.checkpointer is saver
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_input_schema_requires_a_brief(name: str) -> None:
+    compiled = _workflow(name)().build().compile(checkpointer=InMemorySaver())
+
+    schema = compiled.get_input_jsonschema()
+
+    assert "brief" in schema["properties"]
+    assert "brief" in schema["required"]
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_runs_registered_agents(name: str) -> None:
+    known_stages = {_agent(agent).stage for agent in AGENT_NAMES}
+
+    stages = _workflow(name)().stages()
+
+    assert stages
+    assert set(stages) <= known_stages
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_agent_subgraphs_have_no_checkpointer(name: str) -> None:
+    """Agent nodes are compiled subgraphs that inherit the parent's checkpointer."""
+    graph = _workflow(name)().build()
+    agent_nodes = {node: spec for node, spec in graph.nodes.items() if node in AGENT_NAMES}
+
+    assert agent_nodes
+    for node, spec in agent_nodes.items():
+        assert isinstance(spec.runnable, CompiledStateGraph), node
+        assert spec.runnable.checkpointer is None, node
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_lives_in_a_file_named_after_it(name: str) -> None:
+    cls = _workflow(name)
+
+    assert cls.__module__ == f"graphs.{name}"
+    assert Path(inspect.getfile(cls)).resolve() == Path(graphs.__file__).parent / f"{name}.py"
+
+
+def test_full_video_runs_every_stage_in_order() -> None:
+    assert _workflow("full_video")().stages() == ["script", "assets", "shots", "frames", "clips"]

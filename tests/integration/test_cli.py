@@ -1,0 +1,192 @@
+"""The ``auteur`` command as a person uses it: real processes, real signals, real Postgres."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from agents.artifacts import Script
+from graphs.base import load_workflow_types
+from graphs.persistence import Persistence
+from tools.draft_renderer import probe
+
+pytestmark = pytest.mark.slow
+
+AUTEUR = str(Path(sys.executable).parent / "auteur")
+THREAD = re.compile(r"Thread: ([0-9a-f-]{36})")
+VIDEO = re.compile(r"Assembled video: (\S+\.mp4)")
+PROMPT = r"\[a\]pprove, \[e\]dit, \[f\]eedback, \[l\]ater"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """Environment for CLI processes sharing the test database, with their own files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
+    return env | {
+        "AUTEUR_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+        "TERM": "dumb",  # plain text: no colour codes between the words the tests look for
+    }
+
+
+def auteur(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [AUTEUR, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def assembled_video(output: str) -> Path:
+    match = VIDEO.search(output)
+    assert match, output
+    path = Path(match.group(1))
+    assert probe(path.read_bytes()).frame_count > 0
+    return path
+
+
+async def thread_values(persistence: Persistence, thread_id: str) -> dict[str, Any]:
+    graph = load_workflow_types().get("full_video")().compile(
+        checkpointer=persistence.checkpointer, store=persistence.store
+    )
+    return (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A scratch folder the embedded server's own system user can reach (not pytest's 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="auteur-cli-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
+    tmp_path = open_dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
+    env |= {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "DATABASE_URL": ""}
+    threads = []
+    for _ in range(2):
+        done = subprocess.run(
+            [AUTEUR, "demo", "--auto-approve"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "offline sample model" in done.stdout
+        threads.append(THREAD.search(done.stdout).group(1))
+        video = assembled_video(done.stdout)
+        assert video.is_relative_to(tmp_path / ".auteur" / "files")
+    assert threads[0] != threads[1]
+    listed = auteur("runs", env=env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")})
+    assert listed.returncode == 0, listed.stderr
+    assert all(t in listed.stdout for t in threads)
+    assert listed.stdout.count("success") == 2
+
+
+def test_without_a_terminal_demo_stops_at_the_gate_and_says_so(cli_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [AUTEUR, "demo"],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no terminal is attached" in done.stdout
+    assert "--auto-approve" in done.stdout
+
+
+async def test_kill_mid_stage_then_resume_finishes(
+    cli_env: dict[str, str], persistence: Persistence
+) -> None:
+    demo = subprocess.Popen(
+        [AUTEUR, "demo", "--auto-approve"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    assert demo.stdout is not None
+    for line in demo.stdout:
+        seen.append(line)
+        if "frame 3/12 done" in line:
+            demo.send_signal(signal.SIGKILL)
+            break
+    demo.wait(timeout=30)
+    assert demo.returncode == -signal.SIGKILL, "".join(seen)
+    thread_id = THREAD.search("".join(seen)).group(1)
+    approved_before = await thread_values(persistence, thread_id)
+    assert set(approved_before["approved"]) == {"script", "assets", "shots"}
+
+    listed = auteur("runs", env=cli_env)
+    row = next(line for line in listed.stdout.splitlines() if thread_id in line)
+    assert "stopped (resume to continue)" in row
+    assert "frames" in row
+
+    resumed = auteur("resume", thread_id, "--auto-approve", env=cli_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"continuing thread {thread_id} at frames" in resumed.stdout
+    assert "approving script" not in resumed.stdout
+    assembled_video(resumed.stdout)
+    after = await thread_values(persistence, thread_id)
+    for stage in ("script", "assets", "shots"):
+        assert after[stage] == approved_before[stage]
+
+
+async def test_kill_at_a_gate_keeps_every_decision(
+    cli_env: dict[str, str], persistence: Persistence
+) -> None:
+    child = pexpect.spawn(AUTEUR, ["demo"], env=cli_env, encoding="utf-8", timeout=120)
+    child.expect(THREAD.pattern)
+    thread_id = child.match.group(1)
+    child.expect(PROMPT)  # script gate
+    child.sendline("f")
+    child.expect("Your feedback")
+    child.sendline("make it funnier")
+    child.expect(PROMPT)  # the regenerated script
+    child.sendline("a")
+    child.expect(PROMPT)  # assets gate
+    child.sendline("a")
+    child.expect("Approval gate: shots")
+    child.expect(PROMPT)
+    child.kill(signal.SIGKILL)
+    child.wait()
+
+    at_gate = await thread_values(persistence, thread_id)
+    assert at_gate["approved"] == ["script", "assets"]
+    funnier = Script.model_validate(at_gate["script"])
+
+    listed = auteur("runs", env=cli_env)
+    row = next(line for line in listed.stdout.splitlines() if thread_id in line)
+    assert "interrupted" in row and "shots" in row
+
+    resumed = auteur("resume", thread_id, "--auto-approve", env=cli_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "approving shots" in resumed.stdout
+    assert "approving script" not in resumed.stdout
+    assembled_video(resumed.stdout)
+    after = await thread_values(persistence, thread_id)
+    assert Script.model_validate(after["script"]) == funnier
+    assert after["approved"] == ["script", "assets", "shots", "frames", "clips"]
+    roles = [(t["stage"], t["role"]) for t in after["conversation"]]
+    assert roles[:3] == [("script", "assistant"), ("script", "user"), ("script", "assistant")]
+    assert after["conversation"][1]["content"] == "make it funnier"
+    assert len({t["id"] for t in after["conversation"]}) == len(after["conversation"])
