@@ -219,7 +219,9 @@ class AssetRegistry(_Artifact):
 
 # --- shots ---------------------------------------------------------------------------------
 
-ShotSize = Literal["extreme wide", "wide", "full", "medium", "medium close-up", "close-up", "insert"]
+ShotSize = Literal[
+    "extreme wide", "wide", "full", "medium", "medium close-up", "close-up", "insert"
+]
 
 
 class ShotDialogue(_Artifact):

@@ -25,7 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
@@ -33,7 +33,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
@@ -357,7 +357,9 @@ class ProductionAgent(ABC):
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             artifact = self.artifact.model_validate(accepted).model_dump(mode="json")
-            return Command(goto=self.after_approval, update={self.stage: artifact, "approved": [self.stage]})
+            return Command(
+                goto=self.after_approval, update={self.stage: artifact, "approved": [self.stage]}
+            )
 
         gate.__name__ = self.gate_node
         return gate
@@ -409,7 +411,6 @@ class ProductionAgent(ABC):
                 index=False,
             )
         return artifact
-
 
     async def generate_media(
         self,

@@ -24,4 +24,5 @@ class ScriptWriter(ProductionAgent):
 
     def summary(self, artifact: Script) -> str:
         """Title and scene count."""
-        return f"Script '{artifact.title}': {len(artifact.scenes)} scenes. Approve, edit or give feedback."
+        scenes = len(artifact.scenes)
+        return f"Script '{artifact.title}': {scenes} scenes. Approve, edit or give feedback."

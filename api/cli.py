@@ -120,9 +120,7 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
         else:
             show.gate(out, stop.gate)
             decision = show.ask_decision(out, stop.gate)
-        stop = await services.advance(
-            stop.thread_id, Command(resume=decision), show.progress(out)
-        )
+        stop = await services.advance(stop.thread_id, Command(resume=decision), show.progress(out))
     video = stop.values.get("video")
     if video:
         path = Path(services.context.files.path(video["file"]["key"])).resolve()

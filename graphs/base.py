@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NotRequired
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from pydantic import ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from agents.artifacts import Project
-from agents.base import Context, ProductionAgent, ProductionState, load_agents
+from agents.base import Context, ProductionState, load_agents
 from tools.plugins import Registry, discover, is_concrete
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "WorkflowType",
     "agent_pipeline",
     "load_workflow_types",
+    "stage_of_node",
 ]
 
 SET_UP_NODE = "set_up_project"
@@ -114,6 +115,3 @@ def load_workflow_types() -> Registry[WorkflowType]:
     load_agents()
     discover("graphs")
     return WorkflowType.registry
-
-
-ProductionAgent  # re-exported for workflow files that subclass nothing but name agents

@@ -19,5 +19,11 @@ class FullVideo(WorkflowType):
     def build(self) -> StateGraph:
         """Every production agent in order; the video generator ends with the assembly."""
         return agent_pipeline(
-            ["script_writer", "asset_extractor", "shot_lister", "frame_generator", "video_generator"]
+            [
+                "script_writer",
+                "asset_extractor",
+                "shot_lister",
+                "frame_generator",
+                "video_generator",
+            ]
         )

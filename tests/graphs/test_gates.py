@@ -128,10 +128,14 @@ async def test_feedback_regenerates_the_stage(
 @pytest.mark.parametrize(
     ("decision", "complaint"),
     [
-        ({"decisions": [{"type": "edit", "edited_action": {"name": "script", "args": {}}}]},
-         "scenes"),
-        ({"decisions": [{"type": "edit", "edited_action": {"name": "shots", "args": {}}}]},
-         "this gate reviews 'script'"),
+        (
+            {"decisions": [{"type": "edit", "edited_action": {"name": "script", "args": {}}}]},
+            "scenes",
+        ),
+        (
+            {"decisions": [{"type": "edit", "edited_action": {"name": "shots", "args": {}}}]},
+            "this gate reviews 'script'",
+        ),
         ({"decisions": [{"type": "reject", "message": ""}]}, "message"),
         ({"decisions": [{"type": "maybe"}]}, "a decision must look like"),
         ("approve", "a decision must look like"),
@@ -181,6 +185,4 @@ async def test_feedback_reaches_the_regenerated_prompt(
     assert FEEDBACK not in json.dumps(first_request["messages"])
     messages = second_request["messages"]
     assert any(m["role"] == "user" and FEEDBACK in m["content"] for m in messages)
-    assert any(
-        m["role"] == "assistant" and recorded[0]["title"] in m["content"] for m in messages
-    )
+    assert any(m["role"] == "assistant" and recorded[0]["title"] in m["content"] for m in messages)

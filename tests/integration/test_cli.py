@@ -57,8 +57,10 @@ def assembled_video(output: str) -> Path:
 
 
 async def thread_values(persistence: Persistence, thread_id: str) -> dict[str, Any]:
-    graph = load_workflow_types().get("full_video")().compile(
-        checkpointer=persistence.checkpointer, store=persistence.store
+    graph = (
+        load_workflow_types()
+        .get("full_video")()
+        .compile(checkpointer=persistence.checkpointer, store=persistence.store)
     )
     return (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
 
