@@ -39,7 +39,8 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
     except (PluginError, LLMError, KeyError, ValueError) as error:
-        out.print(f"[red]error:[/red] {error}")
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        out.print(f"[red]error:[/red] {message}")
         raise typer.Exit(1) from None
     except GateDeferred as deferred:
         out.print(str(deferred))

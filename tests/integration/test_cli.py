@@ -100,6 +100,30 @@ def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
     assert listed.stdout.count("success") == 2
 
 
+def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
+    env |= {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "DATABASE_URL": "", "TERM": "dumb"}
+    demo = subprocess.Popen(
+        [AUTEUR, "demo", "--auto-approve"],
+        cwd=open_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    seen = [next(line for line in demo.stdout if THREAD.search(line))]
+    listed = subprocess.run(
+        [AUTEUR, "runs"], cwd=open_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    seen.extend(demo.stdout)
+    assert demo.wait(timeout=300) == 0, "".join(seen)
+    assert listed.returncode == 0, listed.stderr
+    assert THREAD.search(seen[0]).group(1) in listed.stdout
+    assembled_video("".join(seen))
+    assert not (open_dir / ".auteur" / "postgres" / "postmaster.pid").exists()
+
+
 def test_without_a_terminal_demo_stops_at_the_gate_and_says_so(cli_env: dict[str, str]) -> None:
     done = subprocess.run(
         [AUTEUR, "demo"],
