@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
@@ -204,6 +204,7 @@ class GateRequest:
     artifact: type[BaseModel]
     proposal: dict[str, Any]
     description: str
+    problems: list[str]
 
     def payload(self, *, error: str | None) -> dict[str, Any]:
         """The interrupt payload: LangChain's HITL request plus Auteur's own fields."""
@@ -222,6 +223,7 @@ class GateRequest:
             "stage": self.stage,
             "thread_id": configurable.get("thread_id"),
             "project_id": configurable.get("project_id"),
+            "problems": self.problems,
             "error": error,
         }
 
@@ -298,6 +300,10 @@ class ProductionAgent(ABC):
         """One line describing a proposal, shown at the gate."""
         return f"Review the proposed {self.stage}."
 
+    def problems(self, artifact: BaseModel, state: ProductionState) -> list[str]:
+        """Rules the proposal still breaks, shown at the gate (never passed silently)."""
+        return []
+
     @property
     def draft_node(self) -> str:
         """Name of the node that drafts."""
@@ -343,11 +349,13 @@ class ProductionAgent(ABC):
 
         def gate(state: ProductionState) -> Command:
             proposal = state["drafts"][self.stage]
+            proposed = self.artifact.model_validate(proposal)
             request = GateRequest(
                 stage=self.stage,
                 artifact=self.artifact,
                 proposal=proposal,
-                description=self.summary(self.artifact.model_validate(proposal)),
+                description=self.summary(proposed),
+                problems=self.problems(proposed, state),
             )
             decision = review(request)
             if isinstance(decision, Reject):
@@ -371,16 +379,19 @@ class ProductionAgent(ABC):
         state: ProductionState,
         *,
         task: str,
+        follow_up: Sequence[BaseMessage] = (),
     ) -> BaseModel:
         """Ask the agent's model for the artifact, memoised by the exact input.
 
         The result is kept in the store under the hash of (model, prompt, conversation),
         so a resumed or replayed node never pays twice for the same generation.
+        ``follow_up`` messages go after the conversation (e.g. a repair request).
         """
         messages: list[BaseMessage] = [
             SystemMessage(prompt.system),
             HumanMessage(prompt.user),
             *conversation_messages(state, self.stage),
+            *follow_up,
         ]
         model = runtime.context.models.chat_model(agent=self.name, task=task)
         key = input_hash(

@@ -35,6 +35,8 @@ def gate(out: Console, payload: dict[str, Any]) -> None:
     out.rule(f"[bold]Approval gate: {stage}[/bold]")
     _RENDERERS.get(stage, _render_json)(out, args)
     out.print(f"[bold]{request['description']}[/bold]")
+    for problem in payload.get("problems") or []:
+        out.print(f"[yellow]rule not met:[/yellow] {problem}")
     if payload.get("error"):
         out.print(f"[red]Your last answer was not accepted:[/red] {payload['error']}")
 

@@ -1,0 +1,101 @@
+"""The shot lister checks its proposal, repairs once, and shows what still fails."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from agents._shot_rules import check_shot_list
+from agents.artifacts import AssetRegistry, Script, ShotList
+from agents.base import Context
+from api.settings import SAMPLE_RECORDINGS
+from graphs.base import load_workflow_types
+from tests.helpers import APPROVE, answer, new_config, proposal, run_until_stop
+from tools.llm import ModelProvider
+
+RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
+
+
+def _uncovered_line() -> dict[str, Any]:
+    """The sample shot list with the last shot of scene 1 dropped: its lines go uncovered."""
+    shots = copy.deepcopy(RECORDED["list_shots"][0])
+    last_of_scene_1 = max(i for i, s in enumerate(shots["shots"]) if s["scene"] == 1)
+    del shots["shots"][last_of_scene_1]
+    return shots
+
+
+@pytest.fixture
+def http_context(offline_context: Context, openai_server: Any) -> Context:
+    return Context(
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+        backend=offline_context.backend,
+        files=offline_context.files,
+    )
+
+
+async def _shots_gate(
+    graph: Any, context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = new_config()
+    sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
+    gate = await run_until_stop(graph, config, sample, context)
+    while gate is not None and gate["stage"] != "shots":
+        gate = await answer(graph, config, APPROVE, context)
+    assert gate is not None
+    return gate, config
+
+
+@pytest.fixture
+def graph(persistence: Any) -> Any:
+    return (
+        load_workflow_types()
+        .get("full_video")()
+        .compile(checkpointer=persistence.checkpointer, store=persistence.store)
+    )
+
+
+async def test_a_broken_rule_gets_one_repair_call_with_its_message(
+    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> None:
+    broken = _uncovered_line()
+    script = Script.model_validate(RECORDED["draft_script"][0])
+    assets = AssetRegistry.model_validate(RECORDED["extract_assets"][0])
+    [violation] = check_shot_list(ShotList.model_validate(broken), script, assets)
+    openai_server.replies.extend(
+        [
+            RECORDED["draft_script"][0],
+            RECORDED["extract_assets"][0],
+            broken,
+            RECORDED["list_shots"][0],
+        ]
+    )
+    gate, _ = await _shots_gate(graph, http_context, sample_input, openai_server)
+    assert len(openai_server.requests) == 4
+    repair_request = openai_server.requests[3]["messages"][-1]
+    assert repair_request["role"] == "user"
+    assert violation.message in repair_request["content"]
+    assert violation.message not in json.dumps(openai_server.requests[2]["messages"])
+    assert gate["problems"] == []
+    assert proposal(gate) == RECORDED["list_shots"][0]
+
+
+async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
+    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> None:
+    broken = _uncovered_line()
+    openai_server.replies.extend(
+        [RECORDED["draft_script"][0], RECORDED["extract_assets"][0], broken, broken]
+    )
+    gate, config = await _shots_gate(graph, http_context, sample_input, openai_server)
+    assert len(openai_server.requests) == 4
+    assert len(gate["problems"]) == 1
+    assert "is covered by no shot" in gate["problems"][0]
+    assert proposal(gate) == ShotList.model_validate(broken).model_dump(mode="json")
+    after = await answer(graph, config, APPROVE, http_context)
+    assert after is not None and after["stage"] == "frames"
