@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psutil
@@ -60,23 +61,28 @@ def embedded_database_url(data_dir: Path) -> str:
     last one to exit. Handles left by processes that died without exiting (``kill -9``)
     are pruned first, so they cannot keep the server alive forever.
     """
-    import pgserver  # imported here: starting a server is only for the embedded default
-
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _prune_dead_handles(pgdata)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return server.get_uri()
+    return _pgserver().get_server(pgdata, cleanup_mode="stop").get_uri()
 
 
 def stop_embedded_server(data_dir: Path) -> None:
     """Release this process's handle on the embedded server (stopping it if it was the last)."""
-    import pgserver
+    _pgserver().get_server((data_dir / "postgres").resolve(), cleanup_mode="stop").cleanup()
 
-    pgserver.get_server((data_dir / "postgres").resolve(), cleanup_mode="stop").cleanup()
+
+def _pgserver() -> ModuleType:
+    """Import ``pgserver`` (only the embedded default needs it) without platformdirs' warning.
+
+    pgserver resolves its runtime folder at import time, and platformdirs warns when
+    ``XDG_RUNTIME_DIR`` is unset — harmless, and noise on every command.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
