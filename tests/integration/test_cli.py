@@ -29,16 +29,23 @@ VIDEO = re.compile(r"Assembled video: (\S+\.mp4)")
 PROMPT = r"\[a\]pprove, \[e\]dit, \[f\]eedback, \[l\]ater"
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    """Environment for CLI processes sharing the test database, with their own files."""
+def embedded_env() -> dict[str, str]:
+    """Environment for CLI processes on the embedded defaults: no model, no external DB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
     return env | {
-        "AUTEUR_DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": "",
         "PYTHONUNBUFFERED": "1",
         "COLUMNS": "200",
         "TERM": "dumb",  # plain text: no colour codes between the words the tests look for
+    }
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """Environment for CLI processes sharing the test database, with their own files."""
+    return embedded_env() | {
+        "AUTEUR_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": database_url,
     }
 
 
@@ -75,8 +82,7 @@ def open_dir() -> Iterator[Path]:
 
 def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
     tmp_path = open_dir
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
-    env |= {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "DATABASE_URL": ""}
+    env = embedded_env()
     threads = []
     for _ in range(2):
         done = subprocess.run(
@@ -101,8 +107,7 @@ def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
 
 
 def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))}
-    env |= {"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "DATABASE_URL": "", "TERM": "dumb"}
+    env = embedded_env()
     demo = subprocess.Popen(
         [AUTEUR, "demo", "--auto-approve"],
         cwd=open_dir,
