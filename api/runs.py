@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 
 from agents.base import Context
 from api.settings import Settings
 from graphs.base import WorkflowType, load_workflow_types, stage_of_node
-from graphs.persistence import Persistence, embedded_database_url, open_persistence
+from graphs.persistence import (
+    Persistence,
+    ThreadRecord,
+    embedded_database_url,
+    open_persistence,
+)
 from tools.draft_renderer import DraftBackend
 from tools.storage import LocalFileStore
 
@@ -80,11 +85,7 @@ class Services:
                 gate, or None to continue a run that stopped mid-stage.
             on_progress: Called with every progress event (``stage``, ``message``).
         """
-        record = await self.persistence.threads.get(thread_id)
-        if record is None:
-            raise KeyError(f"no thread '{thread_id}'")
-        graph = self.graph(record.workflow)
-        config = {"configurable": {"thread_id": thread_id}}
+        record, graph, config = await self._thread(thread_id)
         threads = self.persistence.threads
         await threads.update(thread_id, status="running", stage=record.stage)
         stage = record.stage
@@ -106,46 +107,48 @@ class Services:
         except Exception as error:
             await threads.update(thread_id, status="error", stage=stage, message=str(error))
             raise
-        return await self._stop(graph, thread_id, config)
-
-    async def _stop(
-        self, graph: CompiledStateGraph, thread_id: str, config: dict[str, Any]
-    ) -> RunStop:
-        snapshot = await graph.aget_state(config)
-        threads = self.persistence.threads
-        if snapshot.interrupts:
-            gate = snapshot.interrupts[0].value
+        stop = _stop_at(thread_id, await graph.aget_state(config))
+        if stop is None:  # LangGraph returns only at a gate or the end; this is defensive
+            raise RuntimeError(f"thread '{thread_id}' stopped mid-stage without an error")
+        if stop.gate is not None:
             await threads.update(
-                thread_id, status="interrupted", stage=gate["stage"], message="awaiting approval"
+                thread_id,
+                status="interrupted",
+                stage=stop.gate["stage"],
+                message="awaiting approval",
             )
-            return RunStop(thread_id, "interrupted", gate, snapshot.values)
-        await threads.update(thread_id, status="success", stage=None, message="finished")
-        return RunStop(thread_id, "success", None, snapshot.values)
+        else:
+            await threads.update(thread_id, status="success", stage=None, message="finished")
+        return stop
 
     async def position(self, thread_id: str) -> RunStop | None:
         """Where a thread stands now, without running it; None if it stopped mid-stage."""
-        record = await self.persistence.threads.get(thread_id)
-        if record is None:
-            raise KeyError(f"no thread '{thread_id}'")
-        graph = self.graph(record.workflow)
-        config = {"configurable": {"thread_id": thread_id}}
-        snapshot = await graph.aget_state(config)
-        if snapshot.interrupts:
-            return RunStop(thread_id, "interrupted", snapshot.interrupts[0].value, snapshot.values)
-        if not snapshot.next and snapshot.values:
-            return RunStop(thread_id, "success", None, snapshot.values)
-        return None
+        _, graph, config = await self._thread(thread_id)
+        return _stop_at(thread_id, await graph.aget_state(config))
 
     async def pending_stage(self, thread_id: str) -> str | None:
         """The stage a thread that stopped mid-run will continue with."""
-        record = await self.persistence.threads.get(thread_id)
-        if record is None:
-            return None
-        snapshot = await self.graph(record.workflow).aget_state(
-            {"configurable": {"thread_id": thread_id}}
-        )
+        record, graph, config = await self._thread(thread_id)
+        snapshot = await graph.aget_state(config)
         stages = [stage_of_node(node) for node in snapshot.next]
         return next((s for s in stages if s), record.stage)
+
+    async def _thread(
+        self, thread_id: str
+    ) -> tuple[ThreadRecord, CompiledStateGraph, dict[str, Any]]:
+        record = await self.persistence.threads.get(thread_id)
+        if record is None:
+            raise KeyError(f"no thread '{thread_id}'")
+        return record, self.graph(record.workflow), {"configurable": {"thread_id": thread_id}}
+
+
+def _stop_at(thread_id: str, snapshot: StateSnapshot) -> RunStop | None:
+    """The stop a checkpoint shows: a gate, the end, or None (cut off mid-stage)."""
+    if snapshot.interrupts:
+        return RunStop(thread_id, "interrupted", snapshot.interrupts[0].value, snapshot.values)
+    if not snapshot.next and snapshot.values:
+        return RunStop(thread_id, "success", None, snapshot.values)
+    return None
 
 
 @asynccontextmanager

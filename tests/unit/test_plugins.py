@@ -145,11 +145,18 @@ def test_broken_plugin_fails_again_on_the_next_discovery(make_package: MakePacka
             discover(package)
 
 
+@pytest.mark.parametrize(
+    ("source", "base"),
+    [(AGENT_SOURCE, ProductionAgent), (WORKFLOW_SOURCE, WorkflowType)],
+    ids=["agent", "workflow_type"],
+)
 @pytest.mark.usefixtures("registries")
-def test_duplicate_agent_names_both_files(make_package: MakePackage) -> None:
+def test_duplicate_names_name_both_files(
+    make_package: MakePackage, source: str, base: type
+) -> None:
     name = f"dup_{uuid.uuid4().hex[:8]}"
-    source = AGENT_SOURCE.format(name=name)
-    package, folder = make_package({"first": source, "second": source})
+    code = source.format(name=name)
+    package, folder = make_package({"first": code, "second": code})
 
     with pytest.raises(PluginError) as caught:
         discover(package)
@@ -158,23 +165,7 @@ def test_duplicate_agent_names_both_files(make_package: MakePackage) -> None:
     assert f"'{name}'" in message
     assert str(folder / "first.py") in message
     assert str(folder / "second.py") in message
-    assert ProductionAgent.registry.get(name).__module__ == f"{package}.first"
-
-
-@pytest.mark.usefixtures("registries")
-def test_duplicate_workflow_type_names_both_files(make_package: MakePackage) -> None:
-    name = f"dup_{uuid.uuid4().hex[:8]}"
-    source = WORKFLOW_SOURCE.format(name=name)
-    package, folder = make_package({"first": source, "second": source})
-
-    with pytest.raises(PluginError) as caught:
-        discover(package)
-
-    message = str(caught.value)
-    assert f"'{name}'" in message
-    assert str(folder / "first.py") in message
-    assert str(folder / "second.py") in message
-    assert WorkflowType.registry.get(name).__module__ == f"{package}.first"
+    assert base.registry.get(name).__module__ == f"{package}.first"
 
 
 @pytest.mark.usefixtures("registries")
