@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +25,8 @@ __all__ = [
     "FrameSet",
     "Location",
     "Look",
+    "MasterScene",
+    "MasterScript",
     "MediaFile",
     "Project",
     "ProjectFormat",
@@ -36,6 +38,8 @@ __all__ = [
     "Shot",
     "ShotDialogue",
     "ShotList",
+    "Treatment",
+    "Treatments",
     "Video",
     "input_hash",
 ]
@@ -49,6 +53,9 @@ def input_hash(*parts: object) -> str:
 
 class _Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+SceneT = TypeVar("SceneT", bound="Scene | MasterScene")
 
 
 # --- project -------------------------------------------------------------------------------
@@ -74,6 +81,31 @@ class Project(_Artifact):
     story_rules: list[str] = Field(
         default_factory=list, description="Rules every generation must follow."
     )
+
+
+# --- treatment -----------------------------------------------------------------------------
+
+
+class Treatment(_Artifact):
+    """One take on the story, a paragraph long, before any scene is written."""
+
+    title: str = Field(min_length=1)
+    logline: str = Field(min_length=1)
+    tone: str = Field(min_length=1, description='e.g. "slapstick", "bittersweet"')
+    synopsis: str = Field(min_length=1, description="The story from beginning to end.")
+
+
+class Treatments(_Artifact):
+    """Three clearly different treatments; the script is written from the chosen one."""
+
+    options: list[Treatment] = Field(min_length=3, max_length=3)
+    chosen: int = Field(
+        1, ge=1, le=3, description="Number (1-3) of the option the script is written from."
+    )
+
+    def chosen_treatment(self) -> Treatment:
+        """The option the person picked (or the writer recommends)."""
+        return self.options[self.chosen - 1]
 
 
 # --- script --------------------------------------------------------------------------------
@@ -115,10 +147,37 @@ class Script(_Artifact):
     @field_validator("scenes")
     @classmethod
     def _numbered_in_order(cls, scenes: list[Scene]) -> list[Scene]:
-        numbers = [scene.number for scene in scenes]
-        if numbers != list(range(1, len(scenes) + 1)):
-            raise ValueError(f"scenes must be numbered 1..{len(scenes)} in order, got {numbers}")
-        return scenes
+        return _numbered(scenes)
+
+
+def _numbered(scenes: list[SceneT]) -> list[SceneT]:
+    numbers = [scene.number for scene in scenes]
+    if numbers != list(range(1, len(scenes) + 1)):
+        raise ValueError(f"scenes must be numbered 1..{len(scenes)} in order, got {numbers}")
+    return scenes
+
+
+class MasterScene(_Artifact):
+    """A scene rewritten as very descriptive visual prose for image generation."""
+
+    number: int = Field(ge=1)
+    slugline: str = Field(min_length=1)
+    prose: str = Field(
+        min_length=1,
+        description="Who looks like what, wearing what, where, light and mood; no names alone.",
+    )
+
+
+class MasterScript(_Artifact):
+    """The approved script's scenes, each rewritten as visual prose; same numbering."""
+
+    title: str = Field(min_length=1)
+    scenes: list[MasterScene] = Field(min_length=1)
+
+    @field_validator("scenes")
+    @classmethod
+    def _numbered_in_order(cls, scenes: list[MasterScene]) -> list[MasterScene]:
+        return _numbered(scenes)
 
 
 # --- assets --------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, NotRequired
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
@@ -38,7 +39,7 @@ from typing_extensions import TypedDict
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
 from tools.draft_renderer import DraftBackend
-from tools.llm import ModelProvider, generate_structured
+from tools.llm import ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
 from tools.storage import FileStore, MediaFile
 
@@ -46,8 +47,10 @@ __all__ = [
     "Context",
     "Decision",
     "GateRequest",
+    "Generation",
     "ProductionAgent",
     "ProductionState",
+    "Step",
     "Turn",
     "conversation_messages",
     "feedback_at",
@@ -58,6 +61,8 @@ __all__ = [
 ]
 
 GATE_DECISIONS = ("approve", "edit", "reject")
+
+ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
 
 
 @dataclass(kw_only=True)
@@ -96,6 +101,19 @@ class Turn(TypedDict):
     content: str
 
 
+class Generation(TypedDict):
+    """The record of one model call: which prompt (name and version) produced what."""
+
+    id: str
+    stage: str
+    agent: str
+    task: str
+    prompt: str
+    prompt_version: str
+    model: str
+    cached: bool
+
+
 class ProductionState(TypedDict):
     """State shared by every workflow type and agent subgraph.
 
@@ -103,15 +121,20 @@ class ProductionState(TypedDict):
     """
 
     project: dict[str, Any]
+    treatment: NotRequired[dict[str, Any]]
     script: NotRequired[dict[str, Any]]
+    master_script: NotRequired[dict[str, Any]]
     assets: NotRequired[dict[str, Any]]
     shots: NotRequired[dict[str, Any]]
     frames: NotRequired[dict[str, Any]]
     clips: NotRequired[dict[str, Any]]
     video: NotRequired[dict[str, Any]]
     drafts: NotRequired[Annotated[dict[str, Any], _merge]]
+    draft_errors: NotRequired[Annotated[dict[str, str | None], _merge]]
     conversation: NotRequired[Annotated[list[Turn], _append_unseen]]
     approved: NotRequired[Annotated[list[str], _append_unseen]]
+    generations: NotRequired[Annotated[list[Generation], _append_unseen]]
+    asset_extraction: NotRequired[dict[str, Any]]
 
 
 # --- progress and conversation ---------------------------------------------------------------
@@ -205,6 +228,14 @@ class GateRequest:
     proposal: dict[str, Any]
     description: str
     problems: list[str]
+    draft_error: str | None = None
+
+    @property
+    def allowed_decisions(self) -> list[str]:
+        """Every decision, except approve when the draft failed (there is nothing to approve)."""
+        if self.draft_error is None:
+            return list(GATE_DECISIONS)
+        return [decision for decision in GATE_DECISIONS if decision != "approve"]
 
     def payload(self, *, error: str | None) -> dict[str, Any]:
         """The interrupt payload: LangChain's HITL request plus Auteur's own fields."""
@@ -216,7 +247,7 @@ class GateRequest:
             "review_configs": [
                 {
                     "action_name": self.stage,
-                    "allowed_decisions": list(GATE_DECISIONS),
+                    "allowed_decisions": self.allowed_decisions,
                     "args_schema": self.artifact.model_json_schema(),
                 }
             ],
@@ -224,6 +255,7 @@ class GateRequest:
             "thread_id": configurable.get("thread_id"),
             "project_id": configurable.get("project_id"),
             "problems": self.problems,
+            "draft_error": self.draft_error,
             "error": error,
         }
 
@@ -241,6 +273,11 @@ class GateRequest:
                 "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
                 f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
             ) from None
+        if decision.type not in self.allowed_decisions:
+            raise ValueError(
+                f"there is no valid {self.stage} to approve ({self.draft_error}); give feedback "
+                "to draft it again, or edit it yourself"
+            )
         if isinstance(decision, Edit):
             if decision.edited_action.name != self.stage:
                 raise ValueError(
@@ -270,27 +307,25 @@ def review(request: GateRequest) -> Approve | Edit | Reject:
             error = str(problem)
 
 
-# --- the agent base --------------------------------------------------------------------------
+# --- steps and agents ------------------------------------------------------------------------
 
 
-class ProductionAgent(ABC):
-    """A production agent: drafts one artifact and ends in the shared approval gate.
+_generations: ContextVar[list[Generation]] = ContextVar("auteur_generations")
 
-    Subclasses set ``name`` (the plugin name), ``stage`` (the state key and gate name)
-    and ``artifact`` (the Pydantic model), and implement :meth:`propose`.
+
+class Step(ABC):
+    """One draft → approval-gate pair: drafts one artifact and stops for the person.
+
+    Subclasses set ``stage`` (the state key and gate name) and ``artifact`` (the Pydantic
+    model) and implement :meth:`propose`. A single-step agent *is* its step; an agent with
+    several steps lists them in :meth:`ProductionAgent.steps`.
     """
 
-    name: ClassVar[str]
     stage: ClassVar[str]
     artifact: ClassVar[type[BaseModel]]
-    description: ClassVar[str] = ""
-    after_approval: ClassVar[str] = END
-    registry: ClassVar[Registry[ProductionAgent]] = Registry("agent")
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if is_concrete(cls):
-            ProductionAgent.registry.add(cls.name, cls)
+    def __init__(self, *, agent: str) -> None:
+        self.agent = agent
 
     @abstractmethod
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> BaseModel:
@@ -314,26 +349,25 @@ class ProductionAgent(ABC):
         """Name of the approval-gate node."""
         return f"approve_{self.stage}"
 
-    def build(self) -> StateGraph:
-        """The agent's uncompiled subgraph: draft, then the approval gate."""
-        graph = StateGraph(ProductionState, context_schema=Context)
-        graph.add_node(self.draft_node, self.draft)
-        graph.add_node(
-            self.gate_node,
-            self.make_gate(),
-            destinations=(self.draft_node, self.after_approval),
-        )
-        graph.add_edge(START, self.draft_node)
-        graph.add_edge(self.draft_node, self.gate_node)
-        return graph
-
     async def draft(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Node: propose the artifact and remember it as this stage's draft."""
+        """Node: propose the artifact and remember it as this stage's draft.
+
+        The update carries a :class:`Generation` record for every model call the proposal
+        made, so the run shows which prompt version produced each draft.
+        """
         progress(runtime, self.stage, f"drafting {self.stage}")
-        proposal = await self.propose(state, runtime)
-        content = proposal.model_dump(mode="json")
+        records: list[Generation] = []
+        token = _generations.set(records)
+        try:
+            proposal = await self.propose(state, runtime)
+        except StructuredOutputError as error:
+            progress(runtime, self.stage, f"no valid {self.stage}: {error}")
+            return {"drafts": {self.stage: None}, "draft_errors": {self.stage: str(error)}}
+        finally:
+            _generations.reset(token)
         return {
-            "drafts": {self.stage: content},
+            "drafts": {self.stage: proposal.model_dump(mode="json")},
+            "draft_errors": {self.stage: None},
             "conversation": [
                 Turn(
                     id=str(uuid.uuid4()),
@@ -342,21 +376,33 @@ class ProductionAgent(ABC):
                     content=proposal.model_dump_json(),
                 )
             ],
+            "generations": records,
         }
 
-    def make_gate(self) -> Callable[..., Command]:
-        """The approval-gate node; approval goes to :attr:`after_approval`."""
+    def make_gate(self, next_node: str) -> Callable[..., Command]:
+        """The approval-gate node; approval goes to ``next_node``, feedback back to the draft."""
 
         def gate(state: ProductionState) -> Command:
             proposal = state["drafts"][self.stage]
-            proposed = self.artifact.model_validate(proposal)
-            request = GateRequest(
-                stage=self.stage,
-                artifact=self.artifact,
-                proposal=proposal,
-                description=self.summary(proposed),
-                problems=self.problems(proposed, state),
-            )
+            if proposal is None:
+                failure = state["draft_errors"][self.stage]
+                request = GateRequest(
+                    stage=self.stage,
+                    artifact=self.artifact,
+                    proposal={},
+                    description=f"No valid {self.stage} could be drafted. Give feedback or edit.",
+                    problems=[],
+                    draft_error=failure,
+                )
+            else:
+                proposed = self.artifact.model_validate(proposal)
+                request = GateRequest(
+                    stage=self.stage,
+                    artifact=self.artifact,
+                    proposal=proposal,
+                    description=self.summary(proposed),
+                    problems=self.problems(proposed, state),
+                )
             decision = review(request)
             if isinstance(decision, Reject):
                 feedback = Turn(
@@ -365,9 +411,7 @@ class ProductionAgent(ABC):
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             artifact = self.artifact.model_validate(accepted).model_dump(mode="json")
-            return Command(
-                goto=self.after_approval, update={self.stage: artifact, "approved": [self.stage]}
-            )
+            return Command(goto=next_node, update={self.stage: artifact, "approved": [self.stage]})
 
         gate.__name__ = self.gate_node
         return gate
@@ -379,49 +423,68 @@ class ProductionAgent(ABC):
         state: ProductionState,
         *,
         task: str,
+        artifact: type[ArtifactT] | None = None,
         follow_up: Sequence[BaseMessage] = (),
-    ) -> BaseModel:
-        """Ask the agent's model for the artifact, memoised by the exact input.
+        with_conversation: bool = True,
+    ) -> ArtifactT:
+        """Ask the agent's model for an artifact, memoised by the exact input.
 
         The result is kept in the store under the hash of (model, prompt, conversation),
         so a resumed or replayed node never pays twice for the same generation.
-        ``follow_up`` messages go after the conversation (e.g. a repair request).
+
+        Args:
+            runtime: The node's runtime (models, store, stream writer).
+            prompt: The rendered task prompt.
+            state: The run's state; its conversation at this stage follows the prompt.
+            task: The task name (selects the offline recording, names the call).
+            artifact: The schema of the answer; the step's artifact by default.
+            follow_up: Messages after the conversation (e.g. a repair request).
+            with_conversation: Whether to send the conversation so far at this stage.
         """
+        schema = artifact or self.artifact
         messages: list[BaseMessage] = [
             SystemMessage(prompt.system),
             HumanMessage(prompt.user),
-            *conversation_messages(state, self.stage),
+            *(conversation_messages(state, self.stage) if with_conversation else ()),
             *follow_up,
         ]
-        model = runtime.context.models.chat_model(agent=self.name, task=task)
+        models = runtime.context.models
         key = input_hash(
-            runtime.context.models.describe(),
-            self.name,
+            models.describe(),
+            self.agent,
             task,
             [m.model_dump(include={"type", "content"}) for m in messages],
         )
+        record = Generation(
+            id=key,
+            stage=self.stage,
+            agent=self.agent,
+            task=task,
+            prompt=prompt.name,
+            prompt_version=prompt.version,
+            model=models.model_name(self.agent),
+            cached=False,
+        )
         namespace = ("generations", "llm")
         if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
-            return self.artifact.model_validate(hit.value["artifact"])
+            _record(Generation(**{**record, "cached": True}))
+            return schema.model_validate(hit.value["artifact"])
 
         async def on_retry(message: str) -> None:
             progress(runtime, self.stage, message)
 
-        artifact = await generate_structured(
-            model, self.artifact, messages, on_retry=on_retry, label=f"{self.stage} ({task})"
+        result = await generate_structured(
+            models.chat_model(agent=self.agent, task=task),
+            schema,
+            messages,
+            on_retry=on_retry,
+            label=f"{self.stage} ({task})",
         )
+        _record(record)
         if runtime.store is not None:
-            await runtime.store.aput(
-                namespace,
-                key,
-                {
-                    "artifact": artifact.model_dump(mode="json"),
-                    "prompt": prompt.name,
-                    "prompt_version": prompt.version,
-                },
-                index=False,
-            )
-        return artifact
+            value = {"artifact": result.model_dump(mode="json"), **record}
+            await runtime.store.aput(namespace, key, value, index=False)
+        return result
 
     async def generate_media(
         self,
@@ -448,6 +511,69 @@ class ProductionAgent(ABC):
                 namespace, key, {"file": file.model_dump(mode="json")}, index=False
             )
         return file
+
+
+def _record(generation: Generation) -> None:
+    records = _generations.get(None)
+    if records is not None:
+        records.append(generation)
+
+
+class ProductionAgent(Step):
+    """A production agent: one or more steps, each ending in the shared approval gate.
+
+    Subclasses set ``name`` (the plugin name); a single-step agent also sets ``stage`` and
+    ``artifact`` and implements :meth:`propose`. An agent with several steps overrides
+    :meth:`steps`; its first step is itself.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    after_approval: ClassVar[str] = END
+    registry: ClassVar[Registry[ProductionAgent]] = Registry("agent")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if is_concrete(cls):
+            ProductionAgent.registry.add(cls.name, cls)
+
+    def __init__(self) -> None:
+        super().__init__(agent=self.name)
+
+    def steps(self) -> Sequence[Step]:
+        """The agent's steps in order; each is approved before the next drafts."""
+        return (self,)
+
+    def build(self) -> StateGraph:
+        """The agent's uncompiled subgraph: each step's draft and gate, one after another.
+
+        The subgraph starts after the last step whose artifact the state already holds
+        (e.g. a screenplay given as input skips straight to the step after the script).
+        """
+        steps = self.steps()
+        graph = StateGraph(ProductionState, context_schema=Context)
+        following = [step.draft_node for step in steps[1:]] + [self.after_approval]
+        for step, next_node in zip(steps, following, strict=True):
+            graph.add_node(step.draft_node, step.draft)
+            graph.add_node(
+                step.gate_node,
+                step.make_gate(next_node),
+                destinations=(step.draft_node, next_node),
+            )
+            graph.add_edge(step.draft_node, step.gate_node)
+        if len(steps) == 1:
+            graph.add_edge(START, self.draft_node)
+        else:
+            graph.add_conditional_edges(
+                START, self._first_step, [step.draft_node for step in steps]
+            )
+        return graph
+
+    def _first_step(self, state: ProductionState) -> str:
+        steps = self.steps()
+        given = [i for i, step in enumerate(steps) if step.stage in state]
+        start = min(given[-1] + 1, len(steps) - 1) if given else 0
+        return steps[start].draft_node
 
 
 def project_of(state: ProductionState) -> Project:

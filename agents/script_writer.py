@@ -1,28 +1,240 @@
-"""Script writer: brief and project configuration → a screenplay of numbered scenes."""
+"""Script writer: brief → three treatments → script → master script, each step approved.
+
+Feedback regenerates a step with the conversation so far; feedback that names exactly one
+scene ("scene 2: make the landing funnier") revises only that scene and splices it back,
+so every other scene stays byte for byte as approved in the person's eyes. A screenplay
+given as workflow input ("skip to script") arrives as the ``script`` artifact, and the
+agent starts at the master script.
+"""
 
 from __future__ import annotations
 
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
 from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
 
 import prompts
-from agents.artifacts import Script
-from agents.base import Context, ProductionAgent, ProductionState, project_of
+from agents.artifacts import MasterScene, MasterScript, Scene, Script, Treatments
+from agents.base import (
+    Context,
+    ProductionAgent,
+    ProductionState,
+    Step,
+    feedback_at,
+    progress,
+    project_of,
+)
+
+AGENT = "script_writer"
+
+_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_SCENE_REFERENCE = re.compile(
+    r"\bscenes?\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE
+)
+
+SceneT = TypeVar("SceneT", Scene, MasterScene)
+
+
+class SceneRevision(BaseModel, Generic[SceneT]):
+    """The answer to scene-scoped feedback: the scenes that replace the named one."""
+
+    scenes: list[SceneT]
+
+
+class ScriptSceneRevision(SceneRevision[Scene]):
+    """A script scene revised: none (cut), one (changed) or several (split or added)."""
+
+
+class MasterSceneRevision(SceneRevision[MasterScene]):
+    """A master-script scene revised; the master script keeps the script's scenes."""
+
+    scenes: list[MasterScene] = Field(min_length=1, max_length=1)
+
+
+def named_scene(feedback: str, scene_count: int) -> int | None:
+    """The one scene a piece of feedback is about, or None if it names none or several.
+
+    Example:
+        ``named_scene("scene 2: make the landing funnier", 3)`` is 2;
+        ``named_scene("swap scenes 1 and 3", 3)`` is None (the whole script changes).
+    """
+    if re.search(r"\bscenes\b", feedback, re.IGNORECASE):
+        return None
+    numbers = {
+        int(ref) if ref.isdigit() else _NUMBER_WORDS.index(ref.lower()) + 1
+        for ref in _SCENE_REFERENCE.findall(feedback)
+    }
+    if len(numbers) != 1:
+        return None
+    (number,) = numbers
+    return number if 1 <= number <= scene_count else None
+
+
+def splice(scenes: Sequence[SceneT], number: int, replacement: Sequence[SceneT]) -> list[SceneT]:
+    """Replace scene ``number`` with ``replacement`` and renumber every scene 1..n."""
+    spliced = [*scenes[: number - 1], *replacement, *scenes[number:]]
+    return [scene.model_copy(update={"number": i}) for i, scene in enumerate(spliced, start=1)]
 
 
 class ScriptWriter(ProductionAgent):
-    """Writes the script the rest of the production is built from."""
+    """Writes the treatments, the script and the master script the production is built from.
 
-    name = "script_writer"
+    Its first step is the treatment: three clearly different takes on the brief; the person
+    approves the recommended one, edits ``chosen`` to pick another, or asks for new ones.
+    """
+
+    name = AGENT
+    stage = "treatment"
+    artifact = Treatments
+    description = (
+        "Offers three treatments, writes the script of the chosen one, then the master "
+        "script in visual prose."
+    )
+
+    def steps(self) -> Sequence[Step]:
+        """Treatment, script, master script."""
+        return (self, ScriptStep(agent=AGENT), MasterScriptStep(agent=AGENT))
+
+    async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> Treatments:
+        """Three treatments of the brief."""
+        prompt = prompts.render("script_writer/draft_treatments", project=project_of(state))
+        return await self.generate(runtime, prompt, state, task="draft_treatments")
+
+    def summary(self, artifact: Treatments) -> str:
+        """Which option is recommended and how to pick another."""
+        chosen = artifact.chosen
+        return (
+            f"Three treatments; option {chosen} ('{artifact.chosen_treatment().title}') is "
+            f"recommended. Approve to write option {chosen}, edit 'chosen' to pick another, "
+            "or give feedback."
+        )
+
+    def problems(self, artifact: Treatments, state: ProductionState) -> list[str]:
+        """Options that are not clearly different (same title or logline)."""
+        seen: dict[str, int] = {}
+        problems = []
+        for number, option in enumerate(artifact.options, start=1):
+            for text in (option.title, option.logline):
+                key = " ".join(text.lower().split())
+                if key in seen and seen[key] != number:
+                    problems.append(f"options {seen[key]} and {number} repeat '{text}'")
+                seen.setdefault(key, number)
+        return problems
+
+
+class _SceneDocumentStep(Step):
+    """A step whose artifact is a list of numbered scenes, revisable one scene at a time."""
+
+    revision: type[SceneRevision]
+    document: str
+    answer_shape: str
+
+    async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> BaseModel:
+        """Revise only the named scene when the latest feedback names one; else draft anew."""
+        previous = state.get("drafts", {}).get(self.stage)
+        feedback = feedback_at(state, self.stage)
+        if previous and feedback:
+            current = self.artifact.model_validate(previous)
+            number = named_scene(feedback[-1], len(current.scenes))
+            if number is not None:
+                return await self._revise_scene(state, runtime, current, number, feedback[-1])
+        return await self.draft_whole(state, runtime)
+
+    @abstractmethod
+    async def draft_whole(self, state: ProductionState, runtime: Runtime[Context]) -> BaseModel:
+        """Draft the whole document (the conversation so far included)."""
+
+    async def _revise_scene(
+        self,
+        state: ProductionState,
+        runtime: Runtime[Context],
+        current: Script | MasterScript,
+        number: int,
+        feedback: str,
+    ) -> BaseModel:
+        progress(runtime, self.stage, f"revising scene {number} only")
+        prompt = prompts.render(
+            "script_writer/revise_scene",
+            project=project_of(state),
+            document=self.document,
+            current=current.model_dump(mode="json"),
+            scene=number,
+            feedback=feedback,
+            answer_shape=self.answer_shape,
+        )
+        revision = await self.generate(
+            runtime,
+            prompt,
+            state,
+            task="revise_scene",
+            artifact=self.revision,
+            with_conversation=False,
+        )
+        scenes = splice(current.scenes, number, revision.scenes)
+        return current.model_copy(update={"scenes": scenes})
+
+
+class ScriptStep(_SceneDocumentStep):
+    """The screenplay of the chosen treatment: numbered scenes of action and dialogue."""
+
     stage = "script"
     artifact = Script
-    description = "Writes a screenplay (scenes, action, dialogue) from the brief."
+    revision = ScriptSceneRevision
+    document = "script"
+    answer_shape = (
+        "an empty list to cut it, one scene to change it, several scenes to split it or to "
+        "add scenes next to it. Scene numbers are renumbered afterwards."
+    )
 
-    async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> Script:
-        """Draft the script from the brief and configuration."""
-        prompt = prompts.render("script_writer/draft_script", project=project_of(state))
+    async def draft_whole(self, state: ProductionState, runtime: Runtime[Context]) -> Script:
+        """The script of the chosen treatment."""
+        treatment = Treatments.model_validate(state["treatment"]).chosen_treatment()
+        prompt = prompts.render(
+            "script_writer/draft_script", project=project_of(state), treatment=treatment
+        )
         return await self.generate(runtime, prompt, state, task="draft_script")
 
     def summary(self, artifact: Script) -> str:
         """Title and scene count."""
         scenes = len(artifact.scenes)
-        return f"Script '{artifact.title}': {scenes} scenes. Approve, edit or give feedback."
+        return (
+            f"Script '{artifact.title}': {scenes} scenes. Approve, edit or give feedback "
+            "(name a scene to change only that scene)."
+        )
+
+
+class MasterScriptStep(_SceneDocumentStep):
+    """The approved script's scenes rewritten as very descriptive visual prose."""
+
+    stage = "master_script"
+    artifact = MasterScript
+    revision = MasterSceneRevision
+    document = "master script"
+    answer_shape = "exactly one scene, with the same number and slugline."
+
+    async def draft_whole(self, state: ProductionState, runtime: Runtime[Context]) -> MasterScript:
+        """Visual prose for every scene of the approved script."""
+        prompt = prompts.render(
+            "script_writer/write_master_script", project=project_of(state), script=state["script"]
+        )
+        return await self.generate(runtime, prompt, state, task="write_master_script")
+
+    def summary(self, artifact: MasterScript) -> str:
+        """Scene count."""
+        return (
+            f"Master script: {len(artifact.scenes)} scenes in visual prose. Approve, edit or "
+            "give feedback (name a scene to change only that scene)."
+        )
+
+    def problems(self, artifact: MasterScript, state: ProductionState) -> list[str]:
+        """Scenes that do not match the approved script's numbering and sluglines."""
+        script = Script.model_validate(state["script"])
+        expected = [(s.number, s.slugline) for s in script.scenes]
+        given = [(s.number, s.slugline) for s in artifact.scenes]
+        if given == expected:
+            return []
+        return [f"the master script's scenes {given} do not match the script's scenes {expected}"]

@@ -31,6 +31,7 @@ class ShotLister(ProductionAgent):
             "shot_lister/list_shots",
             project=project_of(state),
             script=state["script"],
+            master_script=state["master_script"],
             assets=state["assets"],
         )
         shots = await self.generate(runtime, prompt, state, task="list_shots")

@@ -42,13 +42,26 @@ def gate(out: Console, payload: dict[str, Any]) -> None:
 
 
 def ask_decision(out: Console, payload: dict[str, Any]) -> dict[str, Any]:
-    """Ask approve / edit / feedback / later in the terminal; return the resume value."""
+    """Ask approve / edit / feedback / later in the terminal; return the resume value.
+
+    The treatment gate also takes an option number (an edit of ``chosen``); the assets gate
+    takes ``d`` to deselect assets by id (an edit of ``deselected``).
+    """
     request = payload["action_requests"][0]
+    stage, args = request["name"], request["args"]
+    extra = {"treatment": ", or an option number", "assets": ", [d]eselect"}.get(stage, "")
     while True:
-        choice = typer.prompt("[a]pprove, [e]dit, [f]eedback, [l]ater", default="a").strip()
+        choice = typer.prompt(f"[a]pprove, [e]dit, [f]eedback, [l]ater{extra}", default="a")
+        choice = choice.strip()
+        if stage == "treatment" and choice.isdigit():
+            return _edit(stage, {**args, "chosen": int(choice)})
         match choice[:1].lower():
             case "a":
                 return {"decisions": [{"type": "approve"}]}
+            case "d" if stage == "assets":
+                ids = typer.prompt("Asset ids not to pre-generate (comma-separated)", default="")
+                deselected = [i.strip() for i in ids.split(",") if i.strip()]
+                return _edit(stage, {**args, "deselected": deselected})
             case "f":
                 message = typer.prompt("Your feedback").strip()
                 if message:
@@ -63,14 +76,17 @@ def ask_decision(out: Console, payload: dict[str, Any]) -> dict[str, Any]:
                 except json.JSONDecodeError as error:
                     out.print(f"[red]not valid JSON:[/red] {error}")
                     continue
-                action = {"name": request["name"], "args": args}
-                return {"decisions": [{"type": "edit", "edited_action": action}]}
+                return _edit(stage, args)
             case "l":
                 raise GateLeft(
                     f"Left at the '{request['name']}' gate. "
                     f"`auteur resume {payload.get('thread_id')}` comes back to it."
                 )
         out.print("please answer a, e, f or l")
+
+
+def _edit(stage: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"decisions": [{"type": "edit", "edited_action": {"name": stage, "args": args}}]}
 
 
 def thread_table(out: Console, records: list[ThreadRecord]) -> None:
@@ -95,6 +111,21 @@ def _render_json(out: Console, args: dict[str, Any]) -> None:
     out.print_json(json.dumps(args))
 
 
+def _render_treatments(out: Console, treatments: dict[str, Any]) -> None:
+    for number, option in enumerate(treatments["options"], start=1):
+        mark = " [green](recommended)[/green]" if number == treatments["chosen"] else ""
+        out.print(f"\n[bold]{number}. {option['title']}[/bold]{mark} — {option['tone']}")
+        out.print(f"   [italic]{option['logline']}[/italic]")
+        out.print(f"   {option['synopsis']}")
+
+
+def _render_master_script(out: Console, master: dict[str, Any]) -> None:
+    out.print(f"[bold]{master['title']}[/bold] — master script")
+    for scene in master["scenes"]:
+        out.print(f"\n[bold]{scene['number']}. {scene['slugline']}[/bold]")
+        out.print(f"  {scene['prose']}")
+
+
 def _render_script(out: Console, script: dict[str, Any]) -> None:
     out.print(f"[bold]{script['title']}[/bold] — {script.get('logline', '')}")
     for scene in script["scenes"]:
@@ -108,24 +139,26 @@ def _render_script(out: Console, script: dict[str, Any]) -> None:
 
 
 def _render_assets(out: Console, assets: dict[str, Any]) -> None:
+    """A checklist grouped by kind: each asset with its looks and the look of each scene."""
     usage: dict[str, list[str]] = {}
     for use in assets["scene_usage"]:
         usage.setdefault(use["entity"], []).append(f"{use['scene']}: {use['look']}")
-    table = Table("kind", "id", "name", "looks / states / variants", "per scene")
-    for kind, key, looks in (
-        ("character", "characters", "looks"),
-        ("location", "locations", "variants"),
-        ("prop", "props", "states"),
+    deselected = set(assets.get("deselected", []))
+    for title, key, looks in (
+        ("Characters", "characters", "looks"),
+        ("Locations", "locations", "variants"),
+        ("Props", "props", "states"),
     ):
+        table = Table("", "id", "name", looks, "scene: look", title=title, title_justify="left")
         for entity in assets[key]:
             table.add_row(
-                kind,
+                "✗" if entity["id"] in deselected else "✓",
                 entity["id"],
                 entity["name"],
                 ", ".join(look["name"] for look in entity[looks]),
                 "; ".join(usage.get(entity["id"], [])),
             )
-    out.print(table)
+        out.print(table)
 
 
 def _render_shots(out: Console, shots: dict[str, Any]) -> None:
@@ -153,7 +186,9 @@ def _render_media(out: Console, media: dict[str, Any]) -> None:
 
 
 _RENDERERS: dict[str, Callable[[Console, dict[str, Any]], None]] = {
+    "treatment": _render_treatments,
     "script": _render_script,
+    "master_script": _render_master_script,
     "assets": _render_assets,
     "shots": _render_shots,
     "frames": _render_media,

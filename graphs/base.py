@@ -18,6 +18,7 @@ from langgraph.store.base import BaseStore
 from pydantic import ValidationError
 from typing_extensions import TypedDict
 
+from agents._screenplay import parse_screenplay
 from agents.artifacts import Project
 from agents.base import Context, ProductionState, load_agents
 from tools.plugins import Registry, discover, is_concrete
@@ -35,11 +36,15 @@ SET_UP_NODE = "set_up_project"
 
 
 class WorkflowInput(TypedDict):
-    """What a run starts from: ``{"brief": "..."}``, optionally with project configuration."""
+    """What a run starts from: ``{"brief": "..."}``, optionally with project configuration.
+
+    ``script`` is the person's own screenplay (Fountain or plain text): "skip to script".
+    """
 
     brief: str
     config: NotRequired[dict[str, Any]]
     project_id: NotRequired[str]
+    script: NotRequired[str]
 
 
 class WorkflowState(ProductionState, total=False):
@@ -51,12 +56,19 @@ class WorkflowState(ProductionState, total=False):
 
 
 def set_up_project(state: WorkflowState) -> dict[str, Any]:
-    """Node: validate the brief and configuration into the run's project."""
+    """Node: validate the brief and configuration, and parse a given screenplay."""
     try:
         project = Project.model_validate({**state.get("config", {}), "brief": state["brief"]})
     except ValidationError as error:
         raise ValueError(f"invalid workflow input: {error}") from None
-    return {"project": project.model_dump(mode="json")}
+    update: dict[str, Any] = {"project": project.model_dump(mode="json")}
+    if isinstance(state.get("script"), str):
+        try:
+            script = parse_screenplay(state["script"])
+        except ValueError as error:
+            raise ValueError(f"invalid workflow input: unreadable script: {error}") from None
+        update["script"] = script.model_dump(mode="json")
+    return update
 
 
 def agent_pipeline(agent_names: Sequence[str]) -> StateGraph:
@@ -92,10 +104,10 @@ class WorkflowType(ABC):
         """The uncompiled parent graph."""
 
     def stages(self) -> list[str]:
-        """Stages of the agents this workflow runs, in order."""
+        """Stages of the agents' steps this workflow runs, in order."""
         agents = load_agents()
         nodes = self.build().nodes
-        return [agents.get(n).stage for n in nodes if n in agents]
+        return [step.stage for n in nodes if n in agents for step in agents.get(n)().steps()]
 
     def compile(
         self, *, checkpointer: BaseCheckpointSaver | None, store: BaseStore | None
@@ -105,7 +117,7 @@ class WorkflowType(ABC):
 
 
 def stage_of_node(node: str) -> str | None:
-    """The stage an agent node runs, if ``node`` is an agent."""
+    """The (first) stage an agent node runs, if ``node`` is an agent."""
     agents = load_agents()
     return agents.get(node).stage if node in agents else None
 

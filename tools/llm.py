@@ -122,7 +122,9 @@ class ModelProvider:
         return label
 
     def model_name(self, agent: str) -> str:
-        """Return the model configured for ``agent``, falling back to the default model."""
+        """Return the model ``agent`` uses: its own, the default, or the offline sample model."""
+        if self.offline:
+            return OFFLINE_LLM_TYPE
         return self._agent_models.get(agent, self._default_model)
 
     def chat_model(self, *, agent: str, task: str) -> BaseChatModel:

@@ -59,15 +59,19 @@ def test_agent_declares_name_stage_artifact_and_docstring(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", AGENT_NAMES)
-def test_agent_builds_an_uncompiled_graph_with_draft_and_gate(name: str) -> None:
-    cls = _agent(name)
+def test_agent_builds_an_uncompiled_graph_with_draft_and_gate_per_step(name: str) -> None:
+    agent = _agent(name)()
 
-    graph = cls().build()
+    graph = agent.build()
 
     assert isinstance(graph, StateGraph)
     assert not isinstance(graph, CompiledStateGraph)
-    assert f"draft_{cls.stage}" in graph.nodes
-    assert f"approve_{cls.stage}" in graph.nodes
+    assert agent.steps()[0] is agent
+    for step in agent.steps():
+        assert f"draft_{step.stage}" in graph.nodes
+        assert f"approve_{step.stage}" in graph.nodes
+        assert step.agent == name
+        assert step.artifact.model_json_schema()["type"] == "object"
 
 
 @pytest.mark.parametrize("name", AGENT_NAMES)
@@ -101,8 +105,12 @@ def test_every_agent_file_registers_its_agent() -> None:
     assert plugin_modules == {f"agents.{name}" for name in AGENT_NAMES}
 
 
+def _all_stages() -> list[str]:
+    return [step.stage for name in AGENT_NAMES for step in _agent(name)().steps()]
+
+
 def test_agent_stages_are_unique() -> None:
-    stages = Counter(_agent(name).stage for name in AGENT_NAMES)
+    stages = Counter(_all_stages())
 
     assert [stage for stage, count in stages.items() if count > 1] == []
 
@@ -149,7 +157,7 @@ def test_workflow_type_input_schema_requires_a_brief(name: str) -> None:
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_type_runs_registered_agents(name: str) -> None:
-    known_stages = {_agent(agent).stage for agent in AGENT_NAMES}
+    known_stages = set(_all_stages())
 
     stages = _workflow(name)().stages()
 
@@ -178,4 +186,12 @@ def test_workflow_type_lives_in_a_file_named_after_it(name: str) -> None:
 
 
 def test_full_video_runs_every_stage_in_order() -> None:
-    assert _workflow("full_video")().stages() == ["script", "assets", "shots", "frames", "clips"]
+    assert _workflow("full_video")().stages() == [
+        "treatment",
+        "script",
+        "master_script",
+        "assets",
+        "shots",
+        "frames",
+        "clips",
+    ]

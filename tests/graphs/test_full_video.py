@@ -24,7 +24,8 @@ async def test_auto_approved_run_ends_in_an_mp4(
         gates.append(gate["stage"])
         gate = await answer(graph, config, APPROVE, offline_context)
 
-    assert gates == ["script", "assets", "shots", "frames", "clips"] == workflow.stages()
+    assert gates == workflow.stages()
+    assert gates[:3] == ["treatment", "script", "master_script"]
     values = (await graph.aget_state(config)).values
     assert values["approved"] == gates
     assert [t["stage"] for t in values["conversation"]] == gates

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.artifacts import Script
+from agents.artifacts import Treatments
 from agents.base import Context, ProductionAgent
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
@@ -24,7 +24,7 @@ from tests.helpers import (
 )
 from tools.llm import ModelProvider
 
-STAGES = ["script", "assets", "shots", "frames", "clips"]
+STAGES = load_workflow_types().get("full_video")().stages()
 FEEDBACK = "make it funnier"
 
 
@@ -36,14 +36,17 @@ def graph(saver_and_store: tuple[Any, Any]) -> Any:
 
 def _artifact_model(stage: str) -> type:
     agents = ProductionAgent.registry
-    return next(agents.get(n).artifact for n in agents.names() if agents.get(n).stage == stage)
+    steps = [step for name in agents.names() for step in agents.get(name)().steps()]
+    return next(step.artifact for step in steps if step.stage == stage)
 
 
 def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
     """A valid, visible change to a proposal of ``stage``."""
     edited = copy.deepcopy(args)
     match stage:
-        case "script":
+        case "treatment":
+            edited["chosen"] = 3 if edited["chosen"] != 3 else 1
+        case "script" | "master_script":
             edited["title"] = "Edited by the director"
         case "assets":
             edited["deselected"] = [edited["props"][0]["id"]]
@@ -63,18 +66,18 @@ async def test_gate_payload_is_langchain_hitl_shape(
     assert gate is not None
     assert set(gate) >= {"action_requests", "review_configs", "stage", "thread_id", "error"}
     [request] = gate["action_requests"]
-    assert request["name"] == "script"
-    assert request["description"].startswith("Script '")
+    assert request["name"] == "treatment"
+    assert request["description"].startswith("Three treatments; option 1")
     [review] = gate["review_configs"]
     assert review == {
-        "action_name": "script",
+        "action_name": "treatment",
         "allowed_decisions": ["approve", "edit", "reject"],
-        "args_schema": Script.model_json_schema(),
+        "args_schema": Treatments.model_json_schema(),
     }
-    assert gate["stage"] == "script"
+    assert gate["stage"] == "treatment"
     assert gate["thread_id"] == config["configurable"]["thread_id"]
     assert gate["error"] is None
-    Script.model_validate(request["args"])
+    assert len(Treatments.model_validate(request["args"]).options) == 3
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -87,7 +90,7 @@ async def test_approve_keeps_the_proposal_and_moves_on(
     after = await answer(graph, config, APPROVE, offline_context)
     following = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
     assert (after or {}).get("stage") == following
-    values = (await graph.aget_state(config)).values
+    values = await current_values(graph, config)
     assert values[stage] == proposed
     assert stage in values["approved"]
     _artifact_model(stage).model_validate(values[stage])
@@ -104,7 +107,7 @@ async def test_edit_is_applied_as_given(
     decision = {"decisions": [{"type": "edit", "edited_action": {"name": stage, "args": edited}}]}
     after = await answer(graph, config, decision, offline_context)
     assert (after or {}).get("stage") != stage
-    values = (await graph.aget_state(config)).values
+    values = await current_values(graph, config)
     assert values[stage] == _artifact_model(stage).model_validate(edited).model_dump(mode="json")
 
 
@@ -129,12 +132,12 @@ async def test_feedback_regenerates_the_stage(
     ("decision", "complaint"),
     [
         (
-            {"decisions": [{"type": "edit", "edited_action": {"name": "script", "args": {}}}]},
-            "scenes",
+            {"decisions": [{"type": "edit", "edited_action": {"name": "treatment", "args": {}}}]},
+            "options",
         ),
         (
             {"decisions": [{"type": "edit", "edited_action": {"name": "shots", "args": {}}}]},
-            "this gate reviews 'script'",
+            "this gate reviews 'treatment'",
         ),
         ({"decisions": [{"type": "reject", "message": ""}]}, "message"),
         ({"decisions": [{"type": "maybe"}]}, "a decision must look like"),
@@ -151,19 +154,19 @@ async def test_invalid_decision_is_refused_and_the_gate_stays_open(
     config = new_config()
     gate = await run_until_stop(graph, config, sample_input, offline_context)
     refused = await answer(graph, config, decision, offline_context)
-    assert refused is not None and refused["stage"] == "script"
+    assert refused is not None and refused["stage"] == "treatment"
     assert complaint in refused["error"]
     assert proposal(refused) == proposal(gate)
-    assert "script" not in (await graph.aget_state(config)).values
+    assert "treatment" not in await current_values(graph, config)
     after = await answer(graph, config, APPROVE, offline_context)
-    assert after is not None and after["stage"] == "assets"
-    assert (await graph.aget_state(config)).values["script"] == proposal(gate)
+    assert after is not None and after["stage"] == "script"
+    assert (await current_values(graph, config))["treatment"] == proposal(gate)
 
 
 async def test_feedback_reaches_the_regenerated_prompt(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], openai_server: Any
 ) -> None:
-    recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["draft_script"]
+    recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["draft_treatments"]
     openai_server.replies.extend([recorded[0], recorded[1]])
     context = Context(
         models=ModelProvider(
@@ -176,13 +179,14 @@ async def test_feedback_reaches_the_regenerated_prompt(
     # a brief of its own, so no earlier generation is found in the store's cache
     sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
     first = await run_until_stop(graph, config, sample, context)
-    assert first is not None and proposal(first)["title"] == recorded[0]["title"]
+    assert first is not None and proposal(first) == recorded[0]
     second = await answer(
         graph, config, {"decisions": [{"type": "reject", "message": FEEDBACK}]}, context
     )
-    assert second is not None and proposal(second)["title"] == recorded[1]["title"]
+    assert second is not None and proposal(second) == recorded[1]
     first_request, second_request = openai_server.requests[-2:]
     assert FEEDBACK not in json.dumps(first_request["messages"])
     messages = second_request["messages"]
     assert any(m["role"] == "user" and FEEDBACK in m["content"] for m in messages)
-    assert any(m["role"] == "assistant" and recorded[0]["title"] in m["content"] for m in messages)
+    first_logline = recorded[0]["options"][0]["logline"]
+    assert any(m["role"] == "assistant" and first_logline in m["content"] for m in messages)

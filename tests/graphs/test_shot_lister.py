@@ -18,14 +18,31 @@ from tests.helpers import APPROVE, answer, new_config, proposal, run_until_stop
 from tools.llm import ModelProvider
 
 RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
+BEFORE_SHOTS = [
+    RECORDED[task][0]
+    for task in ("draft_treatments", "draft_script", "write_master_script", "extract_assets")
+]
 
 
-def _uncovered_line() -> dict[str, Any]:
-    """The sample shot list with the last shot of scene 1 dropped: its lines go uncovered."""
+def _broken(rule: str) -> dict[str, Any]:
+    """The sample shot list with exactly one rule broken."""
     shots = copy.deepcopy(RECORDED["list_shots"][0])
-    last_of_scene_1 = max(i for i, s in enumerate(shots["shots"]) if s["scene"] == 1)
-    del shots["shots"][last_of_scene_1]
+    by_id = {shot["id"]: shot for shot in shots["shots"]}
+    match rule:
+        case "coverage":  # the last shot of scene 1 dropped: its lines go uncovered
+            shots["shots"].remove(by_id["1C"])
+        case "dialogue_rate":
+            by_id["1B"]["duration_s"] = 1.0
+        case "dialogue_mismatch":
+            by_id["2B"]["dialogue"][0]["text"] = "Dora! Look at me, I am flying high!"
+        case "unknown_entity":
+            by_id["1C"]["entities"].append({"entity": "ghost", "look": "spooky"})
+        case "wrong_look":
+            by_id["2C"]["entities"][2]["look"] = "gingham apron"  # dora, in the raincoat
     return shots
+
+
+RULES = ["coverage", "dialogue_rate", "dialogue_mismatch", "unknown_entity", "wrong_look"]
 
 
 @pytest.fixture
@@ -60,27 +77,22 @@ def graph(persistence: Any) -> Any:
     )
 
 
+@pytest.mark.parametrize("rule", RULES)
 async def test_a_broken_rule_gets_one_repair_call_with_its_message(
-    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
+    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any, rule: str
 ) -> None:
-    broken = _uncovered_line()
+    broken = _broken(rule)
     script = Script.model_validate(RECORDED["draft_script"][0])
     assets = AssetRegistry.model_validate(RECORDED["extract_assets"][0])
     [violation] = check_shot_list(ShotList.model_validate(broken), script, assets)
-    openai_server.replies.extend(
-        [
-            RECORDED["draft_script"][0],
-            RECORDED["extract_assets"][0],
-            broken,
-            RECORDED["list_shots"][0],
-        ]
-    )
+    assert violation.rule == rule
+    openai_server.replies.extend([*BEFORE_SHOTS, broken, RECORDED["list_shots"][0]])
     gate, _ = await _shots_gate(graph, http_context, sample_input, openai_server)
-    assert len(openai_server.requests) == 4
-    repair_request = openai_server.requests[3]["messages"][-1]
+    first, repair = openai_server.requests[len(BEFORE_SHOTS) :]
+    repair_request = repair["messages"][-1]
     assert repair_request["role"] == "user"
     assert violation.message in repair_request["content"]
-    assert violation.message not in json.dumps(openai_server.requests[2]["messages"])
+    assert violation.message not in json.dumps(first["messages"])
     assert gate["problems"] == []
     assert proposal(gate) == RECORDED["list_shots"][0]
 
@@ -88,12 +100,10 @@ async def test_a_broken_rule_gets_one_repair_call_with_its_message(
 async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
     graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
 ) -> None:
-    broken = _uncovered_line()
-    openai_server.replies.extend(
-        [RECORDED["draft_script"][0], RECORDED["extract_assets"][0], broken, broken]
-    )
+    broken = _broken("coverage")
+    openai_server.replies.extend([*BEFORE_SHOTS, broken, broken])
     gate, config = await _shots_gate(graph, http_context, sample_input, openai_server)
-    assert len(openai_server.requests) == 4
+    assert len(openai_server.requests) == len(BEFORE_SHOTS) + 2
     assert len(gate["problems"]) == 1
     assert "is covered by no shot" in gate["problems"][0]
     assert proposal(gate) == ShotList.model_validate(broken).model_dump(mode="json")

@@ -165,7 +165,13 @@ async def test_kill_mid_stage_then_resume_finishes(
     assert demo.returncode == -signal.SIGKILL, "".join(seen)
     thread_id = THREAD.search("".join(seen)).group(1)
     approved_before = await thread_values(persistence, thread_id)
-    assert set(approved_before["approved"]) == {"script", "assets", "shots"}
+    assert set(approved_before["approved"]) == {
+        "treatment",
+        "script",
+        "master_script",
+        "assets",
+        "shots",
+    }
 
     listed = auteur("runs", env=cli_env)
     row = next(line for line in listed.stdout.splitlines() if thread_id in line)
@@ -188,11 +194,15 @@ async def test_kill_at_a_gate_keeps_every_decision(
     child = pexpect.spawn(AUTEUR, ["demo"], env=cli_env, encoding="utf-8", timeout=120)
     child.expect(THREAD.pattern)
     thread_id = child.match.group(1)
+    child.expect(PROMPT)  # treatment gate
+    child.sendline("a")
     child.expect(PROMPT)  # script gate
     child.sendline("f")
     child.expect("Your feedback")
     child.sendline("make it funnier")
     child.expect(PROMPT)  # the regenerated script
+    child.sendline("a")
+    child.expect(PROMPT)  # master script gate
     child.sendline("a")
     child.expect(PROMPT)  # assets gate
     child.sendline("a")
@@ -202,7 +212,7 @@ async def test_kill_at_a_gate_keeps_every_decision(
     child.wait()
 
     at_gate = await thread_values(persistence, thread_id)
-    assert at_gate["approved"] == ["script", "assets"]
+    assert at_gate["approved"] == ["treatment", "script", "master_script", "assets"]
     funnier = Script.model_validate(at_gate["script"])
 
     listed = auteur("runs", env=cli_env)
@@ -216,8 +226,16 @@ async def test_kill_at_a_gate_keeps_every_decision(
     assembled_video(resumed.stdout)
     after = await thread_values(persistence, thread_id)
     assert Script.model_validate(after["script"]) == funnier
-    assert after["approved"] == ["script", "assets", "shots", "frames", "clips"]
-    roles = [(t["stage"], t["role"]) for t in after["conversation"]]
-    assert roles[:3] == [("script", "assistant"), ("script", "user"), ("script", "assistant")]
-    assert after["conversation"][1]["content"] == "make it funnier"
+    assert after["approved"] == [
+        "treatment",
+        "script",
+        "master_script",
+        "assets",
+        "shots",
+        "frames",
+        "clips",
+    ]
+    script_turns = [t for t in after["conversation"] if t["stage"] == "script"]
+    assert [t["role"] for t in script_turns] == ["assistant", "user", "assistant"]
+    assert script_turns[1]["content"] == "make it funnier"
     assert len({t["id"] for t in after["conversation"]}) == len(after["conversation"])

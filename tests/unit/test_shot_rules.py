@@ -59,14 +59,16 @@ def only(violations: list[Violation]) -> Violation:
 # --- valid shot lists ----------------------------------------------------------------------
 
 
+COMBINED_TASKS = ("draft_script", "extract_assets", "list_shots")
+
+
 @pytest.mark.parametrize(
     ("script_n", "assets_n", "shots_n"),
-    list(itertools.product(*(range(len(RESPONSES[k])) for k in RESPONSES))),
+    list(itertools.product(*(range(len(RESPONSES[k])) for k in COMBINED_TASKS))),
 )
 def test_every_sample_combination_satisfies_every_rule(
     script_n: int, assets_n: int, shots_n: int
 ) -> None:
-    assert list(RESPONSES) == ["draft_script", "extract_assets", "list_shots"]
     assert (
         check(
             RESPONSES["list_shots"][shots_n],
@@ -78,7 +80,7 @@ def test_every_sample_combination_satisfies_every_rule(
 
 
 def test_the_sample_has_revisions_to_combine() -> None:
-    assert all(len(RESPONSES[k]) >= 2 for k in RESPONSES)
+    assert all(len(RESPONSES[k]) >= 2 for k in COMBINED_TASKS)
 
 
 def test_dialogue_compares_up_to_speaker_case_and_whitespace() -> None:
