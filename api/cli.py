@@ -110,6 +110,7 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
     while stop.status == "interrupted":
         assert stop.gate is not None
         if auto_approve:
+            show.gate(out, stop.gate)
             out.print(f"[green]✓ approving {stop.gate['stage']}[/green] (--auto-approve)")
             decision: dict[str, Any] = {"decisions": [{"type": "approve"}]}
         elif not interactive:
