@@ -52,6 +52,7 @@ __all__ = [
     "ProductionState",
     "Step",
     "Turn",
+    "check_decision",
     "conversation_messages",
     "feedback_at",
     "load_agents",
@@ -574,6 +575,34 @@ class ProductionAgent(Step):
         given = [i for i, step in enumerate(steps) if step.stage in state]
         start = min(given[-1] + 1, len(steps) - 1) if given else 0
         return steps[start].draft_node
+
+
+def check_decision(gate: dict[str, Any], raw: object) -> Approve | Edit | Reject:
+    """Validate a decision against a gate's payload, as the gate itself will.
+
+    Lets a service refuse a bad decision before it resumes anything.
+
+    Raises:
+        ValueError: What is wrong with the decision (or the gate is not Auteur's).
+    """
+    stage = gate.get("stage")
+    steps = [
+        step
+        for name in ProductionAgent.registry.names()
+        for step in ProductionAgent.registry.get(name)().steps()
+    ]
+    step = next((s for s in steps if s.stage == stage), None)
+    if step is None:
+        raise ValueError(f"the gate's stage {stage!r} belongs to no registered agent")
+    request = GateRequest(
+        stage=step.stage,
+        artifact=step.artifact,
+        proposal=gate["action_requests"][0]["args"],
+        description="",
+        problems=[],
+        draft_error=gate.get("draft_error"),
+    )
+    return request.parse(raw)
 
 
 def project_of(state: ProductionState) -> Project:

@@ -131,5 +131,58 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
         out.print("[bold green]Done.[/bold green]")
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (AUTEUR_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (AUTEUR_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (LangGraph Agent Server compatible) and execute runs."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    if not settings.api_keys and host not in LOCAL_HOSTS:
+        out.print(
+            f"[red]error:[/red] refusing to bind to {host} with no API keys: anyone could "
+            "reach every thread. Set AUTEUR_API_KEYS, or bind to 127.0.0.1."
+        )
+        raise typer.Exit(2)
+    out.print(f"Auteur API on http://{host}:{port or settings.port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="warning")
+
+
+@app.command()
+def worker() -> None:
+    """Execute queued runs against the configured database (add as many as you like)."""
+    _run(_worker(Settings()))
+
+
+async def _worker(settings: Settings) -> None:
+    from api.db import Database
+    from api.events import EventHub
+    from api.executor import Executor
+
+    async with open_services(settings) as services:
+        hub = EventHub(services.database_url)
+        await hub.start()
+        executor = Executor(
+            services,
+            Database(services.persistence.pool),
+            hub,
+            concurrency=settings.worker_concurrency,
+        )
+        out.print(f"worker {executor.worker_id} waiting for runs")
+        try:
+            await executor.run_forever()
+        finally:
+            await executor.shutdown()
+            await hub.stop()
+
+
 if __name__ == "__main__":
     app()

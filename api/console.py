@@ -94,7 +94,7 @@ def thread_table(out: Console, records: list[ThreadRecord]) -> None:
     table = Table("thread", "workflow", "status", "stage", "updated", "message")
     for record in records:
         status = record.status
-        if status == "running" and not record.runner_alive():
+        if status == "busy" and not record.runner_alive():
             status = "stopped (resume to continue)"
         table.add_row(
             record.thread_id,

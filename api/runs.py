@@ -17,6 +17,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 
 from agents.base import Context
+from api.db import SCHEMA
 from api.settings import Settings
 from graphs.base import WorkflowType, load_workflow_types, stage_of_node
 from graphs.persistence import (
@@ -51,6 +52,7 @@ class Services:
     persistence: Persistence
     context: Context
     workflows: dict[str, WorkflowType]
+    database_url: str
     _compiled: dict[str, CompiledStateGraph] = field(default_factory=dict)
 
     def graph(self, workflow: str) -> CompiledStateGraph:
@@ -87,7 +89,7 @@ class Services:
         """
         record, graph, config = await self._thread(thread_id)
         threads = self.persistence.threads
-        await threads.update(thread_id, status="running", stage=record.stage)
+        await threads.update(thread_id, status="busy", stage=record.stage)
         stage = record.stage
         try:
             async for _, mode, chunk in graph.astream(
@@ -101,7 +103,7 @@ class Services:
                 if mode == "custom":
                     stage = chunk.get("stage", stage)
                     await threads.update(
-                        thread_id, status="running", stage=stage, message=chunk.get("message")
+                        thread_id, status="busy", stage=stage, message=chunk.get("message")
                     )
                     on_progress(chunk)
         except Exception as error:
@@ -118,7 +120,7 @@ class Services:
                 message="awaiting approval",
             )
         else:
-            await threads.update(thread_id, status="success", stage=None, message="finished")
+            await threads.update(thread_id, status="idle", stage=None, message="finished")
         return stop
 
     async def position(self, thread_id: str) -> RunStop | None:
@@ -156,14 +158,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Load every plugin (failing loudly), open the database and yield the services."""
     workflows = {name: cls() for name, cls in _workflow_classes().items()}
     url = settings.database_url or embedded_database_url(settings.data_dir)
-    async with open_persistence(url) as persistence:
+    async with open_persistence(url, extra_schema=SCHEMA) as persistence:
         context = Context(
             models=settings.models,
             backend=DraftBackend(),
             files=LocalFileStore(settings.files_dir),
         )
         yield Services(
-            settings=settings, persistence=persistence, context=context, workflows=workflows
+            settings=settings,
+            persistence=persistence,
+            context=context,
+            workflows=workflows,
+            database_url=url,
         )
 
 

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
         description='Model per agent, e.g. AUTEUR_AGENT_MODELS=\'{"script_writer": "gpt-4.1"}\'.',
     )
     llm_timeout_s: float = Field(120, gt=0)
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='API key → user, e.g. AUTEUR_API_KEYS=\'{"k3y": "alice"}\'. Unset = one '
+        "local user, and the server binds to 127.0.0.1 only.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8123, ge=0, le=65535)
+    worker_concurrency: int = Field(32, ge=1, description="Runs one process executes at once.")
 
     @property
     def files_dir(self) -> Path:

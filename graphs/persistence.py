@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,12 +168,18 @@ class Persistence:
 
 
 @asynccontextmanager
-async def open_persistence(database_url: str) -> AsyncIterator[Persistence]:
-    """Connect, set the schema up (idempotent, serialised across processes) and yield."""
+async def open_persistence(
+    database_url: str, *, extra_schema: Sequence[str] = ()
+) -> AsyncIterator[Persistence]:
+    """Connect, set the schema up (idempotent, serialised across processes) and yield.
+
+    ``extra_schema`` statements (the API's service tables) run after Auteur's own, under
+    the same advisory lock.
+    """
     pool = AsyncConnectionPool(
         database_url,
         min_size=1,
-        max_size=8,
+        max_size=16,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )
@@ -186,7 +192,7 @@ async def open_persistence(database_url: str) -> AsyncIterator[Persistence]:
             try:
                 await checkpointer.setup()
                 await store.setup()
-                for statement in _SERVICE_SCHEMA:
+                for statement in (*_SERVICE_SCHEMA, *extra_schema):
                     await conn.execute(statement)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))

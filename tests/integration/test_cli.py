@@ -103,7 +103,7 @@ def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
     listed = auteur("runs", env=env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")})
     assert listed.returncode == 0, listed.stderr
     assert all(t in listed.stdout for t in threads)
-    assert listed.stdout.count("success") == 2
+    assert listed.stdout.count("idle") == 2  # finished
 
 
 def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:

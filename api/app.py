@@ -1,0 +1,75 @@
+"""The FastAPI application: Agent Server-compatible routes plus Auteur's own resources.
+
+The lifespan opens the services (database, checkpointer, store, plugins), starts the event
+listener and a background executor, and stops them in reverse order. Every error a client
+can cause is a 4xx with ``{"detail": "<what is wrong>"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from api.context import ApiContext
+from api.db import Database
+from api.events import EventHub
+from api.executor import Executor
+from api.routes import approvals, assistants, files, meta, projects, runs, threads
+from api.runs import open_services
+from api.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
+    """The API app; with ``execute`` it also runs queued runs in the background."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            db = Database(services.persistence.pool)
+            hub = EventHub(services.database_url)
+            await hub.start()
+            executor = Executor(services, db, hub, concurrency=settings.worker_concurrency)
+            app.state.auteur = ApiContext(settings, services, db, hub, executor)
+            worker = asyncio.create_task(executor.run_forever()) if execute else None
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                await executor.shutdown()
+                await hub.stop()
+
+    app = FastAPI(
+        title="Auteur",
+        description="Agent service for AI film production; LangGraph Agent Server compatible.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["content-location", "location", "x-pagination-total", "x-pagination-next"],
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+
+    for module in (meta, assistants, threads, runs, approvals, projects, files):
+        app.include_router(module.router)
+    return app

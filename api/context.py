@@ -1,0 +1,62 @@
+"""What every route needs, built once at start-up and reached through ``Annotated`` dependencies."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from api.db import Database
+from api.events import EventHub
+from api.executor import Executor
+from api.runs import Services
+from api.settings import Settings
+
+__all__ = ["LOCAL_USER", "ApiContext", "Ctx", "User", "current_user"]
+
+LOCAL_USER = "local"
+
+
+@dataclass
+class ApiContext:
+    """The open services of one API process."""
+
+    settings: Settings
+    services: Services
+    db: Database
+    hub: EventHub
+    executor: Executor
+
+
+def _context(request: Request) -> ApiContext:
+    return request.app.state.auteur
+
+
+Ctx = Annotated[ApiContext, Depends(_context)]
+
+
+def current_user(request: Request, ctx: Ctx) -> str:
+    """The caller: the user of its API key (``Authorization: Bearer`` or ``x-api-key``).
+
+    With no keys configured the server is local-only and everyone is the local user.
+    """
+    keys = ctx.settings.api_keys
+    if not keys:
+        return LOCAL_USER
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token = token or request.headers.get("x-api-key")
+    if token:
+        for key, user in keys.items():
+            if hmac.compare_digest(key.encode(), token.encode()):
+                return user
+    raise HTTPException(
+        401,
+        "missing or unknown API key: send 'Authorization: Bearer <key>' (or 'x-api-key')",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+User = Annotated[str, Depends(current_user)]

@@ -1,0 +1,603 @@
+"""Service tables the API queries fast: projects, runs (the queue), run events, approvals, files.
+
+Threads live in ``auteur_threads`` (:mod:`graphs.persistence`), extended here with the owner,
+project, latest values and pending interrupts, so listing threads or the approval queue never
+reads a checkpoint. Every query filters by owner: another user's rows simply do not exist.
+
+Runs are a queue claimed with ``FOR UPDATE SKIP LOCKED`` and a lease. A partial unique index
+allows one running run per thread (one writer per thread), and a run is claimable only when
+no older run of its thread is pending, so a thread's runs execute in order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["SCHEMA", "Database", "dumps"]
+
+EVENTS_CHANNEL = "auteur_events"
+RUNS_CHANNEL = "auteur_runs"
+CANCEL_CHANNEL = "auteur_cancel"
+APPROVALS_CHANNEL = "auteur_approvals"
+
+SCHEMA = (
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT 'local'",
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS project_id text",
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS thread_values jsonb",
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS interrupts jsonb NOT NULL"
+    " DEFAULT '{}'::jsonb",
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS error jsonb",
+    "ALTER TABLE auteur_threads ALTER COLUMN workflow DROP NOT NULL",
+    "CREATE INDEX IF NOT EXISTS auteur_threads_owner ON auteur_threads (owner, updated_at DESC)",
+    """
+CREATE TABLE IF NOT EXISTS auteur_projects (
+    project_id  text PRIMARY KEY,
+    owner       text NOT NULL,
+    name        text NOT NULL,
+    brief       text NOT NULL DEFAULT '',
+    config      jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+)""",
+    """
+CREATE TABLE IF NOT EXISTS auteur_runs (
+    run_id              text PRIMARY KEY,
+    thread_id           text NOT NULL REFERENCES auteur_threads ON DELETE CASCADE,
+    assistant_id        text NOT NULL,
+    owner               text NOT NULL,
+    status              text NOT NULL DEFAULT 'pending',
+    kwargs              jsonb NOT NULL,
+    metadata            jsonb NOT NULL DEFAULT '{}'::jsonb,
+    multitask_strategy  text NOT NULL DEFAULT 'enqueue',
+    worker              text,
+    lease_until         timestamptz,
+    attempt             integer NOT NULL DEFAULT 0,
+    started             boolean NOT NULL DEFAULT false,
+    cancel_action       text,
+    error               jsonb,
+    created_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at          timestamptz NOT NULL DEFAULT clock_timestamp()
+)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS auteur_runs_one_writer ON auteur_runs (thread_id)"
+    " WHERE status = 'running'",
+    "CREATE INDEX IF NOT EXISTS auteur_runs_thread ON auteur_runs (thread_id, created_at DESC)",
+    "CREATE INDEX IF NOT EXISTS auteur_runs_queue ON auteur_runs (created_at)"
+    " WHERE status IN ('pending', 'running')",
+    """
+CREATE TABLE IF NOT EXISTS auteur_run_events (
+    id          bigserial PRIMARY KEY,
+    run_id      text NOT NULL,
+    thread_id   text NOT NULL,
+    event       text NOT NULL,
+    data        jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now()
+)""",
+    "CREATE INDEX IF NOT EXISTS auteur_run_events_run ON auteur_run_events (run_id, id)",
+    """
+CREATE TABLE IF NOT EXISTS auteur_approvals (
+    approval_id      text PRIMARY KEY,
+    thread_id        text NOT NULL REFERENCES auteur_threads ON DELETE CASCADE,
+    run_id           text,
+    owner            text NOT NULL,
+    workflow         text,
+    project_id       text,
+    stage            text NOT NULL,
+    interrupt_id     text NOT NULL,
+    payload          jsonb NOT NULL,
+    status           text NOT NULL DEFAULT 'pending',
+    decision         jsonb,
+    diff             jsonb,
+    feedback         text,
+    decided_by       text,
+    idempotency_key  text,
+    resume_run_id    text,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    decided_at       timestamptz
+)""",
+    "CREATE INDEX IF NOT EXISTS auteur_approvals_queue ON auteur_approvals"
+    " (owner, status, created_at DESC)",
+    """
+CREATE TABLE IF NOT EXISTS auteur_files (
+    key         text NOT NULL,
+    owner       text NOT NULL,
+    media_type  text NOT NULL,
+    PRIMARY KEY (key, owner)
+)""",
+)
+
+TERMINAL_RUN_STATUSES = frozenset({"success", "error", "interrupted", "timeout"})
+
+
+def dumps(value: Any) -> str:
+    """JSON for anything a graph streams: Pydantic models, dataclasses (interrupts), messages."""
+    return json.dumps(value, default=_jsonable, separators=(",", ":"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: getattr(value, name) for name in value.__dataclass_fields__}
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | bytes):
+        return str(value)
+    return repr(value)
+
+
+def _media_files(value: Any) -> list[dict[str, Any]]:
+    """Every ``MediaFile``-shaped dict (sha256, key, media_type) inside a JSON value."""
+    if isinstance(value, dict):
+        if {"sha256", "key", "media_type"} <= value.keys():
+            return [value]
+        return [file for item in value.values() for file in _media_files(item)]
+    if isinstance(value, list):
+        return [file for item in value for file in _media_files(item)]
+    return []
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(json.loads(dumps(value)))
+
+
+class Database:
+    """Data access for the service tables; every method is one short transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def setup(self, conn: AsyncConnection) -> None:
+        """Create or extend the service tables (idempotent; the caller holds the schema lock)."""
+        for statement in SCHEMA:
+            await conn.execute(statement)
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """All rows of a query."""
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+    async def fetch_one(self, query: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """The first row of a query, or None."""
+        rows = await self.fetch(query, params)
+        return rows[0] if rows else None
+
+    # --- threads ---------------------------------------------------------------------------
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], *, if_exists: str
+    ) -> dict[str, Any] | None:
+        """Insert a thread; None if the id exists and ``if_exists`` is ``raise``."""
+        row = await self.fetch_one(
+            "INSERT INTO auteur_threads (thread_id, owner, status, metadata, project_id,"
+            " workflow) VALUES (%s, %s, 'idle', %s, %s, %s)"
+            " ON CONFLICT (thread_id) DO NOTHING RETURNING *",
+            (
+                thread_id,
+                owner,
+                _json(metadata),
+                metadata.get("project_id"),
+                metadata.get("graph_id"),
+            ),
+        )
+        if row is None and if_exists == "do_nothing":
+            return await self.thread(thread_id, owner)
+        return row
+
+    async def thread(self, thread_id: str, owner: str) -> dict[str, Any] | None:
+        """One thread of ``owner``."""
+        return await self.fetch_one(
+            "SELECT * FROM auteur_threads WHERE thread_id = %s AND owner = %s", (thread_id, owner)
+        )
+
+    async def patch_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge ``metadata`` into a thread's metadata."""
+        return await self.fetch_one(
+            "UPDATE auteur_threads SET metadata = metadata || %s,"
+            " project_id = COALESCE(%s, project_id), updated_at = now()"
+            " WHERE thread_id = %s AND owner = %s RETURNING *",
+            (_json(metadata), metadata.get("project_id"), thread_id, owner),
+        )
+
+    async def delete_thread(self, thread_id: str, owner: str) -> bool:
+        """Delete a thread, its runs, events and approvals (checkpoints: the caller)."""
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM auteur_threads WHERE thread_id = %s AND owner = %s",
+                (thread_id, owner),
+            )
+            if cursor.rowcount:
+                await conn.execute(
+                    "DELETE FROM auteur_run_events WHERE thread_id = %s", (thread_id,)
+                )
+            return cursor.rowcount > 0
+
+    async def search_threads(
+        self,
+        owner: str,
+        *,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        ids: list[str] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+        count_only: bool = False,
+    ) -> list[dict[str, Any]] | int:
+        """Threads of ``owner`` matching every given filter (JSON containment for dicts)."""
+        where = ["owner = %s"]
+        params: list[Any] = [owner]
+        if metadata:
+            where.append("metadata @> %s")
+            params.append(_json(metadata))
+        if values:
+            where.append("thread_values @> %s")
+            params.append(_json(values))
+        if status:
+            where.append("status = %s")
+            params.append(status)
+        if ids is not None:
+            where.append("thread_id = ANY(%s)")
+            params.append(ids)
+        clause = " AND ".join(where)
+        if count_only:
+            row = await self.fetch_one(
+                f"SELECT count(*) AS n FROM auteur_threads WHERE {clause}", params
+            )
+            return int(row["n"]) if row else 0
+        column = {"thread_id": "thread_id", "status": "status", "created_at": "created_at"}.get(
+            sort_by, "updated_at"
+        )
+        order = "ASC" if sort_order == "asc" else "DESC"
+        return await self.fetch(
+            f"SELECT * FROM auteur_threads WHERE {clause} ORDER BY {column} {order}"
+            " LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+
+    async def set_thread_state(
+        self,
+        thread_id: str,
+        *,
+        status: str,
+        values: Any = None,
+        interrupts: dict[str, Any] | None = None,
+        stage: str | None = None,
+        message: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Record where a thread stands after a run (or a state update)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_threads SET status = %s, thread_values = COALESCE(%s,"
+                " thread_values), interrupts = COALESCE(%s, interrupts), stage = %s,"
+                " message = %s, error = %s, updated_at = now() WHERE thread_id = %s",
+                (
+                    status,
+                    _json(values) if values is not None else None,
+                    _json(interrupts) if interrupts is not None else None,
+                    stage,
+                    message,
+                    _json(error) if error is not None else None,
+                    thread_id,
+                ),
+            )
+
+    # --- runs ------------------------------------------------------------------------------
+
+    async def active_runs(self, thread_id: str) -> list[dict[str, Any]]:
+        """The thread's pending and running runs, oldest first."""
+        return await self.fetch(
+            "SELECT * FROM auteur_runs WHERE thread_id = %s AND status IN ('pending', 'running')"
+            " ORDER BY created_at",
+            (thread_id,),
+        )
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        assistant_id: str,
+        owner: str,
+        kwargs: dict[str, Any],
+        metadata: dict[str, Any],
+        multitask_strategy: str,
+    ) -> dict[str, Any]:
+        """Queue a run, log its ``metadata`` event (the first of its stream) and wake workers."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "INSERT INTO auteur_runs (run_id, thread_id, assistant_id, owner, kwargs,"
+                " metadata, multitask_strategy) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (
+                    run_id,
+                    thread_id,
+                    assistant_id,
+                    owner,
+                    _json(kwargs),
+                    _json(metadata),
+                    multitask_strategy,
+                ),
+            )
+            run = await cursor.fetchone()
+            await conn.execute(
+                "UPDATE auteur_threads SET status = 'busy', updated_at = now()"
+                " WHERE thread_id = %s",
+                (thread_id,),
+            )
+            await self._log(conn, run_id, thread_id, "metadata", {"run_id": run_id, "attempt": 1})
+            await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
+        assert run is not None
+        return run
+
+    async def run(self, run_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        """One run (of ``owner``, when given)."""
+        if owner is None:
+            return await self.fetch_one("SELECT * FROM auteur_runs WHERE run_id = %s", (run_id,))
+        return await self.fetch_one(
+            "SELECT * FROM auteur_runs WHERE run_id = %s AND owner = %s", (run_id, owner)
+        )
+
+    async def list_runs(
+        self, thread_id: str, *, status: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """A thread's runs, newest first."""
+        if status:
+            return await self.fetch(
+                "SELECT * FROM auteur_runs WHERE thread_id = %s AND status = %s"
+                " ORDER BY created_at DESC LIMIT %s OFFSET %s",
+                (thread_id, status, limit, offset),
+            )
+        return await self.fetch(
+            "SELECT * FROM auteur_runs WHERE thread_id = %s ORDER BY created_at DESC"
+            " LIMIT %s OFFSET %s",
+            (thread_id, limit, offset),
+        )
+
+    async def claim_run(self, worker: str, lease_s: float) -> dict[str, Any] | None:
+        """Claim the oldest runnable run: pending, or running with an expired lease.
+
+        A run is runnable only when no older run of its thread is pending or running, and
+        the partial unique index refuses a second running run per thread.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                """
+                SELECT r.run_id FROM auteur_runs r
+                WHERE (r.status = 'pending'
+                       OR (r.status = 'running' AND r.lease_until < clock_timestamp()))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM auteur_runs o
+                      WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
+                        AND (o.status = 'running'
+                             OR (o.status = 'pending' AND o.created_at < r.created_at)))
+                ORDER BY r.created_at
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+                """
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            cursor = await conn.execute(
+                "UPDATE auteur_runs SET status = 'running', worker = %s, attempt = attempt + 1,"
+                " lease_until = clock_timestamp() + make_interval(secs => %s),"
+                " updated_at = clock_timestamp() WHERE run_id = %s RETURNING *",
+                (worker, lease_s, row["run_id"]),
+            )
+            return await cursor.fetchone()
+
+    async def renew_lease(self, run_id: str, worker: str, lease_s: float) -> bool:
+        """Extend a run's lease; False if the run is no longer this worker's."""
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE auteur_runs SET lease_until = clock_timestamp() +"
+                " make_interval(secs => %s) WHERE run_id = %s AND worker = %s"
+                " AND status = 'running'",
+                (lease_s, run_id, worker),
+            )
+            return cursor.rowcount > 0
+
+    async def mark_started(self, run_id: str) -> None:
+        """The run's input is checkpointed: a retry continues from the checkpoint."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE auteur_runs SET started = true WHERE run_id = %s", (run_id,))
+
+    async def finish_run(
+        self, run_id: str, status: str, *, error: dict[str, Any] | None = None
+    ) -> None:
+        """Set a run's terminal status and tell every stream waiting on it."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_runs SET status = %s, error = %s, lease_until = NULL,"
+                " updated_at = clock_timestamp() WHERE run_id = %s",
+                (status, _json(error) if error else None, run_id),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
+            await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
+
+    async def request_cancel(self, run_id: str, action: str) -> str | None:
+        """Ask a run to stop; a pending run stops at once. Returns its status after."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "UPDATE auteur_runs SET cancel_action = %s, updated_at = clock_timestamp(),"
+                " status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END"
+                " WHERE run_id = %s AND status IN ('pending', 'running') RETURNING status",
+                (action, run_id),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, run_id))
+            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
+            return row["status"]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Remove a run and its events (rollback)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM auteur_run_events WHERE run_id = %s", (run_id,))
+            await conn.execute("DELETE FROM auteur_runs WHERE run_id = %s", (run_id,))
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def log_event(self, run_id: str, thread_id: str, event: str, data: Any) -> int:
+        """Append an event to the run's durable log and notify its listeners."""
+        async with self.pool.connection() as conn:
+            return await self._log(conn, run_id, thread_id, event, data)
+
+    @staticmethod
+    async def _log(
+        conn: AsyncConnection, run_id: str, thread_id: str, event: str, data: Any
+    ) -> int:
+        cursor = await conn.execute(
+            "WITH logged AS (INSERT INTO auteur_run_events (run_id, thread_id, event, data)"
+            " VALUES (%s, %s, %s, %s) RETURNING id)"
+            " SELECT id, pg_notify(%s, %s) FROM logged",
+            (run_id, thread_id, event, _json(data), EVENTS_CHANNEL, run_id),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    async def events_after(self, run_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        """A run's events with id > ``after``, in order."""
+        return await self.fetch(
+            "SELECT id, event, data FROM auteur_run_events WHERE run_id = %s AND id > %s"
+            " ORDER BY id LIMIT %s",
+            (run_id, after, limit),
+        )
+
+    # --- approvals -------------------------------------------------------------------------
+
+    async def open_approval(self, approval: dict[str, Any]) -> None:
+        """Queue a gate for review; older pending gates of the thread become stale."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE auteur_approvals SET status = 'stale' WHERE thread_id = %s"
+                " AND status = 'pending' AND approval_id <> %s",
+                (approval["thread_id"], approval["approval_id"]),
+            )
+            await conn.execute(
+                "INSERT INTO auteur_approvals (approval_id, thread_id, run_id, owner, workflow,"
+                " project_id, stage, interrupt_id, payload) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s) ON CONFLICT (approval_id) DO NOTHING",
+                (
+                    approval["approval_id"],
+                    approval["thread_id"],
+                    approval["run_id"],
+                    approval["owner"],
+                    approval["workflow"],
+                    approval["project_id"],
+                    approval["stage"],
+                    approval["interrupt_id"],
+                    _json(approval["payload"]),
+                ),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, approval["owner"]))
+
+    async def approvals(
+        self,
+        owner: str,
+        *,
+        status: str,
+        project_id: str | None,
+        stage: str | None,
+        workflow: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of ``owner``'s approvals (one query, no checkpoint reads) and the total."""
+        where = ["owner = %s", "status = %s"]
+        params: list[Any] = [owner, status]
+        for column, value in (("project_id", project_id), ("stage", stage), ("workflow", workflow)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        rows = await self.fetch(
+            f"SELECT *, count(*) OVER () AS total FROM auteur_approvals WHERE {' AND '.join(where)}"
+            " ORDER BY created_at DESC LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        return rows, int(rows[0]["total"]) if rows else 0
+
+    async def approval(self, approval_id: str, owner: str) -> dict[str, Any] | None:
+        """One approval of ``owner``."""
+        return await self.fetch_one(
+            "SELECT * FROM auteur_approvals WHERE approval_id = %s AND owner = %s",
+            (approval_id, owner),
+        )
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        owner: str,
+        *,
+        decision: Any,
+        diff: Any,
+        feedback: str | None,
+        idempotency_key: str | None,
+    ) -> dict[str, Any] | None:
+        """Take the decision if the gate is still pending (atomic); None if it is not."""
+        return await self.fetch_one(
+            "UPDATE auteur_approvals SET status = 'decided', decision = %s, diff = %s,"
+            " feedback = %s, decided_by = %s, idempotency_key = %s,"
+            " decided_at = clock_timestamp() WHERE approval_id = %s AND owner = %s"
+            " AND status = 'pending' RETURNING *",
+            (_json(decision), _json(diff), feedback, owner, idempotency_key, approval_id, owner),
+        )
+
+    async def reopen_approval(self, approval_id: str) -> None:
+        """Undo a decision whose run could not be queued."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_approvals SET status = 'pending', decision = NULL, diff = NULL,"
+                " feedback = NULL, decided_by = NULL, idempotency_key = NULL, decided_at = NULL"
+                " WHERE approval_id = %s",
+                (approval_id,),
+            )
+
+    async def link_resume_run(self, approval_id: str, run_id: str, owner: str) -> None:
+        """Record which run carried a decision, and tell the owner's approval feed."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_approvals SET resume_run_id = %s WHERE approval_id = %s",
+                (run_id, approval_id),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))
+
+    async def own_files(self, owner: str, values: Any) -> None:
+        """Record every generated file named in ``values`` as visible to ``owner``."""
+        files = {(f["key"], f["media_type"]) for f in _media_files(values)}
+        if not files:
+            return
+        async with self.pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO auteur_files (key, owner, media_type) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [(key, owner, media_type) for key, media_type in sorted(files)],
+            )
+
+    async def close_pending_approvals(self, thread_id: str, owner: str) -> None:
+        """The thread moved on outside the queue (a resume through the runs API)."""
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE auteur_approvals SET status = 'stale' WHERE thread_id = %s"
+                " AND status = 'pending'",
+                (thread_id,),
+            )
+            if cursor.rowcount:
+                await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))

@@ -1,0 +1,227 @@
+"""The run executor: claims queued runs, streams them into the event log, records the outcome.
+
+Every API process runs one executor in the background; ``auteur worker`` runs one alone.
+A claimed run holds a lease it renews while it runs; if its process dies, the lease
+expires and any executor claims the run again and continues from the last checkpoint
+(``started`` runs resume with no input, so nothing is applied twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from langgraph.types import Command, StateSnapshot
+
+from api.db import Database, dumps
+from api.events import EventHub, wait_for
+from api.runs import Services
+
+__all__ = ["Executor", "interrupts_of", "thread_status_of"]
+
+log = logging.getLogger(__name__)
+
+_APPROVAL_NAMESPACE = uuid.UUID("0b6c7f4e-6a59-4d33-9a43-2f1f6a3c1d10")
+
+
+def interrupts_of(snapshot: StateSnapshot) -> dict[str, list[dict[str, Any]]]:
+    """The pending interrupts of a checkpoint, keyed by task id (the Agent Server shape)."""
+    return {
+        task.id: [{"value": i.value, "id": i.id} for i in task.interrupts]
+        for task in snapshot.tasks
+        if task.interrupts
+    }
+
+
+def thread_status_of(snapshot: StateSnapshot) -> str:
+    """``interrupted`` while the checkpoint waits (at a gate or cut off), else ``idle``."""
+    return "interrupted" if snapshot.next else "idle"
+
+
+def _plain(values: Any) -> Any:
+    return json.loads(dumps(values))
+
+
+class Executor:
+    """Claims and executes runs, at most ``concurrency`` at a time in this process."""
+
+    def __init__(
+        self,
+        services: Services,
+        db: Database,
+        hub: EventHub,
+        *,
+        concurrency: int = 32,
+        lease_s: float = 30.0,
+        poll_s: float = 2.0,
+    ) -> None:
+        self.services = services
+        self.db = db
+        self.hub = hub
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        hub.on_cancel(self._cancel_local)
+
+    async def run_forever(self) -> None:
+        """Claim runs as they are queued (woken by NOTIFY; polling for expired leases)."""
+        while True:
+            news = self.hub.queue_news()
+            try:
+                while len(self._tasks) < self.concurrency:
+                    run = await self.db.claim_run(self.worker_id, self.lease_s)
+                    if run is None:
+                        break
+                    task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
+                    self._tasks[run["run_id"]] = task
+                    task.add_done_callback(lambda _, rid=run["run_id"]: self._tasks.pop(rid, None))
+            except Exception:  # the database is briefly unreachable: try again shortly
+                log.exception("claiming runs failed")
+            await wait_for(news, self.poll_s)
+
+    async def shutdown(self) -> None:
+        """Stop every run of this process; their leases lapse and another worker resumes them."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _cancel_local(self, run_id: str) -> None:
+        if task := self._tasks.get(run_id):
+            task.cancel()
+
+    async def _execute(self, run: dict[str, Any]) -> None:
+        run_id, thread_id = run["run_id"], run["thread_id"]
+        kwargs = run["kwargs"]
+        thread = await self.db.fetch_one(
+            "SELECT workflow, project_id, owner FROM auteur_threads WHERE thread_id = %s",
+            (thread_id,),
+        )
+        if thread is None:  # deleted while queued
+            await self.db.finish_run(
+                run_id, "error", error={"error": "ValueError", "message": "thread deleted"}
+            )
+            return
+        graph = self.services.graph(thread["workflow"])
+        configurable = {
+            **(kwargs.get("config") or {}).get("configurable", {}),
+            "thread_id": thread_id,
+            "project_id": thread["project_id"],
+        }
+        config = {"configurable": configurable, "metadata": {"run_id": run_id}}
+        payload: Any = None
+        if not run["started"]:
+            command = kwargs.get("command")
+            payload = Command(**command) if command else kwargs.get("input")
+        modes = sorted({*kwargs.get("stream_mode", ["values"]), "custom"})
+        renewal = asyncio.create_task(self._renew(run_id))
+        stage = None
+        try:
+            started = run["started"]
+            async for namespace, mode, chunk in graph.astream(
+                payload,
+                config,
+                context=self.services.context,
+                stream_mode=modes,
+                subgraphs=True,
+                durability="sync",
+            ):
+                if not started:
+                    await self.db.mark_started(run_id)
+                    started = True
+                name = "|".join([mode, *namespace])
+                await self.db.log_event(run_id, thread_id, name, chunk)
+                if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
+                    stage = chunk.get("stage", stage)
+                    await self.db.fetch(
+                        "UPDATE auteur_threads SET stage = %s, message = %s WHERE thread_id = %s"
+                        " RETURNING 1",
+                        (stage, str(chunk["message"]), thread_id),
+                    )
+            await self._settle(run, thread, graph, config)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancelled(run, graph, config))
+            raise
+        except Exception as error:
+            log.exception("run %s failed", run_id)
+            details = {"error": type(error).__name__, "message": str(error)}
+            await self.db.log_event(run_id, thread_id, "error", details)
+            await self.db.set_thread_state(
+                thread_id, status="error", stage=stage, message=str(error), error=details
+            )
+            await self.db.finish_run(run_id, "error", error=details)
+        finally:
+            renewal.cancel()
+
+    async def _settle(
+        self, run: dict[str, Any], thread: dict[str, Any], graph: Any, config: dict[str, Any]
+    ) -> None:
+        """Record the thread's state, its approvals and the run's terminal status."""
+        snapshot = await graph.aget_state(config)
+        interrupts = interrupts_of(snapshot)
+        status = thread_status_of(snapshot)
+        gate = snapshot.interrupts[0].value if snapshot.interrupts else None
+        stage = gate.get("stage") if isinstance(gate, dict) else None
+        await self.db.set_thread_state(
+            run["thread_id"],
+            status=status,
+            values=snapshot.values,
+            interrupts=interrupts,
+            stage=stage,
+            message="awaiting approval"
+            if interrupts
+            else ("finished" if status == "idle" else None),
+        )
+        await self.db.own_files(thread["owner"], _plain(snapshot.values))
+        checkpoint_id = snapshot.config["configurable"].get("checkpoint_id")
+        for interrupt in snapshot.interrupts:
+            value = interrupt.value if isinstance(interrupt.value, dict) else {}
+            await self.db.open_approval(
+                {
+                    "approval_id": str(
+                        uuid.uuid5(_APPROVAL_NAMESPACE, f"{checkpoint_id}:{interrupt.id}")
+                    ),
+                    "thread_id": run["thread_id"],
+                    "run_id": run["run_id"],
+                    "owner": thread["owner"],
+                    "workflow": thread["workflow"],
+                    "project_id": thread["project_id"],
+                    "stage": value.get("stage", "review"),
+                    "interrupt_id": interrupt.id,
+                    "payload": interrupt.value,
+                }
+            )
+        await self.db.finish_run(run["run_id"], "interrupted" if interrupts else "success")
+
+    async def _cancelled(self, run: dict[str, Any], graph: Any, config: dict[str, Any]) -> None:
+        current = await self.db.run(run["run_id"])
+        action = current["cancel_action"] if current else None
+        if action is None:  # this process is shutting down: the lease lapses, another resumes
+            return
+        if action == "rollback":
+            await self.db.delete_run(run["run_id"])
+        else:
+            await self.db.finish_run(run["run_id"], "interrupted")
+        snapshot = await graph.aget_state(config)
+        await self.db.set_thread_state(
+            run["thread_id"],
+            status=thread_status_of(snapshot),
+            values=snapshot.values,
+            interrupts=interrupts_of(snapshot),
+            message="cancelled",
+        )
+
+    async def _renew(self, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            with contextlib.suppress(Exception):
+                if not await self.db.renew_lease(run_id, self.worker_id, self.lease_s):
+                    return

@@ -1,0 +1,71 @@
+"""Assistants: one per workflow type; ``assistant_id`` may be its name or its UUID."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from api.context import Ctx, User
+from api.launch import resolve_workflow
+from api.schemas import AssistantSearch
+from api.wire import assistant_json
+
+router = APIRouter(prefix="/assistants", tags=["assistants"])
+_STARTED = datetime.now(UTC).isoformat()
+
+
+@router.post("/search")
+async def search(body: AssistantSearch, ctx: Ctx, _: User, response: Response) -> list[dict]:
+    """Assistants matching the graph id, a name substring and metadata."""
+    found = [
+        assistant_json(workflow, _STARTED)
+        for name, workflow in sorted(ctx.services.workflows.items())
+        if (body.graph_id in (None, name))
+        and (body.name is None or body.name.lower() in name.lower())
+        and all({"created_by": "system"}.get(k) == v for k, v in (body.metadata or {}).items())
+    ]
+    response.headers["X-Pagination-Total"] = str(len(found))
+    return found[body.offset : body.offset + body.limit]
+
+
+@router.post("/count")
+async def count(body: AssistantSearch, ctx: Ctx, user: User, response: Response) -> int:
+    """How many assistants match."""
+    return len(
+        await search(body.model_copy(update={"limit": 1000, "offset": 0}), ctx, user, response)
+    )
+
+
+@router.get("/{assistant_id}")
+async def get(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
+    """One assistant."""
+    workflow = ctx.services.workflows[resolve_workflow(ctx, assistant_id)]
+    return assistant_json(workflow, _STARTED)
+
+
+@router.get("/{assistant_id}/graph")
+async def graph(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
+    """The workflow's graph (nodes and edges)."""
+    compiled = ctx.services.graph(resolve_workflow(ctx, assistant_id))
+    drawable = (await compiled.aget_graph()).to_json()
+    for node in drawable["nodes"]:
+        if isinstance(node.get("data"), dict):
+            node["data"].pop("id", None)
+    return drawable
+
+
+@router.get("/{assistant_id}/schemas")
+async def schemas(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
+    """Input, output and state JSON schemas."""
+    name = resolve_workflow(ctx, assistant_id)
+    compiled = ctx.services.graph(name)
+    return {
+        "graph_id": name,
+        "input_schema": compiled.get_input_jsonschema(),
+        "output_schema": compiled.get_output_jsonschema(),
+        "state_schema": compiled.get_output_jsonschema(),
+        "config_schema": None,
+        "context_schema": None,
+    }

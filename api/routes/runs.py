@@ -1,0 +1,163 @@
+"""Runs of a thread: create (background, streamed, waited on), list, get, join, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from sse_starlette import EventSourceResponse
+
+from api.context import ApiContext, Ctx, User
+from api.launch import final_values, last_event_id, start_run, stream_run
+from api.routes.threads import owned_thread
+from api.schemas import RunCreate
+from api.wire import run_json
+
+router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"])
+
+
+def _paths(run: dict[str, Any]) -> tuple[str, str]:
+    base = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    return base, f"{base}/stream"
+
+
+async def _owned_run(ctx: ApiContext, thread_id: str, run_id: str, user: str) -> dict[str, Any]:
+    run = await ctx.db.run(run_id, user)
+    if run is None or run["thread_id"] != thread_id:
+        raise HTTPException(404, f"no run '{run_id}' in thread '{thread_id}'")
+    return run
+
+
+@router.post("")
+async def create(
+    thread_id: str, body: RunCreate, ctx: Ctx, user: User, response: Response
+) -> dict[str, Any]:
+    """Queue a run in the background."""
+    run = await start_run(ctx, user, thread_id, body)
+    response.headers["Content-Location"] = _paths(run)[0]
+    return run_json(run)
+
+
+@router.post("/stream", response_class=EventSourceResponse)
+async def create_and_stream(
+    thread_id: str, body: RunCreate, ctx: Ctx, user: User
+) -> EventSourceResponse:
+    """Queue a run and stream its events (SSE) until it ends."""
+    run = await start_run(ctx, user, thread_id, body)
+    base, stream = _paths(run)
+    return stream_run(
+        ctx,
+        run,
+        after=0,
+        modes=set(body.modes()),
+        subgraphs=body.stream_subgraphs,
+        headers={"Location": stream, "Content-Location": base},
+    )
+
+
+@router.post("/wait")
+async def create_and_wait(
+    thread_id: str, body: RunCreate, ctx: Ctx, user: User, response: Response
+) -> dict[str, Any]:
+    """Queue a run and answer its final values (with ``__interrupt__`` at a gate)."""
+    run = await start_run(ctx, user, thread_id, body)
+    base, _ = _paths(run)
+    response.headers["Content-Location"] = base
+    response.headers["Location"] = f"{base}/join"
+    return await final_values(ctx, run)
+
+
+@router.get("")
+async def list_runs(
+    thread_id: str,
+    ctx: Ctx,
+    user: User,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """The thread's runs, newest first."""
+    await owned_thread(ctx, thread_id, user)
+    runs = await ctx.db.list_runs(thread_id, status=status, limit=limit + 1, offset=offset)
+    if len(runs) > limit:
+        response.headers["X-Pagination-Next"] = str(offset + limit)
+    return [run_json(run) for run in runs[:limit]]
+
+
+@router.get("/{run_id}")
+async def get(thread_id: str, run_id: str, ctx: Ctx, user: User) -> dict[str, Any]:
+    """One run."""
+    return run_json(await _owned_run(ctx, thread_id, run_id, user))
+
+
+@router.get("/{run_id}/join")
+async def join(thread_id: str, run_id: str, ctx: Ctx, user: User) -> dict[str, Any]:
+    """Wait for the run to end; its final values."""
+    return await final_values(ctx, await _owned_run(ctx, thread_id, run_id, user))
+
+
+def _modes(raw: list[str]) -> set[str] | None:
+    """Stream modes from repeated keys, a JSON array or a comma list; None = all."""
+    modes: set[str] = set()
+    for item in raw:
+        text = item.strip()
+        if text.startswith("["):
+            try:
+                modes.update(str(mode) for mode in json.loads(text))
+            except json.JSONDecodeError:
+                raise HTTPException(422, f"stream_mode {text!r} is not a JSON array") from None
+        else:
+            modes.update(part for part in text.split(",") if part)
+    return modes or None
+
+
+@router.get("/{run_id}/stream", response_class=EventSourceResponse)
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    ctx: Ctx,
+    user: User,
+    stream_mode: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI reads the default
+) -> EventSourceResponse:
+    """Stream a run's events after ``Last-Event-ID`` (exclusive; ``-1`` = from the start)."""
+    run = await _owned_run(ctx, thread_id, run_id, user)
+    base, stream = _paths(run)
+    return stream_run(
+        ctx,
+        run,
+        after=last_event_id(request),
+        modes=_modes(stream_mode),
+        subgraphs=bool(run["kwargs"].get("stream_subgraphs")),
+        headers={"Location": stream, "Content-Location": base},
+    )
+
+
+@router.post("/{run_id}/cancel")
+async def cancel(
+    thread_id: str,
+    run_id: str,
+    ctx: Ctx,
+    user: User,
+    wait: bool = False,
+    action: Annotated[str, Query(pattern="^(interrupt|rollback)$")] = "interrupt",
+) -> Any:
+    """Stop a pending or running run (``interrupt`` keeps its checkpoints)."""
+    run = await _owned_run(ctx, thread_id, run_id, user)
+    if await ctx.db.request_cancel(run_id, action) is None:
+        raise HTTPException(409, f"run '{run_id}' is {run['status']}: nothing to cancel")
+    if wait:
+        return await final_values(ctx, run)
+    return Response(status_code=202)
+
+
+@router.delete("/{run_id}", status_code=204)
+async def delete(thread_id: str, run_id: str, ctx: Ctx, user: User) -> Response:
+    """Delete a finished run and its events."""
+    run = await _owned_run(ctx, thread_id, run_id, user)
+    if run["status"] in ("pending", "running"):
+        raise HTTPException(409, f"run '{run_id}' is {run['status']}; cancel it first")
+    await ctx.db.delete_run(run_id)
+    return Response(status_code=204)

@@ -1,0 +1,143 @@
+"""Request bodies of the HTTP API (the Agent Server's, plus Auteur's own resources)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ApprovalDecision",
+    "AssistantSearch",
+    "CommandBody",
+    "ProjectCreate",
+    "RunCreate",
+    "ThreadCount",
+    "ThreadCreate",
+    "ThreadHistory",
+    "ThreadPatch",
+    "ThreadSearch",
+    "ThreadStateUpdate",
+]
+
+StreamMode = Literal[
+    "values",
+    "updates",
+    "custom",
+    "debug",
+    "messages",
+    "messages-tuple",
+    "events",
+    "tasks",
+    "checkpoints",
+]
+
+
+class _Body(BaseModel):
+    # Unknown keys are accepted and ignored: newer SDKs send fields older servers lack.
+    model_config = ConfigDict(extra="ignore")
+
+
+class AssistantSearch(_Body):
+    """Filters of ``POST /assistants/search`` and ``/count``."""
+
+    graph_id: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class ThreadCreate(_Body):
+    """``POST /threads``."""
+
+    thread_id: str | None = Field(None, min_length=1, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadPatch(_Body):
+    """``PATCH /threads/{id}``: metadata merged into the thread's."""
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ThreadSearch(_Body):
+    """``POST /threads/search``."""
+
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    ids: list[str] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] = (
+        "updated_at"
+    )
+    sort_order: Literal["asc", "desc"] = "desc"
+
+
+class ThreadCount(_Body):
+    """``POST /threads/count``."""
+
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+
+
+class ThreadStateUpdate(_Body):
+    """``POST /threads/{id}/state``."""
+
+    values: dict[str, Any] | list[Any] | None = None
+    as_node: str | None = None
+    checkpoint_id: str | None = None
+
+
+class ThreadHistory(_Body):
+    """``POST /threads/{id}/history``."""
+
+    limit: int = Field(10, ge=1, le=1000)
+    before: str | dict[str, Any] | None = None
+
+
+class CommandBody(_Body):
+    """A run's ``command``: ``resume`` answers the gate the thread waits at."""
+
+    resume: Any = None
+    update: dict[str, Any] | None = None
+    goto: str | list[str] | None = None
+
+
+class RunCreate(_Body):
+    """The body of every run-creating route."""
+
+    assistant_id: str = Field(min_length=1, max_length=200)
+    input: dict[str, Any] | None = None
+    command: CommandBody | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    stream_mode: StreamMode | list[StreamMode] = "values"
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
+    if_not_exists: Literal["create", "reject"] = "reject"
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+
+    def modes(self) -> list[str]:
+        """The stream modes as a list."""
+        return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+
+
+class ProjectCreate(_Body):
+    """``POST /projects``."""
+
+    name: str = Field(min_length=1, max_length=200)
+    brief: str = Field("", max_length=20_000)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalDecision(_Body):
+    """A decision in the gate's resume shape: ``{"decisions": [{"type": "approve"}]}``."""
+
+    decisions: list[dict[str, Any]] = Field(min_length=1, max_length=1)

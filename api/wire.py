@@ -1,0 +1,116 @@
+"""The Agent Server's JSON shapes: threads, runs, assistants, thread states.
+
+Field names follow ``langgraph-sdk``'s schema, so the official client, agent-chat-ui and
+Agent Inbox read Auteur's answers unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from langgraph.types import StateSnapshot
+
+from graphs.base import WorkflowType
+
+__all__ = ["assistant_id_of", "assistant_json", "run_json", "state_json", "thread_json"]
+
+# The namespace the Agent Server derives a graph's system assistant id from.
+_ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def assistant_id_of(workflow: str) -> str:
+    """The assistant id of a workflow type (as the Agent Server derives it from a graph id)."""
+    return str(uuid.uuid5(_ASSISTANT_NAMESPACE, workflow))
+
+
+def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
+    """One workflow type as an assistant."""
+    return {
+        "assistant_id": assistant_id_of(workflow.name),
+        "graph_id": workflow.name,
+        "name": workflow.name,
+        "description": workflow.description,
+        "config": {},
+        "context": {},
+        "metadata": {"created_by": "system"},
+        "version": 1,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def thread_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A thread row as the SDK's ``Thread``."""
+    return {
+        "thread_id": row["thread_id"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "state_updated_at": row["updated_at"].isoformat(),
+        "metadata": row["metadata"],
+        "status": row["status"],
+        "config": {},
+        "values": row["thread_values"],
+        "interrupts": row["interrupts"] or {},
+        "error": row["error"],
+        "project_id": row["project_id"],
+        "stage": row["stage"],
+        "message": row["message"],
+    }
+
+
+def run_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A run row as the SDK's ``Run``."""
+    return {
+        "run_id": row["run_id"],
+        "thread_id": row["thread_id"],
+        "assistant_id": row["assistant_id"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "multitask_strategy": row["multitask_strategy"],
+        "kwargs": row["kwargs"],
+        "error": row["error"],
+    }
+
+
+def _checkpoint(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    configurable = config["configurable"]
+    return {
+        "thread_id": configurable["thread_id"],
+        "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+        "checkpoint_id": configurable["checkpoint_id"],
+    }
+
+
+def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
+    """A checkpoint as the SDK's ``ThreadState``."""
+    checkpoint = _checkpoint(snapshot.config)
+    parent = _checkpoint(snapshot.parent_config)
+    return {
+        "values": snapshot.values,
+        "next": list(snapshot.next),
+        "tasks": [
+            {
+                "id": task.id,
+                "name": task.name,
+                "path": list(task.path),
+                "error": str(task.error) if task.error else None,
+                "interrupts": [{"value": i.value, "id": i.id} for i in task.interrupts],
+                "checkpoint": None,
+                "state": state_json(task.state) if isinstance(task.state, StateSnapshot) else None,
+                "result": task.result,
+            }
+            for task in snapshot.tasks
+        ],
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
+        "metadata": snapshot.metadata,
+        "created_at": snapshot.created_at,
+        "interrupts": [{"value": i.value, "id": i.id} for i in snapshot.interrupts],
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+        "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
+    }
