@@ -37,7 +37,13 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
             db = Database(services.persistence.pool)
             hub = EventHub(services.database_url)
             await hub.start()
-            executor = Executor(services, db, hub, concurrency=settings.worker_concurrency)
+            executor = Executor(
+                services,
+                db,
+                hub,
+                concurrency=settings.worker_concurrency,
+                lease_s=settings.run_lease_s,
+            )
             app.state.auteur = ApiContext(settings, services, db, hub, executor)
             worker = asyncio.create_task(executor.run_forever()) if execute else None
             try:

@@ -175,6 +175,7 @@ async def _worker(settings: Settings) -> None:
             Database(services.persistence.pool),
             hub,
             concurrency=settings.worker_concurrency,
+            lease_s=settings.run_lease_s,
         )
         out.print(f"worker {executor.worker_id} waiting for runs")
         try:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8123, ge=0, le=65535)
     worker_concurrency: int = Field(32, ge=1, description="Runs one process executes at once.")
+    run_lease_s: float = Field(
+        30, gt=0, description="A crashed worker's run is picked up again after this long."
+    )
 
     @property
     def files_dir(self) -> Path:

@@ -60,3 +60,113 @@ async def test_other_users_get_404(alice: Any, bob: Any) -> None:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await bob.threads.get(thread["thread_id"])
     assert refused.value.response.status_code == 404
+
+
+async def _gate_of(parts: list[Any]) -> dict[str, Any]:
+    updates = [p for p in parts if p.event == "updates" and "__interrupt__" in p.data]
+    return updates[-1].data["__interrupt__"][0]["value"]
+
+
+async def _thread_at_first_gate(client: Any) -> tuple[str, dict[str, Any]]:
+    thread = await client.threads.create()
+    parts = await _to_gate(client, thread["thread_id"], {"input": SAMPLE})
+    return thread["thread_id"], await _gate_of(parts)
+
+
+async def test_feedback_and_edit_resume_the_gate(alice: Any) -> None:
+    thread_id, gate = await _thread_at_first_gate(alice)
+    feedback = {"decisions": [{"type": "reject", "message": "make them funnier"}]}
+
+    again = await _gate_of(await _to_gate(alice, thread_id, {"command": {"resume": feedback}}))
+
+    assert again["stage"] == "treatment"
+    assert again["action_requests"][0]["args"] != gate["action_requests"][0]["args"]
+    edited = {**again["action_requests"][0]["args"], "chosen": 2}
+    edit = {"decisions": [{"type": "edit", "edited_action": {"name": "treatment", "args": edited}}]}
+    script = await _gate_of(await _to_gate(alice, thread_id, {"command": {"resume": edit}}))
+    assert script["stage"] == "script"
+    state = await alice.threads.get_state(thread_id, subgraphs=True)
+    [task] = state["tasks"]
+    assert task["state"]["values"]["treatment"]["chosen"] == 2
+
+
+@pytest.mark.parametrize(
+    ("decision", "complaint"),
+    [
+        ({"decisions": [{"type": "maybe"}]}, "a decision must look like"),
+        ({"decisions": [{"type": "reject", "message": ""}]}, "message"),
+        (
+            {"decisions": [{"type": "edit", "edited_action": {"name": "treatment", "args": {}}}]},
+            "options",
+        ),
+        ("approve", "a decision must look like"),
+    ],
+)
+async def test_invalid_decisions_get_422_and_leave_the_gate_open(
+    alice: Any, decision: Any, complaint: str
+) -> None:
+    thread_id, _ = await _thread_at_first_gate(alice)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await alice.runs.create(thread_id, "full_video", command={"resume": decision})
+    assert refused.value.response.status_code == 422
+    assert complaint in refused.value.response.json()["detail"]
+    assert (await alice.threads.get(thread_id))["status"] == "interrupted"
+
+
+async def test_reject_strategy_answers_409_while_a_run_is_active(alice: Any) -> None:
+    thread = await alice.threads.create()
+    await alice.runs.create(thread["thread_id"], "full_video", input=SAMPLE)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await alice.runs.create(
+            thread["thread_id"], "full_video", input=SAMPLE, multitask_strategy="reject"
+        )
+    assert refused.value.response.status_code == 409
+    assert "already running" in refused.value.response.json()["detail"]
+
+
+async def test_a_dropped_stream_rejoins_with_exactly_the_missing_events(alice: Any) -> None:
+    thread = await alice.threads.create()
+    received = []
+    async for part in alice.runs.stream(
+        thread["thread_id"], "full_video", input=SAMPLE, stream_mode=["updates", "custom"]
+    ):
+        received.append(part)
+        if len(received) == 3:
+            break  # the client goes away mid-run
+    run_id = received[0].data["run_id"]
+
+    rest = [
+        part
+        async for part in alice.runs.join_stream(
+            thread["thread_id"], run_id, last_event_id=received[-1].id
+        )
+    ]
+    everything = [
+        part
+        async for part in alice.runs.join_stream(thread["thread_id"], run_id, last_event_id="-1")
+    ]
+
+    assert [p.id for p in received + rest] == [p.id for p in everything]
+    assert received + rest == everything
+    ids = [int(p.id) for p in everything]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert (await alice.runs.get(thread["thread_id"], run_id))["status"] == "interrupted"
+
+
+async def test_wait_answers_the_values_with_the_gate(alice: Any) -> None:
+    thread = await alice.threads.create()
+    result = await alice.runs.wait(thread["thread_id"], "full_video", input=SAMPLE)
+    assert result["__interrupt__"][0]["value"]["stage"] == "treatment"
+    assert result["project"]["brief"] == SAMPLE["brief"]
+
+
+async def test_assistants_and_thread_search(alice: Any) -> None:
+    [assistant] = await alice.assistants.search(graph_id="full_video")
+    assert assistant["graph_id"] == "full_video"
+    assert (await alice.assistants.get(assistant["assistant_id"]))["name"] == "full_video"
+    thread_id, _ = await _thread_at_first_gate(alice)
+    found = await alice.threads.search(status="interrupted", metadata={"graph_id": "full_video"})
+    assert thread_id in [t["thread_id"] for t in found]
+    assert (await alice.threads.get(thread_id))["interrupts"]
+    history = await alice.threads.get_history(thread_id, limit=3)
+    assert len(history) == 3

@@ -1,0 +1,154 @@
+"""A run survives its server: killed with SIGKILL mid-stage, it resumes after a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langgraph_sdk import get_client
+
+from api.settings import SAMPLE_INPUT
+from tests.api.conftest import api_settings, serve
+
+SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+APPROVE = {"decisions": [{"type": "approve"}]}
+AUTEUR = str(Path(sys.executable).parent / "auteur")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def auteur_serve(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[str]]:
+    """``auteur serve`` in its own process, ready to answer."""
+    server = subprocess.Popen(
+        [AUTEUR, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            output = server.stdout.read() if server.stdout else ""
+            raise RuntimeError(f"auteur serve did not start:\n{output}")
+        time.sleep(0.1)
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AUTEUR_DATABASE_URL": database_url,
+        "AUTEUR_DATA_DIR": tempfile.mkdtemp(prefix="auteur-restart-"),
+        "AUTEUR_API_KEYS": json.dumps({"alice-key": "alice"}),
+        "AUTEUR_RUN_LEASE_S": "1",
+    }
+    env.pop("OPENAI_API_KEY", None)
+    client = get_client(url=f"http://127.0.0.1:{port}", api_key="alice-key")
+    with auteur_serve(env, port) as first:
+        thread_id = (await client.threads.create())["thread_id"]
+        result: dict[str, Any] = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
+        while result["__interrupt__"][0]["value"]["stage"] != "shots":
+            result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
+        run = await client.runs.create(
+            thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
+        )
+        seen = []
+        async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
+            seen.append(part)
+            if part.event == "custom" and part.data["message"] == "frame 3/12 done":
+                first.send_signal(signal.SIGKILL)
+                break
+        first.wait(timeout=30)
+    before = await _values_after_restart(env, port, client, thread_id, run["run_id"], seen)
+    assert before["approved"] == ["treatment", "script", "master_script", "assets", "shots"]
+
+
+async def _values_after_restart(
+    env: dict[str, str], port: int, client: Any, thread_id: str, run_id: str, seen: list[Any]
+) -> dict[str, Any]:
+    with auteur_serve(env, port):
+        rest = [
+            part
+            async for part in client.runs.join_stream(thread_id, run_id, last_event_id=seen[-1].id)
+        ]
+        finished = await client.runs.get(thread_id, run_id)
+        assert finished["status"] == "interrupted"
+        state = await client.threads.get_state(thread_id)
+        gate = state["interrupts"][0]["value"]
+        assert gate["stage"] == "frames"
+        assert len(gate["action_requests"][0]["args"]["frames"]) == 12
+        messages = [p.data["message"] for p in rest if p.event == "custom"]
+        assert "frame 12/12 done" in messages
+        ids = [int(p.id) for p in seen[1:] + rest]
+        assert ids == sorted(ids)
+        return state["values"]
+
+
+async def test_a_separate_worker_process_executes_the_queue(database_url: str) -> None:
+    """An API process that executes nothing queues; an ``auteur worker`` elsewhere runs it."""
+    settings = api_settings(database_url)
+    env = {
+        **os.environ,
+        "AUTEUR_DATABASE_URL": database_url,
+        "AUTEUR_DATA_DIR": str(settings.data_dir),
+    }
+    env.pop("OPENAI_API_KEY", None)
+    with serve(settings, execute=False) as url:
+        client = get_client(url=url, api_key="alice-key")
+        thread_id = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(thread_id, "full_video", input=SAMPLE)
+        time.sleep(0.5)
+        assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "pending"
+        worker = subprocess.Popen(
+            [AUTEUR, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            result = await client.runs.join(thread_id, run["run_id"])
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        assert result["__interrupt__"][0]["value"]["stage"] == "treatment"
+        assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
+
+
+def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path) -> None:
+    env = {**os.environ, "AUTEUR_DATA_DIR": str(tmp_path)}
+    env.pop("AUTEUR_API_KEYS", None)
+    refused = subprocess.run(
+        [AUTEUR, "serve", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "refusing to bind to 0.0.0.0 with no API keys" in refused.stdout
