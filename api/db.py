@@ -138,7 +138,7 @@ def _jsonable(value: Any) -> Any:
 def _media_files(value: Any) -> list[dict[str, Any]]:
     """Every ``MediaFile``-shaped dict (sha256, key, media_type) inside a JSON value."""
     if isinstance(value, dict):
-        if {"sha256", "key", "media_type"} <= value.keys():
+        if {"sha256", "key", "media_type"} <= value.keys() and isinstance(value["key"], str):
             return [value]
         return [file for item in value.values() for file in _media_files(item)]
     if isinstance(value, list):

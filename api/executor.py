@@ -180,7 +180,8 @@ class Executor:
             if interrupts
             else ("finished" if status == "idle" else None),
         )
-        await self.db.own_files(thread["owner"], _plain(snapshot.values))
+        gates = [interrupt.value for interrupt in snapshot.interrupts]
+        await self.db.own_files(thread["owner"], _plain([snapshot.values, gates]))
         checkpoint_id = snapshot.config["configurable"].get("checkpoint_id")
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}

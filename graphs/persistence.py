@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -107,6 +107,11 @@ class ThreadRecord:
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ThreadRecord:
+        """The record of a table row (the API's service columns beside it are not its concern)."""
+        return cls(**{field.name: row[field.name] for field in fields(cls)})
+
     def runner_alive(self) -> bool:
         """Whether the process that last drove this thread is still running here."""
         return self.runner_pid is not None and psutil.pid_exists(self.runner_pid)
@@ -145,7 +150,7 @@ class ThreadLog:
                 "SELECT * FROM auteur_threads WHERE thread_id = %s", (thread_id,)
             )
             row = await cursor.fetchone()
-        return ThreadRecord(**row) if row else None
+        return ThreadRecord.from_row(row) if row else None
 
     async def list(self, *, limit: int = 50) -> list[ThreadRecord]:
         """Threads, most recently updated first."""
@@ -154,7 +159,7 @@ class ThreadLog:
                 "SELECT * FROM auteur_threads ORDER BY updated_at DESC LIMIT %s", (limit,)
             )
             rows = await cursor.fetchall()
-        return [ThreadRecord(**row) for row in rows]
+        return [ThreadRecord.from_row(row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,18 @@ def offline_context(files_dir: Path) -> Context:
     )
 
 
+@pytest.fixture
+def http_context(offline_context: Context, openai_server: Any) -> Context:
+    """The run context with the OpenAI-compatible test server as every agent's model."""
+    return Context(
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+        backend=offline_context.backend,
+        files=offline_context.files,
+    )
+
+
 @pytest.fixture(scope="session")
 def sample_input() -> dict[str, Any]:
     import json

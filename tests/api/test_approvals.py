@@ -155,3 +155,35 @@ async def test_the_feed_announces_a_new_gate(api_url: str, http: httpx.AsyncClie
     thread_id = await _run_to_gate(api_url)
     await asyncio.wait_for(listener, 60)
     assert thread_id in [a["thread_id"] for a in seen[-1]["items"]]
+
+
+async def test_projects_list_their_runs_and_files_are_private_and_cacheable(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    project = (await http.post("/projects", json={"name": "Eggs", "brief": "eggs"})).json()
+    client = get_client(url=api_url, api_key="alice-key")
+    thread = await client.threads.create(metadata={"project_id": project["project_id"]})
+    result = await client.runs.wait(thread["thread_id"], "full_video", input=SAMPLE)
+    while result["__interrupt__"][0]["value"]["stage"] != "frames":
+        result = await client.runs.wait(
+            thread["thread_id"], "full_video", command={"resume": APPROVE}
+        )
+
+    runs = (await http.get(f"/projects/{project['project_id']}/runs")).json()
+    assert len(runs) == 6 and {r["thread_id"] for r in runs} == {thread["thread_id"]}
+    assert runs[0]["stage"] == "frames"
+    [listed] = [
+        p for p in (await http.get("/projects")).json() if p["project_id"] == project["project_id"]
+    ]
+    assert listed["latest_stage"] == "frames"
+    frame = result["__interrupt__"][0]["value"]["action_requests"][0]["args"]["frames"][0]
+    url = f"/files/{frame['file']['key']}"
+    mine = await http.get(url)
+    assert mine.status_code == 200
+    assert mine.headers["content-type"] == frame["file"]["media_type"]
+    assert "immutable" in mine.headers["cache-control"]
+    assert (await http.get(url, headers={"Authorization": "Bearer bob-key"})).status_code == 404
+    bob_project = await http.get(
+        f"/projects/{project['project_id']}", headers={"Authorization": "Bearer bob-key"}
+    )
+    assert bob_project.status_code == 404

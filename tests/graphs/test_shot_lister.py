@@ -15,7 +15,6 @@ from agents.base import Context
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from tests.helpers import APPROVE, answer, new_config, proposal, run_until_stop
-from tools.llm import ModelProvider
 
 RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
 BEFORE_SHOTS = [
@@ -43,17 +42,6 @@ def _broken(rule: str) -> dict[str, Any]:
 
 
 RULES = ["coverage", "dialogue_rate", "dialogue_mismatch", "unknown_entity", "wrong_look"]
-
-
-@pytest.fixture
-def http_context(offline_context: Context, openai_server: Any) -> Context:
-    return Context(
-        models=ModelProvider(
-            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
-        ),
-        backend=offline_context.backend,
-        files=offline_context.files,
-    )
 
 
 async def _shots_gate(

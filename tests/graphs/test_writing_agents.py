@@ -31,7 +31,6 @@ from tests.helpers import (
     proposal,
     run_until_stop,
 )
-from tools.llm import ModelProvider
 
 DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
 RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
@@ -45,17 +44,6 @@ GOLD = {
 def graph(persistence: Any) -> Any:
     workflow = load_workflow_types().get("full_video")()
     return workflow.compile(checkpointer=persistence.checkpointer, store=persistence.store)
-
-
-@pytest.fixture
-def http_context(offline_context: Context, openai_server: Any) -> Context:
-    return Context(
-        models=ModelProvider(
-            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
-        ),
-        backend=offline_context.backend,
-        files=offline_context.files,
-    )
 
 
 def _own_brief(sample_input: dict[str, Any]) -> dict[str, Any]:

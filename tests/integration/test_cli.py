@@ -226,15 +226,7 @@ async def test_kill_at_a_gate_keeps_every_decision(
     assembled_video(resumed.stdout)
     after = await thread_values(persistence, thread_id)
     assert Script.model_validate(after["script"]) == funnier
-    assert after["approved"] == [
-        "treatment",
-        "script",
-        "master_script",
-        "assets",
-        "shots",
-        "frames",
-        "clips",
-    ]
+    assert after["approved"] == load_workflow_types().get("full_video")().stages()
     script_turns = [t for t in after["conversation"] if t["stage"] == "script"]
     assert [t["role"] for t in script_turns] == ["assistant", "user", "assistant"]
     assert script_turns[1]["content"] == "make it funnier"
