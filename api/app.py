@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -26,6 +26,19 @@ from api.runs import open_services
 from api.settings import Settings
 
 __all__ = ["create_app"]
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse NUL characters anywhere in a request: Postgres cannot store them in text."""
+    body = await request.body()
+    if (
+        "\x00" in request.url.path
+        or any("\x00" in f"{key}{value}" for key, value in request.query_params.multi_items())
+        or (b"\x00" in body or b"\\u0000" in body)
+    ):
+        raise HTTPException(
+            422, "the request contains a NUL character (\\u0000), which no field accepts"
+        )
 
 
 def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
@@ -60,6 +73,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         title="Auteur",
         description="Agent service for AI film production; LangGraph Agent Server compatible.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.add_middleware(
         CORSMiddleware,

@@ -6,6 +6,7 @@ posted to ``/approvals/{id}`` starts exactly the run ``runs.create(command=...)`
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ from agents.base import check_decision
 from api.context import ApiContext
 from api.db import TERMINAL_RUN_STATUSES, dumps
 from api.events import wait_for
-from api.schemas import RunCreate
+from api.schemas import THREAD_ID_PATTERN, RunCreate
 from api.wire import assistant_id_of
 from graphs.base import WorkflowInput
 
@@ -62,6 +63,8 @@ async def start_run(
     if thread is None:
         if body.if_not_exists != "create":
             raise HTTPException(404, f"no thread '{thread_id}'")
+        if not re.fullmatch(THREAD_ID_PATTERN, thread_id):
+            raise HTTPException(422, f"a new thread's id must match {THREAD_ID_PATTERN}")
         thread = await ctx.db.create_thread(thread_id, owner, {}, if_exists="raise")
         if thread is None:  # the id exists, owned by someone else
             raise HTTPException(404, f"no thread '{thread_id}'")

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_OFFSET",
+    "THREAD_ID_PATTERN",
     "ApprovalDecision",
     "AssistantSearch",
     "CommandBody",
@@ -19,6 +21,12 @@ __all__ = [
     "ThreadSearch",
     "ThreadStateUpdate",
 ]
+
+THREAD_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,200}$"
+"""Ids a client may choose for a thread: URL- and header-safe."""
+
+MAX_OFFSET = 1_000_000
+"""The largest pagination offset accepted (beyond it, a 422 rather than a database error)."""
 
 StreamMode = Literal[
     "values",
@@ -45,13 +53,13 @@ class AssistantSearch(_Body):
     name: str | None = None
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class ThreadCreate(_Body):
     """``POST /threads``."""
 
-    thread_id: str | None = Field(None, min_length=1, max_length=200)
+    thread_id: str | None = Field(None, pattern=THREAD_ID_PATTERN)
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
 
@@ -70,7 +78,7 @@ class ThreadSearch(_Body):
     ids: list[str] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] = (
         "updated_at"
     )

@@ -13,7 +13,7 @@ from api.context import ApiContext, Ctx, User
 from api.db import dumps
 from api.events import wait_for
 from api.launch import HEARTBEAT_S, audit_of, start_run
-from api.schemas import ApprovalDecision, CommandBody, RunCreate
+from api.schemas import MAX_OFFSET, ApprovalDecision, CommandBody, RunCreate
 from api.wire import run_json
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
@@ -67,7 +67,7 @@ async def list_approvals(
     workflow: str | None = None,
     status: Annotated[str, Query(pattern="^(pending|decided|stale)$")] = "pending",
     limit: Page = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """Gates waiting for the caller, newest first, filterable and paginated."""
     return await _page(

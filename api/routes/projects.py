@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.context import Ctx, User
 from api.db import dumps
-from api.schemas import ProjectCreate
+from api.schemas import MAX_OFFSET, ProjectCreate
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -37,7 +37,7 @@ async def list_projects(
     ctx: Ctx,
     user: User,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """The caller's projects, newest first, each with the stage its latest thread is at."""
     rows = await ctx.db.fetch(
@@ -70,7 +70,7 @@ async def runs(
     ctx: Ctx,
     user: User,
     limit: Annotated[int, Query(ge=1, le=200)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """The project's latest workflow runs: status, stage, timings (newest first)."""
     await get(project_id, ctx, user)

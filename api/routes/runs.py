@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sse_starlette import EventSourceResponse
@@ -11,14 +12,14 @@ from sse_starlette import EventSourceResponse
 from api.context import ApiContext, Ctx, User
 from api.launch import final_values, last_event_id, start_run, stream_run
 from api.routes.threads import owned_thread
-from api.schemas import RunCreate
+from api.schemas import MAX_OFFSET, RunCreate
 from api.wire import run_json
 
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"])
 
 
 def _paths(run: dict[str, Any]) -> tuple[str, str]:
-    base = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    base = f"/threads/{quote(run['thread_id'], safe='')}/runs/{run['run_id']}"
     return base, f"{base}/stream"
 
 
@@ -75,7 +76,7 @@ async def list_runs(
     user: User,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
     """The thread's runs, newest first."""

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
+from langgraph.errors import InvalidUpdateError
 
 from api.context import ApiContext, Ctx, User
 from api.executor import interrupts_of, thread_status_of
@@ -176,7 +177,7 @@ async def update_state(
         config = await graph.aupdate_state(
             _config(thread_id, body.checkpoint_id), body.values, as_node=body.as_node
         )
-    except (ValueError, KeyError) as error:
+    except (ValueError, KeyError, TypeError, InvalidUpdateError) as error:
         raise HTTPException(400, f"cannot update the state: {error}") from None
     snapshot = await graph.aget_state(_config(thread_id))
     await ctx.db.set_thread_state(

@@ -1,11 +1,18 @@
 """Schema-based fuzzing of the live API, plus hand-written negative cases.
 
-Schemathesis reads the server's own ``/openapi.json`` and sends every operation generated
-inputs, valid and invalid; no answer may be a 5xx, and the server may log no unhandled
-exception while answering (a crash inside an SSE stream comes after its 200 status line).
-Generated path ids would only ever meet 404, so ids of real resources (a thread at its
-first gate with its run, checkpoint and approval, a project, another user's thread) are
-mixed into the generated ones, and run bodies sometimes name a real assistant.
+Schemathesis reads the running server's ``/openapi.json`` and sends every operation
+generated inputs, valid and invalid (positive and negative modes); no answer may be a 5xx,
+every request must get an answer, and the server may log no unhandled exception meanwhile
+(an SSE stream that fails does so after its ``200`` status line, so only the log shows it).
+
+Generated ids would only ever meet 404, so the ids of real resources are mixed into the
+generated path parameters: a thread waiting at its first gate with its run, checkpoints
+and approval, an empty thread, another user's thread, a project, the assistant. Run
+bodies sometimes name the real assistant and decisions are sometimes valid, so runs are
+really queued, resumed and cancelled. DELETE gets ids of resources kept for deleting.
+
+Each operation is its own test (``test_no_server_errors[GET /threads/{thread_id}]``),
+with a fixed number of examples, derandomized, without shrinking.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -33,62 +41,87 @@ from api.settings import SAMPLE_INPUT, Settings
 from api.wire import assistant_id_of
 from tests.api.conftest import KEYS
 
+pytestmark = pytest.mark.filterwarnings(
+    # Schemathesis' own strategies for some bodies; nothing this file controls.
+    "ignore:Do not use the `random` module inside strategies"
+)
+
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
 WORKFLOW = "full_video"
+APPROVE = {"decisions": [{"type": "approve"}]}
+MAX_EXAMPLES = 25
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-# SSE streams never end on their own while their run or queue is live: schemathesis reads
-# them for ``SHORT_TIMEOUT_S`` and then cuts them short, which is an answer like any other.
+# SSE streams do not end while their run or the approval queue is live: schemathesis reads
+# an event stream for the request timeout and then cuts it short, an answer like any other.
 STREAMING = {
     "GET /approvals/stream",
     "POST /threads/{thread_id}/runs/stream",
     "GET /threads/{thread_id}/runs/{run_id}/stream",
 }
-# These hold a plain JSON answer until the run ends; a real run may take longer than the
-# fuzzer should wait, so a read timeout is accepted for them (and only for them). The SDK
-# tests (test_sdk.py) cover what they answer once the run ends.
+# These hold a plain JSON answer until the run ends, which may take longer than the fuzzer
+# should wait: a read timeout is accepted for them, and only for them. What they answer
+# once the run ended is covered by test_sdk.py and test_execution.py.
 WAITING = {
     "POST /threads/{thread_id}/runs/wait",
     "GET /threads/{thread_id}/runs/{run_id}/join",
     "POST /threads/{thread_id}/runs/{run_id}/cancel",  # ``?wait=true`` waits like ``join``
 }
 SHORT_TIMEOUT_S = 2.0
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 30.0
 
 
-class _ErrorLog(logging.Handler):
-    """What uvicorn logs at ERROR (an unhandled exception in the app), kept for the report."""
+# -- the server's error log --------------------------------------------------------------------
+
+
+class _ErrorLog(logging.Filter):
+    """Keeps what the server logs at ERROR with its exception, for this test to report.
+
+    Python 3.11's traceback formatting calls ``ast.parse``, which two threads must not do
+    at once (CPython gh-106905: "AST constructor recursion depth mismatch"); when the
+    server thread formats a traceback while pytest formats a failure, pytest itself can
+    crash. So, while this module runs, the server's loggers hand their exceptions to this
+    filter and log only the exception's last line; the test formats the rest.
+    """
+
+    LOGGERS = ("uvicorn.error", "api.executor")
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
+        super().__init__()
+        self.errors: list[tuple[str, BaseException | None]] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name == "uvicorn.error" and record.levelno >= logging.ERROR:
+            self.errors.append((record.getMessage(), error))
+        if error is not None:
+            record.exc_info = None
+            record.exc_text = f"{type(error).__name__}: {error} (traceback: see test_fuzz)"
+        return True
 
     def take(self, wait_s: float = 0.0) -> str:
         """The errors logged so far (waiting up to ``wait_s`` for one), trimmed, then forgotten.
 
-        Starlette sends a 500 before it re-raises the exception for uvicorn to log, so
-        the record can arrive just after the response does.
+        Starlette sends its 500 before it re-raises the exception for uvicorn to log, so
+        the record may arrive just after the response.
         """
         deadline = time.monotonic() + wait_s
-        while not self.records and time.monotonic() < deadline:
+        while not self.errors and time.monotonic() < deadline:
             time.sleep(0.02)
-        records, self.records = self.records, []
-        return "\n".join(_trimmed(record) for record in records)
+        errors, self.errors = self.errors, []
+        return "\n".join(_trimmed(message, error) for message, error in errors)
 
 
-def _trimmed(record: logging.LogRecord) -> str:
+def _trimmed(message: str, error: BaseException | None) -> str:
     """A logged exception with only the project's own frames (not the ASGI stack's)."""
-    lines = [record.getMessage()]
-    if record.exc_info and record.exc_info[1] is not None:
-        error = record.exc_info[1]
+    lines = [message]
+    if error is not None:
         frames = [
             frame
             for frame in traceback.extract_tb(error.__traceback__)
-            if str(PROJECT_ROOT) in frame.filename and "site-packages" not in frame.filename
+            if frame.filename.startswith(str(PROJECT_ROOT))
+            and "site-packages" not in frame.filename
         ]
         lines += traceback.format_list(frames)
         lines += traceback.format_exception_only(error)
@@ -97,79 +130,156 @@ def _trimmed(record: logging.LogRecord) -> str:
 
 @pytest.fixture(scope="module")
 def server_errors(api_url: str) -> Iterator[_ErrorLog]:
-    handler = _ErrorLog()
-    logger = logging.getLogger("uvicorn.error")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+    errors = _ErrorLog()
+    for name in _ErrorLog.LOGGERS:
+        logging.getLogger(name).addFilter(errors)
+    yield errors
+    for name in _ErrorLog.LOGGERS:
+        logging.getLogger(name).removeFilter(errors)
+
+
+# -- real resources --------------------------------------------------------------------------
 
 
 def _ok(response: httpx.Response) -> Any:
-    assert response.status_code < 300, response.text
+    assert response.status_code < 300, f"{response.request.url}: {response.text}"
     return response.json() if response.content else None
 
 
+def _path(*segments: str) -> str:
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
 @pytest.fixture(scope="module")
-def seeded(api_url: str) -> dict[str, list[str]]:
-    """Real resources whose ids the fuzzer mixes into generated path parameters."""
+def seeded(api_url: str, server_errors: _ErrorLog) -> Iterator[dict[str, Any]]:
+    """Ids of real resources: ``"live"`` ones, and ``"doomed"`` ones for DELETE to delete.
+
+    Afterwards, runs the fuzzer queued and left going are cancelled, so no later module's
+    server (on the same database) picks them up.
+    """
     with httpx.Client(base_url=api_url, headers=ALICE, timeout=120) as alice:
-        project = _ok(alice.post("/projects", json={"name": "fuzzed"}))
-        empty = _ok(alice.post("/threads", json={}))
-        gated = _ok(alice.post("/threads", json={"metadata": {"fuzz": True}}))
+        project = _ok(alice.post("/projects", json={"name": "fuzzed", "brief": "fuzz"}))
+        empty = _ok(alice.post("/threads", json={}))["thread_id"]
+        gated = _ok(alice.post("/threads", json={"metadata": {"fuzz": True}}))["thread_id"]
         sample = json.loads(SAMPLE_INPUT.read_text())
         values = _ok(
             alice.post(
-                f"/threads/{gated['thread_id']}/runs/wait",
+                _path("threads", gated, "runs", "wait"),
                 json={"assistant_id": WORKFLOW, "input": sample},
             )
         )
         assert "__interrupt__" in values, values
-        runs = _ok(alice.get(f"/threads/{gated['thread_id']}/runs"))
-        history = _ok(alice.get(f"/threads/{gated['thread_id']}/history", params={"limit": 2}))
-        approvals = _ok(alice.get("/approvals"))["items"]
-        approval = next(a for a in approvals if a["thread_id"] == gated["thread_id"])
+        run = _ok(alice.get(_path("threads", gated, "runs")))[0]["run_id"]
+        history = _ok(alice.get(_path("threads", gated, "history"), params={"limit": 2}))
+        approval = next(
+            item["approval_id"]
+            for item in _ok(alice.get("/approvals", params={"limit": 200}))["items"]
+            if item["thread_id"] == gated
+        )
+        doomed_thread = _ok(alice.post("/threads", json={}))["thread_id"]
+        errored = _ok(alice.post("/threads", json={}))["thread_id"]
+        # No input and no command: the run fails at once, and a finished run can be deleted.
+        doomed_run = _ok(
+            alice.post(_path("threads", errored, "runs"), json={"assistant_id": WORKFLOW})
+        )
+        _ok(alice.get(_path("threads", errored, "runs", doomed_run["run_id"], "join")))
     with httpx.Client(base_url=api_url, headers=BOB, timeout=30) as bob:
-        foreign = _ok(bob.post("/threads", json={}))
-    return {
-        "thread_id": [gated["thread_id"], empty["thread_id"], foreign["thread_id"]],
-        "run_id": [runs[0]["run_id"]],
-        "checkpoint_id": [state["checkpoint"]["checkpoint_id"] for state in history],
-        "approval_id": [approval["approval_id"]],
-        "project_id": [project["project_id"]],
-        "assistant_id": [WORKFLOW, assistant_id_of(WORKFLOW)],
-        "key": [f"{'0' * 64}.png"],
+        foreign = _ok(bob.post("/threads", json={}))["thread_id"]
+    checkpoints = [state["checkpoint"]["checkpoint_id"] for state in history]
+    ids: dict[str, Any] = {
+        # Each dict is one set of path parameters that belong together; an operation gets
+        # those of its parameters it has (the rest generated), or all of them generated.
+        "live": [
+            {"thread_id": gated, "run_id": run, "checkpoint_id": checkpoints[0]},
+            {"thread_id": gated, "checkpoint_id": checkpoints[-1]},
+            {"thread_id": empty},
+            {"thread_id": foreign, "run_id": run},  # bob's thread: 404 for alice
+            {"approval_id": approval},
+            {"project_id": project["project_id"]},
+            {"assistant_id": WORKFLOW},
+            {"assistant_id": assistant_id_of(WORKFLOW)},
+            {"key": f"{'0' * 64}.png"},  # well-formed, but no such file
+        ],
+        "doomed": {
+            "DELETE /threads/{thread_id}": [{"thread_id": doomed_thread}],
+            "DELETE /threads/{thread_id}/runs/{run_id}": [
+                {"thread_id": errored, "run_id": doomed_run["run_id"]}
+            ],
+        },
+        "touched": [],  # threads the fuzzer may have queued runs on
+        # for the hand-written cases' paths
+        "named": {
+            "gated": gated,
+            "run": run,
+            "approval": approval,
+            "project": project["project_id"],
+        },
     }
+    yield ids
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=30) as alice:
+        _cancel_active_runs(alice, {gated, errored, *ids["touched"]})
+
+
+def _cancel_active_runs(client: httpx.Client, thread_ids: set[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        active = [
+            (thread_id, run["run_id"])
+            for thread_id in thread_ids
+            for status in ("pending", "running")
+            for run in _listed_runs(client, thread_id, status)
+        ]
+        if not active:
+            return
+        for thread_id, run_id in active:
+            client.post(_path("threads", thread_id, "runs", run_id, "cancel"))
+        time.sleep(0.2)
+    raise AssertionError(f"runs the fuzzer queued are still going: {active}")
+
+
+def _listed_runs(client: httpx.Client, thread_id: str, status: str) -> list[dict[str, Any]]:
+    response = client.get(
+        _path("threads", thread_id, "runs"), params={"status": status, "limit": 1000}
+    )
+    return response.json() if response.status_code == 200 else []
+
+
+# -- the fuzzer ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def api_schema(api_url: str, seeded: dict[str, list[str]]) -> schemathesis.BaseSchema:
+def api_schema(api_url: str, seeded: dict[str, Any]) -> schemathesis.BaseSchema:
     schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json", timeout=30)
 
     @schema.hook
     def flatmap_path_parameters(
         context: schemathesis.HookContext, path_parameters: dict[str, Any] | None
     ) -> st.SearchStrategy:
-        # Keep the seeded resources alive: a DELETE gets generated ids only.
-        if not path_parameters or context.operation.method.upper() == "DELETE":
+        if not path_parameters:
             return st.just(path_parameters)
-        return st.fixed_dictionaries(
-            {
-                name: st.sampled_from([value, *seeded[name]]) if name in seeded else st.just(value)
-                for name, value in path_parameters.items()
-            }
-        )
+        label = f"{context.operation.method.upper()} {context.operation.path}"
+        # DELETE gets resources of its own, so the live ones stay for every other operation.
+        known = seeded["doomed"].get(label, []) if label.startswith("DELETE") else seeded["live"]
+        real = [
+            {**path_parameters, **{k: v for k, v in ids.items() if k in path_parameters}}
+            for ids in known
+            if path_parameters.keys() & ids.keys()
+        ]
+        return st.sampled_from([path_parameters, *real])
 
     @schema.hook
     def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy:
         if isinstance(body, dict) and "assistant_id" in body:
             return st.sampled_from([body, {**body, "assistant_id": WORKFLOW}])
+        if isinstance(body, dict) and "decisions" in body:
+            return st.sampled_from([body, APPROVE])
         return st.just(body)
 
     return schema
 
 
 def _operations() -> list[str]:
-    """Every operation the app serves, as ``METHOD /path`` (read offline, for test ids)."""
+    """Every operation the app serves, as ``METHOD /path`` (read offline, for the test ids)."""
     app = create_app(Settings(api_keys=KEYS, database_url="postgresql://offline"))
     paths = app.openapi()["paths"]
     return [f"{method.upper()} {path}" for path, methods in paths.items() for method in methods]
@@ -188,7 +298,10 @@ def test_every_served_operation_is_fuzzed(api_schema: schemathesis.BaseSchema) -
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_no_server_errors(
-    label: str, api_schema: schemathesis.BaseSchema, server_errors: _ErrorLog
+    label: str,
+    api_schema: schemathesis.BaseSchema,
+    seeded: dict[str, Any],
+    server_errors: _ErrorLog,
 ) -> None:
     method, path = label.split(" ", 1)
     operation = api_schema[path][method]
@@ -200,22 +313,25 @@ def test_no_server_errors(
     )
 
     @settings(
-        max_examples=20,
+        max_examples=MAX_EXAMPLES,
         derandomize=True,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
         database=None,
+        deadline=None,
+        phases=[Phase.generate],  # no shrinking: the first failing request is reported
+        suppress_health_check=list(HealthCheck),
     )
     @given(case=strategy)
     def fuzz(case: schemathesis.Case) -> None:
+        if method == "POST" and "/runs" in path and isinstance(case.path_parameters, dict):
+            seeded["touched"].append(str(case.path_parameters.get("thread_id")))
         try:
             response = case.call(headers=ALICE, timeout=timeout)
         except requests.exceptions.ReadTimeout:
             if not waits:
                 raise
             response = None
-        logged = server_errors.take(wait_s=2.0 if response and response.status_code >= 500 else 0)
+        failed = response is not None and response.status_code >= 500
+        logged = server_errors.take(wait_s=2.0 if failed else 0.0)
         if response is not None:
             try:
                 case.validate_response(response, checks=[not_a_server_error])
@@ -235,9 +351,11 @@ def test_no_server_errors(
 # -- hand-written negative cases: a 4xx with a JSON ``detail`` string -------------------------
 
 UNKNOWN = str(uuid.uuid4())
+NO_AUTH: dict[str, str] = {}
 
 
 def _negative_cases() -> list[Any]:
+    """(method, path, httpx arguments, status); ``{gated}``, ``{run}``, ``{approval}`` are real."""
     run = {"assistant_id": WORKFLOW}
     return [
         pytest.param(
@@ -248,10 +366,21 @@ def _negative_cases() -> list[Any]:
             id="malformed-json",
         ),
         pytest.param(
+            "POST",
+            "/threads/{gated}/runs",
+            {"content": b"assistant_id=full_video", "headers": {"content-type": "text/plain"}},
+            422,
+            id="not-json",
+        ),
+        pytest.param(
             "POST", "/threads/search", {"json": {"limit": "many"}}, 422, id="wrong-type-limit"
         ),
         pytest.param("POST", "/projects", {"json": {"name": ["x"]}}, 422, id="wrong-type-name"),
         pytest.param("POST", "/threads", {"json": {"if_exists": "clobber"}}, 422, id="wrong-enum"),
+        pytest.param("POST", "/threads", {"json": ["metadata"]}, 422, id="body-not-an-object"),
+        pytest.param(
+            "GET", "/threads/{gated}/history", {"params": {"limit": 0}}, 422, id="limit-below-1"
+        ),
         pytest.param("GET", "/assistants/no-such-workflow", {}, 404, id="unknown-assistant"),
         pytest.param(
             "POST",
@@ -264,6 +393,8 @@ def _negative_cases() -> list[Any]:
         pytest.param(
             "POST", f"/threads/{UNKNOWN}/runs", {"json": run}, 404, id="run-on-unknown-thread"
         ),
+        pytest.param("GET", "/threads/{gated}/runs/" + UNKNOWN, {}, 404, id="unknown-run"),
+        pytest.param("GET", f"/approvals/{UNKNOWN}", {}, 404, id="unknown-approval"),
         pytest.param(
             "GET",
             "/threads/{gated}/runs/{run}/stream",
@@ -271,7 +402,10 @@ def _negative_cases() -> list[Any]:
             400,
             id="bad-last-event-id",
         ),
-        pytest.param("GET", "/threads/{gated}", {"headers": None}, 401, id="missing-auth"),
+        pytest.param("GET", "/threads/{gated}", {"headers": NO_AUTH}, 401, id="missing-auth"),
+        pytest.param(
+            "POST", "/threads/search", {"json": {}, "headers": NO_AUTH}, 401, id="missing-auth-post"
+        ),
         pytest.param(
             "GET",
             "/threads/{gated}",
@@ -279,11 +413,10 @@ def _negative_cases() -> list[Any]:
             401,
             id="unknown-key",
         ),
-        pytest.param(
-            "POST", "/threads/search", {"headers": None, "json": {}}, 401, id="missing-auth-post"
-        ),
         pytest.param("GET", "/files/not-a-content-hash.png", {}, 422, id="file-key-not-a-hash"),
-        pytest.param("GET", "/files/..%2F..%2Fetc%2Fpasswd", {}, 404, id="file-key-path-traversal"),
+        pytest.param("GET", f"/files/{'A' * 64}.png", {}, 422, id="file-key-upper-case-hash"),
+        # ``%2F`` is decoded before routing: no route matches, so no file is ever read.
+        pytest.param("GET", "/files/..%2F..%2Fetc%2Fpasswd", {}, 404, id="file-key-traversal"),
         pytest.param("GET", f"/files/{'0' * 64}.png", {}, 404, id="file-key-unknown-hash"),
         pytest.param(
             "POST",
@@ -294,10 +427,13 @@ def _negative_cases() -> list[Any]:
         ),
         pytest.param(
             "POST",
-            "/approvals/{approval}",
-            {"json": {"decisions": []}},
+            "/threads/{gated}/runs",
+            {"json": {**run, "command": {"resume": {"decisions": [{"type": "maybe"}]}}}},
             422,
-            id="empty-decision",
+            id="invalid-resume",
+        ),
+        pytest.param(
+            "POST", "/approvals/{approval}", {"json": {"decisions": []}}, 422, id="empty-decision"
         ),
     ]
 
@@ -305,25 +441,122 @@ def _negative_cases() -> list[Any]:
 @pytest.mark.parametrize(("method", "path", "request_kwargs", "status"), _negative_cases())
 def test_client_errors_have_a_detail(
     api_url: str,
-    seeded: dict[str, list[str]],
+    seeded: dict[str, Any],
     server_errors: _ErrorLog,
     method: str,
     path: str,
     request_kwargs: dict[str, Any],
     status: int,
 ) -> None:
-    path = path.format(
-        gated=seeded["thread_id"][0], run=seeded["run_id"][0], approval=seeded["approval_id"][0]
-    )
-    headers = request_kwargs.get("headers", {})
-    # ``"headers": None`` sends no credentials at all; other headers come with alice's key.
-    kwargs = {**request_kwargs, "headers": {} if headers is None else {**ALICE, **headers}}
+    path = path.format(**seeded["named"])
+    headers = request_kwargs.get("headers")
+    # ``NO_AUTH`` sends no credentials at all; any other headers go with alice's key.
+    kwargs = {
+        **request_kwargs,
+        "headers": {} if headers is NO_AUTH else {**ALICE, **(headers or {})},
+    }
     with httpx.Client(base_url=api_url, timeout=TIMEOUT_S) as client:
         response = client.request(method, path, **kwargs)
+
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     detail = response.json()["detail"]
     assert isinstance(detail, str) and detail
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
-    assert not server_errors.take()
+    assert not server_errors.take(wait_s=0.1)
+
+
+# -- what the fuzzer found: each answered 500 or no answer at all ----------------------------
+#
+# Minimal repros of the 5xx ``test_no_server_errors`` ran into (its seed reaches only some of
+# them at a time). They are left failing on purpose, as the record of open server bugs; each
+# passes once the route answers a 4xx with a ``detail`` (or succeeds).
+
+BIG = 2**63  # one past the largest Postgres bigint
+
+
+def _found_cases() -> list[Any]:
+    run = {"assistant_id": WORKFLOW, "if_not_exists": "create"}
+    nul = {"k": "a\u0000b"}
+    return [
+        pytest.param("POST", "/threads", {"json": {"metadata": nul}}, id="nul-in-thread-metadata"),
+        pytest.param(
+            "POST", "/threads", {"json": {"thread_id": "a\u0000b"}}, id="nul-in-thread-id"
+        ),
+        pytest.param("GET", "/threads/a%00b", {}, id="nul-in-thread-path"),
+        pytest.param("PATCH", "/threads/{gated}", {"json": {"metadata": nul}}, id="nul-in-patch"),
+        pytest.param("POST", "/threads/search", {"json": {"values": nul}}, id="nul-in-search"),
+        pytest.param("POST", "/threads/count", {"json": {"metadata": nul}}, id="nul-in-count"),
+        pytest.param(
+            "GET", "/threads/{gated}/runs", {"params": {"status": "\u0000"}}, id="nul-in-run-status"
+        ),
+        pytest.param("POST", "/projects", {"json": {"name": "a\u0000b"}}, id="nul-in-project-name"),
+        pytest.param(
+            "POST", "/projects", {"json": {"name": "p", "config": nul}}, id="nul-in-project-config"
+        ),
+        pytest.param("GET", "/projects/a%00b", {}, id="nul-in-project-path"),
+        pytest.param("GET", "/approvals", {"params": {"stage": "\u0000"}}, id="nul-in-approvals"),
+        pytest.param("GET", "/approvals/a%00b", {}, id="nul-in-approval-path"),
+        pytest.param("POST", "/threads/search", {"json": {"offset": BIG}}, id="bigint-search"),
+        pytest.param(
+            "GET", "/threads/{gated}/runs", {"params": {"offset": BIG}}, id="bigint-list-runs"
+        ),
+        pytest.param("GET", "/projects", {"params": {"offset": BIG}}, id="bigint-projects"),
+        pytest.param(
+            "GET", "/projects/{project}/runs", {"params": {"offset": BIG}}, id="bigint-project-runs"
+        ),
+        pytest.param("GET", "/approvals", {"params": {"offset": BIG}}, id="bigint-approvals"),
+        pytest.param(
+            "POST",
+            "/threads/{gated}/state",
+            {"json": {"values": {}, "as_node": "no-such-node"}},
+            id="state-update-as-unknown-node",
+        ),
+        pytest.param(
+            "POST", "/threads/{gated}/state", {"json": {"values": [1, 2]}}, id="state-update-list"
+        ),
+        # The thread id goes into Content-Location / Location headers unencoded.
+        pytest.param(
+            "POST", "/threads/{euro}/runs", {"json": run}, id="non-latin-1-thread-id-runs"
+        ),
+        pytest.param(
+            "POST", "/threads/{euro}/runs/stream", {"json": run}, id="non-latin-1-thread-id-stream"
+        ),
+        pytest.param(
+            "POST", "/threads/{euro}/runs/wait", {"json": run}, id="non-latin-1-thread-id-wait"
+        ),
+        pytest.param(
+            "POST", "/threads/{newline}/runs", {"json": run}, id="newline-thread-id-no-answer"
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("method", "path", "request_kwargs"), _found_cases())
+def test_inputs_the_fuzzer_found_get_no_5xx(
+    api_url: str,
+    seeded: dict[str, Any],
+    server_errors: _ErrorLog,
+    method: str,
+    path: str,
+    request_kwargs: dict[str, Any],
+) -> None:
+    fresh = uuid.uuid4().hex
+    path = path.format(
+        **seeded["named"],
+        euro=quote(f"\u20ac-{fresh}"),
+        newline=quote(f"\n{fresh}"),
+    )
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        try:
+            response: httpx.Response | None = client.request(method, path, **request_kwargs)
+        except httpx.TransportError as error:
+            response, no_answer = None, repr(error)
+    if response is None:
+        pytest.fail(f"no answer ({no_answer}); the server logged:\n{server_errors.take(2.0)}")
+    logged = server_errors.take(wait_s=2.0 if response.status_code >= 500 else 0.1)
+
+    assert response.status_code < 500, f"{response.status_code}; the server logged:\n{logged}"
+    if response.status_code >= 400:
+        assert isinstance(response.json()["detail"], str)
+    assert not logged
