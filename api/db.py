@@ -447,8 +447,25 @@ class Database:
             return row["status"]
 
     async def delete_run(self, run_id: str) -> None:
-        """Remove a run and its events (rollback)."""
+        """Remove a run and its events."""
         async with self.pool.connection() as conn:
+            await conn.execute("DELETE FROM auteur_run_events WHERE run_id = %s", (run_id,))
+            await conn.execute("DELETE FROM auteur_runs WHERE run_id = %s", (run_id,))
+
+    async def roll_back(self, run_id: str, thread_id: str) -> None:
+        """Remove a run, its events and every checkpoint it wrote (the thread is as before it).
+
+        LangGraph copies the run's config metadata into each checkpoint's, so the run's
+        checkpoints (subgraphs' included) are those whose metadata names its ``run_id``.
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            for table in ("checkpoint_writes", "checkpoints"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id IN (SELECT"
+                    " checkpoint_id FROM checkpoints WHERE thread_id = %s"
+                    " AND metadata->>'run_id' = %s)",
+                    (thread_id, thread_id, run_id),
+                )
             await conn.execute("DELETE FROM auteur_run_events WHERE run_id = %s", (run_id,))
             await conn.execute("DELETE FROM auteur_runs WHERE run_id = %s", (run_id,))
 

@@ -208,7 +208,7 @@ class Executor:
         if action is None:  # this process is shutting down: the lease lapses, another resumes
             return
         if action == "rollback":
-            await self.db.delete_run(run["run_id"])
+            await self.db.roll_back(run["run_id"], run["thread_id"])
         else:
             await self.db.finish_run(run["run_id"], "interrupted")
         snapshot = await graph.aget_state(config)

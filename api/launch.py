@@ -82,7 +82,9 @@ async def start_run(
         )
     if body.multitask_strategy in ("interrupt", "rollback"):
         for run in active:
-            await ctx.db.request_cancel(run["run_id"], body.multitask_strategy)
+            status = await ctx.db.request_cancel(run["run_id"], body.multitask_strategy)
+            if status == "interrupted" and body.multitask_strategy == "rollback":
+                await ctx.db.roll_back(run["run_id"], thread_id)  # it never started
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
     if thread["workflow"] is None:
         await ctx.db.fetch(

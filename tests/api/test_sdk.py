@@ -170,3 +170,29 @@ async def test_assistants_and_thread_search(alice: Any) -> None:
     assert (await alice.threads.get(thread_id))["interrupts"]
     history = await alice.threads.get_history(thread_id, limit=3)
     assert len(history) == 3
+
+
+async def test_rollback_cancels_the_running_run_and_removes_its_checkpoints(alice: Any) -> None:
+    thread_id, _ = await _thread_at_first_gate(alice)
+    for _ in range(4):  # treatment, script, master script, assets → the shots gate
+        await alice.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
+    before = await alice.threads.get_history(thread_id, limit=1000)
+    slow = await alice.runs.create(
+        thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
+    )
+    async for part in alice.runs.join_stream(thread_id, slow["run_id"], last_event_id="-1"):
+        if part.event == "custom" and part.data["stage"] == "frames":
+            break  # the approved shots are being drawn: the run is mid-stage
+
+    replacement = await alice.runs.create(
+        thread_id, "full_video", command={"resume": APPROVE}, multitask_strategy="rollback"
+    )
+    result = await alice.runs.join(thread_id, replacement["run_id"])
+
+    with pytest.raises(httpx.HTTPStatusError) as gone:
+        await alice.runs.get(thread_id, slow["run_id"])
+    assert gone.value.response.status_code == 404
+    history = await alice.threads.get_history(thread_id, limit=1000)
+    assert slow["run_id"] not in {state["metadata"].get("run_id") for state in history}
+    assert len(history) > len(before)
+    assert result["__interrupt__"][0]["value"]["stage"] == "frames"
