@@ -467,11 +467,11 @@ def test_client_errors_have_a_detail(
     assert not server_errors.take(wait_s=0.1)
 
 
-# -- what the fuzzer found: each answered 500 or no answer at all ----------------------------
+# -- what the fuzzer found: each answered 500, or nothing at all ------------------------------
 #
-# Minimal repros of the 5xx ``test_no_server_errors`` ran into (its seed reaches only some of
-# them at a time). They are left failing on purpose, as the record of open server bugs; each
-# passes once the route answers a 4xx with a ``detail`` (or succeeds).
+# Minimal repros of every 5xx the fuzzer ran into, here or in longer random runs (a fixed
+# seed reaches only some of them). Kept as regression cases: each must get an answer below
+# 500, with a ``detail`` string when it is a 4xx.
 
 BIG = 2**63  # one past the largest Postgres bigint
 
