@@ -531,16 +531,23 @@ class Database:
         owner: str,
         *,
         status: str,
-        project_id: str | None,
-        stage: str | None,
-        workflow: str | None,
         limit: int,
         offset: int,
+        project_id: str | None = None,
+        stage: str | None = None,
+        workflow: str | None = None,
+        thread_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of ``owner``'s approvals (one query, no checkpoint reads) and the total."""
         where = ["owner = %s", "status = %s"]
         params: list[Any] = [owner, status]
-        for column, value in (("project_id", project_id), ("stage", stage), ("workflow", workflow)):
+        filters = {
+            "project_id": project_id,
+            "stage": stage,
+            "workflow": workflow,
+            "thread_id": thread_id,
+        }
+        for column, value in filters.items():
             if value is not None:
                 where.append(f"{column} = %s")
                 params.append(value)

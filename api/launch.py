@@ -118,11 +118,9 @@ async def _audit_resume(
     ctx: ApiContext, owner: str, thread: dict[str, Any], resume: Any, run_id: str
 ) -> None:
     rows, _ = await ctx.db.approvals(
-        owner, status="pending", project_id=None, stage=None, workflow=None, limit=50, offset=0
+        owner, status="pending", thread_id=thread["thread_id"], limit=10, offset=0
     )
     for row in rows:
-        if row["thread_id"] != thread["thread_id"]:
-            continue
         diff, feedback = audit_of(row["payload"], resume)
         if await ctx.db.decide_approval(
             row["approval_id"],

@@ -187,3 +187,19 @@ async def test_projects_list_their_runs_and_files_are_private_and_cacheable(
         f"/projects/{project['project_id']}", headers={"Authorization": "Bearer bob-key"}
     )
     assert bob_project.status_code == 404
+
+
+async def test_a_resume_through_the_runs_api_is_audited_on_its_gate(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    thread_id = await _run_to_gate(api_url)
+    approval = await _pending(http, thread_id)
+    client = get_client(url=api_url, api_key="alice-key")
+    feedback = {"decisions": [{"type": "reject", "message": "darker"}]}
+
+    run = await client.runs.create(thread_id, "full_video", command={"resume": feedback})
+
+    trail = (await http.get(f"/approvals/{approval['approval_id']}")).json()
+    assert trail["status"] == "decided"
+    assert trail["feedback"] == "darker"
+    assert trail["resume_run_id"] == run["run_id"]
