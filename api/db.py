@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["SCHEMA", "Database", "dumps"]
+__all__ = ["SCHEMA", "Database", "dumps", "plain"]
 
 EVENTS_CHANNEL = "auteur_events"
 RUNS_CHANNEL = "auteur_runs"
@@ -146,8 +146,13 @@ def _media_files(value: Any) -> list[dict[str, Any]]:
     return []
 
 
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts, lists, strings, numbers), as :func:`dumps` sees it."""
+    return json.loads(dumps(value))
+
+
 def _json(value: Any) -> Jsonb:
-    return Jsonb(json.loads(dumps(value)))
+    return Jsonb(plain(value))
 
 
 class Database:
@@ -268,6 +273,15 @@ class Database:
             " LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
+
+    async def bind_workflow(self, thread_id: str, workflow: str, metadata: dict[str, Any]) -> None:
+        """Tie a thread to the workflow of its first run, recording it in the metadata."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_threads SET workflow = %s, metadata = metadata || %s"
+                " WHERE thread_id = %s",
+                (workflow, _json(metadata), thread_id),
+            )
 
     async def set_thread_state(
         self,

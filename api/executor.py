@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -19,7 +18,7 @@ from typing import Any
 
 from langgraph.types import Command, StateSnapshot
 
-from api.db import Database, dumps
+from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
 
@@ -42,10 +41,6 @@ def interrupts_of(snapshot: StateSnapshot) -> dict[str, list[dict[str, Any]]]:
 def thread_status_of(snapshot: StateSnapshot) -> str:
     """``interrupted`` while the checkpoint waits (at a gate or cut off), else ``idle``."""
     return "interrupted" if snapshot.next else "idle"
-
-
-def _plain(values: Any) -> Any:
-    return json.loads(dumps(values))
 
 
 class Executor:
@@ -141,10 +136,8 @@ class Executor:
                 await self.db.log_event(run_id, thread_id, name, chunk)
                 if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
                     stage = chunk.get("stage", stage)
-                    await self.db.fetch(
-                        "UPDATE auteur_threads SET stage = %s, message = %s WHERE thread_id = %s"
-                        " RETURNING 1",
-                        (stage, str(chunk["message"]), thread_id),
+                    await self.services.persistence.threads.update(
+                        thread_id, status="busy", stage=stage, message=str(chunk["message"])
                     )
             await self._settle(run, thread, graph, config)
         except asyncio.CancelledError:
@@ -181,7 +174,7 @@ class Executor:
             else ("finished" if status == "idle" else None),
         )
         gates = [interrupt.value for interrupt in snapshot.interrupts]
-        await self.db.own_files(thread["owner"], _plain([snapshot.values, gates]))
+        await self.db.own_files(thread["owner"], plain([snapshot.values, gates]))
         checkpoint_id = snapshot.config["configurable"].get("checkpoint_id")
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}

@@ -87,11 +87,7 @@ async def start_run(
                 await ctx.db.roll_back(run["run_id"], thread_id)  # it never started
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
     if thread["workflow"] is None:
-        await ctx.db.fetch(
-            "UPDATE auteur_threads SET workflow = %s, metadata = metadata || %s::jsonb"
-            " WHERE thread_id = %s RETURNING 1",
-            (workflow, dumps(metadata), thread_id),
-        )
+        await ctx.db.bind_workflow(thread_id, workflow, metadata)
     kwargs = {
         "input": body.input,
         "command": body.command.model_dump(exclude_none=True) if body.command else None,

@@ -170,15 +170,29 @@ def auteur_server(
             "uvicorn.run(create_app(Settings()), host='127.0.0.1', "
             f"port={port}, log_level='warning', loop='asyncio', http='h11')",
         ]
-    log = data_dir / "server.log"
     extra = {"AUTEUR_DATA_DIR": str(data_dir / "data"), "AUTEUR_HOST": "127.0.0.1"}
     if worker_concurrency is not None:
         extra["AUTEUR_WORKER_CONCURRENCY"] = str(worker_concurrency)
+    try:
+        # cwd = the data folder, so no stray .env is read
+        with _launched("Auteur", command, data_dir, port, _offline_env(**extra)) as server:
+            yield server
+    finally:
+        _stop_leftover_postgres(data_dir / "data" / "postgres")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def _launched(
+    name: str, command: list[str], work: Path, port: int, env: dict[str, str]
+) -> Iterator[Server]:
+    """Start ``command`` in ``work`` (logging to ``server.log``) and wait until it answers."""
+    log = work / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
-            cwd=data_dir,  # no stray .env is read
-            env=_offline_env(**extra),
+            cwd=work,
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -186,11 +200,9 @@ def auteur_server(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(process, url, log, timeout_s=180)
-        yield Server("Auteur", url, process.pid, log, data_dir)
+        yield Server(name, url, process.pid, log, work)
     finally:
         _stop(process)
-        _stop_leftover_postgres(data_dir / "data" / "postgres")
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _stop_leftover_postgres(pgdata: Path) -> None:
@@ -242,32 +254,22 @@ def langgraph_dev_server() -> Iterator[Server]:
         )
     )
     port = free_port()
-    log = work / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(executable),
-                "dev",
-                "--no-browser",
-                "--no-reload",
-                "--allow-blocking",
-                "--port",
-                str(port),
-                "--config",
-                str(config),
-            ],
-            cwd=work,
-            env=_offline_env(AUTEUR_BENCH_FILES_DIR=str(work / "files")),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(executable),
+        "dev",
+        "--no-browser",
+        "--no-reload",
+        "--allow-blocking",
+        "--port",
+        str(port),
+        "--config",
+        str(config),
+    ]
+    env = _offline_env(AUTEUR_BENCH_FILES_DIR=str(work / "files"))
     try:
-        _wait_ready(process, url, log, timeout_s=180)
-        yield Server("langgraph dev", url, process.pid, log, work)
+        with _launched("langgraph dev", command, work, port, env) as server:
+            yield server
     finally:
-        _stop(process)
         shutil.rmtree(work, ignore_errors=True)
 
 

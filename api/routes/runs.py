@@ -18,9 +18,13 @@ from api.wire import run_json
 router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"])
 
 
-def _paths(run: dict[str, Any]) -> tuple[str, str]:
-    base = f"/threads/{quote(run['thread_id'], safe='')}/runs/{run['run_id']}"
-    return base, f"{base}/stream"
+def _path(run: dict[str, Any]) -> str:
+    return f"/threads/{quote(run['thread_id'], safe='')}/runs/{run['run_id']}"
+
+
+def _stream_headers(run: dict[str, Any]) -> dict[str, str]:
+    """Where the SDK reconnects to (``Location``) and learns the run id (``Content-Location``)."""
+    return {"Location": f"{_path(run)}/stream", "Content-Location": _path(run)}
 
 
 async def _owned_run(ctx: ApiContext, thread_id: str, run_id: str, user: str) -> dict[str, Any]:
@@ -36,7 +40,7 @@ async def create(
 ) -> dict[str, Any]:
     """Queue a run in the background."""
     run = await start_run(ctx, user, thread_id, body)
-    response.headers["Content-Location"] = _paths(run)[0]
+    response.headers["Content-Location"] = _path(run)
     return run_json(run)
 
 
@@ -46,14 +50,13 @@ async def create_and_stream(
 ) -> EventSourceResponse:
     """Queue a run and stream its events (SSE) until it ends."""
     run = await start_run(ctx, user, thread_id, body)
-    base, stream = _paths(run)
     return stream_run(
         ctx,
         run,
         after=0,
         modes=set(body.modes()),
         subgraphs=body.stream_subgraphs,
-        headers={"Location": stream, "Content-Location": base},
+        headers=_stream_headers(run),
     )
 
 
@@ -63,7 +66,7 @@ async def create_and_wait(
 ) -> dict[str, Any]:
     """Queue a run and answer its final values (with ``__interrupt__`` at a gate)."""
     run = await start_run(ctx, user, thread_id, body)
-    base, _ = _paths(run)
+    base = _path(run)
     response.headers["Content-Location"] = base
     response.headers["Location"] = f"{base}/join"
     return await final_values(ctx, run)
@@ -125,14 +128,13 @@ async def join_stream(
 ) -> EventSourceResponse:
     """Stream a run's events after ``Last-Event-ID`` (exclusive; ``-1`` = from the start)."""
     run = await _owned_run(ctx, thread_id, run_id, user)
-    base, stream = _paths(run)
     return stream_run(
         ctx,
         run,
         after=last_event_id(request),
         modes=_modes(stream_mode),
         subgraphs=bool(run["kwargs"].get("stream_subgraphs")),
-        headers={"Location": stream, "Content-Location": base},
+        headers=_stream_headers(run),
     )
 
 
