@@ -173,16 +173,9 @@ async def test_assistants_and_thread_search(alice: Any) -> None:
 
 
 async def test_rollback_cancels_the_running_run_and_removes_its_checkpoints(alice: Any) -> None:
-    thread_id, _ = await _thread_at_first_gate(alice)
-    for _ in range(4):  # treatment, script, master script, assets → the shots gate
-        await alice.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
-    before = await alice.threads.get_history(thread_id, limit=1000)
-    slow = await alice.runs.create(
-        thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
-    )
-    async for part in alice.runs.join_stream(thread_id, slow["run_id"], last_event_id="-1"):
-        if part.event == "custom" and part.data["stage"] == "frames":
-            break  # the approved shots are being drawn: the run is mid-stage
+    thread_id, slow = await _running_frames(alice)
+    during = await alice.threads.get_history(thread_id, limit=1000)
+    earlier = [s for s in during if s["metadata"].get("run_id") != slow["run_id"]]
 
     replacement = await alice.runs.create(
         thread_id, "full_video", command={"resume": APPROVE}, multitask_strategy="rollback"
@@ -194,5 +187,59 @@ async def test_rollback_cancels_the_running_run_and_removes_its_checkpoints(alic
     assert gone.value.response.status_code == 404
     history = await alice.threads.get_history(thread_id, limit=1000)
     assert slow["run_id"] not in {state["metadata"].get("run_id") for state in history}
-    assert len(history) > len(before)
+    assert {s["checkpoint_id"] for s in earlier} < {s["checkpoint_id"] for s in history}
     assert result["__interrupt__"][0]["value"]["stage"] == "frames"
+
+
+async def _running_frames(client: Any) -> tuple[str, dict[str, Any]]:
+    """A thread whose run is mid-way through drawing frames."""
+    thread_id, _ = await _thread_at_first_gate(client)
+    for _ in range(4):  # treatment, script, master script, assets → the shots gate
+        await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
+    run = await client.runs.create(
+        thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
+    )
+    async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
+        if part.event == "custom" and part.data["stage"] == "frames":
+            break
+    return thread_id, run
+
+
+async def test_interrupt_strategy_stops_the_running_run_and_keeps_its_checkpoints(
+    alice: Any,
+) -> None:
+    thread_id, slow = await _running_frames(alice)
+
+    replacement = await alice.runs.create(
+        thread_id, "full_video", input=None, multitask_strategy="interrupt"
+    )
+    await alice.runs.join(thread_id, replacement["run_id"])
+
+    assert (await alice.runs.get(thread_id, slow["run_id"]))["status"] == "interrupted"
+    history = await alice.threads.get_history(thread_id, limit=1000)
+    assert slow["run_id"] in {state["metadata"].get("run_id") for state in history}
+
+
+async def test_cancel_stops_a_run_and_a_second_cancel_is_409(alice: Any) -> None:
+    thread_id, slow = await _running_frames(alice)
+
+    await alice.runs.cancel(thread_id, slow["run_id"])
+    await alice.runs.join(thread_id, slow["run_id"])
+
+    assert (await alice.runs.get(thread_id, slow["run_id"]))["status"] == "interrupted"
+    with pytest.raises(httpx.HTTPStatusError) as again:
+        await alice.runs.cancel(thread_id, slow["run_id"])
+    assert again.value.response.status_code == 409
+
+
+async def test_thread_metadata_is_merged_and_a_deleted_thread_is_gone(alice: Any) -> None:
+    thread = await alice.threads.create(metadata={"a": 1})
+    patched = await alice.threads.update(thread["thread_id"], metadata={"b": 2})
+    assert patched["metadata"] == {"a": 1, "b": 2}
+    assert await alice.threads.count(metadata={"b": 2}) >= 1
+
+    await alice.threads.delete(thread["thread_id"])
+
+    with pytest.raises(httpx.HTTPStatusError) as gone:
+        await alice.threads.get(thread["thread_id"])
+    assert gone.value.response.status_code == 404
