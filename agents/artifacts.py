@@ -29,6 +29,7 @@ __all__ = [
     "MasterScript",
     "MediaFile",
     "Project",
+    "ProjectConfig",
     "ProjectFormat",
     "Prop",
     "Scene",
@@ -39,6 +40,7 @@ __all__ = [
     "ShotDialogue",
     "ShotList",
     "Treatment",
+    "TreatmentOptions",
     "Treatments",
     "Video",
     "input_hash",
@@ -70,10 +72,9 @@ class ProjectFormat(_Artifact):
     segment_length_s: float = Field(3, gt=0, le=60, description="Default length of one shot.")
 
 
-class Project(_Artifact):
-    """Brief and configuration shared by every agent of a production."""
+class ProjectConfig(_Artifact):
+    """What the person configures about a production (everything but the brief)."""
 
-    brief: str = Field(min_length=1)
     title: str = ""
     format: ProjectFormat = Field(default_factory=ProjectFormat)
     visual_style: str = Field("", description="Free-text visual description or style capsule.")
@@ -81,6 +82,16 @@ class Project(_Artifact):
     story_rules: list[str] = Field(
         default_factory=list, description="Rules every generation must follow."
     )
+
+
+class Project(ProjectConfig):
+    """Brief and configuration shared by every agent of a production."""
+
+    brief: str = Field(min_length=1)
+
+    def config(self) -> ProjectConfig:
+        """The configuration without the brief."""
+        return ProjectConfig.model_validate(self.model_dump(exclude={"brief"}))
 
 
 # --- treatment -----------------------------------------------------------------------------
@@ -95,7 +106,7 @@ class Treatment(_Artifact):
     synopsis: str = Field(min_length=1, description="The story from beginning to end.")
 
 
-class Treatments(_Artifact):
+class TreatmentOptions(_Artifact):
     """Three clearly different treatments; the script is written from the chosen one."""
 
     options: list[Treatment] = Field(min_length=3, max_length=3)
@@ -106,6 +117,18 @@ class Treatments(_Artifact):
     def chosen_treatment(self) -> Treatment:
         """The option the person picked (or the writer recommends)."""
         return self.options[self.chosen - 1]
+
+
+class Treatments(TreatmentOptions):
+    """The treatments plus the project configuration the writer proposes with them.
+
+    Approving the treatment gate also saves ``configuration`` as the project's; the web
+    client opens it in the configuration modal, loaded with these not-yet-saved values.
+    """
+
+    configuration: ProjectConfig | None = Field(
+        None, description="Proposed project configuration; saved when the gate is approved."
+    )
 
 
 # --- script --------------------------------------------------------------------------------

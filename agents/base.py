@@ -340,6 +340,10 @@ class Step(ABC):
         """Rules the proposal still breaks, shown at the gate (never passed silently)."""
         return []
 
+    def on_approval(self, artifact: BaseModel, state: ProductionState) -> dict[str, Any]:
+        """Further state updates an approval makes besides storing the artifact."""
+        return {}
+
     @property
     def draft_node(self) -> str:
         """Name of the node that drafts."""
@@ -411,8 +415,15 @@ class Step(ABC):
                 )
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
-            artifact = self.artifact.model_validate(accepted).model_dump(mode="json")
-            return Command(goto=next_node, update={self.stage: artifact, "approved": [self.stage]})
+            artifact = self.artifact.model_validate(accepted)
+            return Command(
+                goto=next_node,
+                update={
+                    self.stage: artifact.model_dump(mode="json"),
+                    "approved": [self.stage],
+                    **self.on_approval(artifact, state),
+                },
+            )
 
         gate.__name__ = self.gate_node
         return gate

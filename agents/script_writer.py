@@ -12,13 +12,21 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 import prompts
-from agents.artifacts import MasterScene, MasterScript, Scene, Script, Treatments
+from agents.artifacts import (
+    MasterScene,
+    MasterScript,
+    Project,
+    Scene,
+    Script,
+    TreatmentOptions,
+    Treatments,
+)
 from agents.base import (
     Context,
     ProductionAgent,
@@ -101,8 +109,27 @@ class ScriptWriter(ProductionAgent):
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> Treatments:
         """Three treatments of the brief."""
-        prompt = prompts.render("script_writer/draft_treatments", project=project_of(state))
-        return await self.generate(runtime, prompt, state, task="draft_treatments")
+        project = project_of(state)
+        prompt = prompts.render("script_writer/draft_treatments", project=project)
+        options = await self.generate(
+            runtime, prompt, state, task="draft_treatments", artifact=TreatmentOptions
+        )
+        recommended = options.chosen_treatment()
+        configuration = project.config().model_copy(
+            update={
+                "title": project.title or recommended.title,
+                "written_style": project.written_style or recommended.tone,
+            }
+        )
+        return Treatments(**dict(options), configuration=configuration)
+
+    def on_approval(self, artifact: BaseModel, state: ProductionState) -> dict[str, Any]:
+        """An approved configuration becomes the project's."""
+        assert isinstance(artifact, Treatments)
+        if artifact.configuration is None:
+            return {}
+        project = Project(**dict(artifact.configuration), brief=project_of(state).brief)
+        return {"project": project.model_dump(mode="json")}
 
     def summary(self, artifact: Treatments) -> str:
         """Which option is recommended and how to pick another."""

@@ -54,6 +54,11 @@ def proposal(gate: dict[str, Any]) -> dict[str, Any]:
     return gate["action_requests"][0]["args"]
 
 
+def treatment_options(gate: dict[str, Any]) -> dict[str, Any]:
+    """A treatment gate's proposal without the configuration the writer derives from it."""
+    return {k: v for k, v in proposal(gate).items() if k != "configuration"}
+
+
 async def current_values(graph: CompiledStateGraph, config: dict[str, Any]) -> dict[str, Any]:
     """Values of the run as the stage in progress sees them (inside its subgraph)."""
     snapshot = await graph.aget_state(config, subgraphs=True)

@@ -21,6 +21,7 @@ from tests.helpers import (
     new_config,
     proposal,
     run_until_stop,
+    treatment_options,
 )
 from tools.llm import ModelProvider
 
@@ -179,11 +180,11 @@ async def test_feedback_reaches_the_regenerated_prompt(
     # a brief of its own, so no earlier generation is found in the store's cache
     sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
     first = await run_until_stop(graph, config, sample, context)
-    assert first is not None and proposal(first) == recorded[0]
+    assert first is not None and treatment_options(first) == recorded[0]
     second = await answer(
         graph, config, {"decisions": [{"type": "reject", "message": FEEDBACK}]}, context
     )
-    assert second is not None and proposal(second) == recorded[1]
+    assert second is not None and treatment_options(second) == recorded[1]
     first_request, second_request = openai_server.requests[-2:]
     assert FEEDBACK not in json.dumps(first_request["messages"])
     messages = second_request["messages"]

@@ -30,6 +30,7 @@ from tests.helpers import (
     new_config,
     proposal,
     run_until_stop,
+    treatment_options,
 )
 
 DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
@@ -85,6 +86,31 @@ async def test_the_script_is_written_from_the_chosen_treatment(
     assert json.dumps(treatments["options"][1]["synopsis"])[1:-1] in script_request
     assert json.dumps(treatments["options"][0]["synopsis"])[1:-1] not in script_request
     assert (await current_values(graph, config))["treatment"]["chosen"] == 2
+
+
+async def test_the_treatments_propose_a_configuration_that_approval_saves(
+    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> None:
+    treatments = RECORDED["draft_treatments"][0]
+    openai_server.replies.extend([treatments, RECORDED["draft_script"][0]])
+    config = new_config()
+    gate = await run_until_stop(graph, config, _own_brief(sample_input), http_context)
+    assert gate is not None
+    proposed = proposal(gate)["configuration"]
+    given = (await current_values(graph, config))["project"]
+    recommended = treatments["options"][0]
+    assert proposed["title"] == (given["title"] or recommended["title"])
+    assert proposed["written_style"] == (given["written_style"] or recommended["tone"])
+    assert proposed["format"] == given["format"]
+
+    edited = {**proposed, "visual_style": "chalk pastels", "story_rules": ["no dialogue"]}
+    await answer(
+        graph, config, _edit("treatment", {**proposal(gate), "configuration": edited}), http_context
+    )
+
+    project = (await current_values(graph, config))["project"]
+    assert project == {**edited, "brief": project["brief"]}
+    assert project["brief"].startswith(sample_input["brief"])
 
 
 # --- skip to script ------------------------------------------------------------------------
@@ -196,7 +222,7 @@ async def test_a_draft_that_never_validates_stops_at_the_gate_with_the_error(
     retried = await answer(graph, config, _reject("try again"), http_context)
 
     assert retried is not None and retried["draft_error"] is None
-    assert proposal(retried) == RECORDED["draft_treatments"][0]
+    assert treatment_options(retried) == RECORDED["draft_treatments"][0]
 
 
 # --- prompt versions -----------------------------------------------------------------------
