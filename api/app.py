@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.context import ApiContext
 from api.db import Database
@@ -25,7 +27,10 @@ from api.routes import approvals, assistants, files, meta, projects, runs, threa
 from api.runs import open_services
 from api.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["WEB_CLIENT", "create_app"]
+
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web"
+"""The web client's static files, served at ``/`` (no build step)."""
 
 
 async def refuse_nul(request: Request) -> None:
@@ -92,4 +97,5 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
 
     for module in (meta, assistants, threads, runs, approvals, projects, files):
         app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=WEB_CLIENT, html=True), name="web")
     return app

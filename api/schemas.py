@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agents.artifacts import ProjectConfig
 
 __all__ = [
     "MAX_OFFSET",
@@ -12,7 +14,9 @@ __all__ = [
     "ApprovalDecision",
     "AssistantSearch",
     "CommandBody",
+    "FileUpload",
     "ProjectCreate",
+    "ProjectUpdate",
     "RunCreate",
     "ThreadCount",
     "ThreadCreate",
@@ -138,11 +142,43 @@ class RunCreate(_Body):
 
 
 class ProjectCreate(_Body):
-    """``POST /projects``."""
+    """``POST /projects``; ``config`` is a (partial) :class:`ProjectConfig`."""
 
     name: str = Field(min_length=1, max_length=200)
     brief: str = Field("", max_length=20_000)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _valid_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        return valid_config(config)
+
+
+class ProjectUpdate(_Body):
+    """``PATCH /projects/{id}``: a new name, and configuration merged into the saved one."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+
+
+def valid_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` checked against :class:`ProjectConfig`, keeping only the keys it gave.
+
+    Raises:
+        ValueError: What is wrong, field by field.
+    """
+    ProjectConfig.model_validate(config)
+    return config
+
+
+class FileUpload(_Body):
+    """``POST /files``: an image the person made (an inpainting mask) as a ``data:`` URL."""
+
+    data_url: str = Field(
+        pattern=r"^data:image/png;base64,[A-Za-z0-9+/=]+$",
+        max_length=16_000_000,
+        description="data:image/png;base64,…",
+    )
 
 
 class ApprovalDecision(_Body):

@@ -33,7 +33,7 @@ def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
         "description": workflow.description,
         "config": {},
         "context": {},
-        "metadata": {"created_by": "system"},
+        "metadata": {"created_by": "system", "stages": workflow.stages()},
         "version": 1,
         "created_at": created_at,
         "updated_at": created_at,
@@ -76,9 +76,10 @@ def run_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checkpoint(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not config:
+    # A running subgraph's snapshot (state?subgraphs=true) may have no checkpoint yet.
+    configurable = (config or {}).get("configurable", {})
+    if "checkpoint_id" not in configurable:
         return None
-    configurable = config["configurable"]
     return {
         "thread_id": configurable["thread_id"],
         "checkpoint_ns": configurable.get("checkpoint_ns", ""),

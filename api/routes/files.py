@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+import binascii
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
 from api.context import Ctx, User
+from api.schemas import FileUpload
 
 router = APIRouter(prefix="/files", tags=["files"])
 
 FileKey = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.[a-z0-9]{1,8}$")]
+
+
+@router.post("", status_code=201)
+async def upload(body: FileUpload, ctx: Ctx, user: User) -> dict[str, Any]:
+    """Store a PNG the person made (an inpainting mask); answers its content-addressed file."""
+    try:
+        data = base64.b64decode(body.data_url.partition(",")[2], validate=True)
+    except binascii.Error as error:
+        raise HTTPException(422, f"data_url is not valid base64: {error}") from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise HTTPException(422, "data_url does not hold a PNG image")
+    file = ctx.services.context.files.put(data, extension="png", media_type="image/png")
+    await ctx.db.own_files(user, file.model_dump(mode="json"))
+    return {**file.model_dump(mode="json"), "url": f"/files/{file.key}"}
 
 
 @router.get("/{key}")

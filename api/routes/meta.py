@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import langgraph.version
 from fastapi import APIRouter
+
+from api.context import Ctx
+from api.settings import SAMPLE_INPUT
 
 router = APIRouter(tags=["meta"])
 
@@ -17,11 +21,18 @@ async def ok() -> dict[str, bool]:
 
 
 @router.get("/info")
-async def info() -> dict[str, Any]:
-    """Server information, in the Agent Server's shape."""
+async def info(ctx: Ctx) -> dict[str, Any]:
+    """Server information, in the Agent Server's shape, plus the models Auteur drafts with."""
     return {
+        "auteur": {"models": ctx.services.context.models.describe()},
         "version": "auteur",
         "langgraph_py_version": langgraph.version.__version__,
         "flags": {"assistants": True, "crons": False, "langsmith": False},
         "host": {"kind": "self-hosted", "project_id": None, "tenant_id": None},
     }
+
+
+@router.get("/sample")
+async def sample() -> dict[str, Any]:
+    """The sample production's input (brief and configuration) the offline model knows."""
+    return json.loads(SAMPLE_INPUT.read_text(encoding="utf-8"))

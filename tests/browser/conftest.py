@@ -1,0 +1,102 @@
+"""A real Chromium (Debian's, never a downloaded one) driven by Playwright against the API
+served on 127.0.0.1 with the offline sample model.
+
+Every page records console errors and failed requests; a test fails if any screen logged
+one. Screenshots of the main screens go to ``$AUTEUR_TEST_ARTIFACTS`` (default
+``.test-artifacts/``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from api.settings import Settings
+from tests.api.conftest import serve
+
+CHROMIUM = os.environ.get("AUTEUR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Stages are drafted and rendered for real (offline model, draft renderer): give them time.
+expect.set_options(timeout=60_000)
+ARTIFACTS = Path(os.environ.get("AUTEUR_TEST_ARTIFACTS", ".test-artifacts")) / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def web_url(database_url: str) -> Iterator[str]:
+    """The API (and the web client at ``/``) as a local single user with the offline model."""
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="auteur-web-")),
+        database_url=database_url,
+        openai_api_key=None,
+        api_keys={},
+    )
+    with serve(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's (apt-get install chromium), "
+            "or point AUTEUR_CHROMIUM at one. Browser tests never download a browser."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class ConsoleProblems(list[str]):
+    """Console errors and warnings, uncaught exceptions and failed requests of one page."""
+
+    def watch(self, page: Page) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.append(f"uncaught: {error}"))
+        page.on("requestfailed", self._failed)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.append(f"{message.type}: {message.text} ({message.location.get('url')})")
+
+    def _failed(self, request: Any) -> None:
+        # Streams cut off by a reload or navigation are the client's own doing, not an error.
+        if request.failure != "net::ERR_ABORTED":
+            self.append(f"request failed: {request.url} {request.failure}")
+
+
+@pytest.fixture
+def console() -> ConsoleProblems:
+    return ConsoleProblems()
+
+
+@pytest.fixture
+def page(browser: Browser, web_url: str, console: ConsoleProblems) -> Iterator[Page]:
+    """A fresh 1280 by 800 page; the test fails if any screen logged a console error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=web_url)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    console.watch(page)
+    yield page
+    context.close()
+    assert console == [], "console errors:\n" + "\n".join(console)
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save a screenshot of the current screen as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)

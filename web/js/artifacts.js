@@ -1,0 +1,303 @@
+// Artifacts per stage: what a gate proposes (with its actions) or what was approved.
+
+import { api, showFile } from "./api.js";
+import { openConfig } from "./config.js";
+import { h, label } from "./dom.js";
+import { openInpaint } from "./inpaint.js";
+
+const RENDERERS = {
+  treatment: treatments,
+  script,
+  master_script: masterScript,
+  assets,
+  shots,
+  frames,
+  clips,
+  video,
+};
+
+/**
+ * Render one stage's artifact. With `gate`, the proposal is editable and carries the
+ * gate's actions; without, it is the approved artifact, read-only.
+ */
+export function renderArtifact(stage, artifact, { gate, view, values }) {
+  const render = RENDERERS[stage] ?? generic;
+  const draft = gate ? pendingEdit(gate, artifact) : null;
+  const ctx = { gate, view, values, draft, stage };
+  return h("article.artifact", { dataset: { stage, state: gate ? "proposed" : "approved" } },
+    h("header.artifact-head", {},
+      h("h2", {}, label(stage)),
+      h("span.chip", { class: gate ? "status-awaiting" : "status-approved" }, gate ? "Proposed — awaiting your approval" : "Approved"),
+    ),
+    gate ? h("p.description", {}, gate.payload.action_requests[0].description) : null,
+    render(draft ?? artifact, ctx),
+    gate ? gateActions(ctx) : null,
+  );
+}
+
+// --- a gate's pending edit (kept in sessionStorage: a reload keeps unsent choices) -------
+
+function pendingEdit(gate, proposal) {
+  const saved = sessionStorage.getItem(`auteur.edit.${gate.approval_id}`);
+  return saved ? JSON.parse(saved) : structuredClone(proposal);
+}
+
+function keepEdit(ctx) {
+  sessionStorage.setItem(`auteur.edit.${ctx.gate.approval_id}`, JSON.stringify(ctx.draft));
+}
+
+function gateActions(ctx) {
+  const { gate, view } = ctx;
+  const proposal = gate.payload.action_requests[0].args;
+  const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve");
+  const changed = () => JSON.stringify(ctx.draft) !== JSON.stringify(proposal);
+  const send = async (decision) => {
+    if (await view.decide(gate, decision)) sessionStorage.removeItem(`auteur.edit.${gate.approval_id}`);
+  };
+  const approve = () =>
+    changed()
+      ? send({ type: "edit", edited_action: { name: gate.stage, args: ctx.draft } })
+      : send({ type: "approve" });
+  return h("footer.gate-actions", {},
+    h("button.primary.approve", { type: "button", disabled: !canApprove && !changed(), onclick: approve }, `Approve ${label(gate.stage).toLowerCase()}`),
+    h("button", { type: "button", onclick: () => editAsJson(ctx, send) }, "Edit…"),
+    h("button", { type: "button", onclick: () => view.focusChat(gate) }, "Give feedback"),
+  );
+}
+
+function editAsJson(ctx, send) {
+  const dialog = h("dialog.json-edit", { "aria-label": `Edit the ${label(ctx.stage)}` });
+  const text = h("textarea", { rows: 24, spellcheck: false, "aria-label": "Artifact as JSON" }, JSON.stringify(ctx.draft, null, 2));
+  const error = h("p.error", { role: "alert" });
+  const form = h("form", { method: "dialog" },
+    h("h2", {}, `Edit the ${label(ctx.stage).toLowerCase()}`),
+    text, error,
+    h("div.actions", {},
+      h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
+      h("button.primary", { type: "submit" }, "Save edit and approve")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let args;
+    try {
+      args = JSON.parse(text.value);
+    } catch (problem) {
+      error.textContent = `Not valid JSON: ${problem.message}`;
+      return;
+    }
+    dialog.close();
+    await send({ type: "edit", edited_action: { name: ctx.stage, args } });
+  });
+  dialog.append(form);
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+// --- treatment -----------------------------------------------------------------------------
+
+function treatments(artifact, ctx) {
+  const { gate, view } = ctx;
+  const options = h("div.options", { role: gate ? "radiogroup" : null, "aria-label": "Treatments" },
+    artifact.options.map((option, index) => {
+      const number = index + 1;
+      const chosen = artifact.chosen === number;
+      return h("label.option", { class: chosen ? "chosen" : "" },
+        gate ? h("input", {
+          type: "radio", name: "treatment", value: number, checked: chosen,
+          onchange: () => { ctx.draft.chosen = number; keepEdit(ctx); view.render(); },
+        }) : null,
+        h("h3", {}, `${number}. ${option.title}`, chosen ? h("span.chip.status-approved", {}, gate ? "chosen" : "written") : null),
+        h("p.logline", {}, option.logline),
+        h("p.muted", {}, option.tone),
+        h("p", {}, option.synopsis));
+    }));
+  const configuration = artifact.configuration;
+  return h("div", {},
+    options,
+    configuration
+      ? h("section.proposed-config", {},
+        h("h3", {}, gate ? "Proposed configuration" : "Configuration"),
+        h("p", {}, [configuration.title, configuration.format?.aspect_ratio, `${configuration.format?.target_duration_s} s`, configuration.written_style].filter(Boolean).join(" · ")),
+        gate ? h("button#review-config", {
+          type: "button",
+          onclick: () => openConfig({
+            title: "Proposed configuration",
+            saved: view.project.config ?? {},
+            proposed: ctx.draft.configuration,
+            accept: async (config) => {
+              ctx.draft.configuration = config;
+              view.project = await api(`/projects/${encodeURIComponent(view.projectId)}`, { method: "PATCH", body: { config } });
+              await view.decide(gate, { type: "edit", edited_action: { name: gate.stage, args: ctx.draft } });
+              sessionStorage.removeItem(`auteur.edit.${gate.approval_id}`);
+            },
+          }),
+        }, "Review configuration") : null)
+      : null,
+  );
+}
+
+// --- script and master script ----------------------------------------------------------
+
+function script(artifact) {
+  return h("div.screenplay", {},
+    h("h3.title", {}, artifact.title),
+    artifact.logline ? h("p.logline", {}, artifact.logline) : null,
+    artifact.scenes.map((scene) => h("section.scene", { dataset: { scene: scene.number } },
+      h("h4.slugline", {}, `${scene.number}. ${scene.slugline}`),
+      scene.lines.map((line) => line.kind === "dialogue"
+        ? h("div.dialogue", {}, h("p.speaker", {}, line.speaker), line.parenthetical ? h("p.parenthetical", {}, `(${line.parenthetical})`) : null, h("p", {}, line.text))
+        : h("p.action", {}, line.text)))));
+}
+
+function masterScript(artifact) {
+  return h("div.screenplay", {},
+    h("h3.title", {}, artifact.title),
+    artifact.scenes.map((scene) => h("section.scene", { dataset: { scene: scene.number } },
+      h("h4.slugline", {}, `${scene.number}. ${scene.slugline}`),
+      h("p.prose", {}, scene.prose))));
+}
+
+// --- assets --------------------------------------------------------------------------------
+
+const KINDS = [
+  ["characters", "Characters", "looks"],
+  ["locations", "Locations", "variants"],
+  ["props", "Props", "states"],
+];
+
+function assets(artifact, ctx) {
+  const { gate, view } = ctx;
+  const deselected = new Set(artifact.deselected ?? []);
+  return h("div.assets", {},
+    gate ? h("p.muted", {}, "Untick what you do not want pre-generated.") : null,
+    KINDS.map(([key, title, appearances]) => h("section.kind", { dataset: { kind: key } },
+      h("h3", {}, `${title} (${artifact[key].length})`),
+      h("ul.checklist", {}, artifact[key].map((entity) => {
+        const usage = artifact.scene_usage.filter((u) => u.entity === entity.id);
+        return h("li.asset", { dataset: { entity: entity.id } },
+          h("label.check", {},
+            h("input", {
+              type: "checkbox",
+              checked: !deselected.has(entity.id),
+              disabled: !gate,
+              "aria-label": `Pre-generate ${entity.name}`,
+              onchange: (event) => {
+                const set = new Set(ctx.draft.deselected ?? []);
+                if (event.target.checked) set.delete(entity.id); else set.add(entity.id);
+                ctx.draft.deselected = [...set];
+                keepEdit(ctx);
+                view.render();
+              },
+            }),
+            h("strong", {}, entity.name)),
+          h("p.muted", {}, entity.description),
+          h("details.looks", {},
+            h("summary", {}, `${entity[appearances].length} ${appearances} · ${usage.length} scenes`),
+            h("ul", {}, entity[appearances].map((look) => h("li", {}, h("em", {}, look.name), ` — ${look.description}`))),
+            usage.length
+              ? h("table.usage", {}, h("tbody", {}, usage.map((u) => h("tr", {}, h("td", {}, `Scene ${u.scene}`), h("td", {}, u.look)))))
+              : null));
+      })))));
+}
+
+// --- shots ---------------------------------------------------------------------------------
+
+function shots(artifact) {
+  const columns = ["Shot", "Size", "Angle", "Movement", "Lens", "Duration", "Action", "Dialogue", "In frame"];
+  return h("div.table-wrap", {},
+    h("table.shots", {},
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, artifact.shots.map((shot) => h("tr", { dataset: { shot: shot.id } },
+        h("th", { scope: "row" }, shot.id),
+        h("td", {}, shot.size), h("td", {}, shot.angle), h("td", {}, shot.movement), h("td", {}, shot.lens),
+        h("td", {}, `${shot.duration_s} s`),
+        h("td", {}, shot.action),
+        h("td", {}, (shot.dialogue ?? []).map((d) => h("p", {}, h("strong", {}, d.speaker), `: ${d.text}`))),
+        h("td", {}, (shot.entities ?? []).map((e) => `${e.entity} (${e.look})`).join(", ")))))));
+}
+
+// --- frames: a carousel of candidates per keyframe; choose, regenerate, inpaint ----------
+
+function candidatesOf(frame) {
+  return frame.candidates?.length ? frame.candidates : [frame];
+}
+
+function frames(artifact, ctx) {
+  const { gate, view } = ctx;
+  const byShot = new Map();
+  for (const frame of artifact.frames) {
+    if (!byShot.has(frame.shot)) byShot.set(frame.shot, []);
+    byShot.get(frame.shot).push(frame);
+  }
+  return h("div.frames", {},
+    [...byShot].map(([shot, keyframes]) => h("section.shot-frames", { dataset: { shot } },
+      h("h3", {}, `Shot ${shot}`),
+      h("div.pair", {}, keyframes.map((frame) => carousel(frame, ctx, view, gate))))));
+}
+
+function carousel(frame, ctx, view, gate) {
+  const candidates = candidatesOf(frame);
+  const chosenIndex = Math.max(0, candidates.findIndex((c) => c.file.key === frame.file.key));
+  const key = `auteur.carousel.${frame.shot}.${frame.position}.${frame.file.key}`;
+  let index = Math.min(Number(sessionStorage.getItem(key) ?? chosenIndex), candidates.length - 1);
+  const img = h("img", { alt: `Shot ${frame.shot}, ${frame.position} frame`, loading: "lazy" });
+  const counter = h("span.counter", { "aria-live": "polite" });
+  const use = h("button.use", { type: "button" });
+  const note = h("p.muted.note");
+  const show = () => {
+    const candidate = candidates[index];
+    showFile(img, candidate.file);
+    counter.textContent = `${index + 1} / ${candidates.length}`;
+    const isChosen = candidate.file.key === frame.file.key;
+    use.textContent = isChosen ? "Chosen" : "Use this one";
+    use.disabled = !gate || isChosen;
+    note.textContent = candidate.note ?? "";
+    sessionStorage.setItem(key, String(index));
+  };
+  use.addEventListener("click", () => {
+    const target = ctx.draft.frames.find((f) => f.shot === frame.shot && f.position === frame.position);
+    const candidate = candidates[index];
+    Object.assign(target, { file: candidate.file, prompt: candidate.prompt, seed: candidate.seed, workflow: candidate.workflow });
+    keepEdit(ctx);
+    view.render();
+  });
+  const step = (delta) => () => {
+    index = (index + delta + candidates.length) % candidates.length;
+    show();
+  };
+  const figure = h("figure.carousel", { dataset: { position: frame.position, candidates: candidates.length } },
+    h("div.stage-img", {}, img),
+    h("figcaption", {},
+      h("strong", {}, label(frame.position)),
+      h("button.nav", { type: "button", "aria-label": "Previous candidate", disabled: candidates.length < 2, onclick: step(-1) }, "‹"),
+      counter,
+      h("button.nav", { type: "button", "aria-label": "Next candidate", disabled: candidates.length < 2, onclick: step(1) }, "›"),
+      gate ? use : null,
+      gate ? h("button.inpaint", {
+        type: "button",
+        onclick: () => openInpaint({ frame, file: candidates[index].file, gate, view }),
+      }, "Inpaint…") : null),
+    note);
+  show();
+  return figure;
+}
+
+// --- clips and the video -------------------------------------------------------------------
+
+function clips(artifact) {
+  return h("div.clips", {}, artifact.clips.map((clip) => h("figure.clip", { dataset: { shot: clip.shot } },
+    showFile(h("video", { controls: true, preload: "metadata", muted: true }), clip.file),
+    h("figcaption", {}, `Shot ${clip.shot} · ${clip.duration_s.toFixed(1)} s`))));
+}
+
+function video(artifact) {
+  return h("figure.video-preview", {},
+    showFile(h("video#video-preview", { controls: true, preload: "metadata" }), artifact.file),
+    h("figcaption", {}, `${artifact.duration_s.toFixed(1)} s · ${artifact.fps} fps · `,
+      h("a", { href: `/files/${artifact.file.key}`, download: "auteur.mp4" }, "Download")));
+}
+
+function generic(artifact) {
+  return h("pre.json", {}, JSON.stringify(artifact, null, 2));
+}
+
