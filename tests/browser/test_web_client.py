@@ -149,6 +149,22 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     page.get_by_label("Message to the agents").fill("Warmer light, please.")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("figure.carousel[data-candidates='2']").first).to_be_visible()
+    # inpainting: brush a mask over the end frame of the first shot, say what goes there
+    end_frame = page.locator("figure.carousel").nth(1)
+    end_frame.get_by_role("button", name="Inpaint…").click()
+    mask = page.get_by_label("Mask: paint over what should change")
+    box = mask.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    page.mouse.up()
+    page.get_by_label("Prompt").fill("a red kite in the sky")
+    screenshot(page, "project-inpainting")
+    page.locator(".inpaint-dialog").get_by_role("button", name="Inpaint", exact=True).click()
+    end_frame = page.locator("figure.carousel[data-candidates='3']").first
+    expect(end_frame.locator(".note")).to_have_text("inpainted: a red kite in the sky")
+    expect(end_frame.get_by_role("button", name="Chosen")).to_be_visible()
+
     first_frame = page.locator("figure.carousel").first
     expect(first_frame.locator(".counter")).to_have_text("2 / 2")
     first_frame.get_by_role("button", name="Previous candidate").click()
