@@ -3,7 +3,21 @@
 # Arguments go to pytest, e.g. -k gates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian's Chromium for the browser tests: Playwright drives it and never downloads one.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser tests need Chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
 "${PYTHON:-python3}" -m venv .venv
+# torch first, pinned to the CPU wheel, so the embedding model does not pull a CUDA build
+.venv/bin/python -m pip install -qq --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -qq --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
