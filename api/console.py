@@ -12,7 +12,7 @@ from rich.table import Table
 
 from graphs.persistence import ThreadRecord
 
-__all__ = ["GateLeft", "ask_decision", "gate", "progress", "thread_table"]
+__all__ = ["GateLeft", "ask_decision", "costs", "gate", "progress", "thread_table"]
 
 
 class GateLeft(Exception):
@@ -105,6 +105,33 @@ def thread_table(out: Console, records: list[ThreadRecord]) -> None:
             record.message or "",
         )
     out.print(table)
+
+
+def costs(out: Console, summary: dict[str, Any]) -> None:
+    """What the command's runs spent: tokens and cost per agent and stage, then totals."""
+    totals = summary["totals"]
+    if not totals["llm_calls"] and not totals["comfyui_jobs"]:
+        return
+    table = Table("agent", "stage", "model", "calls", "tokens in", "tokens out", "USD")
+    for row in summary["by_agent_stage"]:
+        table.add_row(
+            row["agent"],
+            row["stage"],
+            row["model"],
+            str(row["calls"]),
+            f"{row['input_tokens']:,}",
+            f"{row['output_tokens']:,}",
+            "?" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}",
+        )
+    out.print(table)
+    unpriced = totals["unpriced_models"]
+    out.print(
+        f"[bold]Spent:[/bold] {totals['llm_calls']} model calls, "
+        f"{totals['input_tokens']:,} tokens in, {totals['output_tokens']:,} out, "
+        f"${totals['cost_usd']:.4f}"
+        + (f" (no price for {', '.join(unpriced)})" if unpriced else "")
+        + f"; {totals['comfyui_jobs']} ComfyUI jobs, {totals['gpu_seconds']:g} GPU seconds"
+    )
 
 
 def _render_json(out: Console, args: dict[str, Any]) -> None:

@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS auteur_runs (
     created_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at          timestamptz NOT NULL DEFAULT clock_timestamp()
 )""",
+    "ALTER TABLE auteur_runs ADD COLUMN IF NOT EXISTS trace_url text",
+    "ALTER TABLE auteur_runs ADD COLUMN IF NOT EXISTS cost jsonb",
     "CREATE UNIQUE INDEX IF NOT EXISTS auteur_runs_one_writer ON auteur_runs (thread_id)"
     " WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS auteur_runs_thread ON auteur_runs (thread_id, created_at DESC)",
@@ -432,17 +434,32 @@ class Database:
             await conn.execute("UPDATE auteur_runs SET started = true WHERE run_id = %s", (run_id,))
 
     async def finish_run(
-        self, run_id: str, status: str, *, error: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        cost: dict[str, Any] | None = None,
     ) -> None:
-        """Set a run's terminal status and tell every stream waiting on it."""
+        """Set a run's terminal status (and what it spent) and tell every stream waiting on it.
+
+        ``cost`` is a :class:`tools.ledger.Ledger` summary.
+        """
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE auteur_runs SET status = %s, error = %s, lease_until = NULL,"
-                " updated_at = clock_timestamp() WHERE run_id = %s",
-                (status, _json(error) if error else None, run_id),
+                "UPDATE auteur_runs SET status = %s, error = %s, cost = COALESCE(%s, cost),"
+                " lease_until = NULL, updated_at = clock_timestamp() WHERE run_id = %s",
+                (status, _json(error) if error else None, _json(cost) if cost else None, run_id),
             )
             await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
             await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
+
+    async def set_run_trace(self, run_id: str, trace_url: str) -> None:
+        """Record where the run's trace is (Langfuse)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_runs SET trace_url = %s WHERE run_id = %s", (trace_url, run_id)
+            )
 
     async def request_cancel(self, run_id: str, action: str) -> str | None:
         """Ask a run to stop; a pending run stops at once. Returns its status after."""

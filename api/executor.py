@@ -21,6 +21,8 @@ from langgraph.types import Command, StateSnapshot
 from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
+from tools import ledger, tracing
+from tools.ledger import Ledger
 
 __all__ = ["Executor", "interrupts_of", "thread_status_of"]
 
@@ -43,8 +45,24 @@ def thread_status_of(snapshot: StateSnapshot) -> str:
     return "interrupted" if snapshot.next else "idle"
 
 
+def _run_name(started: bool, gate: str, resume: Any) -> str:
+    """The name of a run's root span: what the run does."""
+    if started:
+        return "continue"
+    return "start" if resume is None else f"resume at {gate}"
+
+
+def _present(**values: str | None) -> dict[str, str]:
+    """The given values that are set."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 class Executor:
-    """Claims and executes runs, at most ``concurrency`` at a time in this process."""
+    """Claims and executes runs, at most ``concurrency`` at a time in this process.
+
+    Each run is traced in Langfuse when it is configured (the trace URL is stored on the
+    run) and its cost ledger is stored with it.
+    """
 
     def __init__(
         self,
@@ -65,6 +83,7 @@ class Executor:
         self.poll_s = poll_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         hub.on_cancel(self._cancel_local)
+        tracing.configure(services.settings.langfuse)
 
     async def run_forever(self) -> None:
         """Claim runs as they are queued (woken by NOTIFY; polling for expired leases)."""
@@ -95,9 +114,8 @@ class Executor:
 
     async def _execute(self, run: dict[str, Any]) -> None:
         run_id, thread_id = run["run_id"], run["thread_id"]
-        kwargs = run["kwargs"]
         thread = await self.db.fetch_one(
-            "SELECT workflow, project_id, owner FROM auteur_threads WHERE thread_id = %s",
+            "SELECT workflow, project_id, owner, stage FROM auteur_threads WHERE thread_id = %s",
             (thread_id,),
         )
         if thread is None:  # deleted while queued
@@ -105,6 +123,30 @@ class Executor:
                 run_id, "error", error={"error": "ValueError", "message": "thread deleted"}
             )
             return
+        command = None if run["started"] else run["kwargs"].get("command")
+        resume = (command or {}).get("resume")
+        gate = thread["stage"] or "gate"
+        with (
+            ledger.collect(self.services.settings.prices) as spent,
+            tracing.trace_run(
+                thread_id=thread_id,
+                workflow=thread["workflow"],
+                user=thread["owner"],
+                name=_run_name(run["started"], gate, resume),
+                tags=("api",),
+                metadata={"run_id": run_id, **_present(project_id=thread["project_id"])},
+            ) as trace,
+        ):
+            if trace.url is not None:
+                await self.db.set_run_trace(run_id, trace.url)
+            if resume is not None:
+                trace.gate_decision(gate, resume)
+            await self._stream(run, thread, spent)
+
+    async def _stream(self, run: dict[str, Any], thread: dict[str, Any], spent: Ledger) -> None:
+        """Stream the run into its event log and record how it ended and what it spent."""
+        run_id, thread_id = run["run_id"], run["thread_id"]
+        kwargs = run["kwargs"]
         graph = self.services.graph(thread["workflow"])
         configurable = {
             **(kwargs.get("config") or {}).get("configurable", {}),
@@ -139,9 +181,9 @@ class Executor:
                     await self.services.persistence.threads.update(
                         thread_id, status="busy", stage=stage, message=str(chunk["message"])
                     )
-            await self._settle(run, thread, graph, config)
+            await self._settle(run, thread, graph, config, spent.summary())
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancelled(run, graph, config))
+            await asyncio.shield(self._cancelled(run, graph, config, spent.summary()))
             raise
         except Exception as error:
             log.exception("run %s failed", run_id)
@@ -150,12 +192,17 @@ class Executor:
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
             )
-            await self.db.finish_run(run_id, "error", error=details)
+            await self.db.finish_run(run_id, "error", error=details, cost=spent.summary())
         finally:
             renewal.cancel()
 
     async def _settle(
-        self, run: dict[str, Any], thread: dict[str, Any], graph: Any, config: dict[str, Any]
+        self,
+        run: dict[str, Any],
+        thread: dict[str, Any],
+        graph: Any,
+        config: dict[str, Any],
+        cost: dict[str, Any],
     ) -> None:
         """Record the thread's state, its approvals and the run's terminal status."""
         snapshot = await graph.aget_state(config)
@@ -193,9 +240,13 @@ class Executor:
                     "payload": interrupt.value,
                 }
             )
-        await self.db.finish_run(run["run_id"], "interrupted" if interrupts else "success")
+        await self.db.finish_run(
+            run["run_id"], "interrupted" if interrupts else "success", cost=cost
+        )
 
-    async def _cancelled(self, run: dict[str, Any], graph: Any, config: dict[str, Any]) -> None:
+    async def _cancelled(
+        self, run: dict[str, Any], graph: Any, config: dict[str, Any], cost: dict[str, Any]
+    ) -> None:
         current = await self.db.run(run["run_id"])
         action = current["cancel_action"] if current else None
         if action is None:  # this process is shutting down: the lease lapses, another resumes
@@ -203,7 +254,7 @@ class Executor:
         if action == "rollback":
             await self.db.roll_back(run["run_id"], run["thread_id"])
         else:
-            await self.db.finish_run(run["run_id"], "interrupted")
+            await self.db.finish_run(run["run_id"], "interrupted", cost=cost)
         snapshot = await graph.aget_state(config)
         await self.db.set_thread_state(
             run["thread_id"],

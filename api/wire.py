@@ -60,7 +60,7 @@ def thread_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A run row as the SDK's ``Run``."""
+    """A run row as the SDK's ``Run``, plus its Langfuse ``trace_url`` and ``cost`` ledger."""
     return {
         "run_id": row["run_id"],
         "thread_id": row["thread_id"],
@@ -72,6 +72,8 @@ def run_json(row: dict[str, Any]) -> dict[str, Any]:
         "multitask_strategy": row["multitask_strategy"],
         "kwargs": row["kwargs"],
         "error": row["error"],
+        "trace_url": row["trace_url"],
+        "cost": row["cost"],
     }
 
 

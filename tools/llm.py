@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -30,9 +31,12 @@ import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr
+
+from tools import ledger
 
 __all__ = [
     "OFFLINE_LLM_TYPE",
@@ -161,11 +165,13 @@ class OfflineChatModel(BaseChatModel):
     The recordings file is ``{"brief": "...", "responses": {"<task>": [<revision 0>, ...]}}``.
     Each earlier draft in the conversation is one ``AIMessage`` (followed by the person's
     feedback), so the number of ``AIMessage``s picks the revision to replay; past the last
-    recorded revision the last one repeats.
+    recorded revision the last one repeats. Token usage is reported as a real model's is,
+    estimated at four characters per token, so traces and the cost ledger show it.
     """
 
     task: str
     recordings: Path
+    model_name: str = OFFLINE_LLM_TYPE
 
     @property
     def _llm_type(self) -> str:
@@ -195,8 +201,23 @@ class OfflineChatModel(BaseChatModel):
                 + _HOW_TO_CONFIGURE
             )
         revision = sum(isinstance(message, AIMessage) for message in messages)
-        response = revisions[min(revision, len(revisions) - 1)]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(response)))])
+        content = json.dumps(revisions[min(revision, len(revisions) - 1)])
+        reply = AIMessage(
+            content,
+            usage_metadata=_estimated_usage(messages, content),
+            response_metadata={"model_name": self.model_name},
+        )
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def _estimated_usage(messages: Sequence[BaseMessage], reply: str) -> UsageMetadata:
+    input_tokens = sum(math.ceil(len(message.text) / 4) for message in messages)
+    output_tokens = math.ceil(len(reply) / 4)
+    return UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
 
 
 # --- structured generation -----------------------------------------------------------------
@@ -220,6 +241,9 @@ async def generate_structured(
     ``StructuredOutputError``. Transient transport errors are retried ``max_retries`` times with
     exponential backoff, calling ``on_retry("retrying <label> (n/max)")`` before each retry, then
     ``LLMUnavailableError``; a rejected request (401, 400, ...) raises it at once.
+
+    Each call is named ``label`` (the generation's name in traces) and its token usage is
+    counted in the run's cost ledger (:mod:`tools.ledger`).
     """
     conversation = _with_json_instruction(messages, schema)
     repairs = 0
@@ -288,7 +312,7 @@ async def _invoke_with_retries(
     attempt = 0
     while True:
         try:
-            return await model.ainvoke(messages)
+            reply = await model.ainvoke(messages, config={"run_name": label})
         except openai.APIError as error:
             if not _is_transient(error):
                 raise LLMUnavailableError(
@@ -300,10 +324,23 @@ async def _invoke_with_retries(
                     f"{label}: {_endpoint(model)} is unavailable after {max_retries} retries. "
                     f"Last error: {error}"
                 ) from error
+        else:
+            _record_usage(model, reply)
+            return reply
         attempt += 1
         if on_retry is not None:
             await _notify(on_retry, f"retrying {label} ({attempt}/{max_retries})")
         await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+
+
+def _record_usage(model: BaseChatModel, reply: AIMessage) -> None:
+    """Count the call in the cost ledger, under the model name the price table uses."""
+    usage = reply.usage_metadata or {}
+    ledger.record_tokens(
+        model=getattr(model, "model_name", None) or model.get_name(),
+        input_tokens=usage.get("input_tokens", 0),
+        output_tokens=usage.get("output_tokens", 0),
+    )
 
 
 def _is_transient(error: openai.APIError) -> bool:

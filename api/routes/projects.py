@@ -112,12 +112,13 @@ async def runs(
     """The project's latest workflow runs, newest first.
 
     Each has its status, the stage and message of its latest progress event ("retrying
-    frame 4 (2/3)"), its error and timings.
+    frame 4 (2/3)"), its error and timings, its Langfuse ``trace_url`` and its ``cost``
+    ledger (tokens and USD per agent and stage, ComfyUI GPU seconds, totals).
     """
     await get(project_id, ctx, user)
     rows = await ctx.db.fetch(
         "SELECT r.run_id, r.thread_id, t.workflow, r.status, e.data->>'stage' AS stage,"
-        " e.data->>'message' AS message, r.error, r.created_at,"
+        " e.data->>'message' AS message, r.error, r.trace_url, r.cost, r.created_at,"
         " r.updated_at,"
         " EXTRACT(EPOCH FROM r.updated_at - r.created_at) AS duration_s"
         " FROM auteur_runs r JOIN auteur_threads t USING (thread_id)"
