@@ -22,6 +22,7 @@ __all__ = [
     "ClipSet",
     "EntityInFrame",
     "Frame",
+    "FrameCandidate",
     "FrameSet",
     "Location",
     "Look",
@@ -81,6 +82,9 @@ class ProjectConfig(_Artifact):
     written_style: str = ""
     story_rules: list[str] = Field(
         default_factory=list, description="Rules every generation must follow."
+    )
+    frame_candidates: int = Field(
+        1, ge=1, le=8, description="Keyframe candidates generated per frame in each round."
     )
 
 
@@ -362,8 +366,23 @@ class ShotList(_Artifact):
 # --- media ---------------------------------------------------------------------------------
 
 
+class FrameCandidate(_Artifact):
+    """One generated version of a keyframe, kept at the gate until one is accepted."""
+
+    prompt: str
+    seed: int
+    workflow: str
+    file: MediaFile
+    references: list[MediaFile] = Field(default_factory=list, description="Reference images used.")
+    note: str = Field("", description='"regenerated: <feedback>" or "inpainted: <prompt>".')
+
+
 class Frame(_Artifact):
-    """A start or end keyframe of a shot, with how it was generated."""
+    """A start or end keyframe of a shot, with how it was generated.
+
+    ``file`` is the chosen candidate (the newest by default); ``candidates`` are every
+    version so far, oldest first (dropped once the frames are approved).
+    """
 
     shot: str
     position: Literal["start", "end"]
@@ -371,12 +390,20 @@ class Frame(_Artifact):
     seed: int
     workflow: str
     file: MediaFile
+    candidates: list[FrameCandidate] = Field(default_factory=list)
+    references: dict[str, MediaFile] = Field(
+        default_factory=dict, description="Entity id -> the reference image used for it."
+    )
 
 
 class FrameSet(_Artifact):
     """Keyframes of every shot."""
 
     frames: list[Frame] = Field(min_length=1)
+
+    def frame(self, shot: str, position: str) -> Frame | None:
+        """The keyframe of ``shot`` at ``position``, if any."""
+        return next((f for f in self.frames if (f.shot, f.position) == (shot, position)), None)
 
 
 class Clip(_Artifact):

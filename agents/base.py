@@ -38,6 +38,8 @@ from typing_extensions import TypedDict
 
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
+from tools import ledger, tracing
+from tools.comfy_tools import MediaBackend
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
@@ -71,7 +73,7 @@ class Context:
     """What every run needs that is not state: models, the generation backend, storage."""
 
     models: ModelProvider
-    backend: DraftBackend
+    backend: MediaBackend | DraftBackend  # a plain DraftBackend runs as comfy_tools.DraftMedia
     files: FileStore
 
 
@@ -100,10 +102,14 @@ class Turn(TypedDict):
     stage: str
     role: Literal["assistant", "user"]
     content: str
+    inpaint: NotRequired[dict[str, Any]]  # a frames-gate reject that repaints one region
 
 
 class Generation(TypedDict):
-    """The record of one model call: which prompt (name and version) produced what."""
+    """The record of one model call: which prompt (name and version) produced what.
+
+    ``langfuse_version`` is the prompt's version in Langfuse when it came from there.
+    """
 
     id: str
     stage: str
@@ -111,6 +117,7 @@ class Generation(TypedDict):
     task: str
     prompt: str
     prompt_version: str
+    langfuse_version: int | None
     model: str
     cached: bool
 
@@ -201,11 +208,20 @@ class Edit(BaseModel):
     edited_action: EditedAction
 
 
+class Inpaint(BaseModel):
+    """Repaint a region of one keyframe: the mask (white = repaint) is a stored PNG's key."""
+
+    shot: str
+    position: Literal["start", "end"]
+    mask: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
+
+
 class Reject(BaseModel):
-    """Send the proposal back with conversational feedback."""
+    """Send the proposal back with conversational feedback (or an inpainting request)."""
 
     type: Literal["reject"]
     message: str = Field(min_length=1)
+    inpaint: Inpaint | None = None
 
 
 Decision = Annotated[Approve | Edit | Reject, Field(discriminator="type")]
@@ -230,6 +246,7 @@ class GateRequest:
     description: str
     problems: list[str]
     draft_error: str | None = None
+    check: Callable[[Approve | Edit | Reject, dict[str, Any]], None] | None = None
 
     @property
     def allowed_decisions(self) -> list[str]:
@@ -289,6 +306,8 @@ class GateRequest:
                 self.artifact.model_validate(decision.edited_action.args)
             except ValidationError as error:
                 raise ValueError(f"the edited {self.stage} is not valid: {error}") from None
+        if self.check is not None:
+            self.check(decision, self.proposal)
         return decision
 
 
@@ -344,6 +363,14 @@ class Step(ABC):
         """Further state updates an approval makes besides storing the artifact."""
         return {}
 
+    def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
+        """Stage-specific checks of a valid decision against the proposal; raise ValueError.
+
+        By default only plain feedback is understood (no inpainting).
+        """
+        if isinstance(decision, Reject) and decision.inpaint is not None:
+            raise ValueError(f"the {self.stage} gate cannot inpaint")
+
     @property
     def draft_node(self) -> str:
         """Name of the node that drafts."""
@@ -398,6 +425,7 @@ class Step(ABC):
                     description=f"No valid {self.stage} could be drafted. Give feedback or edit.",
                     problems=[],
                     draft_error=failure,
+                    check=self.check_decision,
                 )
             else:
                 proposed = self.artifact.model_validate(proposal)
@@ -407,12 +435,15 @@ class Step(ABC):
                     proposal=proposal,
                     description=self.summary(proposed),
                     problems=self.problems(proposed, state),
+                    check=self.check_decision,
                 )
             decision = review(request)
             if isinstance(decision, Reject):
                 feedback = Turn(
                     id=str(uuid.uuid4()), stage=self.stage, role="user", content=decision.message
                 )
+                if decision.inpaint is not None:
+                    feedback["inpaint"] = decision.inpaint.model_dump()
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             artifact = self.artifact.model_validate(accepted)
@@ -474,6 +505,7 @@ class Step(ABC):
             task=task,
             prompt=prompt.name,
             prompt_version=prompt.version,
+            langfuse_version=prompt.langfuse_version,
             model=models.model_name(self.agent),
             cached=False,
         )
@@ -485,13 +517,17 @@ class Step(ABC):
         async def on_retry(message: str) -> None:
             progress(runtime, self.stage, message)
 
-        result = await generate_structured(
-            models.chat_model(agent=self.agent, task=task),
-            schema,
-            messages,
-            on_retry=on_retry,
-            label=f"{self.stage} ({task})",
-        )
+        with (
+            ledger.attribute_to(agent=self.agent, stage=self.stage),
+            tracing.link_prompt(prompt.name, prompt.langfuse_version),
+        ):
+            result = await generate_structured(
+                models.chat_model(agent=self.agent, task=task),
+                schema,
+                messages,
+                on_retry=on_retry,
+                label=f"{self.stage} ({task})",
+            )
         _record(record)
         if runtime.store is not None:
             value = {"artifact": result.model_dump(mode="json"), **record}
@@ -612,6 +648,7 @@ def check_decision(gate: dict[str, Any], raw: object) -> Approve | Edit | Reject
         description="",
         problems=[],
         draft_error=gate.get("draft_error"),
+        check=step.check_decision,
     )
     return request.parse(raw)
 

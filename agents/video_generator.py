@@ -1,4 +1,8 @@
-"""Video generator: a clip per shot from its approved keyframes, then the assembled video."""
+"""Video generator: a clip per shot from its approved keyframes, then the assembled video.
+
+Each clip is made by the library's image-to-video workflow (first and last frame), called as
+a tool and memoised by its inputs; assembly joins the approved clips in shot order.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from langgraph.graph import END, StateGraph
 from langgraph.runtime import Runtime
 
 import prompts
+from agents._media import backend_of, run_workflow
 from agents.artifacts import Clip, ClipSet, FrameSet, ShotList, Video, input_hash
 from agents.base import (
     Context,
@@ -17,6 +22,7 @@ from agents.base import (
     progress,
     project_of,
 )
+from tools.comfy_tools import pick_workflow
 from tools.draft_renderer import probe
 
 ASSEMBLE_NODE = "assemble_video"
@@ -41,52 +47,61 @@ class VideoGenerator(ProductionAgent):
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ClipSet:
         """Render one clip per shot from its start and end frames."""
-        backend = runtime.context.backend
         files = runtime.context.files
-        fps = project_of(state).format.fps
+        project = project_of(state)
+        fps = project.format.fps
+        width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
         shots = ShotList.model_validate(state["shots"]).shots
-        frames = {(f.shot, f.position): f for f in FrameSet.model_validate(state["frames"]).frames}
+        frames = FrameSet.model_validate(state["frames"])
         feedback = feedback_at(state, self.stage)
+        spec = pick_workflow(
+            "animate a shot from its first frame to its last frame", "image_to_video"
+        )
         clips: list[Clip] = []
         for shot in shots:
-            start, end = frames[(shot.id, "start")], frames[(shot.id, "end")]
-            prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback)
+            start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
+            if start is None or end is None:
+                raise ValueError(f"shot {shot.id} has no approved start and end frames")
+            prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback).user
             seed = int(input_hash(shot.id, len(feedback))[:8], 16)
-            file = await self.generate_media(
-                runtime,
-                input_hash(backend.name, "clip", prompt.user, start.file.key, end.file.key, fps),
-                lambda s=start, e=end, d=shot.duration_s: backend.clip(
-                    files.read(s.file), files.read(e.file), duration_s=d, fps=fps
-                ),
-                extension="mp4",
-                media_type="video/mp4",
-            )
+            arguments = {
+                "prompt": prompt,
+                "start_image": start.file.key,
+                "end_image": end.file.key,
+                "seed": seed,
+                "width": width,
+                "height": height,
+                "length": max(1, round(shot.duration_s * fps)),
+                "fps": float(fps),
+            }
+            label = f"clip {len(clips) + 1}/{len(shots)}"
+            file = await run_workflow(self, runtime, spec, arguments, label=label)
             info = probe(files.read(file))
             clips.append(
                 Clip(
                     shot=shot.id,
-                    prompt=prompt.user,
+                    prompt=prompt,
                     seed=seed,
                     duration_s=info.duration_s,
                     fps=fps,
                     frame_count=info.frame_count,
-                    workflow=f"{backend.name}/clip",
+                    workflow=spec.name,
                     file=file,
                 )
             )
-            progress(runtime, self.stage, f"clip {len(clips)}/{len(shots)} done", shot=shot.id)
+            progress(runtime, self.stage, f"{label} done", shot=shot.id)
         return ClipSet(clips=clips)
 
     async def assemble(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
         """Node: join the approved clips into one video."""
-        backend = runtime.context.backend
+        backend = backend_of(runtime)
         files = runtime.context.files
         clips = ClipSet.model_validate(state["clips"]).clips
         fps = project_of(state).format.fps
         progress(runtime, "assembly", f"assembling {len(clips)} clips")
         file = await self.generate_media(
             runtime,
-            input_hash(backend.name, "assemble", [c.file.key for c in clips], fps),
+            input_hash("assemble", [c.file.key for c in clips], fps),
             lambda: backend.assemble([files.read(c.file) for c in clips], fps=fps),
             extension="mp4",
             media_type="video/mp4",

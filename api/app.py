@@ -23,7 +23,16 @@ from api.context import ApiContext
 from api.db import Database
 from api.events import EventHub
 from api.executor import Executor
-from api.routes import approvals, assistants, files, meta, projects, runs, threads
+from api.routes import (
+    approvals,
+    assistants,
+    files,
+    meta,
+    projects,
+    runs,
+    threads,
+    workflows,
+)
 from api.runs import open_services
 from api.settings import Settings
 
@@ -95,7 +104,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         )
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
 
-    for module in (meta, assistants, threads, runs, approvals, projects, files):
+    for module in (meta, assistants, threads, runs, approvals, projects, files, workflows):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=WEB_CLIENT, html=True), name="web")
     return app

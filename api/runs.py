@@ -26,8 +26,8 @@ from graphs.persistence import (
     embedded_database_url,
     open_persistence,
 )
-from tools.draft_renderer import DraftBackend
-from tools.storage import LocalFileStore
+from tools.comfy_tools import media_backend
+from tools.discovery import WorkflowDiscovery
 
 __all__ = ["RunStop", "Services", "open_services"]
 
@@ -53,6 +53,7 @@ class Services:
     context: Context
     workflows: dict[str, WorkflowType]
     database_url: str
+    discovery: WorkflowDiscovery
     _compiled: dict[str, CompiledStateGraph] = field(default_factory=dict)
 
     def graph(self, workflow: str) -> CompiledStateGraph:
@@ -161,8 +162,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with open_persistence(url, extra_schema=SCHEMA) as persistence:
         context = Context(
             models=settings.models,
-            backend=DraftBackend(),
-            files=LocalFileStore(settings.files_dir),
+            backend=media_backend(settings.comfyui_urls, timeout_s=settings.comfyui_timeout_s),
+            files=settings.file_store,
         )
         yield Services(
             settings=settings,
@@ -170,6 +171,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             context=context,
             workflows=workflows,
             database_url=url,
+            discovery=WorkflowDiscovery(persistence.pool, settings.embedding_model),
         )
 
 

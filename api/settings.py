@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tools.llm import ModelProvider
+from tools.embeddings import EmbeddingModel, EmbeddingsKind, embedding_model
+from tools.ledger import ModelPrice
+from tools.llm import OFFLINE_LLM_TYPE, ModelProvider
+from tools.storage import FileStore, LocalFileStore, S3FileStore
+from tools.tracing import LangfuseConfig
 
 __all__ = ["SAMPLE_INPUT", "SAMPLE_RECORDINGS", "Settings"]
 
@@ -60,11 +65,118 @@ class Settings(BaseSettings):
     run_lease_s: float = Field(
         30, gt=0, description="A crashed worker's run is picked up again after this long."
     )
+    comfyui_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="ComfyUI servers, comma-separated (AUTEUR_COMFYUI_URLS=http://gpu1:8188,"
+        "http://gpu2:8188); unset = the draft backend renders everything on the CPU.",
+    )
+    comfyui_timeout_s: float = Field(600, gt=0, description="Deadline of one ComfyUI job.")
+    embeddings: EmbeddingsKind = Field(
+        "local",
+        description="Workflow discovery embeds with 'local' (the bundled all-MiniLM-L6-v2, "
+        "offline; the [embeddings] extra) or 'openai' (OPENAI_API_KEY, OPENAI_BASE_URL).",
+    )
+    embeddings_model: str = Field(
+        "text-embedding-3-small", description="The OpenAI embedding model (embeddings=openai)."
+    )
+    s3_bucket: str | None = Field(
+        None, description="Store generated files in this S3 bucket; unset = data_dir/files."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTEUR_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
+        description="Any S3-compatible store (MinIO, R2, ...), e.g. http://minio:9000; "
+        "unset = AWS S3.",
+    )
+    s3_region: str | None = Field(
+        None, validation_alias=AliasChoices("AUTEUR_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTEUR_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTEUR_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, e.g. 'auteur/'.")
+
+    @field_validator("comfyui_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+        return value
+
+    langfuse_public_key: str | None = Field(
+        None, validation_alias=AliasChoices("LANGFUSE_PUBLIC_KEY", "AUTEUR_LANGFUSE_PUBLIC_KEY")
+    )
+    langfuse_secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("LANGFUSE_SECRET_KEY", "AUTEUR_LANGFUSE_SECRET_KEY")
+    )
+    langfuse_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "LANGFUSE_BASE_URL", "LANGFUSE_HOST", "AUTEUR_LANGFUSE_BASE_URL"
+        ),
+        description="Langfuse (cloud or self-hosted); with both keys set, runs are traced.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: {
+            # OpenAI's list prices, USD per million tokens.
+            "gpt-4.1": ModelPrice(input=2.00, output=8.00),
+            "gpt-4.1-mini": ModelPrice(input=0.40, output=1.60),
+            "gpt-4.1-nano": ModelPrice(input=0.10, output=0.40),
+            "gpt-4o": ModelPrice(input=2.50, output=10.00),
+            "gpt-4o-mini": ModelPrice(input=0.15, output=0.60),
+        },
+        description="USD per million tokens by model, for the cost ledger, e.g. "
+        'AUTEUR_MODEL_PRICES=\'{"my-model": {"input": 0.5, "output": 1.5}}\' (replaces the table).',
+    )
 
     @property
     def files_dir(self) -> Path:
         """Where generated files are stored (content-addressed)."""
         return self.data_dir / "files"
+
+    @property
+    def langfuse(self) -> LangfuseConfig | None:
+        """Where to trace runs and keep prompts; None unless both keys and the URL are set."""
+        secret = self.langfuse_secret_key.get_secret_value() if self.langfuse_secret_key else ""
+        if not (self.langfuse_public_key and secret and self.langfuse_base_url):
+            return None
+        return LangfuseConfig(
+            public_key=self.langfuse_public_key, secret_key=secret, base_url=self.langfuse_base_url
+        )
+
+    @property
+    def prices(self) -> dict[str, ModelPrice]:
+        """The price table for the cost ledger; the offline sample model costs nothing."""
+        return {OFFLINE_LLM_TYPE: ModelPrice(input=0, output=0), **self.model_prices}
+
+    @cached_property
+    def file_store(self) -> FileStore:
+        """Where generated files go: the S3 bucket when one is configured, else files_dir."""
+        if self.s3_bucket is None:
+            return LocalFileStore(self.files_dir)
+        return S3FileStore(
+            self.s3_bucket,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            access_key_id=_secret(self.s3_access_key_id),
+            secret_access_key=_secret(self.s3_secret_access_key),
+            prefix=self.s3_prefix,
+        )
+
+    @cached_property
+    def embedding_model(self) -> EmbeddingModel:
+        """What workflow discovery embeds with (built once: the local model loads once)."""
+        return embedding_model(
+            self.embeddings,
+            openai_model=self.embeddings_model,
+            api_key=_secret(self.openai_api_key),
+            base_url=self.openai_base_url,
+            timeout_s=self.llm_timeout_s,
+        )
 
     @cached_property
     def models(self) -> ModelProvider:
@@ -77,3 +189,7 @@ class Settings(BaseSettings):
             recordings=SAMPLE_RECORDINGS,
             timeout_s=self.llm_timeout_s,
         )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None

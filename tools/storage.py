@@ -1,8 +1,9 @@
 """Content-addressed file storage for generated media.
 
 Every file is stored under the SHA-256 of its bytes, so a key changes whenever content does
-and writing the same content twice costs nothing. ``LocalFileStore`` keeps files in a folder;
-other stores (S3) implement the same ``FileStore`` protocol.
+and writing the same content twice costs nothing. ``LocalFileStore`` keeps files in a folder,
+``S3FileStore`` in a bucket of AWS S3 or any S3-compatible store (MinIO, R2, Ceph) through
+boto3; both implement the ``FileStore`` protocol.
 
 Example:
     >>> import tempfile
@@ -19,15 +20,20 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FileStore", "LocalFileStore", "MediaFile"]
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+__all__ = ["FileStore", "LocalFileStore", "MediaFile", "S3FileStore"]
 
 _KEY = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,16}")
 _EXTENSION = re.compile(r"[a-z0-9]{1,16}")
+_CHUNK = 1 << 20
 
 
 class MediaFile(BaseModel):
@@ -57,6 +63,14 @@ class FileStore(Protocol):
         """Whether a file with this key is stored."""
         ...
 
+    def stream(self, file: MediaFile | str) -> Iterator[bytes]:
+        """The bytes of a stored file in chunks, for serving without holding it in memory."""
+        ...
+
+    def location(self, file: MediaFile | str) -> str:
+        """Where a stored file lives, for people: a local path or an ``s3://`` URL."""
+        ...
+
 
 class LocalFileStore:
     """A content-addressed store in a local folder, one flat file per key."""
@@ -75,18 +89,7 @@ class LocalFileStore:
             ValueError: If ``extension`` is not 1-16 lowercase letters or digits.
 
         """
-        if not _EXTENSION.fullmatch(extension):
-            raise ValueError(
-                f"invalid extension {extension!r}: expected 1-16 lowercase letters or digits, "
-                "without a dot"
-            )
-        digest = hashlib.sha256(data).hexdigest()
-        file = MediaFile(
-            sha256=digest,
-            key=f"{digest}.{extension}",
-            media_type=media_type,
-            size_bytes=len(data),
-        )
+        file = _describe(data, extension=extension, media_type=media_type)
         target = self.path(file)
         if not target.exists():
             _write_atomically(target, data)
@@ -119,6 +122,153 @@ class LocalFileStore:
 
         """
         return self.path(file).is_file()
+
+    def stream(self, file: MediaFile | str) -> Iterator[bytes]:
+        """The file's bytes in 1 MiB chunks.
+
+        Raises:
+            ValueError: If the key is invalid.
+            FileNotFoundError: If no file with this key is stored (on the first chunk).
+
+        """
+        with self.path(file).open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+
+    def location(self, file: MediaFile | str) -> str:
+        """The file's local path."""
+        return str(self.path(file).resolve())
+
+
+class S3FileStore:
+    """A content-addressed store in an S3 bucket: AWS, or any S3-compatible endpoint.
+
+    Objects are ``<prefix><sha256>.<ext>`` with their media type and an immutable
+    ``Cache-Control``; writing content that is already stored costs one ``HEAD``. The
+    bucket must exist. Credentials not given here come from boto3's usual chain
+    (environment, ``~/.aws``, instance role).
+
+    Example:
+        >>> store = S3FileStore("media", endpoint_url="http://minio:9000")  # doctest: +SKIP
+        >>> file = store.put(b"frame", extension="png", media_type="image/png")  # doctest: +SKIP
+        >>> store.location(file).startswith("s3://media/")  # doctest: +SKIP
+        True
+
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        prefix: str = "",
+    ) -> None:
+        import boto3  # only S3 users pay for importing it
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix
+        self.client: BaseClient = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(
+                connect_timeout=10,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+                # Other S3 implementations want path-style URLs and may not know the
+                # checksum trailers boto3 adds by default; send checksums only if required.
+                s3={"addressing_style": "path"} if endpoint_url else {},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def put(self, data: bytes, *, extension: str, media_type: str) -> MediaFile:
+        """Upload ``data`` as ``<sha256>.<extension>`` unless that object already exists.
+
+        Raises:
+            ValueError: If ``extension`` is not 1-16 lowercase letters or digits.
+
+        """
+        file = _describe(data, extension=extension, media_type=media_type)
+        if not self.exists(file):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._object(file),
+                Body=data,
+                ContentType=media_type,
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        return file
+
+    def read(self, file: MediaFile | str) -> bytes:
+        """Return the bytes of a stored file.
+
+        Raises:
+            ValueError: If the key is invalid.
+            FileNotFoundError: If no file with this key is stored.
+
+        """
+        return b"".join(self.stream(file))
+
+    def exists(self, file: MediaFile | str) -> bool:
+        """Whether a file with this key is stored (one ``HEAD`` request).
+
+        Raises:
+            ValueError: If the key is invalid.
+
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(file))
+        except ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise
+        return True
+
+    def stream(self, file: MediaFile | str) -> Iterator[bytes]:
+        """The object's bytes in 1 MiB chunks, as S3 sends them.
+
+        Raises:
+            ValueError: If the key is invalid.
+            FileNotFoundError: If no file with this key is stored (on the first chunk).
+
+        """
+        key = self._object(file)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no object '{key}' in bucket '{self.bucket}'") from None
+        with body:
+            yield from body.iter_chunks(_CHUNK)
+
+    def location(self, file: MediaFile | str) -> str:
+        """The object's ``s3://bucket/key`` URL."""
+        return f"s3://{self.bucket}/{self._object(file)}"
+
+    def _object(self, file: MediaFile | str) -> str:
+        return f"{self.prefix}{_validated_key(file)}"
+
+
+def _describe(data: bytes, *, extension: str, media_type: str) -> MediaFile:
+    """The content address and description of ``data``."""
+    if not _EXTENSION.fullmatch(extension):
+        raise ValueError(
+            f"invalid extension {extension!r}: expected 1-16 lowercase letters or digits, "
+            "without a dot"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    return MediaFile(
+        sha256=digest, key=f"{digest}.{extension}", media_type=media_type, size_bytes=len(data)
+    )
 
 
 def _validated_key(file: MediaFile | str) -> str:

@@ -8,12 +8,20 @@ the official client over a real socket on 127.0.0.1::
         model = ChatOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
         ...
         assert server.requests[0]["messages"][-1]["content"] == "..."
+
+``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
+share words are close), and records the request bodies in ``embedding_requests``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
+import math
+import re
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +36,8 @@ from pydantic import BaseModel
 __all__ = ["ErrorReply", "OpenAIServer", "Reply", "run_openai_server"]
 
 _PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+_EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
+_EMBEDDING_DIMS = 64
 # OpenAI's error `type` and `code` for the statuses tests script most.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
@@ -61,6 +71,7 @@ class OpenAIServer:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._http = _HTTPServer(self)
@@ -103,6 +114,32 @@ class OpenAIServer:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+        }
+
+    def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Record an ``/embeddings`` request and answer it as the real API does."""
+        with self._lock:
+            self.embedding_requests.append(body)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        vectors = [_bag_of_words(text) for text in texts]
+        data = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": (
+                    base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                    if body.get("encoding_format") == "base64"
+                    else vector
+                ),
+            }
+            for index, vector in enumerate(vectors)
+        ]
+        tokens = sum(len(text.split()) for text in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "unknown"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
     def serve(self) -> threading.Thread:
@@ -148,6 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] in _EMBEDDING_PATHS:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self._send_json(200, self.server.double.embeddings(body))
+            return
         if self.path.split("?", 1)[0] not in _PATHS:
             self._send_json(404, ErrorReply(404, f"no route {self.path}").body())
             return
@@ -179,3 +220,13 @@ def _content(reply: str | BaseModel | dict[str, Any] | list[Any]) -> str:
     if isinstance(reply, BaseModel):
         return reply.model_dump_json()
     return json.dumps(reply)
+
+
+def _bag_of_words(text: str) -> list[float]:
+    """A unit vector of hashed lowercase words: texts sharing words have a high cosine."""
+    vector = [0.0] * _EMBEDDING_DIMS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % _EMBEDDING_DIMS] += 1.0 if digest[1] % 2 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]

@@ -41,6 +41,13 @@ def _artifact_model(stage: str) -> type:
     return next(step.artifact for step in steps if step.stage == stage)
 
 
+def _approved(stage: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What approval stores: approved frames keep only the chosen file (no candidates)."""
+    if stage != "frames":
+        return args
+    return {"frames": [{**frame, "candidates": []} for frame in args["frames"]]}
+
+
 def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
     """A valid, visible change to a proposal of ``stage``."""
     edited = copy.deepcopy(args)
@@ -92,7 +99,7 @@ async def test_approve_keeps_the_proposal_and_moves_on(
     following = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
     assert (after or {}).get("stage") == following
     values = await current_values(graph, config)
-    assert values[stage] == proposed
+    assert values[stage] == _approved(stage, proposed)
     assert stage in values["approved"]
     _artifact_model(stage).model_validate(values[stage])
 
@@ -109,7 +116,8 @@ async def test_edit_is_applied_as_given(
     after = await answer(graph, config, decision, offline_context)
     assert (after or {}).get("stage") != stage
     values = await current_values(graph, config)
-    assert values[stage] == _artifact_model(stage).model_validate(edited).model_dump(mode="json")
+    expected = _artifact_model(stage).model_validate(edited).model_dump(mode="json")
+    assert values[stage] == _approved(stage, expected)
 
 
 @pytest.mark.parametrize("stage", STAGES)

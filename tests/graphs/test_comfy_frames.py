@@ -1,0 +1,225 @@
+"""Frames and clips through ComfyUI (the test server): no double spend, retries, resume, gates."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from PIL import Image
+
+from agents.artifacts import AssetRegistry, FrameSet, ShotList, Video
+from agents.base import Context, check_decision
+from api.settings import SAMPLE_RECORDINGS
+from graphs.base import load_workflow_types
+from graphs.persistence import Persistence
+from tests.doubles.comfy_server import ComfyServer, comfy_server
+from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal, run_until_stop
+from tools.comfy import ComfyJobFailed, ComfyPool
+from tools.comfy_tools import ComfyBackend
+from tools.draft_renderer import probe
+from tools.llm import ModelProvider
+from tools.storage import LocalFileStore
+
+__all__ = ["comfy_server"]
+
+
+@pytest.fixture
+async def comfy_context(comfy_server: ComfyServer, tmp_path: Path) -> AsyncIterator[Context]:
+    pool = ComfyPool([comfy_server.url], timeout_s=60, backoff_s=0)
+    yield Context(
+        models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
+        backend=ComfyBackend(pool, scale=1),
+        files=LocalFileStore(tmp_path / "files"),
+    )
+    await pool.aclose()
+
+
+def _graph(saver: Any = None, store: Any = None) -> Any:
+    workflow = load_workflow_types().get("full_video")()
+    return workflow.compile(checkpointer=saver or InMemorySaver(), store=store or InMemoryStore())
+
+
+def _sheets(values: dict[str, Any]) -> int:
+    """Distinct (entity, look) pairs in frame that get a reference sheet."""
+    assets = AssetRegistry.model_validate(values["assets"])
+    entities = assets.entities()
+    return len(
+        {
+            (e.entity, e.look)
+            for shot in ShotList.model_validate(values["shots"]).shots
+            for e in shot.entities
+            if e.entity in entities and e.entity not in assets.deselected
+        }
+    )
+
+
+async def test_full_video_through_comfyui_submits_each_generation_once(
+    persistence: Persistence,
+    comfy_server: ComfyServer,
+    comfy_context: Context,
+    sample_input: dict[str, Any],
+) -> None:
+    graph = _graph(persistence.checkpointer, persistence.store)
+    config = new_config()
+    gate = await run_until_stop(graph, config, sample_input, comfy_context)
+    while gate is not None:
+        gate = await answer(graph, config, APPROVE, comfy_context)
+
+    values = (await graph.aget_state(config)).values
+    shots = ShotList.model_validate(values["shots"]).shots
+    frames = FrameSet.model_validate(values["frames"]).frames
+    assert all(f.workflow == "keyframe_from_references" and not f.candidates for f in frames)
+    unique = _sheets(values) + 2 * len(shots) + len(shots)
+    assert comfy_server.jobs == unique
+    prompts = {json.dumps(p["prompt"], sort_keys=True) for p in comfy_server.submitted}
+    assert len(prompts) == comfy_server.jobs
+    video = Video.model_validate(values["video"])
+    info = probe(comfy_context.files.read(video.file))
+    assert info.frame_count == sum(max(1, round(s.duration_s * 12)) for s in shots)
+    assert (info.width, info.height) == (640, 360)
+
+    # Replaying the finished run from the frames gate's checkpoint submits nothing new.
+    history = [s async for s in graph.aget_state_history(config)]
+    at_frames = next(s for s in history if s.next == ("frame_generator",))
+    async for _ in graph.astream(None, at_frames.config, context=comfy_context):
+        pass
+    assert comfy_server.jobs == unique
+
+
+async def test_resuming_at_the_frame_gate_submits_no_job_again(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    saver, store = InMemorySaver(), InMemoryStore()
+    graph, config = _graph(saver, store), new_config()
+    gate = await drive_to_gate(graph, config, sample_input, comfy_context, "frames")
+    jobs = comfy_server.jobs
+    assert jobs > 0
+
+    # A fresh process (new graph object, same checkpoints) resumes at the gate.
+    again = _graph(saver, store)
+    gate = await run_until_stop(again, config, None, comfy_context)
+    gate = await answer(again, config, {"decisions": [{"type": "bogus"}]}, comfy_context)
+
+    assert gate is not None
+    assert gate["stage"] == "frames"
+    assert gate["error"]
+    assert comfy_server.jobs == jobs
+
+
+async def test_three_failures_stop_the_run_and_it_resumes_later(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    graph, config = _graph(), new_config()
+    await drive_to_gate(graph, config, sample_input, comfy_context, "shots")
+    comfy_server.fail_next(3)
+
+    with pytest.raises(ComfyJobFailed, match="failed 3 times on ComfyUI"):
+        await answer(graph, config, APPROVE, comfy_context)
+    assert comfy_server.jobs == 3
+
+    gate = await run_until_stop(graph, config, None, comfy_context)
+
+    assert gate is not None
+    assert gate["stage"] == "frames"
+    values = (await graph.aget_state(config, subgraphs=True)).values
+    shots = ShotList.model_validate(values["shots"]).shots
+    assert comfy_server.jobs == 3 + _sheets(values) + 2 * len(shots)
+
+
+def _mask(size: tuple[int, int]) -> bytes:
+    image = Image.new("L", size, 0)
+    image.paste(255, (0, 0, size[0] // 2, size[1] // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_frame_gate_candidates_regenerate_inpaint_and_choose(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    graph, config = _graph(), new_config()
+    gate = await drive_to_gate(graph, config, sample_input, comfy_context, "frames")
+    first = FrameSet.model_validate(proposal(gate))
+    shot = first.frames[0].shot
+    jobs = comfy_server.jobs
+
+    gate = await answer(
+        graph,
+        config,
+        {"decisions": [{"type": "reject", "message": f"shot {shot}: warmer light"}]},
+        comfy_context,
+    )
+    regenerated = FrameSet.model_validate(proposal(gate))
+    assert comfy_server.jobs == jobs + 2
+    for frame in regenerated.frames:
+        expected = 2 if frame.shot == shot else 1
+        assert len(frame.candidates) == expected
+        assert frame.file == frame.candidates[-1].file
+    assert regenerated.frames[0].candidates[-1].note == f"regenerated: shot {shot}: warmer light"
+
+    mask = comfy_context.files.put(_mask((640, 360)), extension="png", media_type="image/png")
+    inpaint = {"shot": shot, "position": "end", "mask": mask.key}
+    bad = {
+        "decisions": [
+            {"type": "reject", "message": "a kite", "inpaint": {**inpaint, "shot": "99Z"}}
+        ]
+    }
+    with pytest.raises(ValueError, match="no end frame of shot 99Z"):
+        check_decision(gate, bad)
+    decision = {"decisions": [{"type": "reject", "message": "a red kite", "inpaint": inpaint}]}
+    check_decision(gate, decision)
+    gate = await answer(graph, config, decision, comfy_context)
+    inpainted = FrameSet.model_validate(proposal(gate))
+    end = inpainted.frame(shot, "end")
+    assert end is not None
+    assert [c.note for c in end.candidates][-1] == "inpainted: a red kite"
+    assert end.candidates[-1].workflow == "inpaint_region"
+    assert len(end.candidates) == 3
+    assert comfy_server.jobs == jobs + 3
+
+    # Choosing a file that is not a candidate is refused; choosing the first one is kept.
+    edited = inpainted.model_dump(mode="json")
+    stranger = comfy_context.files.put(b"x", extension="png", media_type="image/png")
+    edited["frames"][1]["file"] = stranger.model_dump(mode="json")
+    with pytest.raises(ValueError, match="not one of its candidates"):
+        check_decision(
+            gate,
+            {"decisions": [{"type": "edit", "edited_action": {"name": "frames", "args": edited}}]},
+        )
+    chosen = end.candidates[0]
+    edited = inpainted.model_dump(mode="json")
+    index = next(i for i, f in enumerate(inpainted.frames) if (f.shot, f.position) == (shot, "end"))
+    edited["frames"][index]["file"] = chosen.file.model_dump(mode="json")
+    choose = {"decisions": [{"type": "edit", "edited_action": {"name": "frames", "args": edited}}]}
+    check_decision(gate, choose)
+    gate = await answer(graph, config, choose, comfy_context)
+
+    assert gate is not None
+    assert gate["stage"] == "clips"
+    approved = FrameSet.model_validate(
+        (await graph.aget_state(config, subgraphs=True)).values["frames"]
+    )
+    final = approved.frame(shot, "end")
+    assert final is not None
+    assert final.file == chosen.file
+    assert final.seed == chosen.seed
+    assert all(not f.candidates for f in approved.frames)
+
+
+async def test_frame_candidates_per_round_follow_the_project_config(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    payload = {**sample_input, "config": {**sample_input["config"], "frame_candidates": 2}}
+    graph, config = _graph(), new_config()
+
+    gate = await drive_to_gate(graph, config, payload, comfy_context, "frames")
+
+    frames = FrameSet.model_validate(proposal(gate)).frames
+    assert all(len(f.candidates) == 2 for f in frames)
+    assert all(len({c.seed for c in f.candidates}) == 2 for f in frames)

@@ -1,0 +1,423 @@
+"""Workflows as LangChain tools, run by a media backend: ComfyUI, or the CPU ``draft`` stand-in.
+
+Every workflow of the library becomes a :class:`~langchain_core.tools.StructuredTool` whose
+argument schema comes from its metadata (types, defaults, limits; images and masks are keys
+of files in the store). Calling the tool runs the workflow on the context's backend and puts
+the outputs in the file store:
+
+- :class:`ComfyBackend` fills the API-format JSON, uploads the images and runs it on a
+  :class:`~tools.comfy.pool.ComfyPool` (retries, progress, shortest queue);
+- :class:`DraftMedia` (the default when no ComfyUI URL is configured) gives each workflow
+  *category* a CPU rendering with the draft renderer — storyboard cards, animatics — so the
+  same agents and tools run with no GPU.
+
+Example:
+    ```python
+    backend = media_backend([])              # no URLs: the draft backend
+    tool = workflow_tool(load_workflows()["upscale_image"], backend, files)
+    result = await tool.ainvoke({"image": frame.key, "scale_by": 0.5})
+    result["outputs"][0]["key"]              # the upscaled PNG in the store
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from langchain_core.tools import StructuredTool
+from PIL import Image
+from pydantic import BaseModel, Field, create_model
+
+from tools import draft_renderer
+from tools.comfy import ComfyPool, ImageInput
+from tools.ledger import record_gpu_seconds
+from tools.storage import FileStore, MediaFile
+from tools.workflows import WorkflowInput, WorkflowSpec, load_workflows
+
+__all__ = [
+    "ComfyBackend",
+    "DraftMedia",
+    "GeneratedFile",
+    "MediaBackend",
+    "OnProgress",
+    "WorkflowRun",
+    "as_media_backend",
+    "blank_png",
+    "media_backend",
+    "pick_workflow",
+    "stitch",
+    "workflow_tool",
+]
+
+OnProgress = Callable[[str], Awaitable[None]]
+
+_MEDIA_TYPES = {"png": "image/png", "mp4": "video/mp4", "webp": "image/webp", "gif": "image/gif"}
+_ARG_TYPES: dict[str, type] = {
+    "string": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "image": str,
+    "mask": str,
+}
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    """One output of a workflow run."""
+
+    data: bytes
+    extension: str
+    node: str
+    kind: str
+
+    @property
+    def media_type(self) -> str:
+        """MIME type from the extension."""
+        return _MEDIA_TYPES.get(self.extension, "application/octet-stream")
+
+
+@dataclass
+class WorkflowRun:
+    """What a backend made: the outputs in metadata order, GPU time and where it ran."""
+
+    outputs: list[GeneratedFile]
+    gpu_seconds: float = 0.0
+    server: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class MediaBackend(Protocol):
+    """What generates media for the agents: runs workflows, sizes frames, assembles clips."""
+
+    name: str
+
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
+        """Keyframe size for a project aspect ratio."""
+        ...
+
+    async def run_workflow(
+        self,
+        spec: WorkflowSpec,
+        values: dict[str, Any],
+        *,
+        label: str,
+        on_progress: OnProgress | None = None,
+    ) -> WorkflowRun:
+        """Run ``spec`` with ``values`` (image and mask inputs as PNG bytes)."""
+        ...
+
+    async def assemble(self, clips: list[bytes], *, fps: int) -> bytes:
+        """Join clips into one video."""
+        ...
+
+
+def blank_png(size: tuple[int, int] = (64, 64)) -> bytes:
+    """A plain white PNG: the reference board when nothing is in frame."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (255, 255, 255)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _resolved(spec: WorkflowSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """Values with defaults filled in; an optional image left out is a plain white one.
+
+    Raises:
+        ValueError: An unknown input, or a required one missing.
+    """
+    unknown = sorted(values.keys() - spec.inputs.keys())
+    if unknown:
+        raise ValueError(f"workflow {spec.name} has no inputs {unknown}")
+    resolved: dict[str, Any] = {}
+    for name, item in spec.inputs.items():
+        value = values.get(name, item.default)
+        if value is None and item.type in ("image", "mask") and not item.required:
+            value = blank_png()
+        if value is None:
+            if item.required:
+                raise ValueError(f"workflow {spec.name} needs input '{name}'")
+            continue
+        resolved[name] = value
+    return resolved
+
+
+# --- ComfyUI -----------------------------------------------------------------------------------
+
+
+class ComfyBackend:
+    """Runs workflows on a pool of ComfyUI servers; assembly stays local (ffmpeg)."""
+
+    name: ClassVar[str] = "comfyui"
+
+    def __init__(self, pool: ComfyPool, *, scale: int = 2) -> None:
+        self.pool = pool
+        self.scale = scale
+
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
+        """The draft size times ``scale`` (1280x720 for 16:9 by default)."""
+        width, height = draft_renderer.frame_size(aspect_ratio)
+        return width * self.scale, height * self.scale
+
+    async def run_workflow(
+        self,
+        spec: WorkflowSpec,
+        values: dict[str, Any],
+        *,
+        label: str,
+        on_progress: OnProgress | None = None,
+    ) -> WorkflowRun:
+        """Fill the JSON, upload the images, run it on the least busy server.
+
+        The GPU seconds (``execution_start`` → ``execution_success``) go to the run's cost
+        ledger and into the result.
+        """
+        prompt = copy.deepcopy(spec.graph)
+        images: list[ImageInput] = []
+        for name, value in _resolved(spec, values).items():
+            item = spec.inputs[name]
+            if item.type in ("image", "mask"):
+                images.append(ImageInput(node=item.node, field=item.field, data=value))
+            else:
+                prompt[item.node]["inputs"][item.field] = value
+        job = await self.pool.run(prompt, images, label=label, on_progress=on_progress)
+        record_gpu_seconds(spec.name, job.gpu_seconds, job.server)
+        outputs = [
+            GeneratedFile(data=file.data, extension=file.extension, node=file.node, kind=out.kind)
+            for out in spec.outputs
+            for file in job.files
+            if file.node == out.node
+        ]
+        if len(outputs) < len(spec.outputs):
+            raise RuntimeError(
+                f"workflow {spec.name} on {job.server} returned {len(outputs)} of its "
+                f"{len(spec.outputs)} outputs"
+            )
+        return WorkflowRun(outputs=outputs, gpu_seconds=job.gpu_seconds, server=job.server)
+
+    async def assemble(self, clips: list[bytes], *, fps: int) -> bytes:
+        """Concatenate clips locally."""
+        return await asyncio.to_thread(draft_renderer.assemble, clips, fps=fps)
+
+
+# --- draft -------------------------------------------------------------------------------------
+
+
+class DraftMedia:
+    """The CPU stand-in: each workflow category rendered with the draft renderer."""
+
+    name: ClassVar[str] = "draft"
+
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
+        """The draft renderer's small frame size."""
+        return draft_renderer.frame_size(aspect_ratio)
+
+    async def run_workflow(
+        self,
+        spec: WorkflowSpec,
+        values: dict[str, Any],
+        *,
+        label: str,
+        on_progress: OnProgress | None = None,
+    ) -> WorkflowRun:
+        """Render the category's stand-in of the workflow.
+
+        Raises:
+            ValueError: The category has no draft rendering (configure ComfyUI for it).
+        """
+        render = _DRAFTS.get(spec.category)
+        if render is None:
+            raise ValueError(
+                f"the draft backend cannot run '{spec.name}' (category {spec.category}); "
+                "configure a ComfyUI server (AUTEUR_COMFYUI_URLS)"
+            )
+        datas = await asyncio.to_thread(render, _resolved(spec, values))
+        outputs = [
+            GeneratedFile(data=data, extension=ext, node=out.node, kind=out.kind)
+            for (data, ext), out in zip(datas, spec.outputs, strict=True)
+        ]
+        return WorkflowRun(outputs=outputs, server="draft")
+
+    async def assemble(self, clips: list[bytes], *, fps: int) -> bytes:
+        """Concatenate clips."""
+        return await asyncio.to_thread(draft_renderer.assemble, clips, fps=fps)
+
+
+def _card(prompt: str, seed: int, size: tuple[int, int], title: str = "") -> bytes:
+    first, _, rest = prompt.strip().partition("\n")
+    card = draft_renderer.StoryboardCard(
+        title=title or first, description=rest.strip() if not title else prompt, seed=seed
+    )
+    return draft_renderer.render_card(card, size=size)
+
+
+def _open(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _draft_inpaint(v: dict[str, Any]) -> list[tuple[bytes, str]]:
+    image = _open(v["image"])
+    patch = _open(_card(v["prompt"], v.get("seed", 0), image.size, title="Inpainted"))
+    with Image.open(io.BytesIO(v["mask"])) as mask:
+        alpha = mask.convert("L").resize(image.size)
+    return [(_png(Image.composite(patch, image, alpha)), "png")]
+
+
+def _draft_upscale(v: dict[str, Any]) -> list[tuple[bytes, str]]:
+    image = _open(v["image"])
+    factor = 4 * float(v.get("scale_by", 0.5))
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return [(_png(image.resize(size, Image.Resampling.LANCZOS)), "png")]
+
+
+def _draft_clip(v: dict[str, Any]) -> list[tuple[bytes, str]]:
+    fps = max(1, round(float(v["fps"])))
+    clip = draft_renderer.render_clip(
+        v["start_image"], v["end_image"], duration_s=int(v["length"]) / fps, fps=fps
+    )
+    return [(clip, "mp4")]
+
+
+_DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
+    "asset_sheet": lambda v: [
+        (_card(v["prompt"], v["seed"], (v["width"], v["height"]), title="Reference sheet"), "png")
+    ],
+    "keyframe": lambda v: [(_card(v["prompt"], v["seed"], (v["width"], v["height"])), "png")],
+    "keyframe_pair": lambda v: [
+        (_card(v["start_prompt"], v["seed"], (v["width"], v["height"])), "png"),
+        (_card(v["end_prompt"], v["end_seed"], (v["width"], v["height"])), "png"),
+    ],
+    "image_to_video": _draft_clip,
+    "inpaint": _draft_inpaint,
+    "upscale": _draft_upscale,
+}
+
+
+# --- selection ---------------------------------------------------------------------------------
+
+
+def media_backend(comfyui_urls: Sequence[str], *, timeout_s: float = 600.0) -> MediaBackend:
+    """ComfyUI when server URLs are configured, else the draft backend."""
+    if not comfyui_urls:
+        return DraftMedia()
+    return ComfyBackend(ComfyPool(list(comfyui_urls), timeout_s=timeout_s))
+
+
+def as_media_backend(backend: object) -> MediaBackend:
+    """The context's backend as a :class:`MediaBackend` (a plain ``DraftBackend`` → draft)."""
+    if isinstance(backend, MediaBackend):
+        return backend
+    if isinstance(backend, draft_renderer.DraftBackend):
+        return DraftMedia()
+    raise TypeError(f"{type(backend).__name__} is not a media backend")
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+def _field(item: WorkflowInput) -> tuple[Any, Any]:
+    kind = _ARG_TYPES[item.type]
+    described = item.description or item.type
+    if item.type in ("image", "mask"):
+        described = f"{described} (key of a file in the store)"
+    limits = {"ge": item.minimum, "le": item.maximum} if item.type in ("int", "float") else {}
+    limits = {k: v for k, v in limits.items() if v is not None}
+    if item.required:
+        return kind, Field(description=described, **limits)
+    return kind | None, Field(item.default, description=described, **limits)
+
+
+def args_schema(spec: WorkflowSpec) -> type[BaseModel]:
+    """The tool's argument model, from the workflow's metadata."""
+    fields = {name: _field(item) for name, item in spec.inputs.items()}
+    model_name = "".join(part.title() for part in spec.name.split("_")) + "Args"
+    return create_model(model_name, __doc__=spec.description, **fields)
+
+
+def workflow_tool(
+    spec: WorkflowSpec,
+    backend: MediaBackend,
+    files: FileStore,
+    *,
+    label: str | None = None,
+    on_progress: OnProgress | None = None,
+) -> StructuredTool:
+    """A LangChain tool running ``spec`` on ``backend``; outputs land in ``files``.
+
+    The tool answers ``{"workflow", "version", "outputs": [MediaFile + node, kind],
+    "gpu_seconds", "server"}``.
+    """
+    schema = args_schema(spec)
+
+    async def run(**arguments: Any) -> dict[str, Any]:
+        values = {k: v for k, v in arguments.items() if v is not None}
+        for name, item in spec.inputs.items():
+            if item.type in ("image", "mask") and name in values:
+                values[name] = files.read(values[name])
+        result = await backend.run_workflow(
+            spec, values, label=label or spec.name, on_progress=on_progress
+        )
+        outputs = []
+        for output in result.outputs:
+            stored: MediaFile = files.put(
+                output.data, extension=output.extension, media_type=output.media_type
+            )
+            outputs.append(
+                {**stored.model_dump(mode="json"), "node": output.node, "kind": output.kind}
+            )
+        return {
+            "workflow": spec.name,
+            "version": spec.version,
+            "outputs": outputs,
+            "gpu_seconds": result.gpu_seconds,
+            "server": result.server,
+        }
+
+    return StructuredTool.from_function(
+        coroutine=run, name=spec.name, description=spec.description, args_schema=schema
+    )
+
+
+def pick_workflow(
+    intent: str, category: str, specs: dict[str, WorkflowSpec] | None = None
+) -> WorkflowSpec:
+    """The workflow for a task: the library's first workflow of ``category``.
+
+    ``intent`` (what the task needs, in words) is what discovery will rank by once it is
+    wired in here; until then the category decides. The library is re-read on every call,
+    so a new or changed file is used without a restart.
+
+    Raises:
+        LookupError: No workflow of that category is in the library.
+    """
+    library = specs if specs is not None else load_workflows()
+    matches = sorted(name for name, spec in library.items() if spec.category == category)
+    if not matches:
+        raise LookupError(f"no ComfyUI workflow of category '{category}' for: {intent}")
+    return library[matches[0]]
+
+
+def stitch(images: Sequence[bytes], *, height: int = 512) -> bytes:
+    """A reference board: the images side by side at one height (white when there are none)."""
+    if not images:
+        return blank_png()
+    opened = [_open(data) for data in images]
+    scaled = [im.resize((max(1, round(im.width * height / im.height)), height)) for im in opened]
+    board = Image.new("RGB", (sum(im.width for im in scaled), height), (255, 255, 255))
+    x = 0
+    for im in scaled:
+        board.paste(im, (x, 0))
+        x += im.width
+    return _png(board)

@@ -1,0 +1,320 @@
+"""The ComfyUI workflow library: API-format JSON plus a YAML metadata file per workflow.
+
+A workflow is ``comfy_workflows/<name>.json`` (ComfyUI's API format: ``{"<node id>":
+{"class_type": ..., "inputs": {...}}}``) and ``comfy_workflows/<name>.yaml`` saying what it
+does and which node fields are its settable inputs. Dropping both files in the folder adds
+a workflow; nothing else is edited. Every file is validated when loaded and a broken one
+fails with a :class:`WorkflowError` naming it.
+
+Example metadata::
+
+    name: keyframe_from_references
+    description: A film keyframe from a prompt and a reference board.
+    category: keyframe
+    tags: [keyframe, reference, text-to-image]
+    inputs:
+      prompt: {node: "6", field: text, type: string, required: true}
+      seed: {node: "10", field: seed, type: int, default: 0, minimum: 0}
+      references: {node: "2", field: image, type: image}
+    outputs:
+      - {node: "12", kind: image, description: the keyframe}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+__all__ = [
+    "COMFY_WORKFLOWS",
+    "InputType",
+    "WorkflowError",
+    "WorkflowInput",
+    "WorkflowOutput",
+    "WorkflowSpec",
+    "load_workflow",
+    "load_workflows",
+    "validate_against_object_info",
+]
+
+COMFY_WORKFLOWS = Path(__file__).resolve().parent.parent / "comfy_workflows"
+
+InputType = Literal["string", "int", "float", "bool", "image", "mask"]
+
+# ComfyUI's type name in /object_info for each metadata type; images and masks are file
+# names of a loader node (a combo list with ``image_upload``).
+_COMFY_TYPES: dict[str, str] = {
+    "string": "STRING",
+    "int": "INT",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+}
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "image": (str,),
+    "mask": (str,),
+}
+
+
+class WorkflowError(ValueError):
+    """A workflow file is broken; the message names the file and what is wrong."""
+
+
+class _Meta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkflowInput(_Meta):
+    """One settable input: which node field it fills, its type, default and limits."""
+
+    node: str
+    field: str
+    type: InputType
+    description: str = ""
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> WorkflowInput:
+        if self.default is None:
+            return self
+        allowed = _PYTHON_TYPES[self.type]
+        is_bool = isinstance(self.default, bool)
+        if not isinstance(self.default, allowed) or (is_bool and self.type != "bool"):
+            raise ValueError(f"default {self.default!r} is not of type {self.type}")
+        if (self.minimum is not None or self.maximum is not None) and self.type not in (
+            "int",
+            "float",
+        ):
+            raise ValueError(f"minimum and maximum apply to numbers, not to {self.type}")
+        if self.minimum is not None and self.default < self.minimum:
+            raise ValueError(f"default {self.default} is below the minimum {self.minimum}")
+        if self.maximum is not None and self.default > self.maximum:
+            raise ValueError(f"default {self.default} is above the maximum {self.maximum}")
+        return self
+
+
+class WorkflowOutput(_Meta):
+    """A node whose saved files are the workflow's result."""
+
+    node: str
+    kind: Literal["image", "video"]
+    description: str = ""
+
+
+class _Metadata(_Meta):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    description: str = Field(min_length=1)
+    category: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    inputs: dict[str, WorkflowInput] = Field(default_factory=dict)
+    outputs: list[WorkflowOutput] = Field(min_length=1)
+
+
+class WorkflowSpec(_Metadata):
+    """A validated workflow: its metadata, the API-format graph and where it came from."""
+
+    graph: dict[str, Any]
+    source: Path
+    _version: str = PrivateAttr(default="")
+
+    @property
+    def version(self) -> str:
+        """SHA-256 of the JSON and metadata bytes as loaded: changes when either file does."""
+        return self._version
+
+    def search_text(self) -> str:
+        """What discovery embeds: name, description, category and tags."""
+        words = self.name.replace("_", " ")
+        return (
+            f"{words}. {self.description} Category: {self.category}. Tags: {', '.join(self.tags)}."
+        )
+
+    def class_types(self) -> set[str]:
+        """Every node class the graph uses."""
+        return {node["class_type"] for node in self.graph.values()}
+
+
+def load_workflows(
+    folder: Path = COMFY_WORKFLOWS, *, object_info: dict[str, Any] | None = None
+) -> dict[str, WorkflowSpec]:
+    """Load and validate every workflow in ``folder``.
+
+    Args:
+        folder: Where ``<name>.json`` + ``<name>.yaml`` pairs live.
+        object_info: A ComfyUI server's ``/object_info``; when given, every node class and
+            every mapped input must exist there with a matching type.
+
+    Raises:
+        WorkflowError: A file is broken, a JSON has no metadata (or the reverse), or two
+            workflows share a name; the message names the file.
+    """
+    folder = Path(folder)
+    graphs = {path.stem: path for path in folder.glob("*.json")}
+    metas = {path.stem: path for path in [*folder.glob("*.yaml"), *folder.glob("*.yml")]}
+    for stem in sorted(graphs.keys() ^ metas.keys()):
+        present = graphs.get(stem) or metas[stem]
+        missing = "metadata (<name>.yaml)" if stem in graphs else "API-format JSON (<name>.json)"
+        raise WorkflowError(f"{present}: has no matching {missing}")
+    specs: dict[str, WorkflowSpec] = {}
+    for stem in sorted(graphs):
+        spec = load_workflow(graphs[stem], metas[stem], object_info=object_info)
+        if spec.name in specs:
+            raise WorkflowError(
+                f"{metas[stem]}: workflow name '{spec.name}' is also used by "
+                f"{specs[spec.name].source}"
+            )
+        specs[spec.name] = spec
+    return specs
+
+
+def load_workflow(
+    graph_path: Path, metadata_path: Path, *, object_info: dict[str, Any] | None = None
+) -> WorkflowSpec:
+    """Load one workflow from its JSON and metadata files and validate it.
+
+    Raises:
+        WorkflowError: Naming the file and what is wrong with it.
+    """
+    try:
+        graph_bytes = graph_path.read_bytes()
+        graph = json.loads(graph_bytes)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WorkflowError(f"{graph_path}: not readable JSON: {error}") from None
+    _check_api_format(graph_path, graph)
+    raw = metadata_path.read_bytes()
+    try:
+        metadata = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise WorkflowError(f"{metadata_path}: not readable YAML: {error}") from None
+    if not isinstance(metadata, dict):
+        raise WorkflowError(f"{metadata_path}: expected a mapping of metadata fields")
+    try:
+        spec = WorkflowSpec.model_validate({**metadata, "graph": graph, "source": graph_path})
+    except ValidationError as error:
+        raise WorkflowError(f"{metadata_path}: invalid metadata: {error}") from None
+    spec._version = hashlib.sha256(graph_bytes + b"\0" + raw).hexdigest()
+    _check_mapping(metadata_path, spec)
+    if object_info is not None:
+        validate_against_object_info(spec, object_info)
+    return spec
+
+
+def _check_api_format(path: Path, graph: object) -> None:
+    if not isinstance(graph, dict) or not graph:
+        raise WorkflowError(f"{path}: expected ComfyUI's API format, a non-empty object of nodes")
+    for node_id, node in graph.items():
+        if not (
+            isinstance(node, dict)
+            and isinstance(node.get("class_type"), str)
+            and isinstance(node.get("inputs"), dict)
+        ):
+            raise WorkflowError(
+                f"{path}: node {node_id!r} needs 'class_type' and 'inputs' (API format; "
+                "export with 'Save (API)')"
+            )
+        for field, value in node["inputs"].items():
+            if _is_link(value) and value[0] not in graph:
+                raise WorkflowError(
+                    f"{path}: node {node_id!r} input {field!r} links to missing node {value[0]!r}"
+                )
+
+
+def _is_link(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+
+
+def _check_mapping(path: Path, spec: WorkflowSpec) -> None:
+    for name, item in spec.inputs.items():
+        node = spec.graph.get(item.node)
+        if node is None:
+            raise WorkflowError(f"{path}: input '{name}' maps to node {item.node!r}, not in JSON")
+        if item.field not in node["inputs"]:
+            raise WorkflowError(
+                f"{path}: input '{name}' maps to {item.node}.{item.field}, but node "
+                f"{item.node} ({node['class_type']}) has no input '{item.field}' in the JSON"
+            )
+        if _is_link(node["inputs"][item.field]):
+            raise WorkflowError(
+                f"{path}: input '{name}' maps to {item.node}.{item.field}, which is a link"
+            )
+    for output in spec.outputs:
+        if output.node not in spec.graph:
+            raise WorkflowError(f"{path}: output node {output.node!r} is not in the JSON")
+
+
+def validate_against_object_info(spec: WorkflowSpec, object_info: dict[str, Any]) -> None:
+    """Check a workflow against a server's ``/object_info``.
+
+    Every node class must exist; every mapped input must be one of its class's inputs, of
+    the matching type and, for numbers, within the class's limits; image and mask inputs
+    must map to a file-name field of a loader node.
+
+    Raises:
+        WorkflowError: Naming the workflow's metadata file and what does not match.
+    """
+    where = spec.source.with_suffix(".yaml")
+    missing = sorted(spec.class_types() - object_info.keys())
+    if missing:
+        raise WorkflowError(f"{spec.source}: node classes not on the server: {missing}")
+    for node_id, node in spec.graph.items():
+        required = object_info[node["class_type"]].get("input", {}).get("required", {})
+        given = {field.split(".", 1)[0] for field in node["inputs"]}
+        if absent := sorted(required.keys() - given):
+            raise WorkflowError(
+                f"{spec.source}: node {node_id} ({node['class_type']}) lacks required inputs "
+                f"{absent}"
+            )
+    for name, item in spec.inputs.items():
+        class_type = spec.graph[item.node]["class_type"]
+        declared = _declared_inputs(object_info[class_type])
+        field = item.field.split(".", 1)[0]  # dotted names (format.codec) belong to `format`
+        if field not in declared:
+            raise WorkflowError(
+                f"{where}: input '{name}' maps to '{item.field}', which {class_type} does not "
+                f"have (it has {sorted(declared)})"
+            )
+        if "." in item.field:
+            continue
+        kind, options = declared[field][0], _options(declared[field])
+        if item.type in ("image", "mask"):
+            if not isinstance(kind, list):
+                raise WorkflowError(
+                    f"{where}: input '{name}' ({item.type}) maps to {class_type}.{field}, "
+                    f"which is {kind}, not a file chooser"
+                )
+        elif kind != _COMFY_TYPES[item.type] and not (
+            isinstance(kind, list) and item.type == "string"
+        ):
+            raise WorkflowError(
+                f"{where}: input '{name}' is {item.type} but {class_type}.{field} is {kind}"
+            )
+        for bound, limit, outside in (
+            ("minimum", options.get("min"), lambda mine, theirs: mine < theirs),
+            ("maximum", options.get("max"), lambda mine, theirs: mine > theirs),
+        ):
+            mine = getattr(item, bound)
+            if limit is not None and mine is not None and outside(mine, limit):
+                raise WorkflowError(
+                    f"{where}: input '{name}' {bound} {mine} is outside what "
+                    f"{class_type}.{field} accepts ({limit})"
+                )
+
+
+def _declared_inputs(node_info: dict[str, Any]) -> dict[str, list[Any]]:
+    inputs = node_info.get("input", {})
+    return {**inputs.get("required", {}), **inputs.get("optional", {})}
+
+
+def _options(declaration: list[Any]) -> dict[str, Any]:
+    return declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
