@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
-from pathlib import Path
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -14,8 +14,13 @@ from langgraph.types import Command
 from rich.console import Console
 
 from api import console as show
+from api.cli_prompts import prompts_app
+from api.cli_workflows import workflows_app
+from api.context import LOCAL_USER
 from api.runs import RunStop, Services, open_services
 from api.settings import SAMPLE_INPUT, Settings
+from evals.cli import eval_app
+from tools import ledger, tracing
 from tools.llm import LLMError
 from tools.plugins import PluginError
 
@@ -24,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(eval_app, name="eval")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(workflows_app, name="workflows")
 out = Console(highlight=False, soft_wrap=True)
 
 AutoApprove = Annotated[
@@ -69,8 +77,9 @@ async def _demo(settings: Settings, workflow: str, *, auto_approve: bool) -> Non
         out.print(f"[bold]Generation:[/bold] {services.context.backend.name} renderer")
         thread_id = await services.new_thread(workflow, payload)
         out.print(f"[bold]Thread:[/bold] {thread_id}")
-        stop = await services.advance(thread_id, payload, show.progress(out))
-        await _drive(services, stop, auto_approve=auto_approve)
+        with _observed(settings):
+            stop = await _advance(services, thread_id, payload, name="start")
+            await _drive(services, stop, auto_approve=auto_approve)
 
 
 @app.command()
@@ -85,11 +94,12 @@ def resume(
 async def _resume(settings: Settings, thread: str, *, auto_approve: bool) -> None:
     async with open_services(settings) as services:
         stop = await services.position(thread)
-        if stop is None:
-            stage = await services.pending_stage(thread)
-            out.print(f"continuing thread {thread} at {stage or 'its next step'}")
-            stop = await services.advance(thread, None, show.progress(out))
-        await _drive(services, stop, auto_approve=auto_approve)
+        with _observed(settings):
+            if stop is None:
+                stage = await services.pending_stage(thread)
+                out.print(f"continuing thread {thread} at {stage or 'its next step'}")
+                stop = await _advance(services, thread, None, name="continue")
+            await _drive(services, stop, auto_approve=auto_approve)
 
 
 @app.command()
@@ -102,6 +112,44 @@ async def _runs(settings: Settings, limit: int) -> None:
     async with open_services(settings) as services:
         records = await services.persistence.threads.list(limit=limit)
         show.thread_table(out, records)
+
+
+@contextmanager
+def _observed(settings: Settings) -> Iterator[None]:
+    """Trace the runs inside (in Langfuse, when configured) and print what they spent."""
+    tracing.configure(settings.langfuse)
+    with ledger.collect(settings.prices) as spent:
+        try:
+            yield
+        finally:
+            tracing.flush()
+            show.costs(out, spent.summary())
+
+
+async def _advance(
+    services: Services,
+    thread_id: str,
+    payload: dict[str, Any] | Command | None,
+    *,
+    name: str | None = None,
+    gate: str | None = None,
+) -> RunStop:
+    """Advance the thread as one traced run; a decision at ``gate`` is recorded in its trace."""
+    record = await services.persistence.threads.get(thread_id)
+    resume = payload.resume if isinstance(payload, Command) else None
+    with tracing.trace_run(
+        thread_id=thread_id,
+        workflow=record.workflow if record else "unknown",
+        user=LOCAL_USER,
+        name=name or f"resume at {gate}",
+        tags=("cli",),
+    ) as trace:
+        if gate is not None:
+            trace.gate_decision(gate, resume)
+        stop = await services.advance(thread_id, payload, show.progress(out))
+    if trace.url:
+        out.print(f"[dim]trace: {trace.url}[/dim]")
+    return stop
 
 
 async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> None:
@@ -122,11 +170,13 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
         else:
             show.gate(out, stop.gate)
             decision = show.ask_decision(out, stop.gate)
-        stop = await services.advance(stop.thread_id, Command(resume=decision), show.progress(out))
+        stop = await _advance(
+            services, stop.thread_id, Command(resume=decision), gate=stop.gate["stage"]
+        )
     video = stop.values.get("video")
     if video:
-        path = Path(services.context.files.path(video["file"]["key"])).resolve()
-        out.print(f"[bold green]Done.[/bold green] Assembled video: {path}")
+        where = services.context.files.location(video["file"]["key"])
+        out.print(f"[bold green]Done.[/bold green] Assembled video: {where}")
     else:
         out.print("[bold green]Done.[/bold green]")
 

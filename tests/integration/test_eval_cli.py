@@ -1,0 +1,342 @@
+"""``auteur eval`` end to end: real Postgres, the offline sample model or the LLM test double.
+
+The command runs in-process through typer's runner (``eval_app`` is what ``auteur eval`` is);
+each run writes its JSON report into the test's own folder, where the tests read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
+from evals.cli import eval_app
+from tests.doubles.langfuse_server import run_langfuse_server
+from tools import tracing
+
+DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
+RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
+EGGS = next(
+    item
+    for item in map(json.loads, (DATASETS / "gold_scripts.jsonl").read_text().splitlines())
+    if item["id"] == "eggs_kite_sample"
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings from the environment only: the test database, no LLM, no Langfuse."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "AUTEUR_", "LANGFUSE_")):
+            monkeypatch.delenv(name)
+    values = {
+        "DATABASE_URL": database_url,
+        "AUTEUR_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "220",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def run_eval(tmp_path: Path, *args: str) -> tuple[Result, dict[str, Any] | None]:
+    """Run ``auteur eval run``; return the result and the report it wrote (if any)."""
+    reports = tmp_path / f"reports-{len(list(tmp_path.glob('reports-*')))}"
+    result = CliRunner().invoke(eval_app, ["run", *args, "--report-dir", str(reports)])
+    written = sorted(reports.glob("*.json"))
+    return result, json.loads(written[0].read_text()) if written else None
+
+
+def dataset(tmp_path: Path, name: str, *items: dict[str, Any]) -> str:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return str(path)
+
+
+def eggs(item_id: str = "eggs_kite_sample", **fields: Any) -> dict[str, Any]:
+    return {"id": item_id, "gold": "eggs_kite_sample", "input": str(SAMPLE_INPUT), **fields}
+
+
+def scores(report: dict[str, Any], item_id: str) -> dict[str, float | None]:
+    return next(item for item in report["items"] if item["id"] == item_id)["scores"]
+
+
+def wrong_gold() -> dict[str, Any]:
+    """The sample's gold, labelled wrongly: Pip renamed past recognition, Dora never changes."""
+    gold = json.loads(json.dumps(EGGS["assets"]))
+    pip = gold["characters"][0]
+    pip["id"], pip["name"] = "pipkin", "Pipkin"
+    for usage in gold["scene_usage"]:
+        if usage["entity"] == "pip":
+            usage["entity"] = "pipkin"
+        if usage["entity"] == "dora":
+            usage["look"] = "gingham apron"
+    dora = gold["characters"][1]
+    dora["looks"] = dora["looks"][:1]
+    return gold
+
+
+# --- extraction ----------------------------------------------------------------------------
+
+
+def test_extraction_on_the_gold_offline_prints_precision_recall_and_f1(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result, report = run_eval(tmp_path, "--suite", "extraction", "--threshold", "entity_f1=0.8")
+
+    assert result.exit_code == 0, result.output
+    for column in ("entity precision", "entity recall", "entity f1", "look f1"):
+        assert column in result.output
+    assert "0.833" in result.output and "0.889" in result.output
+    assert report is not None
+    # The recording finds 5 of the 7 gold entities and nothing else, and 8 of the 10 usages.
+    assert scores(report, "eggs_kite_sample") == {
+        "schema_valid": 1.0,
+        "entity_precision": 1.0,
+        "entity_recall": pytest.approx(5 / 7),
+        "entity_f1": pytest.approx(5 / 6),
+        "look_precision": 1.0,
+        "look_recall": 0.8,
+        "look_f1": pytest.approx(8 / 9),
+        "extraction_calls": 1,
+    }
+    statuses = [item["status"] for item in report["items"]]
+    assert statuses.count("skipped") == 6 and statuses.count("ok") == 1
+    assert "offline sample model only knows the sample brief" in result.output
+    assert report["models"] == {"asset_extractor": "auteur-offline-sample"}
+    assert list(report["prompts"]) == ["asset_extractor/extract_assets"]
+    assert report["cost"]["totals"]["llm_calls"] == 1
+    [markdown] = tmp_path.glob("reports-*/*.md")
+    assert "| eggs_kite_sample | ok | 1 | 1 | 0.714 | 0.833 |" in markdown.read_text()
+
+
+def test_a_wrong_gold_lowers_f1_fails_the_threshold_and_compare_shows_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    right = dataset(tmp_path, "right", eggs())
+    wrong = dataset(tmp_path, "wrong", eggs(assets=wrong_gold()))
+
+    passed, before = run_eval(
+        tmp_path, "--suite", "extraction", "--dataset", right, "--threshold", "entity_f1=0.8"
+    )
+    failed, after = run_eval(
+        tmp_path,
+        "--suite",
+        "extraction",
+        "--dataset",
+        wrong,
+        "--threshold",
+        "entity_f1=0.8",
+        "--threshold",
+        "extraction_calls=1",
+    )
+
+    assert passed.exit_code == 0, passed.output
+    assert failed.exit_code == 1, failed.output
+    assert "below threshold: entity_f1 = 0.667 misses the minimum 0.8" in failed.output
+    assert "extraction_calls" not in failed.output.split("below threshold")[1]
+    assert before is not None and after is not None
+    # 4 of the 5 extracted entities match the 7 wrong gold ones; Dora's raincoat is now wrong.
+    assert scores(after, "eggs_kite_sample")["entity_f1"] == pytest.approx(2 / 3)
+    assert scores(after, "eggs_kite_sample")["look_precision"] == pytest.approx(5 / 8)
+
+    reports = sorted(tmp_path.glob("reports-*/*.json"))
+    compared = CliRunner().invoke(eval_app, ["compare", str(reports[0]), str(reports[1])])
+
+    assert compared.exit_code == 0, compared.output
+    lines = compared.output.splitlines()
+    [aggregate] = [line for line in lines if "entity_f1" in line and "eggs" not in line]
+    assert "0.833" in aggregate and "0.667" in aggregate and "-0.167" in aggregate
+    assert any("eggs_kite_sample" in line and "look_precision" in line for line in lines)
+
+
+# --- usage errors --------------------------------------------------------------------------
+
+
+def test_push_without_langfuse_keys_fails_before_running(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result, report = run_eval(tmp_path, "--suite", "extraction", "--push")
+
+    assert result.exit_code == 2
+    assert "--push needs Langfuse: set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY" in result.output
+    assert report is None
+
+
+def test_thresholds_must_name_a_metric_of_the_run(env: dict[str, str], tmp_path: Path) -> None:
+    unknown, _ = run_eval(tmp_path, "--suite", "shots", "--threshold", "bogus=1")
+    judged, _ = run_eval(tmp_path, "--suite", "script", "--threshold", "brief_adherence=0.5")
+    malformed, _ = run_eval(tmp_path, "--suite", "shots", "--threshold", "faithfulness")
+
+    assert unknown.exit_code == judged.exit_code == malformed.exit_code == 2
+    assert "no metric 'bogus'" in unknown.output
+    assert "no metric 'brief_adherence' (needs --judge)" in judged.output
+    assert "'faithfulness' is not METRIC=VALUE" in malformed.output
+
+
+def test_a_judge_needs_an_llm_endpoint(env: dict[str, str], tmp_path: Path) -> None:
+    result, report = run_eval(tmp_path, "--suite", "script", "--judge", "gpt-x")
+
+    assert result.exit_code == 2
+    assert "--judge gpt-x needs an LLM endpoint" in result.output
+    assert report is None
+
+
+def test_compare_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text("[]")
+    result = CliRunner().invoke(eval_app, ["compare", str(other), str(tmp_path / "none.json")])
+    assert result.exit_code == 2
+    assert "is not an eval report" in result.output
+
+
+# --- shots, script, pipeline -----------------------------------------------------------------
+
+
+def test_shots_offline(env: dict[str, str], tmp_path: Path) -> None:
+    result, report = run_eval(tmp_path, "--suite", "shots", "--threshold", "faithfulness=1")
+
+    assert result.exit_code == 0, result.output
+    assert report is not None
+    assert scores(report, "eggs_kite_sample") == {
+        "schema_valid": 1.0,
+        "shot_rule_pass_rate": 1.0,
+        "faithfulness": 1.0,
+        "shot_split_f1": pytest.approx(8 / 9),
+    }
+
+
+def test_a_draft_that_never_validates_scores_zero(
+    env: dict[str, str], tmp_path: Path, openai_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    openai_server.replies.extend(["not json", "still not json", "[]"])
+
+    result, report = run_eval(
+        tmp_path,
+        "--suite",
+        "extraction",
+        "--dataset",
+        dataset(tmp_path, "one", eggs()),
+        "--threshold",
+        "schema_valid=1",
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "schema_valid = 0.000 misses the minimum 1" in result.output
+    assert report is not None
+    [item] = report["items"]
+    assert item["note"] == "no valid assets was drafted"
+    assert item["scores"]["schema_valid"] == item["scores"]["entity_f1"] == 0.0
+
+
+def test_script_with_feedback_judged_by_the_llm_double(
+    env: dict[str, str], tmp_path: Path, openai_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    feedback = [{"stage": "script", "message": "scene 2: make the landing funnier"}]
+    openai_server.replies.extend(
+        [
+            RECORDED["draft_treatments"][0],
+            RECORDED["draft_script"][0],
+            RECORDED["revise_scene"][0],
+            RECORDED["write_master_script"][0],
+            {"reasoning": "Pip, Dora, the kite and the hilltop are all there.", "score": 0.9},
+            {"reasoning": "The landing now ends hat over eyes.", "score": True},
+        ]
+    )
+    path = dataset(tmp_path, "judged", eggs("eggs_feedback", feedback=feedback))
+
+    result, report = run_eval(
+        tmp_path,
+        "--suite",
+        "script",
+        "--dataset",
+        path,
+        "--judge",
+        "judge-model",
+        "--threshold",
+        "feedback_applied=1",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert report is not None
+    [item] = report["items"]
+    assert item["scores"] == {
+        "schema_valid": 1.0,
+        "gold_mentions": 1.0,
+        "brief_adherence": 0.9,
+        "feedback_applied": 1.0,
+    }
+    assert item["comments"] == {
+        "brief_adherence": "Pip, Dora, the kite and the hilltop are all there.",
+        "feedback_applied": "script: The landing now ends hat over eyes.",
+    }
+    assert report["judge"] == "judge-model"
+    assert {"judge/brief_adherence", "script_writer/revise_scene"} <= set(report["prompts"])
+    judged = [r for r in openai_server.requests if r["model"] == "judge-model"]
+    assert len(judged) == 2 and len(openai_server.requests) == 6
+    assert "make the landing funnier" in json.dumps(judged[1]["messages"])
+    assert report["cost"]["totals"]["cost_usd"] > 0  # the agents' calls, at gpt-4.1-mini prices
+
+
+def test_the_whole_pipeline_offline(env: dict[str, str], tmp_path: Path) -> None:
+    result, report = run_eval(tmp_path, "--suite", "pipeline", "--threshold", "extraction_calls=1")
+
+    assert result.exit_code == 0, result.output
+    assert report is not None
+    assert scores(report, "eggs_kite_sample") == {
+        "schema_valid": 1.0,
+        "extraction_calls": 1,
+        "shot_rule_pass_rate": 1.0,
+        "faithfulness": 1.0,
+        "shot_split_f1": pytest.approx(8 / 9),
+        "entity_f1": pytest.approx(5 / 6),
+        "look_f1": pytest.approx(8 / 9),
+        "gold_mentions": 1.0,
+    }
+    assert report["items"][0]["output"]["file"]["key"].endswith(".mp4")
+
+
+# --- Langfuse ------------------------------------------------------------------------------
+
+
+def test_push_records_the_experiment_in_langfuse(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with run_langfuse_server() as langfuse:
+        for name, value in langfuse.env().items():
+            monkeypatch.setenv(name, value)
+        try:
+            result, report = run_eval(
+                tmp_path,
+                "--suite",
+                "extraction",
+                "--dataset",
+                dataset(tmp_path, "one", eggs()),
+                "--push",
+            )
+        finally:
+            tracing.configure(None)
+
+    assert result.exit_code == 0, result.output
+    assert "Pushed to Langfuse" in result.output
+    assert report is not None
+    pushed = {score["name"]: score for score in langfuse.scores}
+    assert pushed["entity_f1"]["value"] == pytest.approx(5 / 6)
+    assert pushed["mean entity_f1"]["value"] == pytest.approx(5 / 6)
+    assert pushed["extraction_calls"]["value"] == 1
+    # Item scores are on the experiment item's trace, the means on the experiment run.
+    assert pushed["entity_f1"]["traceId"] and pushed["mean entity_f1"]["datasetRunId"]
+    [item_run] = langfuse.spans_named("experiment-item-run")
+    assert item_run.trace_id == pushed["entity_f1"]["traceId"]
+    # The item's own run is traced too: its thread is the session.
+    [root] = langfuse.spans_named("eval extraction eggs_kite_sample")
+    assert root.attributes["session.id"] == report["items"][0]["thread_id"]
