@@ -169,7 +169,7 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     expect(first_frame.locator(".counter")).to_have_text("2 / 2")
     first_frame.get_by_role("button", name="Previous candidate").click()
     expect(first_frame.locator(".counter")).to_have_text("1 / 2")
-    older = first_frame.locator("img").get_attribute("data-key")
+    older = first_frame.locator(".stage-img img").get_attribute("data-key")
     first_frame.get_by_role("button", name="Use this one").click()
     first_frame = page.locator("figure.carousel").first
     expect(first_frame.get_by_role("button", name="Chosen")).to_be_visible()

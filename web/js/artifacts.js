@@ -235,6 +235,45 @@ function frames(artifact, ctx) {
       h("div.pair", {}, keyframes.map((frame) => carousel(frame, ctx, view, gate))))));
 }
 
+/** The reference image each entity in frame was drawn from; at a gate, each can be changed. */
+function references(frame, ctx) {
+  const entries = Object.entries(frame.references ?? {});
+  if (!entries.length) return null;
+  const options = ctx.draft?.reference_options ?? {};
+  return h("div.refs", {}, h("span.muted", {}, "References:"),
+    entries.map(([entity, file]) => {
+      const thumb = showFile(h("img", { alt: "" }), file);
+      const choices = options[entity] ?? [];
+      return ctx.gate && choices.length > 1
+        ? h("button.ref", { type: "button", title: `Pick another reference for ${entity}`, onclick: () => pickReference(entity, file, choices, ctx) }, thumb, entity)
+        : h("span.ref", {}, thumb, entity);
+    }));
+}
+
+function pickReference(entity, current, choices, ctx) {
+  const dialog = h("dialog.reference-picker", { "aria-label": `Reference for ${entity}` });
+  const choose = async (option) => {
+    dialog.close();
+    await ctx.view.decide(ctx.gate, {
+      type: "reject",
+      message: `Use the ${option.label} as the reference for ${entity}.`,
+      references: { [entity]: option.file.key },
+    });
+  };
+  dialog.append(
+    h("h2", {}, `Reference for ${entity}`),
+    h("p.muted", {}, "The frames with it in shot are drawn again from the image you pick."),
+    h("ul.reference-options", {}, choices.map((option) => h("li", {},
+      h("button", { type: "button", disabled: option.file.key === current.key, onclick: () => choose(option) },
+        showFile(h("img", { alt: "" }), option.file),
+        h("span", {}, option.file.key === current.key ? `${option.label} (in use)` : option.label))))),
+    h("div.actions", {}, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel")),
+  );
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
 function carousel(frame, ctx, view, gate) {
   const candidates = candidatesOf(frame);
   const chosenIndex = Math.max(0, candidates.findIndex((c) => c.file.key === frame.file.key));
@@ -277,7 +316,8 @@ function carousel(frame, ctx, view, gate) {
         type: "button",
         onclick: () => openInpaint({ frame, file: candidates[index].file, gate, view }),
       }, "Inpaint…") : null),
-    note);
+    note,
+    references(frame, ctx));
   show();
   return figure;
 }
