@@ -48,8 +48,10 @@ def web_url(database_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module: Playwright's sync API holds an event loop of its own while
+    it runs, which asyncio tests after it must not find still open."""
     if not shutil.which(CHROMIUM):
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: install Debian's (apt-get install chromium), "
