@@ -33,6 +33,7 @@ __all__ = [
     "ProjectConfig",
     "ProjectFormat",
     "Prop",
+    "ReferenceOption",
     "Scene",
     "SceneUsage",
     "Script",
@@ -396,10 +397,24 @@ class Frame(_Artifact):
     )
 
 
+class ReferenceOption(_Artifact):
+    """An image an entity's keyframes could use as its reference."""
+
+    file: MediaFile
+    label: str = Field(description='e.g. "reference sheet", "scene 1 · shot 1A end frame".')
+
+
 class FrameSet(_Artifact):
-    """Keyframes of every shot."""
+    """Keyframes of every shot.
+
+    A proposal also lists, per entity in frame, the reference images the person may pick
+    instead (newest first); the approved set drops them, as it drops the candidates.
+    """
 
     frames: list[Frame] = Field(min_length=1)
+    reference_options: dict[str, list[ReferenceOption]] = Field(
+        default_factory=dict, description="Entity id -> images it could use, newest first."
+    )
 
     def frame(self, shot: str, position: str) -> Frame | None:
         """The keyframe of ``shot`` at ``position``, if any."""

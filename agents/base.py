@@ -33,13 +33,14 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 from typing_extensions import TypedDict
 
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
 from tools import ledger, tracing
 from tools.comfy_tools import MediaBackend
+from tools.discovery import WorkflowDiscovery
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
@@ -70,11 +71,17 @@ ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
 
 @dataclass(kw_only=True)
 class Context:
-    """What every run needs that is not state: models, the generation backend, storage."""
+    """What every run needs that is not state: models, the generation backend, storage.
+
+    ``discovery`` searches the workflow catalogue by meaning for each media task; without
+    one (no database: the offline test context, ``langgraph dev``) a task takes the
+    catalogue's first workflow of its category.
+    """
 
     models: ModelProvider
     backend: MediaBackend | DraftBackend  # a plain DraftBackend runs as comfy_tools.DraftMedia
     files: FileStore
+    discovery: WorkflowDiscovery | None = None
 
 
 def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +110,7 @@ class Turn(TypedDict):
     role: Literal["assistant", "user"]
     content: str
     inpaint: NotRequired[dict[str, Any]]  # a frames-gate reject that repaints one region
+    references: NotRequired[dict[str, str]]  # a frames-gate reject: entity id -> file key
 
 
 class Generation(TypedDict):
@@ -214,14 +222,27 @@ class Inpaint(BaseModel):
     shot: str
     position: Literal["start", "end"]
     mask: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
+    source: str | None = Field(
+        None, description="Key of the candidate painted on; the chosen one when absent."
+    )
 
 
 class Reject(BaseModel):
-    """Send the proposal back with conversational feedback (or an inpainting request)."""
+    """Send the proposal back with conversational feedback (or an inpainting request).
+
+    ``references`` (entity id → file key) picks other reference images for those entities.
+    """
 
     type: Literal["reject"]
     message: str = Field(min_length=1)
     inpaint: Inpaint | None = None
+    references: dict[str, str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_request(self) -> Reject:
+        if self.inpaint is not None and self.references is not None:
+            raise ValueError("a reject either inpaints or picks references, not both")
+        return self
 
 
 Decision = Annotated[Approve | Edit | Reject, Field(discriminator="type")]
@@ -366,10 +387,12 @@ class Step(ABC):
     def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
         """Stage-specific checks of a valid decision against the proposal; raise ValueError.
 
-        By default only plain feedback is understood (no inpainting).
+        By default only plain feedback is understood (no inpainting, no references).
         """
         if isinstance(decision, Reject) and decision.inpaint is not None:
             raise ValueError(f"the {self.stage} gate cannot inpaint")
+        if isinstance(decision, Reject) and decision.references is not None:
+            raise ValueError(f"the {self.stage} gate has no reference images to pick")
 
     @property
     def draft_node(self) -> str:
@@ -444,6 +467,8 @@ class Step(ABC):
                 )
                 if decision.inpaint is not None:
                     feedback["inpaint"] = decision.inpaint.model_dump()
+                if decision.references is not None:
+                    feedback["references"] = decision.references
                 return Command(goto=self.draft_node, update={"conversation": [feedback]})
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             artifact = self.artifact.model_validate(accepted)

@@ -1,10 +1,13 @@
 """Frame generator: start and end keyframes for every shot, with reference images.
 
-Each keyframe is made by the library's keyframe workflow (called as a tool) from the shot's
-prompt and a reference board of the entities in frame. The reference of an entity in scene N
-is, by default, the latest approved image of it in the same look from an earlier scene, else
-its reference sheet (made once by the asset-sheet workflow). Candidates accumulate at the
-gate: feedback regenerates every frame (or the shots it names, "shot 2A") and appends new
+Each keyframe is made by the keyframe workflow that discovery finds for the shot (called as
+a tool) from the shot's prompt and a reference board of the entities in frame. The reference
+of an entity in scene N is, by default, the latest approved image of it in the same look from
+an earlier scene, else its reference sheet (made once by the asset-sheet workflow). The
+proposal offers, per entity, the images it could use instead (the frames showing it, newest
+first, then its sheets); the person may pick another, and the frames showing that entity are
+regenerated with it (the pick holds for later rounds). Candidates accumulate at the gate:
+feedback regenerates every frame (or the shots it names, "shot 2A") and appends new
 candidates; an inpainting request repaints a region of one frame and appends the result.
 Approval keeps only the chosen file per frame.
 """
@@ -18,7 +21,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 import prompts
-from agents._media import backend_of, run_workflow
+from agents._media import backend_of, find_workflow, run_workflow
 from agents.artifacts import (
     AssetRegistry,
     Frame,
@@ -26,6 +29,7 @@ from agents.artifacts import (
     FrameSet,
     MediaFile,
     Project,
+    ReferenceOption,
     Shot,
     ShotList,
     input_hash,
@@ -41,7 +45,7 @@ from agents.base import (
     progress,
     project_of,
 )
-from tools.comfy_tools import pick_workflow, stitch
+from tools.comfy_tools import stitch
 
 __all__ = ["FrameGenerator", "default_references"]
 
@@ -85,15 +89,22 @@ class FrameGenerator(ProductionAgent):
     description = "Generates start and end keyframes per shot from the shot list and assets."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> FrameSet:
-        """Draft every keyframe, regenerate some with feedback, or inpaint one."""
+        """Draft every keyframe, regenerate some (feedback, other references), or inpaint one."""
         previous = state.get("drafts", {}).get(self.stage)
         turn = _latest_feedback(state, self.stage)
-        if previous is not None and turn is not None:
-            current = FrameSet.model_validate(previous)
-            if "inpaint" in turn:
-                return await self._inpaint(runtime, current, turn)
-            return await self._draw(state, runtime, current, _named_shots(turn["content"]))
-        return await self._draw(state, runtime, None, None)
+        if previous is None or turn is None:
+            return await self._draw(state, runtime, None, None, "")
+        current = FrameSet.model_validate(previous)
+        if "inpaint" in turn:
+            return await self._inpaint(runtime, current, turn)
+        note = f"regenerated: {turn['content']}"
+        if "references" in turn:
+            picked = _picked(current, turn["references"])
+            shots = ShotList.model_validate(state["shots"]).shots
+            only = {s.id for s in shots if {e.entity for e in s.entities} & picked.keys()}
+            labels = ", ".join(f"{entity} ← {option.label}" for entity, option in picked.items())
+            return await self._draw(state, runtime, current, only, f"{note} ({labels})")
+        return await self._draw(state, runtime, current, _named_shots(turn["content"]), note)
 
     async def _draw(
         self,
@@ -101,18 +112,25 @@ class FrameGenerator(ProductionAgent):
         runtime: Runtime[Context],
         current: FrameSet | None,
         only: set[str] | None,
+        note: str,
     ) -> FrameSet:
         project = project_of(state)
         shots = ShotList.model_validate(state["shots"]).shots
         assets = AssetRegistry.model_validate(state["assets"])
         approved = FrameSet.model_validate(state["frames"]) if state.get("frames") else None
         feedback = feedback_at(state, self.stage)
+        picks = _picks(state, self.stage, current)
+        sheets = _Sheets(self, runtime, project, assets)
         named = (only or set()) & {s.id for s in shots}
         redo = {s.id for s in shots if not named or s.id in named}
         total, done = len(redo) * len(POSITIONS), 0
         frames: list[Frame] = []
+        in_use: dict[str, list[ReferenceOption]] = {}
         for shot in shots:
-            references = await self._references(runtime, project, assets, shot, shots, approved)
+            references = await _references(shot, shots, approved, picks, sheets)
+            for entity, option in references.items():
+                in_use.setdefault(entity, []).append(option)
+            files = {entity: option.file for entity, option in references.items()}
             for position in POSITIONS:
                 kept = current.frame(shot.id, position) if current else None
                 if kept is not None and shot.id not in redo:
@@ -126,53 +144,19 @@ class FrameGenerator(ProductionAgent):
                     shot,
                     position,
                     feedback,
-                    references,
-                    f"frame {done}/{total}",
+                    files,
+                    label=f"frame {done}/{total}",
+                    note=note,
                 )
                 old = kept.candidates if kept else []
-                frames.append(_frame(shot.id, position, [*old, *new], references))
+                frames.append(_frame(shot.id, position, [*old, *new], files))
                 progress(runtime, self.stage, f"frame {done}/{total} done", shot=shot.id)
-        return FrameSet(frames=frames)
-
-    async def _references(
-        self,
-        runtime: Runtime[Context],
-        project: Project,
-        assets: AssetRegistry,
-        shot: Shot,
-        shots: list[Shot],
-        approved: FrameSet | None,
-    ) -> dict[str, MediaFile]:
-        """The reference of every entity in frame: an earlier approved image, else its sheet."""
-        references = default_references(shot, shots, approved)
-        entities = assets.entities()
-        for usage in shot.entities:
-            entity = entities.get(usage.entity)
-            if usage.entity in references or entity is None or entity.id in assets.deselected:
-                continue
-            look = next((a for a in entity.appearances() if a.name == usage.look), None)
-            spec = pick_workflow(
-                "reference sheet of an asset on a plain background, multi-view", "asset_sheet"
-            )
-            width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
-            prompt = f"{entity.name}: {entity.description}"
-            if look is not None:
-                prompt += f" Look '{look.name}': {look.description}"
-            if project.visual_style:
-                prompt += f" Style: {project.visual_style}"
-            references[entity.id] = await run_workflow(
-                self,
-                runtime,
-                spec,
-                {
-                    "prompt": prompt,
-                    "seed": int(input_hash(entity.id, usage.look)[:8], 16),
-                    "width": width * 2,
-                    "height": height,
-                },
-                label=f"reference sheet {entity.name} ({usage.look})",
-            )
-        return references
+        options = _options(shots, [*frames, *(approved.frames if approved else [])], in_use)
+        for entity, made in sheets.made.items():
+            options.setdefault(entity, []).extend(made)
+        known = assets.entities().keys()
+        offered = {e: listed for e, listed in _unique(options).items() if e in known}
+        return FrameSet(frames=frames, reference_options=offered)
 
     async def _candidates(
         self,
@@ -183,7 +167,9 @@ class FrameGenerator(ProductionAgent):
         position: str,
         feedback: list[str],
         references: dict[str, MediaFile],
+        *,
         label: str,
+        note: str,
     ) -> list[FrameCandidate]:
         entities = assets.entities()
         in_frame = [
@@ -211,9 +197,11 @@ class FrameGenerator(ProductionAgent):
             extension="png",
             media_type="image/png",
         )
-        spec = pick_workflow("a film keyframe from a prompt and reference images", "keyframe")
         width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
-        note = f"regenerated: {feedback[-1]}" if feedback else ""
+        intent = (
+            f"a film keyframe, the {position} frame of a {shot.size} shot, from a prompt and "
+            f"reference images of the characters in frame. {project.visual_style}"
+        )
         candidates = []
         for n in range(project.frame_candidates):
             seed = int(input_hash(shot.id, position, len(feedback), n)[:8], 16)
@@ -224,6 +212,7 @@ class FrameGenerator(ProductionAgent):
                 "width": width,
                 "height": height,
             }
+            spec = await find_workflow(runtime, intent, "keyframe", arguments)
             suffix = f" (candidate {n + 1}/{project.frame_candidates})" if n else ""
             file = await run_workflow(self, runtime, spec, arguments, label=label + suffix)
             candidates.append(
@@ -245,14 +234,17 @@ class FrameGenerator(ProductionAgent):
             raise ValueError(f"no {request['position']} frame of shot {request['shot']} to inpaint")
         if not runtime.context.files.exists(request["mask"]):
             raise ValueError(f"the mask {request['mask']} is not in the file store")
-        spec = pick_workflow("repaint the masked region of an image from a prompt", "inpaint")
-        seed = int(input_hash(frame.file.key, request["mask"], turn["content"])[:8], 16)
+        source = request.get("source") or frame.file.key
+        seed = int(input_hash(source, request["mask"], turn["content"])[:8], 16)
         arguments = {
-            "image": frame.file.key,
+            "image": source,
             "mask": request["mask"],
             "prompt": turn["content"],
             "seed": seed,
         }
+        spec = await find_workflow(
+            runtime, "repaint the masked region of an image from a prompt", "inpaint", arguments
+        )
         label = f"inpainting shot {frame.shot} {frame.position} frame"
         file = await run_workflow(self, runtime, spec, arguments, label=label)
         candidate = FrameCandidate(
@@ -260,7 +252,7 @@ class FrameGenerator(ProductionAgent):
             seed=seed,
             workflow=spec.name,
             file=file,
-            references=[frame.file],
+            references=[_candidate_file(frame, source)],
             note=f"inpainted: {turn['content']}",
         )
         frames = [
@@ -269,7 +261,7 @@ class FrameGenerator(ProductionAgent):
             else f
             for f in current.frames
         ]
-        return FrameSet(frames=frames)
+        return current.model_copy(update={"frames": frames})
 
     def summary(self, artifact: FrameSet) -> str:
         """Frame and candidate count."""
@@ -280,14 +272,19 @@ class FrameGenerator(ProductionAgent):
         )
 
     def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
-        """An edit chooses among each frame's candidates; an inpaint names an existing frame."""
+        """Edits choose among candidates; inpaints and reference picks name what is offered."""
         current = FrameSet.model_validate(proposal) if proposal else None
+        if isinstance(decision, Reject) and decision.references is not None:
+            _picked(current, decision.references)
         if isinstance(decision, Reject) and decision.inpaint is not None:
             target = decision.inpaint
-            if current is None or current.frame(target.shot, target.position) is None:
+            frame = current.frame(target.shot, target.position) if current else None
+            if frame is None:
                 raise ValueError(
                     f"cannot inpaint: there is no {target.position} frame of shot {target.shot}"
                 )
+            if target.source is not None:
+                _candidate_file(frame, target.source)
         if isinstance(decision, Edit) and current is not None:
             edited = FrameSet.model_validate(decision.edited_action.args)
             for frame in edited.frames:
@@ -302,13 +299,164 @@ class FrameGenerator(ProductionAgent):
                     )
 
     def on_approval(self, artifact: BaseModel, state: ProductionState) -> dict[str, Any]:
-        """The approved frames keep only the chosen candidate (with how it was made)."""
+        """The approved frames keep only the chosen candidate (with how it was made).
+
+        The reference options were for choosing at the gate: they are dropped too.
+        """
         assert isinstance(artifact, FrameSet)
-        return {
-            self.stage: FrameSet(frames=[_chosen(f) for f in artifact.frames]).model_dump(
-                mode="json"
-            )
+        approved = FrameSet(frames=[_chosen(f) for f in artifact.frames])
+        return {self.stage: approved.model_dump(mode="json", exclude={"reference_options"})}
+
+
+class _Sheets:
+    """The reference sheets of one draft: each (entity, look) made once, by entity."""
+
+    def __init__(
+        self,
+        step: FrameGenerator,
+        runtime: Runtime[Context],
+        project: Project,
+        assets: AssetRegistry,
+    ) -> None:
+        self.step, self.runtime, self.project, self.assets = step, runtime, project, assets
+        self.made: dict[str, list[ReferenceOption]] = {}
+        self._by_look: dict[tuple[str, str], ReferenceOption] = {}
+
+    async def get(self, entity_id: str, look_name: str) -> ReferenceOption | None:
+        """The sheet of an entity in a look; None when it is unknown or deselected."""
+        entity = self.assets.entities().get(entity_id)
+        if entity is None or entity_id in self.assets.deselected:
+            return None
+        if (entity_id, look_name) in self._by_look:
+            return self._by_look[(entity_id, look_name)]
+        looks = entity.appearances()
+        look = next((a for a in looks if a.name == look_name), None)
+        project = self.project
+        width, height = backend_of(self.runtime).frame_size(project.format.aspect_ratio)
+        prompt = f"{entity.name}: {entity.description}"
+        if look is not None:
+            prompt += f" Look '{look.name}': {look.description}"
+        if project.visual_style:
+            prompt += f" Style: {project.visual_style}"
+        arguments = {
+            "prompt": prompt,
+            "seed": int(input_hash(entity.id, look_name)[:8], 16),
+            "width": width * 2,
+            "height": height,
         }
+        kind = type(entity).__name__.lower()
+        intent = (
+            f"reference sheet of a {kind} on a plain background, multi-view. {project.visual_style}"
+        )
+        spec = await find_workflow(self.runtime, intent, "asset_sheet", arguments)
+        file = await run_workflow(
+            self.step,
+            self.runtime,
+            spec,
+            arguments,
+            label=f"reference sheet {entity.name} ({look_name})",
+        )
+        label = "reference sheet" if len(looks) == 1 else f"reference sheet ({look_name})"
+        sheet = ReferenceOption(file=file, label=label)
+        self._by_look[(entity_id, look_name)] = sheet
+        self.made.setdefault(entity_id, []).append(sheet)
+        return sheet
+
+
+async def _references(
+    shot: Shot,
+    shots: list[Shot],
+    approved: FrameSet | None,
+    picks: dict[str, ReferenceOption],
+    sheets: _Sheets,
+) -> dict[str, ReferenceOption]:
+    """The reference of every entity in frame.
+
+    The person's pick, else the latest approved image from an earlier scene, else its sheet.
+    Every sheet is made (once, memoised), so it is always among the options.
+    """
+    defaults = default_references(shot, shots, approved)
+    made_by = {f.file.key: f for f in approved.frames} if approved else {}
+    shot_of = {s.id: s for s in shots}
+    references: dict[str, ReferenceOption] = {}
+    for usage in shot.entities:
+        sheet = await sheets.get(usage.entity, usage.look)
+        if usage.entity in picks:
+            references[usage.entity] = picks[usage.entity]
+        elif usage.entity in defaults:
+            frame = made_by[defaults[usage.entity].key]
+            label = _label(shot_of[frame.shot], frame.position)
+            references[usage.entity] = ReferenceOption(file=frame.file, label=label)
+        elif sheet is not None:
+            references[usage.entity] = sheet
+    return references
+
+
+def _label(shot: Shot, position: str) -> str:
+    return f"scene {shot.scene} · shot {shot.id} {position} frame"
+
+
+def _options(
+    shots: list[Shot], frames: list[Frame], in_use: dict[str, list[ReferenceOption]]
+) -> dict[str, list[ReferenceOption]]:
+    """Entity id -> frames showing it (latest shot first), then the references in use."""
+    order = {s.id: n for n, s in enumerate(shots)}
+    shot_of = {s.id: s for s in shots}
+    shown = sorted(
+        (f for f in frames if f.shot in shot_of),
+        key=lambda f: (order[f.shot], POSITIONS.index(f.position)),
+        reverse=True,
+    )
+    options: dict[str, list[ReferenceOption]] = {}
+    for frame in shown:
+        shot = shot_of[frame.shot]
+        for usage in shot.entities:
+            option = ReferenceOption(file=frame.file, label=_label(shot, frame.position))
+            options.setdefault(usage.entity, []).append(option)
+    for entity, used in in_use.items():
+        options.setdefault(entity, []).extend(used)
+    return options
+
+
+def _unique(options: dict[str, list[ReferenceOption]]) -> dict[str, list[ReferenceOption]]:
+    """Each entity's options without repeated files (the first, newest, is kept)."""
+    unique: dict[str, list[ReferenceOption]] = {}
+    for entity, listed in options.items():
+        seen: set[str] = set()
+        unique[entity] = [o for o in listed if not (o.file.key in seen or seen.add(o.file.key))]
+    return unique
+
+
+def _picks(
+    state: ProductionState, stage: str, current: FrameSet | None
+) -> dict[str, ReferenceOption]:
+    """The reference images the person picked at ``stage`` so far (a later pick wins)."""
+    chosen: dict[str, str] = {}
+    for turn in state.get("conversation", []):
+        if turn["stage"] == stage and "references" in turn:
+            chosen.update(turn["references"])
+    return _picked(current, chosen) if chosen else {}
+
+
+def _picked(current: FrameSet | None, chosen: dict[str, str]) -> dict[str, ReferenceOption]:
+    """Picks (entity id -> file key) as the options the proposal offers.
+
+    Raises:
+        ValueError: An entity is offered no images, or the key is not among its options.
+    """
+    options = current.reference_options if current else {}
+    picked: dict[str, ReferenceOption] = {}
+    for entity, key in chosen.items():
+        if entity not in options:
+            offered = ", ".join(sorted(options)) or "none"
+            raise ValueError(
+                f"no reference images are offered for '{entity}' (entities offered: {offered})"
+            )
+        option = next((o for o in options[entity] if o.file.key == key), None)
+        if option is None:
+            raise ValueError(f"{key} is not one of the reference images offered for '{entity}'")
+        picked[entity] = option
+    return picked
 
 
 def _frame(
@@ -325,6 +473,21 @@ def _frame(
         file=newest.file,
         candidates=candidates,
         references=references,
+    )
+
+
+def _candidate_file(frame: Frame, key: str) -> MediaFile:
+    """The file of one of ``frame``'s candidates (or its chosen file), by key.
+
+    Raises:
+        ValueError: ``key`` is not one of the frame's candidates.
+    """
+    for file in [frame.file, *(c.file for c in frame.candidates)]:
+        if file.key == key:
+            return file
+    raise ValueError(
+        f"cannot inpaint {key}: it is not a candidate of the {frame.position} frame of shot "
+        f"{frame.shot}"
     )
 
 

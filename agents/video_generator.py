@@ -1,7 +1,8 @@
 """Video generator: a clip per shot from its approved keyframes, then the assembled video.
 
-Each clip is made by the library's image-to-video workflow (first and last frame), called as
-a tool and memoised by its inputs; assembly joins the approved clips in shot order.
+Each clip is made by the image-to-video workflow (first and last frame) that discovery finds
+for the shot, called as a tool and memoised by its inputs; assembly joins the approved clips
+in shot order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from langgraph.graph import END, StateGraph
 from langgraph.runtime import Runtime
 
 import prompts
-from agents._media import backend_of, run_workflow
+from agents._media import backend_of, find_workflow, run_workflow
 from agents.artifacts import Clip, ClipSet, FrameSet, ShotList, Video, input_hash
 from agents.base import (
     Context,
@@ -22,7 +23,6 @@ from agents.base import (
     progress,
     project_of,
 )
-from tools.comfy_tools import pick_workflow
 from tools.draft_renderer import probe
 
 ASSEMBLE_NODE = "assemble_video"
@@ -54,9 +54,6 @@ class VideoGenerator(ProductionAgent):
         shots = ShotList.model_validate(state["shots"]).shots
         frames = FrameSet.model_validate(state["frames"])
         feedback = feedback_at(state, self.stage)
-        spec = pick_workflow(
-            "animate a shot from its first frame to its last frame", "image_to_video"
-        )
         clips: list[Clip] = []
         for shot in shots:
             start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
@@ -75,6 +72,10 @@ class VideoGenerator(ProductionAgent):
                 "fps": float(fps),
             }
             label = f"clip {len(clips) + 1}/{len(shots)}"
+            intent = (
+                f"animate a {shot.movement} {shot.size} shot from its first frame to its last frame"
+            )
+            spec = await find_workflow(runtime, intent, "image_to_video", arguments)
             file = await run_workflow(self, runtime, spec, arguments, label=label)
             info = probe(files.read(file))
             clips.append(

@@ -29,7 +29,7 @@ from graphs.persistence import (
 from tools.comfy_tools import media_backend
 from tools.discovery import WorkflowDiscovery
 
-__all__ = ["RunStop", "Services", "open_services"]
+__all__ = ["RunStop", "Services", "open_services", "run_context"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -160,19 +160,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     workflows = {name: cls() for name, cls in _workflow_classes().items()}
     url = settings.database_url or embedded_database_url(settings.data_dir)
     async with open_persistence(url, extra_schema=SCHEMA) as persistence:
-        context = Context(
-            models=settings.models,
-            backend=media_backend(settings.comfyui_urls, timeout_s=settings.comfyui_timeout_s),
-            files=settings.file_store,
-        )
+        discovery = WorkflowDiscovery(persistence.pool, settings.embedding_model)
         yield Services(
             settings=settings,
             persistence=persistence,
-            context=context,
+            context=run_context(settings, discovery),
             workflows=workflows,
             database_url=url,
-            discovery=WorkflowDiscovery(persistence.pool, settings.embedding_model),
+            discovery=discovery,
         )
+
+
+def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
+    """The context every run gets (the CLI, the API and the eval runner alike).
+
+    The configured models, media backend (ComfyUI, or the draft renderer without a URL),
+    file store, and ``discovery`` over the workflow catalogue for the media agents.
+    """
+    return Context(
+        models=settings.models,
+        backend=media_backend(settings.comfyui_urls, timeout_s=settings.comfyui_timeout_s),
+        files=settings.file_store,
+        discovery=discovery,
+    )
 
 
 def _workflow_classes() -> dict[str, type[WorkflowType]]:

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from agents.artifacts import AssetRegistry, Script, ShotList
 from agents.base import Context, load_agents
+from api.runs import run_context
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS, Settings
 from evals import scorers
 from evals.dataset import DATASETS_DIR, EvalItem
@@ -40,7 +41,7 @@ from evals.report import ItemResult, Report
 from graphs.base import load_workflow_types
 from graphs.persistence import embedded_database_url, open_persistence
 from tools import ledger, tracing
-from tools.comfy_tools import media_backend
+from tools.discovery import WorkflowDiscovery
 from tools.llm import ModelProvider
 
 __all__ = ["SUITES", "Suite", "run_suite"]
@@ -173,15 +174,14 @@ async def run_suite(
         if missing:
             raise ValueError(f"item '{item.id}' has no {', '.join(missing)} for suite {suite.name}")
     uncompiled, stages = suite.graph()
-    context = Context(  # as `auteur demo` runs: the configured ComfyUI or the draft renderer
-        models=settings.models,
-        backend=media_backend(settings.comfyui_urls, timeout_s=settings.comfyui_timeout_s),
-        files=settings.file_store,
-    )
     results: list[ItemResult] = []
     generations: list[dict[str, Any]] = []
     url = settings.database_url or embedded_database_url(settings.data_dir)
     async with open_persistence(url) as persistence:
+        # as `auteur demo` runs: the configured ComfyUI or the draft renderer
+        context = run_context(
+            settings, WorkflowDiscovery(persistence.pool, settings.embedding_model)
+        )
         graph = uncompiled.compile(checkpointer=persistence.checkpointer, name=suite.target)
         with ledger.collect(settings.prices) as spent:
             for item in items:

