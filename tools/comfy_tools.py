@@ -35,13 +35,18 @@ from langchain_core.tools import StructuredTool
 from PIL import Image
 from pydantic import BaseModel, Field, create_model
 
-from tools import draft_renderer
+from tools import draft_renderer, tracing
 from tools.comfy import ComfyPool, ImageInput
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import EmbeddingsUnavailable
 from tools.ledger import record_gpu_seconds
 from tools.storage import FileStore, MediaFile
-from tools.workflows import WorkflowInput, WorkflowSpec, load_workflows
+from tools.workflows import (
+    WorkflowInput,
+    WorkflowSpec,
+    load_workflows,
+    validate_against_object_info,
+)
 
 __all__ = [
     "ComfyBackend",
@@ -164,6 +169,20 @@ class ComfyBackend:
     def __init__(self, pool: ComfyPool, *, scale: int = 2) -> None:
         self.pool = pool
         self.scale = scale
+        self._checked: set[str] = set()
+
+    async def check(self, spec: WorkflowSpec) -> None:
+        """Validate a workflow against every server's ``/object_info`` (once per version).
+
+        Raises:
+            WorkflowError: A node class, input, type or limit the servers lack, naming the
+                workflow's file; no job is submitted.
+        """
+        if spec.version in self._checked:
+            return
+        for info in await asyncio.gather(*(c.object_info() for c in self.pool.clients)):
+            validate_against_object_info(spec, info)
+        self._checked.add(spec.version)
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
         """The draft size times ``scale`` (1280x720 for 16:9 by default)."""
@@ -191,8 +210,11 @@ class ComfyBackend:
                 images.append(ImageInput(node=item.node, field=item.field, data=value))
             else:
                 prompt[item.node]["inputs"][item.field] = value
-        job = await self.pool.run(prompt, images, label=label, on_progress=on_progress)
-        record_gpu_seconds(spec.name, job.gpu_seconds, job.server)
+        await self.check(spec)
+        servers = ", ".join(client.base_url for client in self.pool.clients)
+        with tracing.comfy_span(spec.name, servers):
+            job = await self.pool.run(prompt, images, label=label, on_progress=on_progress)
+            record_gpu_seconds(spec.name, job.gpu_seconds, job.server)
         outputs = [
             GeneratedFile(data=file.data, extension=file.extension, node=file.node, kind=out.kind)
             for out in spec.outputs

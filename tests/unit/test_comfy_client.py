@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import io
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,6 +26,8 @@ from tools.comfy import (
     ImageInput,
     JobEvent,
 )
+from tools.comfy_tools import ComfyBackend
+from tools.workflows import COMFY_WORKFLOWS, WorkflowError, load_workflows
 
 __all__ = ["comfy_server"]
 
@@ -31,6 +36,12 @@ RECORDED = recorded_transcripts()
 
 def _prompt(case: str) -> dict:
     return copy.deepcopy(RECORDED[case]["request"]["prompt"])
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _kinds(messages: list[dict]) -> list[str]:
@@ -232,3 +243,22 @@ async def test_uploads_are_content_named_and_loaded(comfy_server: ComfyServer) -
     assert comfy_server.submitted[0]["prompt"]["1"]["inputs"]["image"] == name
     with Image.open(io.BytesIO(result.files[0].data)) as image:
         assert image.size == (40, 30)
+
+
+async def test_a_workflow_the_servers_cannot_run_is_refused_before_any_job(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
+    for suffix in (".json", ".yaml"):
+        shutil.copy(COMFY_WORKFLOWS / f"upscale_image{suffix}", tmp_path / f"upscale_image{suffix}")
+    graph_path = tmp_path / "upscale_image.json"
+    graph = json.loads(graph_path.read_text())
+    upscaler = next(n for n in graph.values() if n["class_type"] == "ImageScaleBy")
+    upscaler["class_type"] = "ImageScaleByMagic"
+    graph_path.write_text(json.dumps(graph))
+    spec = load_workflows(tmp_path)["upscale_image"]  # fine on its own: no server to ask
+    backend = ComfyBackend(ComfyPool([comfy_server.url]))
+
+    with pytest.raises(WorkflowError, match=r"upscale_image.*ImageScaleByMagic"):
+        await backend.run_workflow(spec, {"image": _png()}, label="upscale")
+
+    assert comfy_server.jobs == 0
