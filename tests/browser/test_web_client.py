@@ -165,10 +165,20 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     expect(end_frame.locator(".note")).to_have_text("inpainted: a red kite in the sky")
     expect(end_frame.get_by_role("button", name="Chosen")).to_be_visible()
 
+    # another reference image for an entity in the first shot redraws the frames it is in
     first_frame = page.locator("figure.carousel").first
-    expect(first_frame.locator(".counter")).to_have_text("2 / 2")
+    before = int(first_frame.get_attribute("data-candidates"))
+    first_frame.locator(".refs button.ref").first.click()
+    picker = page.locator(".reference-picker")
+    screenshot(page, "project-reference-picker")
+    picker.locator(".reference-options button:enabled").first.click()
+    first_frame = page.locator(f"figure.carousel[data-candidates='{before + 1}']").first
+    expect(first_frame.locator(".note")).to_contain_text("←")
+
+    count = before + 1
+    expect(first_frame.locator(".counter")).to_have_text(f"{count} / {count}")
     first_frame.get_by_role("button", name="Previous candidate").click()
-    expect(first_frame.locator(".counter")).to_have_text("1 / 2")
+    expect(first_frame.locator(".counter")).to_have_text(f"{count - 1} / {count}")
     older = first_frame.locator(".stage-img img").get_attribute("data-key")
     first_frame.get_by_role("button", name="Use this one").click()
     first_frame = page.locator("figure.carousel").first
