@@ -6,7 +6,8 @@ node classes, missing inputs, numbers out of range, images never uploaded: HTTP 
 node class of the workflow library a simple Pillow meaning (a sampler paints the prompt on a
 colour derived from prompt and seed, with the references as thumbnails; the first-last-frame
 video node cross-fades; ``SaveVideo`` writes an H.264 MP4 with imageio-ffmpeg). The socket
-sees the event sequence of the recordings in ``/work/shared/comfyui`` (copied here, gzipped):
+sees the event sequence of the recordings in ``shared/comfyui`` beside the checkout (copied
+here, gzipped):
 ``status``, ``execution_start``, ``execution_cached``, ``executing`` / ``progress`` /
 ``executed`` per node, ``execution_success`` or ``execution_error`` /
 ``execution_interrupted``, then ``executing`` with ``node: null`` after history is written.
