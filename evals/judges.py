@@ -6,46 +6,25 @@ agents use, so any OpenAI-compatible endpoint works; the offline sample model ca
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from openevals.llm import create_async_llm_as_judge
 
+import prompts
 from tools.llm import LLMError, ModelProvider
 
-__all__ = ["JUDGE_PROMPTS", "Judge", "Verdict"]
+__all__ = ["JUDGES", "Judge", "Verdict", "judge_prompt"]
 
-_BRIEF_ADHERENCE = """You judge whether a screenplay follows the brief it was written from.
+JUDGES = ("brief_adherence", "feedback_applied")
+"""The judge metrics; each one's prompt is ``prompts/evals/<metric>.md``, an openevals
+template over ``{inputs}`` and ``{outputs}`` (so ``auteur prompts push`` manages it too)."""
 
-<brief>
-{inputs}
-</brief>
 
-<screenplay>
-{outputs}
-</screenplay>
-
-Score from 0 to 1: 1 when every person, place, event and rule of the brief is in the
-screenplay as the brief describes it and nothing contradicts it; lower for each element
-missing, changed or contradicted."""
-
-_FEEDBACK_APPLIED = """You judge whether a revision applies a director's feedback.
-
-<draft_and_feedback>
-{inputs}
-</draft_and_feedback>
-
-<revision>
-{outputs}
-</revision>
-
-Answer true when the revision makes the change the feedback asks for and keeps what the
-feedback did not ask to change; false otherwise."""
-
-JUDGE_PROMPTS = {"brief_adherence": _BRIEF_ADHERENCE, "feedback_applied": _FEEDBACK_APPLIED}
-"""Prompt of each judge metric (openevals templates over ``inputs`` and ``outputs``)."""
+def judge_prompt(metric: str) -> prompts.PromptSource:
+    """The prompt of a judge metric (Langfuse's production version when configured)."""
+    return prompts.source(f"evals/{metric}")
 
 
 @dataclass(frozen=True)
@@ -68,20 +47,21 @@ class Judge:
         self.model = model
         chat: BaseChatModel = provider.chat_model(agent="judge", task="judge")
         self._brief = create_async_llm_as_judge(
-            prompt=_BRIEF_ADHERENCE, judge=chat, feedback_key="brief_adherence", continuous=True
+            prompt=judge_prompt("brief_adherence").text,
+            judge=chat,
+            feedback_key="brief_adherence",
+            continuous=True,
         )
         self._feedback = create_async_llm_as_judge(
-            prompt=_FEEDBACK_APPLIED, judge=chat, feedback_key="feedback_applied"
+            prompt=judge_prompt("feedback_applied").text,
+            judge=chat,
+            feedback_key="feedback_applied",
         )
 
     @staticmethod
     def versions(metrics: list[str]) -> dict[str, list[str]]:
         """The versions of the judge prompts ``metrics`` use, named as prompts in a report."""
-        return {
-            f"judge/{name}": [hashlib.sha256(JUDGE_PROMPTS[name].encode()).hexdigest()[:12]]
-            for name in metrics
-            if name in JUDGE_PROMPTS
-        }
+        return {f"evals/{name}": [judge_prompt(name).version] for name in metrics if name in JUDGES}
 
     async def brief_adherence(self, project: dict[str, Any], script: dict[str, Any]) -> Verdict:
         """How closely ``script`` follows the brief and the project's story rules."""

@@ -280,7 +280,7 @@ def test_script_with_feedback_judged_by_the_llm_double(
         "feedback_applied": "script: The landing now ends hat over eyes.",
     }
     assert report["judge"] == "judge-model"
-    assert {"judge/brief_adherence", "script_writer/revise_scene"} <= set(report["prompts"])
+    assert {"evals/brief_adherence", "script_writer/revise_scene"} <= set(report["prompts"])
     judged = [r for r in openai_server.requests if r["model"] == "judge-model"]
     assert len(judged) == 2 and len(openai_server.requests) == 6
     assert "make the landing funnier" in json.dumps(judged[1]["messages"])
