@@ -38,6 +38,7 @@ __all__ = [
     "StoryboardCard",
     "VideoInfo",
     "assemble",
+    "encode_mp4",
     "frame_size",
     "probe",
     "render_card",
@@ -341,7 +342,7 @@ def render_clip(start_png: bytes, end_png: bytes, *, duration_s: float, fps: int
         raise ValueError(f"start and end frames differ in size: {start.size} != {end.size}")
     count = max(1, round(duration_s * fps))
     frames = (_animatic_frame(start, end, i / max(1, count - 1)) for i in range(count))
-    return _encode(frames, size=start.size, fps=fps)
+    return encode_mp4(frames, size=start.size, fps=fps)
 
 
 def _decode_png(data: bytes) -> Image.Image:
@@ -384,7 +385,7 @@ def assemble(clips: list[bytes], *, fps: int) -> bytes:
         paths = [_spill(Path(tmp) / f"clip-{i}.mp4", clip) for i, clip in enumerate(clips)]
         size = _metadata(paths[0])["size"]
         frames = itertools.chain.from_iterable(_decoded_frames(path, size) for path in paths)
-        return _encode(frames, size=size, fps=fps)
+        return encode_mp4(frames, size=size, fps=fps)
 
 
 def probe(data: bytes) -> VideoInfo:
@@ -404,7 +405,7 @@ def probe(data: bytes) -> VideoInfo:
     )
 
 
-def _encode(frames: Iterable[bytes], *, size: tuple[int, int], fps: int) -> bytes:
+def encode_mp4(frames: Iterable[bytes], *, size: tuple[int, int], fps: int) -> bytes:
     """Encode RGB24 frames as H.264 yuv420p MP4 bytes."""
     if fps < 1:
         raise ValueError(f"fps must be at least 1, got {fps}")

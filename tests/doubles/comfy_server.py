@@ -33,7 +33,6 @@ import gzip
 import hashlib
 import io
 import json
-import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import imageio_ffmpeg
 import pytest
 import uvicorn
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -51,6 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tools.draft_renderer import encode_mp4
 
 __all__ = [
     "ComfyServer",
@@ -773,22 +773,8 @@ def _scale(images: list[Image.Image], factor: float) -> list[Image.Image]:
 def _encode_video(frames: list[Image.Image], fps: float) -> bytes:
     width, height = frames[0].size
     size = (width - width % 2, height - height % 2)
-    with tempfile.TemporaryDirectory(prefix="comfy-test-video-") as tmp:
-        path = Path(tmp) / "video.mp4"
-        writer = imageio_ffmpeg.write_frames(
-            str(path),
-            size,
-            fps=fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            macro_block_size=2,
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)
-        for frame in frames:
-            writer.send(frame.convert("RGB").resize(size).tobytes())
-        writer.close()
-        return path.read_bytes()
+    rgb = (frame.convert("RGB").resize(size).tobytes() for frame in frames)
+    return encode_mp4(rgb, size=size, fps=max(1, round(fps)))
 
 
 def _ref_latent(server: ComfyServer, i: dict[str, Any]) -> tuple[Any, ...]:

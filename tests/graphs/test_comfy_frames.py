@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,29 +13,12 @@ from PIL import Image
 
 from agents.artifacts import AssetRegistry, FrameSet, ShotList, Video
 from agents.base import Context, check_decision
-from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
-from tests.doubles.comfy_server import ComfyServer, comfy_server
+from tests.doubles.comfy_server import ComfyServer
 from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal, run_until_stop
-from tools.comfy import ComfyJobFailed, ComfyPool
-from tools.comfy_tools import ComfyBackend
+from tools.comfy import ComfyJobFailed
 from tools.draft_renderer import probe
-from tools.llm import ModelProvider
-from tools.storage import LocalFileStore
-
-__all__ = ["comfy_server"]
-
-
-@pytest.fixture
-async def comfy_context(comfy_server: ComfyServer, tmp_path: Path) -> AsyncIterator[Context]:
-    pool = ComfyPool([comfy_server.url], timeout_s=60, backoff_s=0)
-    yield Context(
-        models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
-        backend=ComfyBackend(pool, scale=1),
-        files=LocalFileStore(tmp_path / "files"),
-    )
-    await pool.aclose()
 
 
 def _graph(saver: Any = None, store: Any = None) -> Any:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,27 +10,10 @@ from langgraph.store.memory import InMemoryStore
 
 from agents.artifacts import FrameSet, ShotList
 from agents.base import Context, check_decision
-from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
-from tests.doubles.comfy_server import ComfyServer, comfy_server
+from tests.doubles.comfy_server import ComfyServer
 from tests.helpers import answer, current_values, drive_to_gate, new_config, proposal
-from tools.comfy import ComfyPool
-from tools.comfy_tools import ComfyBackend, stitch
-from tools.llm import ModelProvider
-from tools.storage import LocalFileStore
-
-__all__ = ["comfy_server"]
-
-
-@pytest.fixture
-async def comfy_context(comfy_server: ComfyServer, tmp_path: Path) -> AsyncIterator[Context]:
-    pool = ComfyPool([comfy_server.url], timeout_s=60, backoff_s=0)
-    yield Context(
-        models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
-        backend=ComfyBackend(pool, scale=1),
-        files=LocalFileStore(tmp_path / "files"),
-    )
-    await pool.aclose()
+from tools.comfy_tools import stitch
 
 
 def _reject(references: dict[str, str]) -> dict[str, Any]:

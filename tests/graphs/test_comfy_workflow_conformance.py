@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.doubles.comfy_server import ComfyServer, comfy_server, recorded_object_info
+from tests.doubles.comfy_server import ComfyServer, recorded_object_info
 from tools.comfy import ComfyPool
 from tools.comfy_tools import ComfyBackend, DraftMedia, MediaBackend, workflow_tool
 from tools.draft_renderer import probe
@@ -24,7 +24,6 @@ from tools.workflows import WorkflowSpec, load_workflows
 
 SPECS = load_workflows()
 NAMES = sorted(SPECS)
-__all__ = ["comfy_server"]  # the fixture, for pytest
 
 
 def _png(size: tuple[int, int] = (96, 64), colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
