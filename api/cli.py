@@ -171,7 +171,7 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
             show.gate(out, stop.gate)
             decision = show.ask_decision(out, stop.gate)
         stop = await _advance(
-            services, stop.thread_id, Command(resume=decision), gate=stop.gate["stage"]
+            services, stop.thread_id, stop.answer(decision), gate=stop.gate["stage"]
         )
     video = stop.values.get("video")
     if video:

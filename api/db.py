@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,15 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["SCHEMA", "Database", "dumps", "plain"]
+__all__ = [
+    "SCHEMA",
+    "Database",
+    "GateAnswer",
+    "GateNotPendingError",
+    "ThreadBusyError",
+    "dumps",
+    "plain",
+]
 
 EVENTS_CHANNEL = "auteur_events"
 RUNS_CHANNEL = "auteur_runs"
@@ -116,6 +125,31 @@ CREATE TABLE IF NOT EXISTS auteur_files (
 )
 
 TERMINAL_RUN_STATUSES = frozenset({"success", "error", "interrupted", "timeout"})
+
+_TAKE_BACK_DECISION = (
+    "UPDATE auteur_approvals SET status = 'pending', decision = NULL, diff = NULL,"
+    " feedback = NULL, decided_by = NULL, idempotency_key = NULL, resume_run_id = NULL,"
+    " decided_at = NULL WHERE resume_run_id = %s"
+)
+
+
+@dataclass(frozen=True)
+class GateAnswer:
+    """A person's decision on one pending gate (approval row), with its audit trail."""
+
+    approval_id: str
+    decision: Any
+    diff: list[dict[str, Any]]
+    feedback: str | None
+    idempotency_key: str | None = None
+
+
+class ThreadBusyError(Exception):
+    """The thread already has a pending or running run (multitask strategy ``reject``)."""
+
+
+class GateNotPendingError(Exception):
+    """The gate a decision answers is no longer pending: decided meanwhile, or moved past."""
 
 
 def dumps(value: Any) -> str:
@@ -333,9 +367,33 @@ class Database:
         kwargs: dict[str, Any],
         metadata: dict[str, Any],
         multitask_strategy: str,
+        answers: GateAnswer | None = None,
     ) -> dict[str, Any]:
-        """Queue a run, log its ``metadata`` event (the first of its stream) and wake workers."""
+        """Queue a run, log its ``metadata`` event (the first of its stream) and wake workers.
+
+        One transaction holding the thread's row lock: concurrent requests on a thread are
+        serialised, so ``reject`` sees every run queued before it, and a run that ``answers``
+        a gate takes the decision only while the gate is still pending — of N concurrent
+        decisions on one gate, exactly one queues a run.
+
+        Raises:
+            ThreadBusyError: The strategy is ``reject`` and the thread has an active run.
+            GateNotPendingError: The gate was decided meanwhile, or the thread moved on.
+        """
         async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM auteur_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
+            )
+            if multitask_strategy == "reject":
+                cursor = await conn.execute(
+                    "SELECT 1 FROM auteur_runs WHERE thread_id = %s"
+                    " AND status IN ('pending', 'running') LIMIT 1",
+                    (thread_id,),
+                )
+                if await cursor.fetchone() is not None:
+                    raise ThreadBusyError(thread_id)
+            if answers is not None:
+                await self._decide(conn, answers, owner, run_id)
             cursor = await conn.execute(
                 "INSERT INTO auteur_runs (run_id, thread_id, assistant_id, owner, kwargs,"
                 " metadata, multitask_strategy) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
@@ -359,6 +417,29 @@ class Database:
             await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
         assert run is not None
         return run
+
+    async def _decide(
+        self, conn: AsyncConnection, answer: GateAnswer, owner: str, run_id: str
+    ) -> None:
+        cursor = await conn.execute(
+            "UPDATE auteur_approvals SET status = 'decided', decision = %s, diff = %s,"
+            " feedback = %s, decided_by = %s, idempotency_key = %s, resume_run_id = %s,"
+            " decided_at = clock_timestamp() WHERE approval_id = %s AND owner = %s"
+            " AND status = 'pending' RETURNING approval_id",
+            (
+                _json(answer.decision),
+                _json(answer.diff),
+                answer.feedback,
+                owner,
+                answer.idempotency_key,
+                run_id,
+                answer.approval_id,
+                owner,
+            ),
+        )
+        if await cursor.fetchone() is None:
+            raise GateNotPendingError(answer.approval_id)
+        await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))
 
     async def run(self, run_id: str, owner: str | None = None) -> dict[str, Any] | None:
         """One run (of ``owner``, when given)."""
@@ -482,9 +563,12 @@ class Database:
         async with self.pool.connection() as conn:
             await conn.execute("DELETE FROM auteur_run_events WHERE run_id = %s", (run_id,))
             await conn.execute("DELETE FROM auteur_runs WHERE run_id = %s", (run_id,))
+            await conn.execute(_TAKE_BACK_DECISION, (run_id,))  # its gate waits again
 
     async def roll_back(self, run_id: str, thread_id: str) -> None:
         """Remove a run, its events and every checkpoint it wrote (the thread is as before it).
+
+        A decision the run carried is taken back: its gate is pending again.
 
         LangGraph copies the run's config metadata into each checkpoint's, so the run's
         checkpoints (subgraphs' included) are those whose metadata names its ``run_id``.
@@ -499,6 +583,12 @@ class Database:
                 )
             await conn.execute("DELETE FROM auteur_run_events WHERE run_id = %s", (run_id,))
             await conn.execute("DELETE FROM auteur_runs WHERE run_id = %s", (run_id,))
+            await conn.execute(_TAKE_BACK_DECISION, (run_id,))  # its gate waits again
+
+    async def take_back_decision(self, run_id: str) -> None:
+        """The gate that ``run_id`` answered waits again (the run is being rolled back)."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_TAKE_BACK_DECISION, (run_id,))
 
     # --- events ----------------------------------------------------------------------------
 
@@ -596,43 +686,21 @@ class Database:
             (approval_id, owner),
         )
 
-    async def decide_approval(
-        self,
-        approval_id: str,
-        owner: str,
-        *,
-        decision: Any,
-        diff: Any,
-        feedback: str | None,
-        idempotency_key: str | None,
+    async def pending_gate(
+        self, thread_id: str, owner: str, interrupt_id: str | None = None
     ) -> dict[str, Any] | None:
-        """Take the decision if the gate is still pending (atomic); None if it is not."""
+        """The gate the thread waits at (the one with ``interrupt_id``, when given), if pending."""
+        if interrupt_id is None:
+            return await self.fetch_one(
+                "SELECT * FROM auteur_approvals WHERE thread_id = %s AND owner = %s"
+                " AND status = 'pending' ORDER BY created_at DESC LIMIT 1",
+                (thread_id, owner),
+            )
         return await self.fetch_one(
-            "UPDATE auteur_approvals SET status = 'decided', decision = %s, diff = %s,"
-            " feedback = %s, decided_by = %s, idempotency_key = %s,"
-            " decided_at = clock_timestamp() WHERE approval_id = %s AND owner = %s"
-            " AND status = 'pending' RETURNING *",
-            (_json(decision), _json(diff), feedback, owner, idempotency_key, approval_id, owner),
+            "SELECT * FROM auteur_approvals WHERE thread_id = %s AND owner = %s"
+            " AND interrupt_id = %s AND status = 'pending'",
+            (thread_id, owner, interrupt_id),
         )
-
-    async def reopen_approval(self, approval_id: str) -> None:
-        """Undo a decision whose run could not be queued."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE auteur_approvals SET status = 'pending', decision = NULL, diff = NULL,"
-                " feedback = NULL, decided_by = NULL, idempotency_key = NULL, decided_at = NULL"
-                " WHERE approval_id = %s",
-                (approval_id,),
-            )
-
-    async def link_resume_run(self, approval_id: str, run_id: str, owner: str) -> None:
-        """Record which run carried a decision, and tell the owner's approval feed."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE auteur_approvals SET resume_run_id = %s WHERE approval_id = %s",
-                (run_id, approval_id),
-            )
-            await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))
 
     async def own_files(self, owner: str, values: Any) -> None:
         """Record every generated file named in ``values`` as visible to ``owner``."""

@@ -3,7 +3,8 @@
 Every API process runs one executor in the background; ``auteur worker`` runs one alone.
 A claimed run holds a lease it renews while it runs; if its process dies, the lease
 expires and any executor claims the run again and continues from the last checkpoint
-(``started`` runs resume with no input, so nothing is applied twice).
+(``started`` runs resume with no input, or with their decision bound to the interrupt id of
+the gate it answers, so nothing is applied twice and no other gate can take it).
 """
 
 from __future__ import annotations
@@ -154,10 +155,14 @@ class Executor:
             "project_id": thread["project_id"],
         }
         config = {"configurable": configurable, "metadata": {"run_id": run_id}}
+        command = kwargs.get("command")
         payload: Any = None
         if not run["started"]:
-            command = kwargs.get("command")
             payload = Command(**command) if command else kwargs.get("input")
+        elif command and command.get("resume") is not None:
+            # Cut off before its gate took the decision, the run must still deliver it; bound
+            # to that gate's interrupt id, it is ignored once the gate has taken it.
+            payload = Command(resume=command["resume"])
         modes = sorted({*kwargs.get("stream_mode", ["values"]), "custom"})
         renewal = asyncio.create_task(self._renew(run_id))
         stage = None
@@ -222,13 +227,12 @@ class Executor:
         )
         gates = [interrupt.value for interrupt in snapshot.interrupts]
         await self.db.own_files(thread["owner"], plain([snapshot.values, gates]))
-        checkpoint_id = snapshot.config["configurable"].get("checkpoint_id")
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}
             await self.db.open_approval(
                 {
                     "approval_id": str(
-                        uuid.uuid5(_APPROVAL_NAMESPACE, f"{checkpoint_id}:{interrupt.id}")
+                        uuid.uuid5(_APPROVAL_NAMESPACE, f"{run['thread_id']}:{interrupt.id}")
                     ),
                     "thread_id": run["thread_id"],
                     "run_id": run["run_id"],

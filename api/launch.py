@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request
 from pydantic import TypeAdapter, ValidationError
@@ -17,7 +18,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
 from api.context import ApiContext
-from api.db import TERMINAL_RUN_STATUSES, dumps
+from api.db import (
+    TERMINAL_RUN_STATUSES,
+    GateAnswer,
+    GateNotPendingError,
+    ThreadBusyError,
+    dumps,
+)
 from api.events import wait_for
 from api.schemas import THREAD_ID_PATTERN, RunCreate
 from api.wire import assistant_id_of
@@ -33,6 +40,7 @@ __all__ = [
 ]
 
 _workflow_input = TypeAdapter(WorkflowInput)
+_INTERRUPT_ID = re.compile(r"[0-9a-f]{32}")  # LangGraph's interrupt ids: xxh3-128 hex digests
 HEARTBEAT_S = 5
 
 
@@ -47,17 +55,30 @@ def resolve_workflow(ctx: ApiContext, assistant_id: str) -> str:
 
 
 async def start_run(
-    ctx: ApiContext, owner: str, thread_id: str, body: RunCreate, *, audited: bool = False
+    ctx: ApiContext,
+    owner: str,
+    thread_id: str,
+    body: RunCreate,
+    *,
+    gate: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Validate a run request against the thread and queue the run.
 
-    A resume through the runs API (not the approval queue, which keeps its own audit,
-    ``audited``) is recorded as the decision of the gate it answers.
+    A resume answers one gate: ``gate`` (an approval row, from the approval queue), the
+    gate a LangGraph resume map names by interrupt id, or else the gate the thread waited
+    at when the request arrived — never one opened after it, which the sender cannot have
+    seen (a late duplicate of a decision is refused, not applied to the next gate). The
+    decision is recorded on that gate in the transaction that queues the run, and the run
+    resumes with the decision bound to the gate's interrupt id, so it can answer
+    no other gate — not the next one, and not after a crash between two gates of an agent.
 
     Raises:
         HTTPException: 404 no such thread or assistant, 409 the thread is busy and the
-            strategy is ``reject`` (or it runs another workflow), 422 invalid input or decision.
+            strategy is ``reject`` (or it runs another workflow), or the gate is not (or no
+            longer) pending, 422 invalid input or decision.
     """
+    arrived_at = datetime.now(UTC)  # before the first await: when the request came in
     workflow = resolve_workflow(ctx, body.assistant_id)
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None:
@@ -72,61 +93,99 @@ async def start_run(
         raise HTTPException(
             409, f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    _validate_payload(body, thread)
-    active = await ctx.db.active_runs(thread_id)
-    if active and body.multitask_strategy == "reject":
-        raise HTTPException(
-            409,
-            "Thread is already running a task. Wait for it to finish or choose a different "
-            "multitask strategy.",
-        )
+    _validate_input(body)
     if body.multitask_strategy in ("interrupt", "rollback"):
-        for run in active:
-            status = await ctx.db.request_cancel(run["run_id"], body.multitask_strategy)
-            if status == "interrupted" and body.multitask_strategy == "rollback":
-                await ctx.db.roll_back(run["run_id"], thread_id)  # it never started
+        await _cut_off_active_runs(ctx, thread_id, body.multitask_strategy)
+    command = body.command.model_dump(exclude_none=True) if body.command else None
+    answer = None
+    if body.command is not None and body.command.resume is not None:
+        gate = gate or await _gate_answered(ctx, owner, thread_id, body.command.resume, arrived_at)
+        decision = _decision_for(gate, body.command.resume)
+        diff, feedback = audit_of(gate["payload"], decision)
+        answer = GateAnswer(gate["approval_id"], decision, diff, feedback, idempotency_key)
+        command = {**(command or {}), "resume": {gate["interrupt_id"]: decision}}
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
     if thread["workflow"] is None:
         await ctx.db.bind_workflow(thread_id, workflow, metadata)
     kwargs = {
         "input": body.input,
-        "command": body.command.model_dump(exclude_none=True) if body.command else None,
+        "command": command,
         "config": body.config or {},
         "context": body.context or {},
         "stream_mode": body.modes(),
         "stream_subgraphs": body.stream_subgraphs,
     }
-    run = await ctx.db.create_run(
-        run_id=str(uuid.uuid4()),
-        thread_id=thread_id,
-        assistant_id=assistant_id_of(workflow),
-        owner=owner,
-        kwargs=kwargs,
-        metadata={**thread["metadata"], **(body.metadata or {}), **metadata},
-        multitask_strategy=body.multitask_strategy,
-    )
-    if body.command is not None and body.command.resume is not None and not audited:
-        await _audit_resume(ctx, owner, thread, body.command.resume, run["run_id"])
-    return run
+    try:
+        return await ctx.db.create_run(
+            run_id=str(uuid.uuid4()),
+            thread_id=thread_id,
+            assistant_id=assistant_id_of(workflow),
+            owner=owner,
+            kwargs=kwargs,
+            metadata={**thread["metadata"], **(body.metadata or {}), **metadata},
+            multitask_strategy=body.multitask_strategy,
+            answers=answer,
+        )
+    except ThreadBusyError:
+        raise HTTPException(
+            409,
+            "Thread is already running a task. Wait for it to finish or choose a different "
+            "multitask strategy.",
+        ) from None
+    except GateNotPendingError:
+        raise HTTPException(
+            409, f"the {gate['stage']} gate was already decided: its decision stands"
+        ) from None
 
 
-async def _audit_resume(
-    ctx: ApiContext, owner: str, thread: dict[str, Any], resume: Any, run_id: str
+async def _cut_off_active_runs(
+    ctx: ApiContext, thread_id: str, strategy: Literal["interrupt", "rollback"]
 ) -> None:
-    rows, _ = await ctx.db.approvals(
-        owner, status="pending", thread_id=thread["thread_id"], limit=10, offset=0
-    )
-    for row in rows:
-        diff, feedback = audit_of(row["payload"], resume)
-        if await ctx.db.decide_approval(
-            row["approval_id"],
-            owner,
-            decision=resume,
-            diff=diff,
-            feedback=feedback,
-            idempotency_key=None,
-        ):
-            await ctx.db.link_resume_run(row["approval_id"], run_id, owner)
+    """Cancel the thread's active runs; a rollback also takes back the decisions they carried."""
+    for run in await ctx.db.active_runs(thread_id):
+        status = await ctx.db.request_cancel(run["run_id"], strategy)
+        if strategy == "rollback":
+            await ctx.db.take_back_decision(run["run_id"])
+            if status == "interrupted":
+                await ctx.db.roll_back(run["run_id"], thread_id)  # it never started
+
+
+async def _gate_answered(
+    ctx: ApiContext, owner: str, thread_id: str, resume: Any, arrived_at: datetime
+) -> dict[str, Any]:
+    """The pending gate a resume answers: the one its interrupt id names, or the thread's."""
+    named = _interrupt_ids(resume)
+    if len(named) > 1:
+        raise HTTPException(422, "a resume answers one gate: name one interrupt id")
+    gate = await ctx.db.pending_gate(thread_id, owner, named[0] if named else None)
+    if gate is None:
+        if named:
+            raise HTTPException(409, f"interrupt '{named[0]}' is not pending: already decided")
+        raise HTTPException(409, "the thread waits at no gate: there is nothing to resume")
+    if not named and gate["created_at"] > arrived_at:
+        raise HTTPException(
+            409,
+            f"the thread moved on to the {gate['stage']} gate after this decision was sent; "
+            "decide that gate anew (or name its interrupt id)",
+        )
+    return gate
+
+
+def _interrupt_ids(resume: Any) -> list[str]:
+    """The interrupt ids of a LangGraph resume map (``{interrupt_id: value}``), else none."""
+    if isinstance(resume, dict) and resume and all(map(_INTERRUPT_ID.fullmatch, resume)):
+        return list(resume)
+    return []
+
+
+def _decision_for(gate: dict[str, Any], resume: Any) -> Any:
+    """The decision a resume carries, validated against the gate as the gate will (422)."""
+    decision = resume[gate["interrupt_id"]] if _interrupt_ids(resume) else resume
+    try:
+        check_decision(gate["payload"], decision)
+    except ValueError as error:
+        raise HTTPException(422, f"invalid decision: {error}") from None
+    return decision
 
 
 def audit_of(gate: dict[str, Any], decision: Any) -> tuple[list[dict[str, Any]], str | None]:
@@ -157,7 +216,7 @@ def _diff(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
     return [] if before == after else [{"path": path, "before": before, "after": after}]
 
 
-def _validate_payload(body: RunCreate, thread: dict[str, Any]) -> None:
+def _validate_input(body: RunCreate) -> None:
     if body.input is not None and body.command is not None:
         raise HTTPException(422, "send either 'input' or 'command', not both")
     if body.input is not None:
@@ -165,14 +224,6 @@ def _validate_payload(body: RunCreate, thread: dict[str, Any]) -> None:
             _workflow_input.validate_python(body.input)
         except ValidationError as error:
             raise HTTPException(422, f"invalid workflow input: {error}") from None
-    if body.command is not None and body.command.resume is not None:
-        gates = [i["value"] for items in (thread["interrupts"] or {}).values() for i in items]
-        if not gates:
-            raise HTTPException(409, "the thread waits at no gate: there is nothing to resume")
-        try:
-            check_decision(gates[0], body.command.resume)
-        except ValueError as error:
-            raise HTTPException(422, f"invalid decision: {error}") from None
 
 
 def last_event_id(request: Request) -> int:

@@ -36,12 +36,27 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class RunStop:
-    """Where a run stopped: at a gate (with its payload), or finished (with final values)."""
+    """Where a run stopped: at a gate (with its payload), or finished (with final values).
+
+    At a gate, :meth:`answer` makes the command that resumes it with the person's decision.
+    """
 
     thread_id: str
     status: Literal["interrupted", "success"]
     gate: dict[str, Any] | None
     values: dict[str, Any]
+    interrupt_id: str | None = None
+
+    def answer(self, decision: dict[str, Any]) -> Command:
+        """Resume with ``decision`` bound to this gate's interrupt id.
+
+        A plain ``Command(resume=decision)`` is kept as a pending write that the next
+        ``interrupt()`` of the running step takes: if the process dies between two gates
+        of one agent, the restarted step would hand this decision to the next gate. Bound
+        to the interrupt id, it can answer no other gate.
+        """
+        assert self.interrupt_id is not None, "the run did not stop at a gate"
+        return Command(resume={self.interrupt_id: decision})
 
 
 @dataclass
@@ -148,7 +163,8 @@ class Services:
 def _stop_at(thread_id: str, snapshot: StateSnapshot) -> RunStop | None:
     """The stop a checkpoint shows: a gate, the end, or None (cut off mid-stage)."""
     if snapshot.interrupts:
-        return RunStop(thread_id, "interrupted", snapshot.interrupts[0].value, snapshot.values)
+        first = snapshot.interrupts[0]
+        return RunStop(thread_id, "interrupted", first.value, snapshot.values, first.id)
     if not snapshot.next and snapshot.values:
         return RunStop(thread_id, "success", None, snapshot.values)
     return None

@@ -144,7 +144,7 @@ async def drive(
             decision: dict[str, Any] = {"decisions": [{"type": "reject", "message": message}]}
         else:
             decision = APPROVE
-        command = Command(resume=decision)
+        command = Command(resume={snapshot.interrupts[0].id: decision})
 
 
 async def run_suite(

@@ -32,7 +32,11 @@ async def run_until_stop(
 async def answer(
     graph: CompiledStateGraph, config: dict[str, Any], decision: dict[str, Any], context: Context
 ) -> dict[str, Any] | None:
-    return await run_until_stop(graph, config, Command(resume=decision), context)
+    """Resume with ``decision`` bound to the pending gate's interrupt id, as Auteur's drivers do."""
+    snapshot = await graph.aget_state(config)
+    return await run_until_stop(
+        graph, config, Command(resume={snapshot.interrupts[0].id: decision}), context
+    )
 
 
 async def drive_to_gate(

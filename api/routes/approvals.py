@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from agents.base import check_decision
 from api.context import ApiContext, Ctx, User
 from api.db import dumps
 from api.events import wait_for
-from api.launch import HEARTBEAT_S, audit_of, start_run
+from api.launch import HEARTBEAT_S, start_run
 from api.schemas import MAX_OFFSET, ApprovalDecision, CommandBody, RunCreate
 from api.wire import run_json
 
@@ -121,41 +120,27 @@ async def decide(
     row = await ctx.db.approval(approval_id, user)
     if row is None:
         raise HTTPException(404, f"no approval '{approval_id}'")
-    if row["status"] != "pending":
-        if idempotency_key and row["idempotency_key"] == idempotency_key:
-            run = await ctx.db.run(row["resume_run_id"], user) if row["resume_run_id"] else None
-            response.status_code = 200
-            return {"approval": approval_json(row), "run": run_json(run) if run else None}
-        reason = "already decided" if row["status"] == "decided" else "stale: the thread moved on"
-        raise HTTPException(409, f"approval '{approval_id}' is {reason}")
-    decision = body.model_dump()
-    try:
-        check_decision(row["payload"], decision)
-    except ValueError as error:
-        raise HTTPException(422, f"invalid decision: {error}") from None
-    diff, feedback = audit_of(row["payload"], decision)
-    decided = await ctx.db.decide_approval(
-        approval_id,
-        user,
-        decision=decision,
-        diff=diff,
-        feedback=feedback,
-        idempotency_key=idempotency_key,
-    )
-    if decided is None:
-        raise HTTPException(409, f"approval '{approval_id}' was decided meanwhile")
-    request = RunCreate(
-        assistant_id=row["workflow"],
-        command=CommandBody(resume=decision),
-        stream_mode=["values", "updates", "custom"],
-    )
-    try:
-        run = await start_run(ctx, user, row["thread_id"], request, audited=True)
-    except HTTPException:
-        await ctx.db.reopen_approval(approval_id)
-        raise
-    await ctx.db.link_resume_run(approval_id, run["run_id"], user)
-    return {
-        "approval": approval_json({**decided, "resume_run_id": run["run_id"]}),
-        "run": run_json(run),
-    }
+    if row["status"] == "pending":
+        request = RunCreate(
+            assistant_id=row["workflow"],
+            command=CommandBody(resume=body.model_dump()),
+            stream_mode=["values", "updates", "custom"],
+        )
+        try:
+            run = await start_run(
+                ctx, user, row["thread_id"], request, gate=row, idempotency_key=idempotency_key
+            )
+        except HTTPException as error:
+            row = await ctx.db.approval(approval_id, user)
+            if error.status_code != 409 or row is None or row["status"] == "pending":
+                raise
+        else:
+            decided = await ctx.db.approval(approval_id, user)
+            assert decided is not None
+            return {"approval": approval_json(decided), "run": run_json(run)}
+    if idempotency_key and row["idempotency_key"] == idempotency_key:
+        run = await ctx.db.run(row["resume_run_id"], user) if row["resume_run_id"] else None
+        response.status_code = 200
+        return {"approval": approval_json(row), "run": run_json(run) if run else None}
+    reason = "already decided" if row["status"] == "decided" else "stale: the thread moved on"
+    raise HTTPException(409, f"approval '{approval_id}' is {reason}")

@@ -9,6 +9,10 @@ the official client over a real socket on 127.0.0.1::
         ...
         assert server.requests[0]["messages"][-1]["content"] == "..."
 
+Instead of a script, ``responder`` can answer every request (``replay_recordings`` answers as
+the offline sample model does), and ``on_request`` sees each request as it arrives — while
+the client waits for its answer.
+
 ``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
 share words are close), and records the request bodies in ``embedding_requests``.
 """
@@ -22,18 +26,20 @@ import json
 import math
 import re
 import struct
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
-__all__ = ["ErrorReply", "OpenAIServer", "Reply", "run_openai_server"]
+__all__ = ["ErrorReply", "OpenAIServer", "Reply", "replay_recordings", "run_openai_server"]
 
 _PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
@@ -70,6 +76,8 @@ class OpenAIServer:
 
     def __init__(self) -> None:
         self.replies: list[Reply] = []
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -84,10 +92,14 @@ class OpenAIServer:
 
     def take(self, body: dict[str, Any]) -> Reply:
         """Record one request and pop its scripted reply; a 400 says so when none is left."""
+        if self.on_request is not None:
+            self.on_request(body)
         with self._lock:
             self.requests.append(body)
             if self.replies:
                 return self.replies.pop(0)
+            if self.responder is not None:
+                return self.responder(body)
             return ErrorReply(
                 400, f"openai test double: no reply scripted for request {len(self.requests)}"
             )
@@ -172,12 +184,42 @@ def run_openai_server() -> Iterator[OpenAIServer]:
         thread.join()
 
 
+def replay_recordings(recordings: Path, prompts: Path) -> Callable[[dict[str, Any]], Reply]:
+    """A responder that answers as the offline sample model does, over the wire.
+
+    The task is the prompt file (``prompts/<agent>/<task>.md``) whose first line opens the
+    request's system message; the revision is the number of earlier assistant turns.
+    """
+    responses = json.loads(recordings.read_text(encoding="utf-8"))["responses"]
+    openings = {
+        path.read_text(encoding="utf-8").splitlines()[0]: path.stem
+        for path in prompts.glob("*/*.md")
+        if path.stem in responses
+    }
+
+    def respond(body: dict[str, Any]) -> Reply:
+        messages = body.get("messages", [])
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        task = next((t for opening, t in openings.items() if system.startswith(opening)), None)
+        if task is None:
+            return ErrorReply(400, "openai test double: no recording for this prompt")
+        revision = sum(m["role"] == "assistant" for m in messages)
+        return responses[task][min(revision, len(responses[task]) - 1)]
+
+    return respond
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, double: OpenAIServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.double = double
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request (as tests do) is no error of the double's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,171 @@
+"""``kill -9`` of the server inside every agent's draft: every gate still waits for the person.
+
+One production through ``auteur serve``: for each stage, the server is killed while the
+stage is being drafted — while it waits for the model (the kill comes from the model's
+test double as the request arrives) or between two frames or clips — and restarted. The
+restarted server resumes the run; the stage's gate must then be pending, shown once and
+decided only by the person's own request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
+from graphs.base import load_workflow_types
+from tests.doubles.openai_server import OpenAIServer, replay_recordings, run_openai_server
+from tests.servers import auteur_serve, free_port
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+APPROVE = {"decisions": [{"type": "approve"}]}
+STAGES = load_workflow_types().get("full_video")().stages()
+PROMPTS = Path(__file__).parents[2] / "prompts"
+# Where each stage's draft is caught: the model call it waits for, or its first media job.
+LLM_TASKS = {
+    "treatment": "draft_treatments",
+    "script": "draft_script",
+    "master_script": "write_master_script",
+    "assets": "extract_assets",
+    "shots": "list_shots",
+}
+FIRST_JOB = {"frames": "frame 1/", "clips": "clip 1/"}
+
+
+class Killer:
+    """Kills the current server process when a given model task is asked for."""
+
+    def __init__(self, model: OpenAIServer) -> None:
+        self.server: subprocess.Popen[str] | None = None
+        self.task: str | None = None
+        self.killed_in: list[str] = []
+        self._system_openings = {
+            path.read_text().splitlines()[0]: path.stem for path in PROMPTS.glob("*/*.md")
+        }
+        model.on_request = self._on_request
+
+    def _on_request(self, body: dict[str, Any]) -> None:
+        system = next(m["content"] for m in body["messages"] if m["role"] == "system")
+        task = next(t for opening, t in self._system_openings.items() if system.startswith(opening))
+        if self.server is not None and task == self.task:
+            self.task = None
+            self.server.send_signal(signal.SIGKILL)
+            self.killed_in.append(task)
+
+
+@pytest.fixture
+def model() -> Iterator[OpenAIServer]:
+    with run_openai_server() as server:
+        server.responder = replay_recordings(SAMPLE_RECORDINGS, PROMPTS)
+        yield server
+
+
+def _env(database_url: str, model: OpenAIServer) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))},
+        "AUTEUR_DATABASE_URL": database_url,
+        "AUTEUR_DATA_DIR": tempfile.mkdtemp(prefix="auteur-kill-"),
+        "AUTEUR_API_KEYS": json.dumps({"alice-key": "alice"}),
+        "AUTEUR_RUN_LEASE_S": "1",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": model.base_url,
+    }
+
+
+def _approvals(http: httpx.Client, thread_id: str) -> list[dict[str, Any]]:
+    rows = []
+    for status in ("pending", "decided", "stale"):
+        page = http.get("/approvals", params={"status": status, "limit": 200}).json()
+        rows += [a for a in page["items"] if a["thread_id"] == thread_id]
+    return sorted(rows, key=lambda a: a["created_at"])
+
+
+def _pending_gate(http: httpx.Client, thread_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pending = [a for a in _approvals(http, thread_id) if a["status"] == "pending"]
+        if pending:
+            [gate] = pending
+            return gate
+        time.sleep(0.1)
+    raise AssertionError("no gate became pending after the restart")
+
+
+def _kill_at_first_job(
+    server: subprocess.Popen[str], http: httpx.Client, run: dict[str, Any], marker: str
+) -> None:
+    path = f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream"
+    with http.stream("GET", path, headers={"Last-Event-ID": "-1"}) as events:
+        for line in events.iter_lines():
+            if line.startswith("data:") and marker in line:
+                server.send_signal(signal.SIGKILL)
+                return
+    raise AssertionError(f"the run ended before '{marker}'")
+
+
+def _decide(http: httpx.Client, thread_id: str, gate: dict[str, Any], by_queue: bool) -> Any:
+    """Approve ``gate`` through the approval queue or the runs API; the run it starts."""
+    if by_queue:
+        answer = http.post(f"/approvals/{gate['approval_id']}", json=APPROVE)
+        assert answer.status_code == 202, answer.text
+        return answer.json()["run"]
+    body = {"assistant_id": "full_video", "command": {"resume": APPROVE}}
+    answer = http.post(f"/threads/{thread_id}/runs", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_kill_inside_every_draft_leaves_every_gate_to_the_person(
+    database_url: str, model: OpenAIServer
+) -> None:
+    env, port = _env(database_url, model), free_port()
+    killer = Killer(model)
+    http = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": "Bearer alice-key"},
+        timeout=60,
+    )
+    killed_at_job = []
+    with ExitStack() as servers:
+        server = killer.server = servers.enter_context(auteur_serve(env, port))
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        killer.task = LLM_TASKS.get(STAGES[0])
+        body = {"assistant_id": "full_video", "input": SAMPLE}
+        run = http.post(f"/threads/{thread_id}/runs", json=body).json()
+        for index, stage in enumerate(STAGES):
+            if stage in FIRST_JOB:
+                _kill_at_first_job(server, http, run, FIRST_JOB[stage])
+                killed_at_job.append(stage)
+            assert server.wait(timeout=120) == -signal.SIGKILL, f"not killed in {stage}"
+            # the restarted server resumes the cut-off run by itself
+            server = killer.server = servers.enter_context(auteur_serve(env, port))
+            gate = _pending_gate(http, thread_id)
+            assert gate["stage"] == stage
+            state = http.get(f"/threads/{thread_id}/state").json()
+            assert stage not in state["values"]["approved"]
+            assert state["interrupts"][0]["value"]["stage"] == stage
+            killer.task = LLM_TASKS.get(STAGES[index + 1]) if index + 1 < len(STAGES) else None
+            run = _decide(http, thread_id, gate, by_queue=index % 2 == 1)
+        http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
+        final = http.get(f"/threads/{thread_id}/state").json()
+        approvals = _approvals(http, thread_id)
+    assert killer.killed_in == list(LLM_TASKS.values())
+    assert killed_at_job == list(FIRST_JOB)
+    assert [(a["stage"], a["status"], a["decided_by"]) for a in approvals] == [
+        (stage, "decided", "alice") for stage in STAGES
+    ]
+    assert final["values"]["approved"] == STAGES
+    assert "video" in final["values"]

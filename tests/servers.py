@@ -1,0 +1,50 @@
+"""Real ``auteur`` server processes for tests that kill, restart and signal them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+AUTEUR = str(Path(sys.executable).parent / "auteur")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def auteur_serve(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[str]]:
+    """``auteur serve`` in its own process, ready to answer."""
+    server = subprocess.Popen(
+        [AUTEUR, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            output = server.stdout.read() if server.stdout else ""
+            raise RuntimeError(f"auteur serve did not start:\n{output}")
+        time.sleep(0.1)
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
