@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import HTTPException, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
 from api.context import ApiContext
 from api.db import TERMINAL_RUN_STATUSES, dumps
 from api.events import wait_for
-from api.schemas import THREAD_ID_PATTERN, RunCreate
+from api.schemas import THREAD_ID_PATTERN, RunCreate, valid_config
 from api.wire import assistant_id_of
 from graphs.base import WorkflowInput
 
@@ -91,7 +91,7 @@ async def start_run(
     kwargs = {
         "input": body.input,
         "command": body.command.model_dump(exclude_none=True) if body.command else None,
-        "config": body.config or {},
+        "config": body.config.model_dump(exclude_none=True) if body.config else {},
         "context": body.context or {},
         "stream_mode": body.modes(),
         "stream_subgraphs": body.stream_subgraphs,
@@ -163,7 +163,8 @@ def _validate_payload(body: RunCreate, thread: dict[str, Any]) -> None:
     if body.input is not None:
         try:
             _workflow_input.validate_python(body.input)
-        except ValidationError as error:
+            valid_config(body.input.get("config", {}))
+        except ValueError as error:  # pydantic's ValidationError is one
             raise HTTPException(422, f"invalid workflow input: {error}") from None
     if body.command is not None and body.command.resume is not None:
         gates = [i["value"] for items in (thread["interrupts"] or {}).values() for i in items]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
+from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.db import dumps
 from api.events import wait_for
@@ -16,7 +17,7 @@ from api.launch import HEARTBEAT_S, audit_of, start_run
 from api.schemas import MAX_OFFSET, ApprovalDecision, CommandBody, RunCreate
 from api.wire import run_json
 
-router = APIRouter(prefix="/approvals", tags=["approvals"])
+router = APIRouter(prefix="/approvals", tags=["approvals"], route_class=StrictJsonRoute)
 
 Page = Annotated[int, Query(ge=1, le=200)]
 

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body import StrictJsonRoute
 from api.context import Ctx, User
 from tools.comfy import ComfyError, ComfyJobFailed
 from tools.comfy_tools import workflow_tool
 from tools.embeddings import EmbeddingsUnavailable
 from tools.workflows import WorkflowError, WorkflowInput, WorkflowOutput, WorkflowSpec
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(prefix="/workflows", tags=["workflows"], route_class=StrictJsonRoute)
 
 WorkflowName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")]
 
