@@ -134,7 +134,12 @@ async def run(name: WorkflowName, body: WorkflowRunRequest, ctx: Ctx, user: User
         if item.type in ("image", "mask") and value is not None:
             await _check_owned(ctx, user, key, value)
     files = ctx.services.context.files
-    tool = workflow_tool(spec, ctx.services.context.backend, files)
+    tool = workflow_tool(
+        spec,
+        ctx.services.context.backend,
+        files,
+        max_output_pixels=ctx.settings.max_output_pixels,
+    )
     try:
         result = await tool.ainvoke(body.inputs)
     except ValueError as error:  # pydantic's ValidationError too: a value out of its limits
