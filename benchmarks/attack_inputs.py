@@ -23,8 +23,8 @@ server's ``/openapi.json`` and fires at them:
 
 It prints the answers by status class (the goal: no 5xx, none without an answer) and lists
 any 5xx. Then the latency of a small request (``GET /threads/{id}``) alone (baseline) and
-while two other clients keep sending large bodies: 3.8 MB of 1.3M JSON values (parsed,
-then refused), a valid 3.9 MB body, and 14 MB of 1M keys (refused by its length), as
+while two other clients keep sending large bodies: 3.8 MB of 1.3M JSON values (refused
+before parsing), a valid 3.9 MB body, and 14 MB of 1M keys (refused by its length), as
 p50/p95 and their ratio to the baseline.
 """
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         huge = json.dumps({f"k{i}": 0 for i in range(1_000_000)}).encode()
         baseline = latencies(server, small, args.samples)
         loads = {
-            f"{len(rejected) / 1e6:.1f} MB of 1.3M values (refused after parsing)": (
+            f"{len(rejected) / 1e6:.1f} MB of 1.3M values (refused unparsed)": (
                 rejected,
                 "/threads/count",
             ),
