@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.body import BodyLimit
 from api.context import ApiContext
 from api.db import Database
 from api.events import EventHub
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
     )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

@@ -109,7 +109,13 @@ async def _run_workflow(settings: Settings, name: str, assignments: list[str]) -
         async def progress(message: str) -> None:
             out.print(f"  {message}")
 
-        tool = workflow_tool(spec, backend, files, on_progress=progress)
+        tool = workflow_tool(
+            spec,
+            backend,
+            files,
+            on_progress=progress,
+            max_output_pixels=settings.max_output_pixels,
+        )
         result = await tool.ainvoke(values)
     table = Table("output", "kind", "stored at")
     for output in result["outputs"]:

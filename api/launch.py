@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
@@ -26,7 +26,7 @@ from api.db import (
     dumps,
 )
 from api.events import wait_for
-from api.schemas import THREAD_ID_PATTERN, RunCreate
+from api.schemas import THREAD_ID_PATTERN, RunCreate, valid_config
 from api.wire import assistant_id_of
 from graphs.base import WorkflowInput
 
@@ -110,7 +110,7 @@ async def start_run(
     kwargs = {
         "input": body.input,
         "command": command,
-        "config": body.config or {},
+        "config": body.config.model_dump(exclude_none=True) if body.config else {},
         "context": body.context or {},
         "stream_mode": body.modes(),
         "stream_subgraphs": body.stream_subgraphs,
@@ -222,7 +222,8 @@ def _validate_input(body: RunCreate) -> None:
     if body.input is not None:
         try:
             _workflow_input.validate_python(body.input)
-        except ValidationError as error:
+            valid_config(body.input.get("config", {}))
+        except ValueError as error:  # pydantic's ValidationError is one
             raise HTTPException(422, f"invalid workflow input: {error}") from None
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "FileUpload",
     "ProjectCreate",
     "ProjectUpdate",
+    "RunConfig",
     "RunCreate",
     "ThreadCount",
     "ThreadCreate",
@@ -106,10 +107,22 @@ class ThreadStateUpdate(_Body):
 
 
 class ThreadHistory(_Body):
-    """``POST /threads/{id}/history``."""
+    """``POST /threads/{id}/history``; ``before`` is a checkpoint id or a checkpoint (config)."""
 
     limit: int = Field(10, ge=1, le=1000)
     before: str | dict[str, Any] | None = None
+
+    @field_validator("before")
+    @classmethod
+    def _checkpoint_id(cls, before: str | dict[str, Any] | None) -> str | None:
+        """The checkpoint id ``before`` names, from ``{"configurable": {...}}`` or the dict."""
+        if not isinstance(before, dict):
+            return before
+        checkpoint = before.get("configurable") or before
+        checkpoint_id = checkpoint.get("checkpoint_id") if isinstance(checkpoint, dict) else None
+        if checkpoint_id is not None and not isinstance(checkpoint_id, str):
+            raise ValueError(f"checkpoint_id must be a string, not {checkpoint_id!r}")
+        return checkpoint_id
 
 
 class CommandBody(_Body):
@@ -120,13 +133,40 @@ class CommandBody(_Body):
     goto: str | list[str] | None = None
 
 
+class Configurable(BaseModel):
+    """``config.configurable``: what the service reads there (it sets the rest itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thread_id: str | None = None
+    checkpoint_ns: str | None = None
+    checkpoint_id: str | None = None
+
+
+class RunConfig(BaseModel):
+    """A run's ``config``: the JSON keys of LangChain's ``RunnableConfig``.
+
+    The SDK's ``Config`` sends ``tags``, ``recursion_limit`` and ``configurable``; any other
+    key is refused naming it, rather than accepted and failing (or ignored) in the run.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    run_name: str | None = None
+    max_concurrency: int | None = Field(None, ge=1)
+    recursion_limit: int | None = Field(None, ge=1)
+    configurable: Configurable | None = None
+
+
 class RunCreate(_Body):
     """The body of every run-creating route."""
 
     assistant_id: str = Field(min_length=1, max_length=200)
     input: dict[str, Any] | None = None
     command: CommandBody | None = None
-    config: dict[str, Any] | None = None
+    config: RunConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     stream_mode: StreamMode | list[StreamMode] = "values"
@@ -176,8 +216,7 @@ class FileUpload(_Body):
 
     data_url: str = Field(
         pattern=r"^data:image/png;base64,[A-Za-z0-9+/=]+$",
-        max_length=16_000_000,
-        description="data:image/png;base64,…",
+        description="data:image/png;base64,… (bounded by the body limit, AUTEUR_MAX_BODY_BYTES)",
     )
 
 

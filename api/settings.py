@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8123, ge=0, le=65535)
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body accepted (413 beyond it). The largest legit "
+        "bodies are an edited artifact at a gate and an inpainting mask posted to /files as a "
+        "PNG data: URL, both well under a megabyte.",
+    )
+    max_output_pixels: int = Field(
+        7680 * 4320,
+        ge=1,
+        description="The largest image a workflow run requested through the API or the CLI "
+        "may make (8K UHD by default); a request for more is refused before any job is sent.",
+    )
     worker_concurrency: int = Field(32, ge=1, description="Runs one process executes at once.")
     run_lease_s: float = Field(
         30, gt=0, description="A crashed worker's run is picked up again after this long."

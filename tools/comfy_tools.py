@@ -381,11 +381,14 @@ def workflow_tool(
     *,
     label: str | None = None,
     on_progress: OnProgress | None = None,
+    max_output_pixels: int | None = None,
 ) -> StructuredTool:
     """A LangChain tool running ``spec`` on ``backend``; outputs land in ``files``.
 
     The tool answers ``{"workflow", "version", "outputs": [MediaFile + node, kind],
-    "gpu_seconds", "server"}``.
+    "gpu_seconds", "server"}``. With ``max_output_pixels``, a call whose image would be
+    larger (by the workflow's ``output_scale``) raises ValueError and sends no job: the
+    caller, not the workflow, chose its arguments.
     """
     schema = args_schema(spec)
 
@@ -394,6 +397,8 @@ def workflow_tool(
         for name, item in spec.inputs.items():
             if item.type in ("image", "mask") and name in values:
                 values[name] = files.read(values[name])
+        if max_output_pixels is not None and spec.output_scale is not None:
+            _check_output_size(spec, values, max_output_pixels)
         result = await backend.run_workflow(
             spec, values, label=label or spec.name, on_progress=on_progress
         )
@@ -416,6 +421,23 @@ def workflow_tool(
     return StructuredTool.from_function(
         coroutine=run, name=spec.name, description=spec.description, args_schema=schema
     )
+
+
+def _check_output_size(spec: WorkflowSpec, values: dict[str, Any], limit: int) -> None:
+    assert spec.output_scale is not None
+    source = spec.output_scale.of
+    try:
+        with Image.open(io.BytesIO(values[source])) as image:
+            size = image.size
+    except OSError:
+        raise ValueError(f"input '{source}' of {spec.name} is not an image") from None
+    width, height = spec.output_size(size, values)
+    if width * height > limit:
+        raise ValueError(
+            f"{spec.name} would make a {width}x{height} image ({width * height} pixels) from "
+            f"the {size[0]}x{size[1]} '{source}'; at most {limit} pixels are allowed "
+            "(AUTEUR_MAX_OUTPUT_PIXELS)"
+        )
 
 
 async def pick_workflow(

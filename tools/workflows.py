@@ -18,6 +18,12 @@ Example metadata::
       references: {node: "2", field: image, type: image}
     outputs:
       - {node: "12", kind: image, description: the keyframe}
+
+A workflow whose output size follows from an input image declares how, so a request that
+would make an oversized image is refused before any job is sent (see
+:meth:`WorkflowSpec.output_size`)::
+
+    output_scale: {of: image, by: [4, scale_by]}   # the 4x model, then the scale_by input
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 __all__ = [
     "COMFY_WORKFLOWS",
     "InputType",
+    "OutputScale",
     "WorkflowError",
     "WorkflowInput",
     "WorkflowOutput",
@@ -112,6 +119,16 @@ class WorkflowOutput(_Meta):
     description: str = ""
 
 
+class OutputScale(_Meta):
+    """The output's width and height: those of the input image ``of`` times every factor.
+
+    A factor is a number, or the name of a number input (its value, else its default).
+    """
+
+    of: str
+    by: list[float | str] = Field(min_length=1)
+
+
 class _Metadata(_Meta):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str = Field(min_length=1)
@@ -119,6 +136,7 @@ class _Metadata(_Meta):
     tags: list[str] = Field(default_factory=list)
     inputs: dict[str, WorkflowInput] = Field(default_factory=dict)
     outputs: list[WorkflowOutput] = Field(min_length=1)
+    output_scale: OutputScale | None = None
 
 
 class WorkflowSpec(_Metadata):
@@ -139,6 +157,17 @@ class WorkflowSpec(_Metadata):
         return (
             f"{words}. {self.description} Category: {self.category}. Tags: {', '.join(self.tags)}."
         )
+
+    def output_size(self, image: tuple[int, int], values: dict[str, Any]) -> tuple[int, int]:
+        """The output's (width, height) for an input image of size ``image`` and ``values``.
+
+        Only for a workflow with an ``output_scale``; ComfyUI rounds the scaled sides.
+        """
+        assert self.output_scale is not None
+        factor = 1.0
+        for by in self.output_scale.by:
+            factor *= by if not isinstance(by, str) else values.get(by, self.inputs[by].default)
+        return round(image[0] * factor), round(image[1] * factor)
 
     def class_types(self) -> set[str]:
         """Every node class the graph uses."""
@@ -251,6 +280,22 @@ def _check_mapping(path: Path, spec: WorkflowSpec) -> None:
     for output in spec.outputs:
         if output.node not in spec.graph:
             raise WorkflowError(f"{path}: output node {output.node!r} is not in the JSON")
+    if spec.output_scale is not None:
+        _check_output_scale(path, spec, spec.output_scale)
+
+
+def _check_output_scale(path: Path, spec: WorkflowSpec, scale: OutputScale) -> None:
+    image = spec.inputs.get(scale.of)
+    if image is None or image.type not in ("image", "mask"):
+        raise WorkflowError(f"{path}: output_scale.of '{scale.of}' is not an image input")
+    for by in scale.by:
+        if not isinstance(by, str):
+            continue
+        factor = spec.inputs.get(by)
+        if factor is None or factor.type not in ("int", "float") or factor.default is None:
+            raise WorkflowError(
+                f"{path}: output_scale.by '{by}' is not a number input with a default"
+            )
 
 
 def validate_against_object_info(spec: WorkflowSpec, object_info: dict[str, Any]) -> None:

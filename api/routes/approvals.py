@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.db import dumps
 from api.events import wait_for
@@ -15,7 +16,7 @@ from api.launch import HEARTBEAT_S, start_run
 from api.schemas import MAX_OFFSET, ApprovalDecision, CommandBody, RunCreate
 from api.wire import run_json
 
-router = APIRouter(prefix="/approvals", tags=["approvals"])
+router = APIRouter(prefix="/approvals", tags=["approvals"], route_class=StrictJsonRoute)
 
 Page = Annotated[int, Query(ge=1, le=200)]
 

@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from api.body import StrictJsonRoute
 from api.context import Ctx, User
 from api.launch import resolve_workflow
 from api.schemas import AssistantSearch
 from api.wire import assistant_json
 
-router = APIRouter(prefix="/assistants", tags=["assistants"])
+router = APIRouter(prefix="/assistants", tags=["assistants"], route_class=StrictJsonRoute)
 _STARTED = datetime.now(UTC).isoformat()
 
 

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import StreamingResponse
 
+from api.body import StrictJsonRoute
 from api.context import Ctx, User
 from api.schemas import FileUpload
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], route_class=StrictJsonRoute)
 
 FileKey = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.[a-z0-9]{1,8}$")]
 

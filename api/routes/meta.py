@@ -8,10 +8,11 @@ from typing import Any
 import langgraph.version
 from fastapi import APIRouter
 
+from api.body import StrictJsonRoute
 from api.context import Ctx
 from api.settings import SAMPLE_INPUT
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], route_class=StrictJsonRoute)
 
 
 @router.get("/ok")

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from api.body import StrictJsonRoute
 from api.context import Ctx, User
 from api.db import dumps
 from api.schemas import MAX_OFFSET, ProjectCreate, ProjectUpdate, valid_config
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix="/projects", tags=["projects"], route_class=StrictJsonRoute)
 
 _PROJECT_COLUMNS = "project_id, name, brief, config, created_at, updated_at"
 

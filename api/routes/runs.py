@@ -9,13 +9,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
+from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.launch import final_values, last_event_id, start_run, stream_run
 from api.routes.threads import owned_thread
 from api.schemas import MAX_OFFSET, RunCreate
 from api.wire import run_json
 
-router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"])
+router = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"], route_class=StrictJsonRoute)
 
 
 def _path(run: dict[str, Any]) -> str:

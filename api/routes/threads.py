@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from langgraph.errors import InvalidUpdateError
 
+from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.executor import interrupts_of, thread_status_of
 from api.schemas import (
@@ -20,7 +21,7 @@ from api.schemas import (
 )
 from api.wire import state_json, thread_json
 
-router = APIRouter(prefix="/threads", tags=["threads"])
+router = APIRouter(prefix="/threads", tags=["threads"], route_class=StrictJsonRoute)
 
 _EMPTY_STATE: dict[str, Any] = {
     "values": {},
@@ -219,8 +220,6 @@ async def _history(
     if thread["workflow"] is None:
         return []
     before = body.before
-    if isinstance(before, dict):
-        before = (before.get("configurable") or before).get("checkpoint_id")
     graph = ctx.services.graph(thread["workflow"])
     return [
         state_json(snapshot)

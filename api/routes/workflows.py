@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body import StrictJsonRoute
 from api.context import Ctx, User
 from tools.comfy import ComfyError, ComfyJobFailed
 from tools.comfy_tools import workflow_tool
 from tools.embeddings import EmbeddingsUnavailable
 from tools.workflows import WorkflowError, WorkflowInput, WorkflowOutput, WorkflowSpec
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(prefix="/workflows", tags=["workflows"], route_class=StrictJsonRoute)
 
 WorkflowName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")]
 
@@ -133,7 +134,12 @@ async def run(name: WorkflowName, body: WorkflowRunRequest, ctx: Ctx, user: User
         if item.type in ("image", "mask") and value is not None:
             await _check_owned(ctx, user, key, value)
     files = ctx.services.context.files
-    tool = workflow_tool(spec, ctx.services.context.backend, files)
+    tool = workflow_tool(
+        spec,
+        ctx.services.context.backend,
+        files,
+        max_output_pixels=ctx.settings.max_output_pixels,
+    )
     try:
         result = await tool.ainvoke(body.inputs)
     except ValueError as error:  # pydantic's ValidationError too: a value out of its limits

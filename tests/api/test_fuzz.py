@@ -278,14 +278,20 @@ def api_schema(api_url: str, seeded: dict[str, Any]) -> schemathesis.BaseSchema:
     return schema
 
 
-def _operations() -> list[str]:
-    """Every operation the app serves, as ``METHOD /path`` (read offline, for the test ids)."""
+def _served_paths() -> dict[str, dict[str, Any]]:
+    """The app's OpenAPI paths (read offline, for the test ids)."""
     app = create_app(Settings(api_keys=KEYS, database_url="postgresql://offline"))
-    paths = app.openapi()["paths"]
-    return [f"{method.upper()} {path}" for path, methods in paths.items() for method in methods]
+    return app.openapi()["paths"]
 
 
-OPERATIONS = _operations()
+PATHS = _served_paths()
+OPERATIONS = [f"{method.upper()} {path}" for path, methods in PATHS.items() for method in methods]
+JSON_OPERATIONS = [
+    f"{method.upper()} {path}"
+    for path, methods in PATHS.items()
+    for method, operation in methods.items()
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+]
 
 
 def test_every_served_operation_is_fuzzed(api_schema: schemathesis.BaseSchema) -> None:
@@ -560,3 +566,218 @@ def test_inputs_the_fuzzer_found_get_no_5xx(
     if response.status_code >= 400:
         assert isinstance(response.json()["detail"], str)
     assert not logged
+
+
+# -- hostile bodies: refused at the edge, on every route that takes JSON ----------------------
+#
+# Postgres refuses NaN, infinities and lone surrogates in jsonb: each made a 500 wherever a
+# body is stored or queried. The routes come from the app's OpenAPI, so a new route that
+# takes JSON is attacked without editing this list.
+
+UNSTORABLE = {
+    "nan": (b"NaN", "JSON numbers must be finite"),
+    "infinity": (b"Infinity", "JSON numbers must be finite"),
+    "minus-infinity": (b"-Infinity", "JSON numbers must be finite"),
+    "overflowing-float": (b"1e999", "JSON numbers must be finite"),
+    "lone-surrogate": (b'"\\ud800"', "strings must be valid Unicode (lone surrogate \\ud800"),
+}
+JSON_HEADERS = {**ALICE, "content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def attacked(api_url: str, seeded: dict[str, Any]) -> dict[str, str]:
+    """Path parameters for the attacks: a thread of their own at its first gate, its approval."""
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=120) as alice:
+        thread = _ok(alice.post("/threads", json={}))["thread_id"]
+        run = {"assistant_id": WORKFLOW, "input": json.loads(SAMPLE_INPUT.read_text())}
+        values = _ok(alice.post(_path("threads", thread, "runs", "wait"), json=run))
+        assert "__interrupt__" in values, values
+        [approval] = [
+            item["approval_id"]
+            for item in _ok(alice.get("/approvals", params={"limit": 200}))["items"]
+            if item["thread_id"] == thread
+        ]
+    return {
+        "thread_id": thread,
+        "approval_id": approval,
+        "project_id": seeded["named"]["project"],
+        "name": "upscale_image",
+    }
+
+
+def _send(api_url: str, label: str, ids: dict[str, str], content: Any) -> httpx.Response:
+    """``label``'s request with a raw body; its path parameters are ``ids``."""
+    method, path = label.split(" ", 1)
+    path = path.format(**{name: quote(value, safe="") for name, value in ids.items()})
+    with httpx.Client(base_url=api_url, timeout=TIMEOUT_S) as client:
+        return client.request(method, path, content=content, headers=JSON_HEADERS)
+
+
+def test_json_operations_are_found() -> None:
+    assert {"POST /threads", "POST /threads/{thread_id}/runs/wait", "POST /files"} <= set(
+        JSON_OPERATIONS
+    )
+
+
+@pytest.mark.parametrize("attack", UNSTORABLE)
+@pytest.mark.parametrize("label", JSON_OPERATIONS)
+def test_unstorable_json_is_a_422_on_every_route(
+    api_url: str, attacked: dict[str, str], server_errors: _ErrorLog, label: str, attack: str
+) -> None:
+    value, message = UNSTORABLE[attack]
+    # Where each route stores or searches free-form JSON; unknown keys are ignored or refused.
+    body = b'{"metadata": {"k": %s}, "config": {"k": %s}, "inputs": {"k": %s}}' % ((value,) * 3)
+
+    response = _send(api_url, label, attacked, body)
+
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert not server_errors.take(wait_s=0.1)
+
+
+def test_the_gate_is_still_usable_after_hostile_bodies(
+    api_url: str, attacked: dict[str, str], server_errors: _ErrorLog
+) -> None:
+    for label in JSON_OPERATIONS:
+        assert _send(api_url, label, attacked, b'{"metadata": {"k": NaN}}').status_code == 422
+    thread = attacked["thread_id"]
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=120) as alice:
+        assert _ok(alice.get(_path("threads", thread)))["status"] == "interrupted"
+        decided = alice.post(_path("approvals", attacked["approval_id"]), json=APPROVE)
+        assert decided.status_code == 202, decided.text
+        run = decided.json()["run"]["run_id"]
+        values = _ok(alice.get(_path("threads", thread, "runs", run, "join")))
+    assert "__interrupt__" in values, values  # on to the next gate
+    assert not server_errors.take(wait_s=0.1)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"[" * 65 + b"]" * 65, "nested more than 64 levels", id="deep"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested more than 64 levels", id="deepest"),
+        pytest.param(
+            json.dumps({"metadata": {f"k{i}": i for i in range(1001)}}).encode(),
+            "metadata has 1001 keys; an object may have at most 1000",
+            id="too-many-keys",
+        ),
+        pytest.param(
+            json.dumps({"metadata": {"k": [0] * 100_001}}).encode(),
+            "more than 100000 JSON values",
+            id="too-many-values",
+        ),
+        pytest.param(  # refused before it is parsed
+            json.dumps({"metadata": {"k": [""] * 300_000}}).encode(),
+            "more than 100000 JSON values",
+            id="far-too-many-values",
+        ),
+        pytest.param(b'{"metadata": {"k": 1' + b"0" * 5000 + b"}}", "digits", id="huge-integer"),
+    ],
+)
+def test_unbounded_json_is_a_422(
+    api_url: str, server_errors: _ErrorLog, body: bytes, message: str
+) -> None:
+    with httpx.Client(base_url=api_url, headers=JSON_HEADERS, timeout=TIMEOUT_S) as client:
+        response = client.post("/threads", content=body)
+
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert not server_errors.take(wait_s=0.1)
+
+
+def _chunks(body: bytes) -> Iterator[bytes]:
+    for start in range(0, len(body), 1 << 20):
+        yield body[start : start + (1 << 20)]
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_a_413(
+    api_url: str, server_errors: _ErrorLog, sized: bool
+) -> None:
+    limit = Settings().max_body_bytes
+    body = json.dumps({"metadata": {"blob": "x" * limit}}).encode()
+    with httpx.Client(base_url=api_url, headers=JSON_HEADERS, timeout=TIMEOUT_S) as client:
+        response = client.post("/threads", content=body if sized else _chunks(body))
+
+    assert response.status_code == 413, response.text
+    assert f"limit of {limit} bytes" in response.json()["detail"]
+    assert not server_errors.take(wait_s=0.1)
+
+
+def test_a_large_body_under_the_limit_is_accepted(api_url: str) -> None:
+    # Commas, quotes and backslashes in strings are no JSON values: far more than the
+    # bound of values here, and still accepted.
+    blob = 'scene, "shot", \\ ' * (Settings().max_body_bytes // 40)
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        created = _ok(client.post("/threads", json={"metadata": {"blob": blob}}))
+
+    assert created["metadata"]["blob"] == blob
+
+
+@pytest.mark.parametrize(
+    "before",
+    [{"checkpoint_id": 5}, {"configurable": {"checkpoint_id": 5}}, {"checkpoint_id": ["x"]}],
+)
+def test_a_history_before_a_non_string_checkpoint_is_a_422(
+    api_url: str, seeded: dict[str, Any], server_errors: _ErrorLog, before: dict[str, Any]
+) -> None:
+    path = _path("threads", seeded["named"]["gated"], "history")
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        response = client.post(path, json={"before": before})
+        by_id = client.get(path, params={"before": "5"})
+
+    assert response.status_code == 422, response.text
+    assert "checkpoint_id must be a string" in response.json()["detail"]
+    assert by_id.status_code == 200, by_id.text  # an id in the query is always a string
+    assert not server_errors.take(wait_s=0.1)
+
+
+@pytest.mark.parametrize(
+    ("run", "key"),
+    [
+        pytest.param({"config": {"configurable": {}, "bogus": 1}}, "config.bogus", id="config"),
+        pytest.param(
+            {"config": {"configurable": {"model": "gpt-5"}}},
+            "config.configurable.model",
+            id="configurable",
+        ),
+        pytest.param(
+            {"input": {"brief": "b", "config": {"bogus": 1}}}, "bogus", id="project-config"
+        ),
+        pytest.param(
+            {"input": {"brief": "b", "config": {"format": {"fsp": 24}}}},
+            "format.fsp",
+            id="project-format",
+        ),
+    ],
+)
+def test_unknown_run_configuration_keys_are_a_422_naming_them(
+    api_url: str, server_errors: _ErrorLog, run: dict[str, Any], key: str
+) -> None:
+    thread = _path("threads", uuid.uuid4().hex, "runs")
+    body = {"assistant_id": WORKFLOW, "if_not_exists": "create", **run}
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        response = client.post(thread, json=body)
+
+    assert response.status_code == 422, response.text
+    assert key in response.json()["detail"]
+    assert not server_errors.take(wait_s=0.1)
+
+
+def test_the_agent_servers_config_keys_are_accepted(api_url: str) -> None:
+    config = {
+        "tags": ["fuzz"],
+        "recursion_limit": 50,
+        "metadata": {"source": "test"},
+        "run_name": "accepted",
+        "max_concurrency": 4,
+        "configurable": {"thread_id": "ignored", "checkpoint_ns": ""},
+    }
+    body = {"assistant_id": WORKFLOW, "if_not_exists": "create", "config": config}
+    with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        thread = uuid.uuid4().hex
+        run = _ok(client.post(_path("threads", thread, "runs"), json=body))
+        # No input and no command: the run fails at once; join so no run is left going.
+        _ok(client.get(_path("threads", thread, "runs", run["run_id"], "join")))
+
+    assert run["status"] == "pending"

@@ -179,6 +179,7 @@ def test_a_run_goes_through_comfyui_and_its_outputs_are_served_from_s3(
     [
         ({"scale_by": 0.5}, "image"),  # a required input missing
         ({"image": "IMAGE", "scale_by": 100}, "scale_by"),  # above its maximum
+        ({"image": "IMAGE", "scale_by": 8}, "scale_by"),  # x32 overall: above it too
         ({"image": "IMAGE", "colour": "red"}, "colour"),  # not an input of the workflow
         ({"image": "0" * 64 + ".png"}, "your files"),  # nobody's file
         ({"image": ["not", "a", "key"]}, "your files"),
@@ -195,6 +196,22 @@ def test_bad_run_inputs_get_422_and_submit_nothing(
 
     assert response.status_code == 422, response.text
     assert message in response.json()["detail"]
+    assert comfy.jobs == jobs
+
+
+def test_an_image_over_the_pixel_cap_is_a_422_and_submits_nothing(
+    http: httpx.Client, comfy: ComfyServer
+) -> None:
+    image = _upload(http, _png((2560, 1440), (10, 10, 10)))
+    jobs = comfy.jobs
+
+    response = http.post(
+        "/workflows/upscale_image/runs", json={"inputs": {"image": image, "scale_by": 1}}
+    )
+
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "10240x5760" in detail and "AUTEUR_MAX_OUTPUT_PIXELS" in detail
     assert comfy.jobs == jobs
 
 

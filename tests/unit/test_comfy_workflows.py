@@ -102,6 +102,8 @@ def test_broken_json_names_the_file(tmp_path: Path, content: str, problem: str) 
         ("default: 0.5", "default: 9.0", "above the maximum"),
         ("outputs:", "extras: 1\noutputs:", "extra"),
         ("name: upscale_image", "name: Upscale Image", "name"),
+        ("of: image", "of: scale_by", "output_scale.of 'scale_by' is not an image input"),
+        ("by: [4, scale_by]", "by: [4, seed]", "output_scale.by 'seed' is not a number input"),
     ],
 )
 def test_invalid_metadata_names_the_file(tmp_path: Path, old: str, new: str, problem: str) -> None:
@@ -113,6 +115,14 @@ def test_invalid_metadata_names_the_file(tmp_path: Path, old: str, new: str, pro
     with pytest.raises(WorkflowError, match=problem) as caught:
         load_workflows(folder)
     assert "upscale_image.yaml" in str(caught.value)
+
+
+def test_output_size_follows_the_declared_scale() -> None:
+    upscale = load_workflows()["upscale_image"]
+
+    assert upscale.output_size((320, 180), {}) == (640, 360)  # 4x, then the default 0.5
+    assert upscale.output_size((320, 180), {"scale_by": 1}) == (1280, 720)
+    assert upscale.output_size((101, 51), {"scale_by": 0.25}) == (101, 51)
 
 
 def test_unreadable_yaml_names_the_file(tmp_path: Path) -> None:
@@ -162,9 +172,10 @@ def test_object_info_check_refuses_unknown_nodes_and_fields(tmp_path: Path) -> N
 def test_object_info_check_refuses_a_type_mismatch(tmp_path: Path) -> None:
     folder = _copy(tmp_path, "upscale_image")
     meta = folder / "upscale_image.yaml"
+    text = meta.read_text().replace("output_scale: {of: image, by: [4, scale_by]}", "")
     meta.write_text(
-        meta.read_text().replace(
-            "type: float, default: 0.5, minimum: 0.01, maximum: 8", "type: string, default: 'x'"
+        text.replace(
+            "type: float, default: 0.5, minimum: 0.01, maximum: 1", "type: string, default: 'x'"
         )
     )
 
@@ -175,7 +186,7 @@ def test_object_info_check_refuses_a_type_mismatch(tmp_path: Path) -> None:
 def test_object_info_check_refuses_limits_beyond_the_node(tmp_path: Path) -> None:
     folder = _copy(tmp_path, "upscale_image")
     meta = folder / "upscale_image.yaml"
-    meta.write_text(meta.read_text().replace("maximum: 8,", "maximum: 80,"))
+    meta.write_text(meta.read_text().replace("maximum: 1,", "maximum: 80,"))
 
     with pytest.raises(WorkflowError, match=r"maximum 80\.0 is outside"):
         load_workflows(folder, object_info=recorded_object_info())
