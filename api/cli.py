@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,21 @@ out = Console(highlight=False, soft_wrap=True)
 AutoApprove = Annotated[
     bool, typer.Option("--auto-approve", help="Approve every gate without asking.")
 ]
+
+
+@app.callback()
+def _stop_cleanly_on_signals() -> None:
+    # SIGTERM and SIGHUP kill Python without running its exit handlers, among them
+    # pgserver's release of this process's handle on the embedded Postgres (the last user
+    # stops it). As a SystemExit they unwind like Ctrl-C: open services close, the handle
+    # is released. `auteur serve` shuts down gracefully first: uvicorn handles SIGTERM while
+    # it serves, then raises it again, into this handler.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class GateDeferred(Exception):
