@@ -16,7 +16,13 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import PoolTimeout
 
-__all__ = ["DatabaseUnavailable", "ExpectedFailure", "database_unreachable", "failure_line"]
+__all__ = [
+    "DatabaseUnavailable",
+    "ExpectedFailure",
+    "database_unreachable",
+    "failure_line",
+    "first_line",
+]
 
 # SQLSTATE classes of a lost server: 08 connection exception, 57P01-03 shutdown or starting.
 _LOST_SERVER_STATES = ("08", "57P01", "57P02", "57P03")
@@ -44,6 +50,10 @@ def failure_line(error: BaseException) -> str | None:
     if isinstance(error, ExpectedFailure):
         return str(error)
     if database_unreachable(error):
-        reason = str(error).strip().splitlines()
-        return "database unavailable" + (f": {reason[0]}" if reason else "")
+        return f"database unavailable ({first_line(error)})"
     return None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
