@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -36,6 +37,7 @@ from api.routes import (
 )
 from api.runs import open_services
 from api.settings import Settings
+from tools.errors import DatabaseUnavailable, database_unreachable, first_line
 
 __all__ = ["WEB_CLIENT", "create_app"]
 
@@ -98,6 +100,18 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["content-location", "location", "x-pagination-total", "x-pagination-next"],
     )
+
+    @app.exception_handler(psycopg.Error)
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
+        if not database_unreachable(error):
+            raise error  # a query the database refused: a bug, with its traceback
+        detail = (
+            str(error)
+            if isinstance(error, DatabaseUnavailable)
+            else f"database unavailable, retrying ({first_line(error)})"
+        )
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

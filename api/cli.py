@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from langgraph.types import Command
 from rich.console import Console
+from rich.markup import escape
 
 from api import console as show
 from api.cli_prompts import prompts_app
@@ -21,8 +23,7 @@ from api.runs import RunStop, Services, open_services
 from api.settings import SAMPLE_INPUT, Settings
 from evals.cli import eval_app
 from tools import ledger, tracing
-from tools.llm import LLMError
-from tools.plugins import PluginError
+from tools.errors import failure_line
 
 app = typer.Typer(
     help="Auteur: production agents with approval gates, from brief to video.",
@@ -39,17 +40,32 @@ AutoApprove = Annotated[
 ]
 
 
+@app.callback()
+def _stop_cleanly_on_signals() -> None:
+    # SIGTERM and SIGHUP kill Python without running its exit handlers, among them
+    # pgserver's release of this process's handle on the embedded Postgres (the last user
+    # stops it). As a SystemExit they unwind like Ctrl-C: open services close, the handle
+    # is released. `auteur serve` shuts down gracefully first: uvicorn handles SIGTERM while
+    # it serves, then raises it again, into this handler.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 class GateDeferred(Exception):
     """The run stopped at a gate nobody can answer here; it waits for ``auteur resume``."""
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a command; an expected failure (a service down, a bad id) is one line, exit 1."""
     try:
         asyncio.run(coroutine)
-    except (PluginError, LLMError, KeyError, ValueError) as error:
+    except (KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        out.print(f"[red]error:[/red] {message}")
-        raise typer.Exit(1) from None
+        _fail(message)
     except GateDeferred as deferred:
         out.print(str(deferred))
         raise typer.Exit(2) from None
@@ -59,6 +75,15 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     except KeyboardInterrupt:
         out.print("\ninterrupted — `auteur runs` lists the thread; `auteur resume` continues it")
         raise typer.Exit(130) from None
+    except Exception as error:
+        if (line := failure_line(error)) is None:
+            raise
+        _fail(line)
+
+
+def _fail(message: object) -> NoReturn:
+    out.print(f"[red]error:[/red] {escape(str(message))}")
+    raise typer.Exit(1) from None
 
 
 @app.command()

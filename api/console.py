@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -67,7 +68,7 @@ def ask_decision(out: Console, payload: dict[str, Any]) -> dict[str, Any]:
                 if message:
                     return {"decisions": [{"type": "reject", "message": message}]}
             case "e":
-                edited = typer.edit(json.dumps(request["args"], indent=2), extension=".json")
+                edited = click.edit(json.dumps(request["args"], indent=2), extension=".json")
                 if edited is None:
                     out.print("no changes made")
                     continue

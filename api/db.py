@@ -465,18 +465,24 @@ class Database:
             (thread_id, limit, offset),
         )
 
-    async def claim_run(self, worker: str, lease_s: float) -> dict[str, Any] | None:
+    async def claim_run(
+        self, worker: str, lease_s: float, *, executing: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
         """Claim the oldest runnable run: pending, or running with an expired lease.
 
-        A run is runnable only when no older run of its thread is pending or running, and
-        the partial unique index refuses a second running run per thread.
+        A run leased to ``worker`` but not among those it is ``executing`` was dropped by
+        it (the database went away under it) and is claimable again at once. A run is
+        runnable only when no older run of its thread is pending or running, and the
+        partial unique index refuses a second running run per thread.
         """
         async with self.pool.connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 """
                 SELECT r.run_id FROM auteur_runs r
                 WHERE (r.status = 'pending'
-                       OR (r.status = 'running' AND r.lease_until < clock_timestamp()))
+                       OR (r.status = 'running'
+                           AND (r.lease_until < clock_timestamp()
+                                OR (r.worker = %s AND r.run_id <> ALL(%s)))))
                   AND NOT EXISTS (
                       SELECT 1 FROM auteur_runs o
                       WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
@@ -485,7 +491,8 @@ class Database:
                 ORDER BY r.created_at
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED
-                """
+                """,
+                (worker, list(executing)),
             )
             row = await cursor.fetchone()
             if row is None:

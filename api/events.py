@@ -18,12 +18,14 @@ from collections.abc import Callable
 import psycopg
 
 from api.db import APPROVALS_CHANNEL, CANCEL_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL
+from tools.errors import first_line
 
 __all__ = ["EventHub", "wait_for"]
 
 log = logging.getLogger(__name__)
 
 _CHANNELS = (EVENTS_CHANNEL, RUNS_CHANNEL, CANCEL_CHANNEL, APPROVALS_CHANNEL)
+_FIRST_DELAY_S = 0.1  # the reconnection backoff starts here and doubles up to 5 s
 
 
 class _Signal:
@@ -92,7 +94,7 @@ class EventHub:
         self._runs.pop(run_id, None)
 
     async def _listen_forever(self) -> None:
-        delay = 0.1
+        delay = _FIRST_DELAY_S
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
@@ -107,13 +109,16 @@ class EventHub:
                         await conn.execute(f"LISTEN {channel}")
                     self._ready.set()
                     self._wake_everyone()  # catch up on whatever was notified while down
-                    delay = 0.1
+                    delay = _FIRST_DELAY_S
                     async for notify in conn.notifies():
                         self._dispatch(notify.channel, notify.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database restarted or the network dropped
-                log.warning("event listener lost its connection (%s); reconnecting", error)
+                if delay == _FIRST_DELAY_S:  # once per outage, not once per attempt
+                    log.warning(
+                        "event listener lost its connection (%s); reconnecting", first_line(error)
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

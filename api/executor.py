@@ -4,7 +4,12 @@ Every API process runs one executor in the background; ``auteur worker`` runs on
 A claimed run holds a lease it renews while it runs; if its process dies, the lease
 expires and any executor claims the run again and continues from the last checkpoint
 (``started`` runs resume with no input, or with their decision bound to the interrupt id of
-the gate it answers, so nothing is applied twice and no other gate can take it).
+the gate it answers, so nothing is applied twice and no other gate can take it). If the
+database goes away under a run, the run stops where it is and this executor claims it again
+as soon as the database is back.
+
+Expected failures (a service down: ComfyUI, the LLM, the database) are logged as one line;
+anything else with its traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
 from tools import ledger, tracing
+from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
 
 __all__ = ["Executor", "interrupts_of", "thread_status_of"]
@@ -92,14 +98,18 @@ class Executor:
             news = self.hub.queue_news()
             try:
                 while len(self._tasks) < self.concurrency:
-                    run = await self.db.claim_run(self.worker_id, self.lease_s)
+                    run = await self.db.claim_run(
+                        self.worker_id, self.lease_s, executing=list(self._tasks)
+                    )
                     if run is None:
                         break
                     task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
                     self._tasks[run["run_id"]] = task
                     task.add_done_callback(lambda _, rid=run["run_id"]: self._tasks.pop(rid, None))
-            except Exception:  # the database is briefly unreachable: try again shortly
-                log.exception("claiming runs failed")
+            except Exception as error:
+                if not database_unreachable(error):
+                    log.exception("claiming runs failed")
+                # else the database watch has said it is down, once: try again shortly
             await wait_for(news, self.poll_s)
 
     async def shutdown(self) -> None:
@@ -114,6 +124,14 @@ class Executor:
             task.cancel()
 
     async def _execute(self, run: dict[str, Any]) -> None:
+        try:
+            await self._execute_traced(run)
+        except Exception as error:
+            if not database_unreachable(error):
+                raise
+            log.warning("run %s paused, it continues when the database is back", run["run_id"])
+
+    async def _execute_traced(self, run: dict[str, Any]) -> None:
         run_id, thread_id = run["run_id"], run["thread_id"]
         thread = await self.db.fetch_one(
             "SELECT workflow, project_id, owner, stage FROM auteur_threads WHERE thread_id = %s",
@@ -191,7 +209,12 @@ class Executor:
             await asyncio.shield(self._cancelled(run, graph, config, spent.summary()))
             raise
         except Exception as error:
-            log.exception("run %s failed", run_id)
+            if database_unreachable(error):
+                raise  # nothing can be recorded now: the run is claimed again when it is back
+            if (line := failure_line(error)) is not None:
+                log.warning("run %s failed: %s", run_id, line)
+            else:
+                log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self.db.log_event(run_id, thread_id, "error", details)
             await self.db.set_thread_state(

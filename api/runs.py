@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from langgraph.graph.state import CompiledStateGraph
@@ -25,6 +26,7 @@ from graphs.persistence import (
     ThreadRecord,
     embedded_database_url,
     open_persistence,
+    restart_embedded_server,
 )
 from tools.comfy_tools import media_backend
 from tools.discovery import WorkflowDiscovery
@@ -175,7 +177,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Load every plugin (failing loudly), open the database and yield the services."""
     workflows = {name: cls() for name, cls in _workflow_classes().items()}
     url = settings.database_url or embedded_database_url(settings.data_dir)
-    async with open_persistence(url, extra_schema=SCHEMA) as persistence:
+    restart = None if settings.database_url else partial(restart_embedded_server, settings.data_dir)
+    async with open_persistence(url, extra_schema=SCHEMA, restart=restart) as persistence:
         discovery = WorkflowDiscovery(persistence.pool, settings.embedding_model)
         yield Services(
             settings=settings,

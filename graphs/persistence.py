@@ -5,15 +5,21 @@ data folder; ``DATABASE_URL`` points it at any other Postgres with pgvector inst
 process that opens the same data folder shares the one running server (pgserver keeps a
 handle list under an inter-process lock), so a second process never starts a second
 postmaster on the same files.
+
+A lost database is ridden out (:mod:`graphs._watch`): while it is down every use of the
+pool fails at once with ``DatabaseUnavailable``; the embedded server is started again, an
+external one reconnected to, and work resumes by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -27,12 +33,15 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from graphs._watch import DatabaseWatch, WatchedPool
+
 __all__ = [
     "Persistence",
     "ThreadLog",
     "ThreadRecord",
     "embedded_database_url",
     "open_persistence",
+    "restart_embedded_server",
     "stop_embedded_server",
 ]
 
@@ -71,6 +80,18 @@ def embedded_database_url(data_dir: Path) -> str:
 def stop_embedded_server(data_dir: Path) -> None:
     """Release this process's handle on the embedded server (stopping it if it was the last)."""
     _pgserver().get_server((data_dir / "postgres").resolve(), cleanup_mode="stop").cleanup()
+
+
+def restart_embedded_server(data_dir: Path) -> None:
+    """Start the embedded server again if it is not running (it crashed, or was killed).
+
+    Under pgserver's inter-process lock: of the processes sharing the server, the first to
+    notice starts it and the others find it running and learn its new pid, so whichever
+    exits last still stops it. Its address (a socket in the data folder) does not change.
+    """
+    server = _pgserver().get_server((data_dir / "postgres").resolve(), cleanup_mode="stop")
+    with server._lock:  # pgserver's own lock; it has no public way to restart a server
+        server.ensure_postgres_running()
 
 
 def _pgserver() -> ModuleType:
@@ -170,25 +191,34 @@ class Persistence:
     checkpointer: AsyncPostgresSaver
     store: AsyncPostgresStore
     threads: ThreadLog
+    watch: DatabaseWatch
 
 
 @asynccontextmanager
 async def open_persistence(
-    database_url: str, *, extra_schema: Sequence[str] = ()
+    database_url: str,
+    *,
+    extra_schema: Sequence[str] = (),
+    restart: Callable[[], None] | None = None,
 ) -> AsyncIterator[Persistence]:
     """Connect, set the schema up (idempotent, serialised across processes) and yield.
 
     ``extra_schema`` statements (the API's service tables) run after Auteur's own, under
-    the same advisory lock.
+    the same advisory lock. While open, the database is watched; if it goes away,
+    ``restart`` (the embedded server's) starts it again.
     """
-    pool = AsyncConnectionPool(
+    watch = DatabaseWatch(database_url, restart=restart)
+    pool = WatchedPool(
         database_url,
+        watch=watch,
         min_size=1,
         max_size=16,
         open=False,
+        check=AsyncConnectionPool.check_connection,  # never hand out a connection an outage broke
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )
     await pool.open(wait=True)
+    watching = asyncio.create_task(watch.run(pool), name="auteur-database-watch")
     try:
         checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
@@ -202,7 +232,14 @@ async def open_persistence(
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
         yield Persistence(
-            pool=pool, checkpointer=checkpointer, store=store, threads=ThreadLog(pool)
+            pool=pool,
+            checkpointer=checkpointer,
+            store=store,
+            threads=ThreadLog(pool),
+            watch=watch,
         )
     finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
         await pool.close()

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
 
+from tools.errors import ExpectedFailure
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -45,7 +47,7 @@ _INSTALL_HINT = (
 )
 
 
-class EmbeddingsUnavailable(RuntimeError):
+class EmbeddingsUnavailable(ExpectedFailure):
     """The configured embedding model cannot be used here (not installed, no key)."""
 
 

@@ -37,6 +37,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr
 
 from tools import ledger
+from tools.errors import ExpectedFailure
 
 __all__ = [
     "OFFLINE_LLM_TYPE",
@@ -68,7 +69,7 @@ _NOT_THE_SAMPLE_BRIEF = (
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
-class LLMError(RuntimeError):
+class LLMError(ExpectedFailure):
     """Base of every error this module raises; a run stops on it with the message shown."""
 
 

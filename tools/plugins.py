@@ -14,12 +14,14 @@ import pkgutil
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from tools.errors import ExpectedFailure
+
 __all__ = ["PluginError", "Registry", "discover", "is_concrete"]
 
 T = TypeVar("T")
 
 
-class PluginError(RuntimeError):
+class PluginError(ExpectedFailure):
     """A plugin file is broken or clashes with another one."""
 
 

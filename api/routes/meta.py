@@ -15,9 +15,14 @@ from api.settings import SAMPLE_INPUT
 router = APIRouter(tags=["meta"], route_class=StrictJsonRoute)
 
 
-@router.get("/ok")
-async def ok() -> dict[str, bool]:
-    """Liveness."""
+OK_TIMEOUT_S = 2.0
+
+
+@router.get("/ok", responses={503: {"description": "The database is unavailable."}})
+async def ok(ctx: Ctx) -> dict[str, bool]:
+    """Health: 200 once the database answers; 503 saying why while it is unavailable."""
+    async with ctx.db.pool.connection(timeout=OK_TIMEOUT_S) as conn:
+        await conn.execute("SELECT 1")
     return {"ok": True}
 
 

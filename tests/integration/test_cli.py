@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,13 +64,18 @@ def assembled_video(output: str) -> Path:
     return path
 
 
-async def thread_values(persistence: Persistence, thread_id: str) -> dict[str, Any]:
+async def thread_values(
+    persistence: Persistence, thread_id: str, *, stage_agent: bool = False
+) -> dict[str, Any]:
+    """The thread's values; with ``stage_agent``, those of the agent whose gate is pending."""
     graph = (
         load_workflow_types()
         .get("full_video")()
         .compile(checkpointer=persistence.checkpointer, store=persistence.store)
     )
-    return (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
+    config = {"configurable": {"thread_id": thread_id}}
+    snapshot = await graph.aget_state(config, subgraphs=stage_agent)
+    return snapshot.tasks[0].state.values if stage_agent else snapshot.values
 
 
 @pytest.fixture
@@ -231,3 +237,59 @@ async def test_kill_at_a_gate_keeps_every_decision(
     assert [t["role"] for t in script_turns] == ["assistant", "user", "assistant"]
     assert script_turns[1]["content"] == "make it funnier"
     assert len({t["id"] for t in after["conversation"]}) == len(after["conversation"])
+
+
+EDITOR = """\
+import json, sys
+path = sys.argv[-1]
+with open(path) as file:
+    args = json.load(file)
+args["title"] = "Eggs Can Fly After All"
+with open(path, "w") as file:
+    json.dump(args, file)
+"""
+
+
+async def test_edit_at_a_gate_applies_what_the_editor_wrote(
+    cli_env: dict[str, str], persistence: Persistence, tmp_path: Path
+) -> None:
+    editor = tmp_path / "editor.py"
+    editor.write_text(EDITOR)
+    env = {k: v for k, v in cli_env.items() if k != "VISUAL"}
+    env["EDITOR"] = f"{sys.executable} {editor}"
+    child = pexpect.spawn(AUTEUR, ["demo"], env=env, encoding="utf-8", timeout=120)
+    child.expect(THREAD.pattern)
+    thread_id = child.match.group(1)
+    child.expect(PROMPT)  # treatment gate
+    child.sendline("a")
+    child.expect("Approval gate: script")
+    child.expect(PROMPT)
+    child.sendline("e")
+    child.expect("Approval gate: master_script")
+    child.expect(PROMPT)
+    child.sendline("l")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+
+    writer = await thread_values(persistence, thread_id, stage_agent=True)
+    assert Script.model_validate(writer["script"]).title == "Eggs Can Fly After All"
+    assert writer["approved"] == ["treatment", "script"]
+
+
+def _refused_url() -> str:
+    """A URL on which nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_an_unreachable_comfyui_is_one_error_line(cli_env: dict[str, str]) -> None:
+    url = _refused_url()
+    done = auteur("demo", "--auto-approve", env=cli_env | {"AUTEUR_COMFYUI_URLS": url})
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stdout
+    assert f"{url}/object_info" in errors[0]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith(errors[0])

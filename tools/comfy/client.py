@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import websockets
 
+from tools.errors import ExpectedFailure
+
 __all__ = [
     "ComfyClient",
     "ComfyError",
@@ -36,7 +38,7 @@ __all__ = [
 _HISTORY_POLL_S = 0.25
 
 
-class ComfyError(RuntimeError):
+class ComfyError(ExpectedFailure):
     """A ComfyUI job did not produce its outputs."""
 
     retryable: bool = True

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.comfy.client import ComfyClient, ComfyError, JobEvent, JobResult
+from tools.errors import ExpectedFailure
 
 __all__ = ["ATTEMPTS", "ComfyJobFailed", "ComfyPool", "ImageInput"]
 
 ATTEMPTS = 3
 
 
-class ComfyJobFailed(RuntimeError):
+class ComfyJobFailed(ExpectedFailure):
     """A job failed on every attempt (or was refused); the run can be resumed later."""
 
 
