@@ -646,6 +646,15 @@ class Database:
                 [(key, owner, media_type) for key, media_type in sorted(files)],
             )
 
+    async def unknown_files(self, owner: str, keys: set[str]) -> list[str]:
+        """Those of ``keys`` that are not files of ``owner`` (stored or not), sorted."""
+        if not keys:
+            return []
+        rows = await self.fetch(
+            "SELECT key FROM auteur_files WHERE owner = %s AND key = ANY(%s)", (owner, list(keys))
+        )
+        return sorted(keys - {row["key"] for row in rows})
+
     async def close_pending_approvals(self, thread_id: str, owner: str) -> None:
         """The thread moved on outside the queue (a resume through the runs API)."""
         async with self.pool.connection() as conn:

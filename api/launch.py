@@ -19,6 +19,7 @@ from agents.base import check_decision
 from api.context import ApiContext
 from api.db import TERMINAL_RUN_STATUSES, dumps
 from api.events import wait_for
+from api.routes.files import require_own_files
 from api.schemas import THREAD_ID_PATTERN, RunCreate
 from api.wire import assistant_id_of
 from graphs.base import WorkflowInput
@@ -59,6 +60,7 @@ async def start_run(
             strategy is ``reject`` (or it runs another workflow), 422 invalid input or decision.
     """
     workflow = resolve_workflow(ctx, body.assistant_id)
+    await require_own_files(ctx, owner, [body.input, body.command and body.command.model_dump()])
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None:
         if body.if_not_exists != "create":
