@@ -56,14 +56,15 @@ async def start_run(
     ``audited``) is recorded as the decision of the gate it answers.
 
     Raises:
-        HTTPException: 404 no such thread or assistant, 409 the thread is busy and the
+        HTTPException: 404 no such thread (of the caller's; ``if_not_exists: create``
+            makes one only on a keyless server) or assistant, 409 the thread is busy and the
             strategy is ``reject`` (or it runs another workflow), 422 invalid input or decision.
     """
     workflow = resolve_workflow(ctx, body.assistant_id)
     await require_own_files(ctx, owner, [body.input, body.command and body.command.model_dump()])
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None:
-        if body.if_not_exists != "create":
+        if body.if_not_exists != "create" or not ctx.clients_pick_thread_ids:
             raise HTTPException(404, f"no thread '{thread_id}'")
         if not re.fullmatch(THREAD_ID_PATTERN, thread_id):
             raise HTTPException(422, f"a new thread's id must match {THREAD_ID_PATTERN}")

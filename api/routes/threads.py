@@ -45,7 +45,21 @@ async def owned_thread(ctx: ApiContext, thread_id: str, owner: str) -> dict[str,
 
 @router.post("")
 async def create(body: ThreadCreate, ctx: Ctx, user: User) -> dict[str, Any]:
-    """A new thread (``if_exists``: ``raise`` → 409, ``do_nothing`` → the existing one)."""
+    """A new thread (``if_exists``: ``raise`` → 409, ``do_nothing`` → the existing one).
+
+    With API keys, ``thread_id`` may only name one of the caller's threads (422 otherwise,
+    see :attr:`ApiContext.clients_pick_thread_ids`).
+    """
+    if (
+        body.thread_id
+        and not ctx.clients_pick_thread_ids
+        and await ctx.db.thread(body.thread_id, user) is None
+    ):
+        raise HTTPException(
+            422,
+            f"thread_id '{body.thread_id}' is none of your threads: with API keys set, the "
+            "server picks a new thread's id (leave thread_id out)",
+        )
     thread_id = body.thread_id or str(uuid.uuid4())
     row = await ctx.db.create_thread(thread_id, user, body.metadata, if_exists=body.if_exists)
     if row is None or row["owner"] != user:

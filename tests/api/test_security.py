@@ -100,3 +100,39 @@ async def test_a_run_that_names_someone_elses_file_is_refused_as_for_a_file_neve
         answers.append((response.status_code, response.json()["detail"].replace(file["key"], "")))
 
     assert answers[0] == answers[1] and answers[0][0] == 422
+
+
+# -- 9: a thread id tells nothing about other users -----------------------------------------
+
+
+async def test_another_users_thread_id_answers_exactly_as_a_free_one(
+    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+) -> None:
+    theirs = (await alice.post("/threads", json={})).json()["thread_id"]
+    free = str(uuid.uuid4())
+
+    for body in ({}, {"if_exists": "do_nothing"}):
+        asked = [
+            _answer(await bob.post("/threads", json={"thread_id": i, **body}), i)
+            for i in (theirs, free)
+        ]
+        assert asked[0] == asked[1] and asked[0][0] == 422, body
+    for route in ("runs", "runs/wait", "runs/stream"):
+        run = {"assistant_id": WORKFLOW, "input": SAMPLE, "if_not_exists": "create"}
+        asked = [
+            _answer(await bob.post(f"/threads/{i}/{route}", json=run), i) for i in (theirs, free)
+        ]
+        assert asked[0] == asked[1] and asked[0][0] == 404, route
+    assert (await bob.get(f"/threads/{free}")).status_code == 404
+
+
+async def test_ones_own_thread_id_still_answers_409_already_exists(
+    bob: httpx.AsyncClient,
+) -> None:
+    mine = (await bob.post("/threads", json={})).json()["thread_id"]
+
+    again = await bob.post("/threads", json={"thread_id": mine})
+    kept = await bob.post("/threads", json={"thread_id": mine, "if_exists": "do_nothing"})
+
+    assert again.status_code == 409 and "already exists" in again.json()["detail"]
+    assert kept.status_code == 200 and kept.json()["thread_id"] == mine
