@@ -21,6 +21,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from tools.redaction import redact, redact_json
+
 __all__ = ["SCHEMA", "Database", "dumps", "plain"]
 
 EVENTS_CHANNEL = "auteur_events"
@@ -154,7 +156,8 @@ def plain(value: Any) -> Any:
 
 
 def _json(value: Any) -> Jsonb:
-    return Jsonb(plain(value))
+    """``value`` for a jsonb column: plain JSON, configured secrets redacted."""
+    return Jsonb(redact_json(plain(value)))
 
 
 class Database:
@@ -307,7 +310,7 @@ class Database:
                     _json(values) if values is not None else None,
                     _json(interrupts) if interrupts is not None else None,
                     stage,
-                    message,
+                    redact(message) if message is not None else None,
                     _json(error) if error is not None else None,
                     thread_id,
                 ),
