@@ -102,6 +102,27 @@ async def test_a_run_that_names_someone_elses_file_is_refused_as_for_a_file_neve
     assert answers[0] == answers[1] and answers[0][0] == 422
 
 
+async def test_a_generation_another_user_already_made_is_readable_by_whoever_asks_for_it_again(
+    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+) -> None:
+    """The same inputs give the same files by the shared cache: a hit is the run's own file."""
+    brief = {**SAMPLE, "brief": f"{SAMPLE['brief']} ({uuid.uuid4()})"}
+    frames = []
+    for client in (alice, bob):
+        thread = (await client.post("/threads", json={})).json()["thread_id"]
+        runs = f"/threads/{thread}/runs/wait"
+        result = (await client.post(runs, json={"assistant_id": WORKFLOW, "input": brief})).json()
+        while result["__interrupt__"][0]["value"]["stage"] != "frames":
+            resume = {"assistant_id": WORKFLOW, "command": {"resume": APPROVE}}
+            result = (await client.post(runs, json=resume)).json()
+        frames.append(result["__interrupt__"][0]["value"]["action_requests"][0]["args"]["frames"])
+
+    keys = [[frame["file"]["key"] for frame in made] for made in frames]
+    assert keys[0] == keys[1]  # bob's run made nothing new: every frame was a cache hit
+    for key in keys[1]:
+        assert (await bob.get(f"/files/{key}")).status_code == 200
+
+
 # -- 9: a thread id tells nothing about other users -----------------------------------------
 
 
