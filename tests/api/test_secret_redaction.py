@@ -1,5 +1,5 @@
-"""A model endpoint that quotes the key back: the key reaches no run, thread, event, answer or
-log line (its own module, so no other test's server executes the run)."""
+"""A model endpoint that quotes the key back: the key reaches no run, thread, event, answer,
+log line or trace (its own module, so no other test's server executes the run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pydantic import SecretStr
 
 from api.settings import SAMPLE_INPUT
 from tests.api.conftest import api_settings, serve
+from tests.doubles.langfuse_server import run_langfuse_server
 from tests.doubles.openai_server import ErrorReply, run_openai_server
+from tools import tracing
 from tools.redaction import MASK
 
 SECRET = "sk-test-" + "f00d" * 8
@@ -27,11 +29,14 @@ async def test_a_key_quoted_by_the_model_endpoint_leaves_nowhere(
     # A brief of its own, so no earlier test's cached generation answers instead of the model.
     sample = json.loads(SAMPLE_INPUT.read_text())
     sample["brief"] += f" ({uuid.uuid4()})"
-    with run_openai_server() as llm:
+    with run_openai_server() as llm, run_langfuse_server() as langfuse:
         llm.replies.append(ErrorReply(401, echo_authorization=True))
-        settings = api_settings(database_url).model_copy(
-            update={"openai_api_key": SecretStr(SECRET), "openai_base_url": llm.base_url}
-        )
+        settings = api_settings(
+            database_url,
+            langfuse_public_key=langfuse.public_key,
+            langfuse_secret_key=langfuse.secret_key,
+            langfuse_base_url=langfuse.base_url,
+        ).model_copy(update={"openai_api_key": SecretStr(SECRET), "openai_base_url": llm.base_url})
         with serve(settings) as url:
             async with httpx.AsyncClient(base_url=url, headers=BOB, timeout=120) as http:
                 thread = (await http.post("/threads", json={})).json()["thread_id"]
@@ -50,6 +55,9 @@ async def test_a_key_quoted_by_the_model_endpoint_leaves_nowhere(
                     await http.get(f"/threads/{thread}/history"),
                     await http.get(f"{base}/stream", headers={"Last-Event-ID": "-1"}),
                 ]
+                tracing.flush()
+                tracing.configure(None)
+        spans = repr(langfuse.spans)
 
     assert len(llm.requests) == 1  # the one request the double answered with the key
     error = answers[0].json()["error"]
@@ -59,3 +67,4 @@ async def test_a_key_quoted_by_the_model_endpoint_leaves_nowhere(
         assert answer.status_code == 200 and SECRET not in answer.text, answer.request.url
     assert f"run {run['run_id']} failed" in caplog.text and MASK in caplog.text
     assert SECRET not in caplog.text
+    assert "rejected the request" in spans and MASK in spans and SECRET not in spans
