@@ -44,7 +44,7 @@ from tools.discovery import WorkflowDiscovery
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
-from tools.storage import FileStore, MediaFile
+from tools.storage import FileStore, MediaFile, record
 
 __all__ = [
     "Context",
@@ -570,14 +570,18 @@ class Step(ABC):
     ) -> MediaFile:
         """Produce a media file once per input hash ``key`` and keep it in the file store.
 
-        A resumed, retried or replayed node finds the earlier result and makes nothing.
+        A resumed, retried or replayed node finds the earlier result and makes nothing. The
+        cache is shared by every user, and a hit counts as producing the file (it is
+        :func:`~tools.storage.record`-ed, so the run's owner may read it): ``key`` hashes every
+        input, files by content key, and a run can only name files its owner holds, so a hit
+        is the file this run would have made itself.
         """
         namespace = ("generations", "media")
         files = runtime.context.files
         if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
             cached = MediaFile.model_validate(hit.value["file"])
             if files.exists(cached.key):
-                return cached
+                return record(cached)
         file = files.put(await make(), extension=extension, media_type=media_type)
         if runtime.store is not None:
             await runtime.store.aput(

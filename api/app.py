@@ -2,7 +2,8 @@
 
 The lifespan opens the services (database, checkpointer, store, plugins), starts the event
 listener and a background executor, and stops them in reverse order. Every error a client
-can cause is a 4xx with ``{"detail": "<what is wrong>"}``.
+can cause is a 4xx with ``{"detail": "<what is wrong>"}``, and no answer carries a
+configured secret (:class:`RedactSecrets`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body import BodyLimit
 from api.context import ApiContext
@@ -37,6 +39,7 @@ from api.routes import (
 )
 from api.runs import open_services
 from api.settings import Settings
+from tools import redaction
 from tools.errors import DatabaseUnavailable, database_unreachable, first_line
 
 __all__ = ["WEB_CLIENT", "create_app"]
@@ -56,6 +59,57 @@ async def refuse_nul(request: Request) -> None:
         raise HTTPException(
             422, "the request contains a NUL character (\\u0000), which no field accepts"
         )
+
+
+class RedactSecrets:
+    """ASGI middleware: no textual answer (JSON, SSE, text) carries a configured secret.
+
+    The stores are redacted when written; this covers what they do not hold, such as a
+    checkpoint's task error in ``/threads/{id}/state`` or an error detail quoting an
+    upstream answer. A whole body gets its ``Content-Length`` corrected; a streamed one
+    (SSE) is redacted chunk by chunk, and every event is one chunk.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not redaction.secrets():
+            await self.app(scope, receive, send)
+            return
+        textual = False
+        held: Message | None = None  # a textual answer's start, until its first chunk
+
+        async def send_redacted(message: Message) -> None:
+            nonlocal textual, held
+            if message["type"] == "http.response.start":
+                textual = _textual(message)
+                if textual:
+                    held = message
+                    return
+            elif message["type"] == "http.response.body" and textual:
+                text = message.get("body", b"").decode(errors="surrogateescape")
+                body = redaction.redact(text).encode(errors="surrogateescape")
+                message = {**message, "body": body}
+                if held is not None:
+                    if not message.get("more_body", False):
+                        held = _with_length(held, len(body))
+                    await send(held)
+                    held = None
+            await send(message)
+
+        await self.app(scope, receive, send_redacted)
+
+
+def _textual(start: Message) -> bool:
+    headers = dict(start.get("headers", []))
+    kind = headers.get(b"content-type", b"").split(b";")[0].strip()
+    return kind.startswith(b"text/") or kind.endswith(b"json")
+
+
+def _with_length(start: Message, length: int) -> Message:
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    return {**start, "headers": [*headers, (b"content-length", str(length).encode())]}
 
 
 def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
@@ -93,6 +147,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         dependencies=[Depends(refuse_nul)],
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RedactSecrets)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

@@ -29,6 +29,17 @@ class ApiContext:
     hub: EventHub
     executor: Executor
 
+    @property
+    def clients_pick_thread_ids(self) -> bool:
+        """Whether a client may choose a new thread's id: only on a one-user (keyless) server.
+
+        Thread ids are one namespace for every user, so taking an id that another user
+        holds could only fail, and the failure would tell that the id is someone's. With
+        keys, new threads get ids from the server, and a client that names a thread it does
+        not hold gets the same answer whether the id is someone else's or free.
+        """
+        return not self.settings.api_keys
+
 
 def _context(request: Request) -> ApiContext:
     return request.app.state.auteur

@@ -22,6 +22,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from tools.redaction import redact, redact_json
+
 __all__ = [
     "SCHEMA",
     "Database",
@@ -188,7 +190,8 @@ def plain(value: Any) -> Any:
 
 
 def _json(value: Any) -> Jsonb:
-    return Jsonb(plain(value))
+    """``value`` for a jsonb column: plain JSON, configured secrets redacted."""
+    return Jsonb(redact_json(plain(value)))
 
 
 class Database:
@@ -341,7 +344,7 @@ class Database:
                     _json(values) if values is not None else None,
                     _json(interrupts) if interrupts is not None else None,
                     stage,
-                    message,
+                    redact(message) if message is not None else None,
                     _json(error) if error is not None else None,
                     thread_id,
                 ),
@@ -720,6 +723,15 @@ class Database:
                 " ON CONFLICT DO NOTHING",
                 [(key, owner, media_type) for key, media_type in sorted(files)],
             )
+
+    async def unknown_files(self, owner: str, keys: set[str]) -> list[str]:
+        """Those of ``keys`` that are not files of ``owner`` (stored or not), sorted."""
+        if not keys:
+            return []
+        rows = await self.fetch(
+            "SELECT key FROM auteur_files WHERE owner = %s AND key = ANY(%s)", (owner, list(keys))
+        )
+        return sorted(keys - {row["key"] for row in rows})
 
     async def close_pending_approvals(self, thread_id: str, owner: str) -> None:
         """The thread moved on outside the queue (a resume through the runs API)."""

@@ -27,7 +27,7 @@ from langgraph.types import Command, StateSnapshot
 from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
-from tools import ledger, tracing
+from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
 
@@ -147,6 +147,7 @@ class Executor:
         gate = thread["stage"] or "gate"
         with (
             ledger.collect(self.services.settings.prices) as spent,
+            storage.recording(),
             tracing.trace_run(
                 thread_id=thread_id,
                 workflow=thread["workflow"],
@@ -216,6 +217,7 @@ class Executor:
             else:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
+            await self._grant_produced(run)
             await self.db.log_event(run_id, thread_id, "error", details)
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
@@ -248,8 +250,7 @@ class Executor:
             if interrupts
             else ("finished" if status == "idle" else None),
         )
-        gates = [interrupt.value for interrupt in snapshot.interrupts]
-        await self.db.own_files(thread["owner"], plain([snapshot.values, gates]))
+        await self._grant_produced(run)
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}
             await self.db.open_approval(
@@ -281,6 +282,7 @@ class Executor:
         if action == "rollback":
             await self.db.roll_back(run["run_id"], run["thread_id"])
         else:
+            await self._grant_produced(run)
             await self.db.finish_run(run["run_id"], "interrupted", cost=cost)
         snapshot = await graph.aget_state(config)
         await self.db.set_thread_state(
@@ -290,6 +292,14 @@ class Executor:
             interrupts=interrupts_of(snapshot),
             message="cancelled",
         )
+
+    async def _grant_produced(self, run: dict[str, Any]) -> None:
+        """Let the run's owner read the files this run stored or reused, and only those.
+
+        Never the files its state names: a client can write any content key into its own
+        thread's state, and a key is only the hash of someone's file.
+        """
+        await self.db.own_files(run["owner"], plain(storage.produced()))
 
     async def _renew(self, run_id: str) -> None:
         while True:

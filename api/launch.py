@@ -26,6 +26,7 @@ from api.db import (
     dumps,
 )
 from api.events import wait_for
+from api.routes.files import require_own_files
 from api.schemas import THREAD_ID_PATTERN, RunCreate, valid_config
 from api.wire import assistant_id_of
 from graphs.base import WorkflowInput
@@ -74,15 +75,17 @@ async def start_run(
     no other gate — not the next one, and not after a crash between two gates of an agent.
 
     Raises:
-        HTTPException: 404 no such thread or assistant, 409 the thread is busy and the
+        HTTPException: 404 no such thread (of the caller's; ``if_not_exists: create``
+            makes one only on a keyless server) or assistant, 409 the thread is busy and the
             strategy is ``reject`` (or it runs another workflow), or the gate is not (or no
             longer) pending, 422 invalid input or decision.
     """
     arrived_at = datetime.now(UTC)  # before the first await: when the request came in
     workflow = resolve_workflow(ctx, body.assistant_id)
+    await require_own_files(ctx, owner, [body.input, body.command and body.command.model_dump()])
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None:
-        if body.if_not_exists != "create":
+        if body.if_not_exists != "create" or not ctx.clients_pick_thread_ids:
             raise HTTPException(404, f"no thread '{thread_id}'")
         if not re.fullmatch(THREAD_ID_PATTERN, thread_id):
             raise HTTPException(422, f"a new thread's id must match {THREAD_ID_PATTERN}")

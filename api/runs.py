@@ -28,6 +28,7 @@ from graphs.persistence import (
     open_persistence,
     restart_embedded_server,
 )
+from tools import redaction
 from tools.comfy_tools import media_backend
 from tools.discovery import WorkflowDiscovery
 
@@ -174,7 +175,12 @@ def _stop_at(thread_id: str, snapshot: StateSnapshot) -> RunStop | None:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Load every plugin (failing loudly), open the database and yield the services."""
+    """Load every plugin (failing loudly), open the database and yield the services.
+
+    From here on the settings' secrets are redacted from stored rows, logs and answers.
+    """
+    redaction.register(*settings.secrets())
+    redaction.install_log_redaction()
     workflows = {name: cls() for name, cls in _workflow_classes().items()}
     url = settings.database_url or embedded_database_url(settings.data_dir)
     restart = None if settings.database_url else partial(restart_embedded_server, settings.data_dir)

@@ -1,6 +1,7 @@
 """The one settings object: environment variables and ``.env``, nothing else.
 
-Keys are read from the environment only and never logged (they are ``SecretStr``).
+Keys are read from the environment only and never logged (they are ``SecretStr``); every
+secret here is redacted from whatever leaves the process (:mod:`tools.redaction`).
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
         description="USD per million tokens by model, for the cost ledger, e.g. "
         'AUTEUR_MODEL_PRICES=\'{"my-model": {"input": 0.5, "output": 1.5}}\' (replaces the table).',
     )
+
+    def secrets(self) -> list[str]:
+        """Every configured secret: each ``SecretStr`` setting's value and the API keys."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)] + list(
+            self.api_keys
+        )
 
     @property
     def files_dir(self) -> Path:

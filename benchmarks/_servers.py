@@ -150,12 +150,16 @@ def uvicorn_flavour(*, plain_asyncio: bool = False) -> str:
 
 @contextmanager
 def auteur_server(
-    *, worker_concurrency: int | None = None, plain_asyncio: bool = False
+    *,
+    worker_concurrency: int | None = None,
+    plain_asyncio: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """``auteur serve`` in a subprocess on the embedded defaults, in a fresh data folder.
 
     With ``plain_asyncio`` the same app is served by uvicorn with ``loop="asyncio"`` and
     ``http="h11"`` (what ``auteur serve`` gets where uvloop and httptools are not installed).
+    ``env`` adds settings (``OPENAI_*``, ``AUTEUR_*``) to the offline environment.
     """
     data_dir = _open_dir("auteur-bench-")
     port = free_port()
@@ -173,6 +177,7 @@ def auteur_server(
     extra = {"AUTEUR_DATA_DIR": str(data_dir / "data"), "AUTEUR_HOST": "127.0.0.1"}
     if worker_concurrency is not None:
         extra["AUTEUR_WORKER_CONCURRENCY"] = str(worker_concurrency)
+    extra |= env or {}
     try:
         # cwd = the data folder, so no stray .env is read
         with _launched("Auteur", command, data_dir, port, _offline_env(**extra)) as server:

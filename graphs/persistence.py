@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphs._watch import DatabaseWatch, WatchedPool
+from tools.redaction import redact
 
 __all__ = [
     "Persistence",
@@ -156,12 +157,12 @@ class ThreadLog:
     async def update(
         self, thread_id: str, *, status: str, stage: str | None, message: str | None = None
     ) -> None:
-        """Record where a thread stands; the caller's pid becomes its runner."""
+        """Record where a thread stands (secrets redacted); the caller's pid becomes its runner."""
         async with self._pool.connection() as conn:
             await conn.execute(
                 "UPDATE auteur_threads SET status = %s, stage = %s, message = %s,"
                 " runner_pid = %s, updated_at = now() WHERE thread_id = %s",
-                (status, stage, message, os.getpid(), thread_id),
+                (status, stage, message and redact(message), os.getpid(), thread_id),
             )
 
     async def get(self, thread_id: str) -> ThreadRecord | None:

@@ -5,6 +5,10 @@ and writing the same content twice costs nothing. ``LocalFileStore`` keeps files
 ``S3FileStore`` in a bucket of AWS S3 or any S3-compatible store (MinIO, R2, Ceph) through
 boto3; both implement the ``FileStore`` protocol.
 
+Content addresses are guessable by anyone who has the same bytes, so knowing a key grants
+nothing: a run notes every file it stores or reuses (:func:`recording`, :func:`record`) and
+the API grants its owner exactly those files.
+
 Example:
     >>> import tempfile
     >>> store = LocalFileStore(Path(tempfile.mkdtemp()))
@@ -21,19 +25,31 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-__all__ = ["FileStore", "LocalFileStore", "MediaFile", "S3FileStore"]
+__all__ = [
+    "FileStore",
+    "LocalFileStore",
+    "MediaFile",
+    "S3FileStore",
+    "file_keys",
+    "produced",
+    "record",
+    "recording",
+]
 
 _KEY = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,16}")
 _EXTENSION = re.compile(r"[a-z0-9]{1,16}")
 _CHUNK = 1 << 20
+_produced: ContextVar[list[MediaFile] | None] = ContextVar("auteur_produced_files", default=None)
 
 
 class MediaFile(BaseModel):
@@ -45,6 +61,49 @@ class MediaFile(BaseModel):
     key: str = Field(description="Store key, '<sha256>.<ext>'; changes whenever content does.")
     media_type: str
     size_bytes: int = Field(ge=0)
+
+
+@contextmanager
+def recording() -> Iterator[list[MediaFile]]:
+    """Note every file stored or reused while the block runs (in its task and the tasks it starts).
+
+    Example:
+        >>> store = LocalFileStore(Path(tempfile.mkdtemp()))
+        >>> with recording() as files:
+        ...     file = store.put(b"x", extension="png", media_type="image/png")
+        >>> files == [file]
+        True
+
+    """
+    files: list[MediaFile] = []
+    token = _produced.set(files)
+    try:
+        yield files
+    finally:
+        _produced.reset(token)
+
+
+def record(file: MediaFile) -> MediaFile:
+    """Note ``file`` as produced by the current :func:`recording` (if any); return it."""
+    if (files := _produced.get()) is not None:
+        files.append(file)
+    return file
+
+
+def produced() -> list[MediaFile]:
+    """The files the current :func:`recording` has noted so far (none outside one)."""
+    return list(_produced.get() or [])
+
+
+def file_keys(value: Any) -> set[str]:
+    """Every string inside a JSON value that is a store key (``<sha256>.<ext>``)."""
+    if isinstance(value, str):
+        return {value} if _KEY.fullmatch(value) else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return set().union(*(file_keys(item) for item in value))
+    return set()
 
 
 @runtime_checkable
@@ -93,7 +152,7 @@ class LocalFileStore:
         target = self.path(file)
         if not target.exists():
             _write_atomically(target, data)
-        return file
+        return record(file)
 
     def path(self, file: MediaFile | str) -> Path:
         """Return the local path of a stored file, given as a ``MediaFile`` or its key.
@@ -205,7 +264,7 @@ class S3FileStore:
                 ContentType=media_type,
                 CacheControl="public, max-age=31536000, immutable",
             )
-        return file
+        return record(file)
 
     def read(self, file: MediaFile | str) -> bytes:
         """Return the bytes of a stored file.

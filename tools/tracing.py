@@ -25,11 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.tracers.context import register_configure_hook
 from langfuse import Langfuse, LangfuseTool, propagate_attributes
 from langfuse.langchain import CallbackHandler
+from langfuse.types import MaskOtelSpansParams, MaskOtelSpansResult, OtelSpanPatch
+
+from tools.redaction import redact
 
 __all__ = [
     "LangfuseConfig",
@@ -76,8 +79,50 @@ def configure(config: LangfuseConfig | None) -> None:
             public_key=config.public_key,
             secret_key=config.secret_key,
             base_url=config.base_url,
+            mask_otel_spans=_redact_spans,
         )
     )
+
+
+def _redact_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult | None:
+    """Redact configured secrets from every string attribute before a batch is exported.
+
+    An LLM error quoting the key becomes the observation's status message, and any
+    attribute may carry text from outside; see :mod:`tools.redaction`. Span events and the
+    OpenTelemetry status cannot be patched here.
+    """
+    patches = {}
+    for identifier, span in params.spans.items():
+        changed = {
+            key: clean
+            for key, value in span.attributes.items()
+            if (clean := _redacted(value)) != value
+        }
+        if changed:
+            patches[identifier] = OtelSpanPatch(set_attributes=changed)
+    return MaskOtelSpansResult(span_patches=patches) if patches else None
+
+
+class _RedactingHandler(CallbackHandler):
+    """Langfuse's LangChain handler, with configured secrets redacted from error messages.
+
+    An error's message becomes the span's OpenTelemetry status too, which
+    :func:`_redact_spans` cannot patch; every error path of the handler asks this method.
+    """
+
+    def _get_error_level_and_status_message(
+        self, error: BaseException
+    ) -> tuple[Literal["DEFAULT", "ERROR"], str]:
+        level, message = super()._get_error_level_and_status_message(error)
+        return level, redact(message)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, tuple | list):
+        return tuple(redact(item) if isinstance(item, str) else item for item in value)
+    return value
 
 
 def client() -> Langfuse | None:
@@ -159,7 +204,7 @@ def trace_run(
         # Langfuse redirects /trace/<id> to the trace in its project.
         url = f"{_config.base_url.rstrip('/')}/trace/{root.trace_id}"
         run = RunTrace(trace_id=root.trace_id, url=url)
-        handler_token = _handler.set(CallbackHandler(public_key=_config.public_key))
+        handler_token = _handler.set(_RedactingHandler(public_key=_config.public_key))
         run_token = _run.set(run)
         try:
             yield run

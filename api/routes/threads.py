@@ -11,6 +11,7 @@ from langgraph.errors import InvalidUpdateError
 from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.executor import interrupts_of, thread_status_of
+from api.routes.files import require_own_files
 from api.schemas import (
     ThreadCount,
     ThreadCreate,
@@ -45,7 +46,21 @@ async def owned_thread(ctx: ApiContext, thread_id: str, owner: str) -> dict[str,
 
 @router.post("")
 async def create(body: ThreadCreate, ctx: Ctx, user: User) -> dict[str, Any]:
-    """A new thread (``if_exists``: ``raise`` → 409, ``do_nothing`` → the existing one)."""
+    """A new thread (``if_exists``: ``raise`` → 409, ``do_nothing`` → the existing one).
+
+    With API keys, ``thread_id`` may only name one of the caller's threads (422 otherwise,
+    see :attr:`ApiContext.clients_pick_thread_ids`).
+    """
+    if (
+        body.thread_id
+        and not ctx.clients_pick_thread_ids
+        and await ctx.db.thread(body.thread_id, user) is None
+    ):
+        raise HTTPException(
+            422,
+            f"thread_id '{body.thread_id}' is none of your threads: with API keys set, the "
+            "server picks a new thread's id (leave thread_id out)",
+        )
     thread_id = body.thread_id or str(uuid.uuid4())
     row = await ctx.db.create_thread(thread_id, user, body.metadata, if_exists=body.if_exists)
     if row is None or row["owner"] != user:
@@ -173,6 +188,7 @@ async def update_state(
         raise HTTPException(400, "the thread has never run: no workflow to update the state of")
     if await ctx.db.active_runs(thread_id):
         raise HTTPException(409, "the thread is running; update its state when it stops")
+    await require_own_files(ctx, user, body.values)
     graph = ctx.services.graph(thread["workflow"])
     try:
         config = await graph.aupdate_state(

@@ -45,6 +45,7 @@ class ExportedSpan:
     span_id: str
     parent_span_id: str | None
     attributes: dict[str, Any]
+    status_message: str | None = None
 
     def attribute_json(self, key: str) -> Any:
         """An attribute the SDK serialised as JSON (usage, input, output, ...)."""
@@ -138,6 +139,7 @@ class LangfuseServer:
                 span_id=span.span_id.hex(),
                 parent_span_id=span.parent_span_id.hex() or None,
                 attributes={a.key: _value(a.value) for a in span.attributes},
+                status_message=span.status.message or None,
             )
             for resource in export.resource_spans
             for scope in resource.scope_spans

@@ -55,15 +55,25 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 
 @dataclass(frozen=True)
 class ErrorReply:
-    """A scripted HTTP error, answered with an OpenAI-style error body."""
+    """A scripted HTTP error, answered with an OpenAI-style error body.
+
+    With ``echo_authorization`` the message quotes the request's ``Authorization`` header
+    whole, as some OpenAI-compatible proxies do (OpenAI itself masks most of the key)::
+
+        server.replies.append(ErrorReply(401, echo_authorization=True))
+        # {"error": {"message": "Incorrect API key provided: Bearer sk-...", ...}}
+    """
 
     status: int
     message: str | None = None
+    echo_authorization: bool = False
 
-    def body(self) -> dict[str, Any]:
+    def body(self, authorization: str | None = None) -> dict[str, Any]:
         """The ``{"error": {...}}`` body the real API sends with this status."""
         error_type, code = _ERROR_KINDS.get(self.status, ("server_error", None))
         message = self.message or f"scripted {self.status} {HTTPStatus(self.status).phrase}"
+        if self.echo_authorization:
+            message = f"Incorrect API key provided: {authorization}"
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
@@ -240,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = self.server.double.take(body)
         if isinstance(reply, ErrorReply):
-            self._send_json(reply.status, reply.body())
+            self._send_json(reply.status, reply.body(self.headers.get("Authorization")))
         else:
             self._send_json(200, self.server.double.completion(body, _content(reply)))
 
