@@ -16,7 +16,7 @@ import uvicorn
 from api.app import create_app
 from api.settings import Settings
 
-KEYS = {"alice-key": "alice", "bob-key": "bob"}
+KEYS = {"alice-key": "alice", "bob-key": "bob", "carol-key": "carol"}
 
 
 def _free_port() -> int:

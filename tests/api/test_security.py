@@ -25,6 +25,8 @@ WORKFLOW = "full_video"
 APPROVE = {"decisions": [{"type": "approve"}]}
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
+# Carol makes the sample's frames again; other tests check bob cannot read alice's frames.
+CAROL = {"Authorization": "Bearer carol-key"}
 
 
 @pytest.fixture
@@ -36,6 +38,12 @@ async def alice(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def bob(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, headers=BOB, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+async def carol(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, headers=CAROL, timeout=120) as client:
         yield client
 
 
@@ -103,12 +111,12 @@ async def test_a_run_that_names_someone_elses_file_is_refused_as_for_a_file_neve
 
 
 async def test_a_generation_another_user_already_made_is_readable_by_whoever_asks_for_it_again(
-    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+    alice: httpx.AsyncClient, carol: httpx.AsyncClient
 ) -> None:
     """The same inputs give the same files by the shared cache: a hit is the run's own file."""
     brief = {**SAMPLE, "brief": f"{SAMPLE['brief']} ({uuid.uuid4()})"}
     frames = []
-    for client in (alice, bob):
+    for client in (alice, carol):
         thread = (await client.post("/threads", json={})).json()["thread_id"]
         runs = f"/threads/{thread}/runs/wait"
         result = (await client.post(runs, json={"assistant_id": WORKFLOW, "input": brief})).json()
@@ -118,9 +126,9 @@ async def test_a_generation_another_user_already_made_is_readable_by_whoever_ask
         frames.append(result["__interrupt__"][0]["value"]["action_requests"][0]["args"]["frames"])
 
     keys = [[frame["file"]["key"] for frame in made] for made in frames]
-    assert keys[0] == keys[1]  # bob's run made nothing new: every frame was a cache hit
+    assert keys[0] == keys[1]  # carol's run made nothing new: every frame was a cache hit
     for key in keys[1]:
-        assert (await bob.get(f"/files/{key}")).status_code == 200
+        assert (await carol.get(f"/files/{key}")).status_code == 200
 
 
 # -- 9: a thread id tells nothing about other users -----------------------------------------
