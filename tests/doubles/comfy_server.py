@@ -13,6 +13,9 @@ here, gzipped):
 ``execution_interrupted``, then ``executing`` with ``node: null`` after history is written.
 Execution events go only to the ``clientId`` that queued the prompt. Submitting the very same
 prompt again (same uploaded bytes) is a fully cached run: no new file, the old file names.
+Its ``/object_info`` is the recorded one with model files "installed": by default those the
+workflow library loads, ``models={}`` for none (as recorded); a model not listed is refused
+at submit like any value not in a choice list (``value_not_in_list``).
 
 Tests count ``jobs`` (accepted prompts) and script failures::
 
@@ -36,7 +39,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,10 +54,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tools.draft_renderer import encode_mp4
+from tools.workflows import COMFY_WORKFLOWS
 
 __all__ = [
     "ComfyServer",
     "comfy_server",
+    "library_models",
+    "object_info_with_models",
     "recorded_object_info",
     "recorded_transcripts",
     "run_comfy_server",
@@ -73,6 +79,46 @@ def _object_info_text() -> str:
 def recorded_object_info() -> dict[str, Any]:
     """The ``/object_info`` answer recorded from a real ComfyUI 0.33.0 (a fresh copy)."""
     return json.loads(_object_info_text())
+
+
+def library_models(folder: Path = COMFY_WORKFLOWS) -> dict[str, set[str]]:
+    """The model files the workflow library's graphs load, per ``"Class.input"``.
+
+    What the stand-in GPU server has installed unless a test says otherwise, so that a
+    workflow dropped into the library runs on it without editing this file.
+    """
+    info = recorded_object_info()
+    models: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.json")):
+        for node in json.loads(path.read_text()).values():
+            declared = info.get(node["class_type"], {}).get("input", {})
+            fields = {**declared.get("required", {}), **declared.get("optional", {})}
+            for name, value in node["inputs"].items():
+                if name in fields and name.endswith(_MODEL_FILE_FIELDS) and isinstance(value, str):
+                    models.setdefault(f"{node['class_type']}.{name}", set()).add(value)
+    return models
+
+
+def object_info_with_models(models: Mapping[str, Iterable[str]] | None = None) -> dict[str, Any]:
+    """The recorded ``/object_info`` as a server with these model files installed answers it.
+
+    The recording comes from a server without weights, so its loaders list no files:
+    ``ckpt_name: [[], {...}]``, ``model_name: ["COMBO", {"options": []}]``. A real server
+    lists the files in its model folders there; ``models`` maps ``"Class.input"`` to those
+    files (None: :func:`library_models`; ``{}``: none, as recorded).
+    """
+    info = recorded_object_info()
+    for key, files in (library_models() if models is None else models).items():
+        class_type, name = key.split(".", 1)
+        inputs = info[class_type]["input"]
+        section = "required" if name in inputs.get("required", {}) else "optional"
+        declaration = inputs[section][name]
+        if isinstance(declaration[0], list):
+            declaration[0] = [*declaration[0], *sorted(set(files) - set(declaration[0]))]
+        else:
+            listed = declaration[1]["options"]
+            declaration[1]["options"] = [*listed, *sorted(set(files) - set(listed))]
+    return info
 
 
 def recorded_transcripts() -> dict[str, Any]:
@@ -97,8 +143,13 @@ class _Job:
 class ComfyServer:
     """The server's state: uploads, outputs, history, queue, counters and scripted failures."""
 
-    def __init__(self, *, node_delay_s: float = 0.0) -> None:
-        self.object_info = recorded_object_info()
+    def __init__(
+        self,
+        *,
+        node_delay_s: float = 0.0,
+        models: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self.object_info = object_info_with_models(models)
         self.node_delay_s = node_delay_s
         self.uploads: dict[str, bytes] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
@@ -154,7 +205,7 @@ class ComfyServer:
     async def _object_info(self, request: Request) -> Response:
         node_class = request.path_params.get("node_class")
         if node_class is None:
-            return Response(_object_info_text(), media_type="application/json")
+            return JSONResponse(self.object_info)
         info = self.object_info.get(node_class)
         return JSONResponse({node_class: info} if info else {})
 
@@ -311,11 +362,16 @@ class ComfyServer:
                     declaration,
                     value,
                 )
-        choices = (
-            kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
-        )
-        if choices is None or name.endswith(_MODEL_FILE_FIELDS):
-            return None  # model files: the stand-in has every model
+        if isinstance(kind, list):
+            choices = kind
+        elif kind == "COMBO":
+            choices = options.get("options")
+        elif kind == "COMFY_DYNAMICCOMBO_V3":
+            choices = [option["key"] for option in options["options"]]
+        else:
+            return None
+        if choices is None:
+            return None  # listed remotely (LoadImageOutput)
         if options.get("image_upload") or (
             class_type in ("LoadImage", "LoadImageMask") and name == "image"
         ):

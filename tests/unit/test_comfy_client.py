@@ -182,7 +182,10 @@ async def test_progress_lines_carry_the_label_and_percent(comfy_server: ComfySer
             "class_type": "EmptyLatentImage",
             "inputs": {"width": 64, "height": 64, "batch_size": 1},
         },
-        "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd.safetensors"}},
+        "2": {
+            "class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["2", 1]}},
         "4": {
             "class_type": "KSampler",
@@ -262,3 +265,18 @@ async def test_a_workflow_the_servers_cannot_run_is_refused_before_any_job(
         await backend.run_workflow(spec, {"image": _png()}, label="upscale")
 
     assert comfy_server.jobs == 0
+
+
+async def test_a_missing_model_is_refused_before_any_upload_or_job(tmp_path: Path) -> None:
+    spec = load_workflows()["upscale_image"]
+    with run_comfy_server(models={}) as server:  # as recorded: no model files installed
+        backend = ComfyBackend(ComfyPool([server.url]))
+        with pytest.raises(WorkflowError) as caught:
+            await backend.run_workflow(spec, {"image": _png()}, label="upscale")
+        await backend.pool.aclose()
+
+    message = str(caught.value)
+    assert str(spec.source) in message
+    assert "node 1 (UpscaleModelLoader) input 'model_name'" in message
+    assert f"model file '4x-UltraSharp.pth' is not installed on {server.url}" in message
+    assert (server.jobs, server.uploads, server.submitted) == (0, {}, [])
