@@ -340,11 +340,14 @@ _DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
 # --- selection ---------------------------------------------------------------------------------
 
 
-def media_backend(comfyui_urls: Sequence[str], *, timeout_s: float = 600.0) -> MediaBackend:
-    """ComfyUI when server URLs are configured, else the draft backend."""
+def media_backend(comfyui_urls: Sequence[str], **pool_options: Any) -> MediaBackend:
+    """ComfyUI when server URLs are configured, else the draft backend.
+
+    ``pool_options`` are :class:`~tools.comfy.pool.ComfyPool`'s (deadlines, attempts, backoff).
+    """
     if not comfyui_urls:
         return DraftMedia()
-    return ComfyBackend(ComfyPool(list(comfyui_urls), timeout_s=timeout_s))
+    return ComfyBackend(ComfyPool(list(comfyui_urls), **pool_options))
 
 
 def as_media_backend(backend: object) -> MediaBackend:
