@@ -29,7 +29,6 @@ from graphs.persistence import (
     restart_embedded_server,
 )
 from tools import redaction
-from tools.comfy_tools import media_backend
 from tools.discovery import WorkflowDiscovery
 
 __all__ = ["RunStop", "Services", "open_services", "run_context"]
@@ -204,7 +203,7 @@ def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     """
     return Context(
         models=settings.models,
-        backend=media_backend(settings.comfyui_urls, timeout_s=settings.comfyui_timeout_s),
+        backend=settings.media_backend,
         files=settings.file_store,
         discovery=discovery,
     )

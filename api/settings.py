@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tools.comfy import ATTEMPTS, BACKOFF_S
+from tools.comfy_tools import MediaBackend, media_backend
 from tools.embeddings import EmbeddingModel, EmbeddingsKind, embedding_model
 from tools.ledger import ModelPrice
 from tools.llm import OFFLINE_LLM_TYPE, ModelProvider
@@ -84,7 +86,21 @@ class Settings(BaseSettings):
         description="ComfyUI servers, comma-separated (AUTEUR_COMFYUI_URLS=http://gpu1:8188,"
         "http://gpu2:8188); unset = the draft backend renders everything on the CPU.",
     )
-    comfyui_timeout_s: float = Field(600, gt=0, description="Deadline of one ComfyUI job.")
+    comfyui_timeout_s: float = Field(
+        600, gt=0, description="Deadline of one ComfyUI job, from its start on the server."
+    )
+    comfyui_queue_timeout_s: float = Field(
+        3600,
+        gt=0,
+        description="How long a ComfyUI job may wait in a server's queue before it starts.",
+    )
+    comfyui_attempts: int = Field(ATTEMPTS, ge=1, description="Tries per ComfyUI job.")
+    comfyui_backoff_s: float = Field(
+        BACKOFF_S,
+        ge=0,
+        description="Wait before the second try of a ComfyUI job, doubling after each try "
+        "(4 s and 5 tries: 4 + 8 + 16 + 32 = 60 s, enough to outlast a server restart).",
+    )
     embeddings: EmbeddingsKind = Field(
         "local",
         description="Workflow discovery embeds with 'local' (the bundled all-MiniLM-L6-v2, "
@@ -173,6 +189,17 @@ class Settings(BaseSettings):
     def prices(self) -> dict[str, ModelPrice]:
         """The price table for the cost ledger; the offline sample model costs nothing."""
         return {OFFLINE_LLM_TYPE: ModelPrice(input=0, output=0), **self.model_prices}
+
+    @property
+    def media_backend(self) -> MediaBackend:
+        """ComfyUI on the configured servers, or the draft backend without any."""
+        return media_backend(
+            self.comfyui_urls,
+            timeout_s=self.comfyui_timeout_s,
+            queue_timeout_s=self.comfyui_queue_timeout_s,
+            attempts=self.comfyui_attempts,
+            backoff_s=self.comfyui_backoff_s,
+        )
 
     @cached_property
     def file_store(self) -> FileStore:

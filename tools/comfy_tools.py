@@ -175,13 +175,17 @@ class ComfyBackend:
         """Validate a workflow against every server's ``/object_info`` (once per version).
 
         Raises:
-            WorkflowError: A node class, input, type or limit the servers lack, naming the
-                workflow's file; no job is submitted.
+            WorkflowError: A node class, input, type, limit, choice or model file a server
+                lacks, naming the workflow's file, the node and the server; nothing is
+                uploaded and no job is submitted.
         """
         if spec.version in self._checked:
             return
-        for info in await asyncio.gather(*(c.object_info() for c in self.pool.clients)):
-            validate_against_object_info(spec, info)
+        clients = self.pool.clients
+        for client, info in zip(
+            clients, await asyncio.gather(*(c.object_info() for c in clients)), strict=True
+        ):
+            validate_against_object_info(spec, info, server=client.base_url)
         self._checked.add(spec.version)
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
@@ -336,11 +340,14 @@ _DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
 # --- selection ---------------------------------------------------------------------------------
 
 
-def media_backend(comfyui_urls: Sequence[str], *, timeout_s: float = 600.0) -> MediaBackend:
-    """ComfyUI when server URLs are configured, else the draft backend."""
+def media_backend(comfyui_urls: Sequence[str], **pool_options: Any) -> MediaBackend:
+    """ComfyUI when server URLs are configured, else the draft backend.
+
+    ``pool_options`` are :class:`~tools.comfy.pool.ComfyPool`'s (deadlines, attempts, backoff).
+    """
     if not comfyui_urls:
         return DraftMedia()
-    return ComfyBackend(ComfyPool(list(comfyui_urls), timeout_s=timeout_s))
+    return ComfyBackend(ComfyPool(list(comfyui_urls), **pool_options))
 
 
 def as_media_backend(backend: object) -> MediaBackend:

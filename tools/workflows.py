@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,10 @@ _COMFY_TYPES: dict[str, str] = {
     "float": "FLOAT",
     "bool": "BOOLEAN",
 }
+# How /object_info declares an input that takes one of a list of values (besides a bare list).
+_CHOICE_TYPES = ("COMBO", "COMFY_DYNAMICCOMBO_V3")
+# A choice that looks like a file name is a file the server must have (a model, mostly).
+_FILE_NAME = re.compile(r".+\.[A-Za-z0-9]{2,12}")
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "int": (int,),
@@ -298,49 +303,62 @@ def _check_output_scale(path: Path, spec: WorkflowSpec, scale: OutputScale) -> N
             )
 
 
-def validate_against_object_info(spec: WorkflowSpec, object_info: dict[str, Any]) -> None:
-    """Check a workflow against a server's ``/object_info``.
+def validate_against_object_info(
+    spec: WorkflowSpec, object_info: dict[str, Any], *, server: str = "the server"
+) -> None:
+    """Check a workflow against a server's ``/object_info``, so that it is refused before a job.
 
     Every node class must exist; every mapped input must be one of its class's inputs, of
     the matching type and, for numbers, within the class's limits; image and mask inputs
-    must map to a file-name field of a loader node.
+    must map to a file-name field of a loader node. Every choice the graph (or an input's
+    default) makes must be among the options the server lists: ComfyUI lists the model
+    files it has installed as a loader's options (``ckpt_name: [[], …]`` when it has none),
+    so a workflow whose model is missing is caught here rather than by a failed submit.
+    Choices are declared three ways: a bare list (``[["euler", …], {…}]``), ``"COMBO"``
+    with ``options``, and ``"COMFY_DYNAMICCOMBO_V3"`` whose options are ``{"key", "inputs"}``
+    with the chosen key's own inputs under dotted names (``format.codec``).
+
+    Args:
+        spec: The workflow.
+        object_info: The server's ``/object_info``.
+        server: Who answered it, for the messages (its URL).
 
     Raises:
-        WorkflowError: Naming the workflow's metadata file and what does not match.
+        WorkflowError: Naming the workflow's file, node, input and what does not match.
     """
     where = spec.source.with_suffix(".yaml")
     missing = sorted(spec.class_types() - object_info.keys())
     if missing:
-        raise WorkflowError(f"{spec.source}: node classes not on the server: {missing}")
+        raise WorkflowError(f"{spec.source}: node classes not on {server}: {missing}")
     for node_id, node in spec.graph.items():
-        required = object_info[node["class_type"]].get("input", {}).get("required", {})
+        class_type = node["class_type"]
+        inputs = object_info[class_type].get("input", {})
         given = {field.split(".", 1)[0] for field in node["inputs"]}
-        if absent := sorted(required.keys() - given):
+        if absent := sorted(inputs.get("required", {}).keys() - given):
             raise WorkflowError(
-                f"{spec.source}: node {node_id} ({node['class_type']}) lacks required inputs "
-                f"{absent}"
+                f"{spec.source}: node {node_id} ({class_type}) lacks required inputs {absent}"
             )
     for name, item in spec.inputs.items():
         class_type = spec.graph[item.node]["class_type"]
-        declared = _declared_inputs(object_info[class_type])
+        declared = _merged(object_info[class_type].get("input", {}))
         field = item.field.split(".", 1)[0]  # dotted names (format.codec) belong to `format`
         if field not in declared:
             raise WorkflowError(
                 f"{where}: input '{name}' maps to '{item.field}', which {class_type} does not "
                 f"have (it has {sorted(declared)})"
             )
-        if "." in item.field:
-            continue
-        kind, options = declared[field][0], _options(declared[field])
+        declaration = _declaration(declared, spec.graph[item.node]["inputs"], item.field)
+        if declaration is None:
+            continue  # under a choice the server does not offer: refused by _check_choices
+        kind, options = declaration[0], _options(declaration)
+        is_choice = isinstance(kind, list) or kind in _CHOICE_TYPES
         if item.type in ("image", "mask"):
-            if not isinstance(kind, list):
+            if not is_choice:
                 raise WorkflowError(
                     f"{where}: input '{name}' ({item.type}) maps to {class_type}.{field}, "
                     f"which is {kind}, not a file chooser"
                 )
-        elif kind != _COMFY_TYPES[item.type] and not (
-            isinstance(kind, list) and item.type == "string"
-        ):
+        elif kind != _COMFY_TYPES[item.type] and not (is_choice and item.type == "string"):
             raise WorkflowError(
                 f"{where}: input '{name}' is {item.type} but {class_type}.{field} is {kind}"
             )
@@ -355,11 +373,82 @@ def validate_against_object_info(spec: WorkflowSpec, object_info: dict[str, Any]
                     f"{class_type}.{field} accepts ({limit})"
                 )
 
+    _check_choices(spec, object_info, server)
 
-def _declared_inputs(node_info: dict[str, Any]) -> dict[str, list[Any]]:
-    inputs = node_info.get("input", {})
+
+def _check_choices(spec: WorkflowSpec, object_info: dict[str, Any], server: str) -> None:
+    """Every choice the graph or an input's default makes must be one the server offers."""
+    values = {node_id: dict(node["inputs"]) for node_id, node in spec.graph.items()}
+    unknown: set[tuple[str, str]] = set()  # set when the workflow runs (uploads included)
+    defaults: dict[tuple[str, str], str] = {}
+    for name, item in spec.inputs.items():
+        if item.default is None or item.type in ("image", "mask"):
+            unknown.add((item.node, item.field))
+        else:
+            values[item.node][item.field] = item.default
+            defaults[item.node, item.field] = f" (the default of input '{name}')"
+    for node_id, node in spec.graph.items():
+        class_type = node["class_type"]
+        declared = _merged(object_info[class_type].get("input", {}))
+        for field, value in values[node_id].items():
+            if _is_link(value) or (node_id, field) in unknown:
+                continue
+            declaration = _declaration(declared, values[node_id], field)
+            choices = None if declaration is None else _choices(declaration)
+            if choices is not None and value not in choices:
+                upload = bool(_options(declaration).get("image_upload"))
+                raise WorkflowError(
+                    f"{spec.source}: node {node_id} ({class_type}) input '{field}'"
+                    f"{defaults.get((node_id, field), '')}: "
+                    + _not_offered(value, choices, server, upload=upload)
+                )
+
+
+def _merged(inputs: dict[str, Any]) -> dict[str, list[Any]]:
     return {**inputs.get("required", {}), **inputs.get("optional", {})}
 
 
 def _options(declaration: list[Any]) -> dict[str, Any]:
     return declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
+
+
+def _declaration(
+    declared: dict[str, list[Any]], values: dict[str, Any], field: str
+) -> list[Any] | None:
+    """The declaration of ``field``; a dotted name is an input of its parent's chosen option.
+
+    None when the parent's value is not one of its options (that value is refused itself).
+    """
+    head, *rest = field.split(".")
+    declaration, path = declared.get(head), head
+    for part in rest:
+        if declaration is None or declaration[0] != "COMFY_DYNAMICCOMBO_V3":
+            return None
+        chosen = next(
+            (o for o in _options(declaration).get("options", []) if o["key"] == values.get(path)),
+            None,
+        )
+        if chosen is None:
+            return None
+        declaration, path = _merged(chosen.get("inputs", {})).get(part), f"{path}.{part}"
+    return declaration
+
+
+def _choices(declaration: list[Any]) -> list[Any] | None:
+    """The values a choice input accepts; None for other inputs and unlisted (remote) choices."""
+    kind, options = declaration[0], _options(declaration)
+    if isinstance(kind, list):
+        return kind
+    if kind == "COMBO":
+        return options.get("options")
+    if kind == "COMFY_DYNAMICCOMBO_V3":
+        return [option["key"] for option in options.get("options", [])]
+    return None
+
+
+def _not_offered(value: object, choices: list[Any], server: str, *, upload: bool) -> str:
+    if isinstance(value, str) and _FILE_NAME.fullmatch(value):
+        what = "input file" if upload else "model file"
+        listed = ", ".join(map(str, choices)) or "none"
+        return f"{what} '{value}' is not installed on {server} (installed: {listed})"
+    return f"{value!r} is not one of the options on {server}: {choices}"

@@ -13,13 +13,27 @@ here, gzipped):
 ``execution_interrupted``, then ``executing`` with ``node: null`` after history is written.
 Execution events go only to the ``clientId`` that queued the prompt. Submitting the very same
 prompt again (same uploaded bytes) is a fully cached run: no new file, the old file names.
+Its ``/object_info`` is the recorded one with model files "installed": by default those the
+workflow library loads, ``models={}`` for none (as recorded); a model not listed is refused
+at submit like any value not in a choice list (``value_not_in_list``).
 
-Tests count ``jobs`` (accepted prompts) and script failures::
+Queue control is ComfyUI's: ``GET /queue``, ``POST /queue`` with ``{"delete": [prompt ids]}``
+or ``{"clear": true}`` (pending prompts only), and ``POST /interrupt``, which stops the running
+prompt — only if it is the one named by an optional ``{"prompt_id": ...}`` — at its next node
+or inside a node's delay: ``execution_interrupted`` on the socket, ``status_str: error`` in the
+history. An interrupt while nothing runs is forgotten (ComfyUI clears the flag when a prompt
+starts).
+
+Tests count ``jobs`` (accepted prompts), see what was ``cancelled``, script failures and
+delays, and restart the server::
 
     with run_comfy_server() as server:
         server.fail_next(2)            # the next two executions raise an execution_error
+        server.delay_next(30)          # the next execution takes 30 s (unless interrupted)
+        server.restart(down_s=0.5)     # down now (queue and history lost), up again later
         ...
         assert server.jobs == 3
+        assert server.cancelled == [("interrupted", prompt_id)]
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,10 +65,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tools.draft_renderer import encode_mp4
+from tools.workflows import COMFY_WORKFLOWS
 
 __all__ = [
     "ComfyServer",
     "comfy_server",
+    "library_models",
+    "object_info_with_models",
     "recorded_object_info",
     "recorded_transcripts",
     "run_comfy_server",
@@ -73,6 +90,46 @@ def _object_info_text() -> str:
 def recorded_object_info() -> dict[str, Any]:
     """The ``/object_info`` answer recorded from a real ComfyUI 0.33.0 (a fresh copy)."""
     return json.loads(_object_info_text())
+
+
+def library_models(folder: Path = COMFY_WORKFLOWS) -> dict[str, set[str]]:
+    """The model files the workflow library's graphs load, per ``"Class.input"``.
+
+    What the stand-in GPU server has installed unless a test says otherwise, so that a
+    workflow dropped into the library runs on it without editing this file.
+    """
+    info = recorded_object_info()
+    models: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.json")):
+        for node in json.loads(path.read_text()).values():
+            declared = info.get(node["class_type"], {}).get("input", {})
+            fields = {**declared.get("required", {}), **declared.get("optional", {})}
+            for name, value in node["inputs"].items():
+                if name in fields and name.endswith(_MODEL_FILE_FIELDS) and isinstance(value, str):
+                    models.setdefault(f"{node['class_type']}.{name}", set()).add(value)
+    return models
+
+
+def object_info_with_models(models: Mapping[str, Iterable[str]] | None = None) -> dict[str, Any]:
+    """The recorded ``/object_info`` as a server with these model files installed answers it.
+
+    The recording comes from a server without weights, so its loaders list no files:
+    ``ckpt_name: [[], {...}]``, ``model_name: ["COMBO", {"options": []}]``. A real server
+    lists the files in its model folders there; ``models`` maps ``"Class.input"`` to those
+    files (None: :func:`library_models`; ``{}``: none, as recorded).
+    """
+    info = recorded_object_info()
+    for key, files in (library_models() if models is None else models).items():
+        class_type, name = key.split(".", 1)
+        inputs = info[class_type]["input"]
+        section = "required" if name in inputs.get("required", {}) else "optional"
+        declaration = inputs[section][name]
+        if isinstance(declaration[0], list):
+            declaration[0] = [*declaration[0], *sorted(set(files) - set(declaration[0]))]
+        else:
+            listed = declaration[1]["options"]
+            declaration[1]["options"] = [*listed, *sorted(set(files) - set(listed))]
+    return info
 
 
 def recorded_transcripts() -> dict[str, Any]:
@@ -97,23 +154,34 @@ class _Job:
 class ComfyServer:
     """The server's state: uploads, outputs, history, queue, counters and scripted failures."""
 
-    def __init__(self, *, node_delay_s: float = 0.0) -> None:
-        self.object_info = recorded_object_info()
+    def __init__(
+        self,
+        *,
+        node_delay_s: float = 0.0,
+        models: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self.object_info = object_info_with_models(models)
         self.node_delay_s = node_delay_s
         self.uploads: dict[str, bytes] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.history: dict[str, dict[str, Any]] = {}
         self.submitted: list[dict[str, Any]] = []
+        self.prompt_ids: list[str] = []
+        self.cancelled: list[tuple[Literal["deleted", "interrupted"], str]] = []
         self.jobs = 0
         self.port = 0
         self._failures: list[Literal["error", "interrupt"]] = []
+        self._delays: list[float] = []
         self._cache: dict[str, dict[str, dict[str, Any]]] = {}
         self._counters: dict[str, int] = {}
         self._sockets: dict[str, WebSocket] = {}
         self._pending: list[_Job] = []
         self._running: _Job | None = None
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._wake: asyncio.Event | None = None
+        self._interrupted: asyncio.Event | None = None
         self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._restarting: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -123,6 +191,13 @@ class ComfyServer:
     def fail_next(self, times: int, kind: Literal["error", "interrupt"] = "error") -> None:
         """Make the next ``times`` executions fail (an execution error, or an interrupt)."""
         self._failures.extend([kind] * times)
+
+    def delay_next(self, *seconds: float) -> None:
+        """Make the next executions take this long each, beyond their nodes (GPU time).
+
+        The delay is spent in the first node and ends early on an interrupt.
+        """
+        self._delays.extend(seconds)
 
     @property
     def queue_remaining(self) -> int:
@@ -140,12 +215,13 @@ class ComfyServer:
                 Route("/system_stats", self._system_stats),
                 Route("/prompt", self._get_prompt, methods=["GET"]),
                 Route("/prompt", self._post_prompt, methods=["POST"]),
-                Route("/queue", self._get_queue),
+                Route("/queue", self._get_queue, methods=["GET"]),
+                Route("/queue", self._post_queue, methods=["POST"]),
                 Route("/history", self._get_history),
                 Route("/history/{prompt_id}", self._get_history),
                 Route("/upload/image", self._upload, methods=["POST"]),
                 Route("/view", self._view),
-                Route("/interrupt", self._interrupt, methods=["POST"]),
+                Route("/interrupt", self._post_interrupt, methods=["POST"]),
                 WebSocketRoute("/ws", self._ws),
             ],
             lifespan=self._lifespan,
@@ -154,7 +230,7 @@ class ComfyServer:
     async def _object_info(self, request: Request) -> Response:
         node_class = request.path_params.get("node_class")
         if node_class is None:
-            return Response(_object_info_text(), media_type="application/json")
+            return JSONResponse(self.object_info)
         info = self.object_info.get(node_class)
         return JSONResponse({node_class: info} if info else {})
 
@@ -173,6 +249,20 @@ class ComfyServer:
         return JSONResponse(
             {"queue_running": running, "queue_pending": [row(j) for j in self._pending]}
         )
+
+    async def _post_queue(self, request: Request) -> Response:
+        body = await request.json()
+        doomed = [
+            job
+            for job in self._pending
+            if body.get("clear") or job.prompt_id in body.get("delete", [])
+        ]
+        for job in doomed:
+            self._pending.remove(job)
+            self.cancelled.append(("deleted", job.prompt_id))
+        if doomed:
+            await self._broadcast_status()
+        return Response(status_code=200)
 
     async def _get_history(self, request: Request) -> Response:
         prompt_id = request.path_params.get("prompt_id")
@@ -210,8 +300,17 @@ class ComfyServer:
         media = "video/mp4" if key[2].endswith(".mp4") else "image/png"
         return Response(data, media_type=media)
 
-    async def _interrupt(self, request: Request) -> Response:
-        self._failures.insert(0, "interrupt")
+    async def _post_interrupt(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            body = {}
+        wanted = body.get("prompt_id") if isinstance(body, dict) else None
+        running = self._running
+        if running is not None and wanted in (None, running.prompt_id):
+            assert self._interrupted is not None
+            self._interrupted.set()
+            self.cancelled.append(("interrupted", running.prompt_id))
         return Response(status_code=200)
 
     async def _post_prompt(self, request: Request) -> Response:
@@ -254,9 +353,10 @@ class ComfyServer:
             outputs=outputs,
         )
         self.jobs += 1
+        self.prompt_ids.append(job.prompt_id)
         self._pending.append(job)
-        assert self._queue is not None
-        await self._queue.put(job)
+        assert self._wake is not None
+        self._wake.set()
         await self._broadcast_status()
         return JSONResponse({"prompt_id": job.prompt_id, "number": job.number, "node_errors": {}})
 
@@ -311,11 +411,16 @@ class ComfyServer:
                     declaration,
                     value,
                 )
-        choices = (
-            kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
-        )
-        if choices is None or name.endswith(_MODEL_FILE_FIELDS):
-            return None  # model files: the stand-in has every model
+        if isinstance(kind, list):
+            choices = kind
+        elif kind == "COMBO":
+            choices = options.get("options")
+        elif kind == "COMFY_DYNAMICCOMBO_V3":
+            choices = [option["key"] for option in options["options"]]
+        else:
+            return None
+        if choices is None:
+            return None  # listed remotely (LoadImageOutput)
         if options.get("image_upload") or (
             class_type in ("LoadImage", "LoadImageMask") and name == "image"
         ):
@@ -373,23 +478,35 @@ class ComfyServer:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self._queue = asyncio.Queue()
+        self._wake, self._interrupted = asyncio.Event(), asyncio.Event()
         worker = asyncio.create_task(self._work())
         yield
         worker.cancel()
 
     async def _work(self) -> None:
-        assert self._queue is not None
+        assert self._wake is not None and self._interrupted is not None
         while True:
-            job = await self._queue.get()
-            self._pending.remove(job)
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            job = self._pending.pop(0)
             self._running = job
+            self._interrupted.clear()  # ComfyUI forgets an interrupt sent while nothing ran
             try:
                 await self._execute(job)
             finally:
                 self._running = None
             await self._broadcast_status()
             await self._send(job.client_id, _event("executing", job, node=None))
+
+    async def _busy(self, seconds: float) -> None:
+        """Compute for ``seconds``, or until interrupted."""
+        assert self._interrupted is not None
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._interrupted.wait(), seconds)
 
     async def _execute(self, job: _Job) -> None:
         messages: list[list[Any]] = []
@@ -413,12 +530,18 @@ class ComfyServer:
                 await emit("executed", node=node_id, display_node=node_id, output=output)
         else:
             failure = self._failures.pop(0) if self._failures else None
+            delay = self._delays.pop(0) if self._delays else 0.0
+            assert self._interrupted is not None
+            if failure == "interrupt":
+                self._interrupted.set()
             values: dict[str, tuple[Any, ...]] = {}
             executed: list[str] = []
             for node_id in order:
                 node = job.prompt[node_id]
                 await emit("executing", node=node_id, display_node=node_id)
-                if failure == "interrupt":
+                await self._busy(delay + self.node_delay_s)
+                delay = 0.0
+                if self._interrupted.is_set():
                     await emit(
                         "execution_interrupted",
                         node_id=node_id,
@@ -497,8 +620,6 @@ class ComfyServer:
             name: values[value[0]][value[1]] if _is_link(value) else value
             for name, value in node["inputs"].items()
         }
-        if self.node_delay_s:
-            await asyncio.sleep(self.node_delay_s)
         class_type = node["class_type"]
         if class_type == "KSampler":
             steps = int(inputs["steps"])
@@ -534,9 +655,15 @@ class ComfyServer:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Serve on a free port in a background thread; return once it accepts connections."""
+        """Serve (on a free port the first time) in a background thread; return once it accepts
+        connections."""
         config = uvicorn.Config(
-            self.app(), host="127.0.0.1", port=0, log_level="error", ws="websockets-sansio"
+            self.app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         thread = threading.Thread(target=self._server.run, name="comfy-test-server", daemon=True)
@@ -550,10 +677,32 @@ class ComfyServer:
         self._thread = thread
 
     def stop(self) -> None:
-        """Shut the server down."""
-        if self._server is not None:
+        """Shut the server down (after a restart under way has come back)."""
+        if self._restarting is not None and self._restarting is not threading.current_thread():
+            self._restarting.join(timeout=30)
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
+
+    def restart(self, *, down_s: float) -> None:
+        """Restart like ComfyUI does: refuse connections for ``down_s``, then serve again.
+
+        Returns at once. The queue, the running prompt, the history and the node cache are
+        lost, as they live in the server's memory; uploads and outputs are files and stay.
+        """
+
+        def cycle() -> None:
+            self._shut_down()
+            self._pending, self._running, self.history = [], None, {}
+            self._cache, self._sockets = {}, {}
+            time.sleep(down_s)  # the server process is down (this thread is the double's)
+            self.start()
+
+        self._restarting = threading.Thread(target=cycle, name="comfy-test-restart", daemon=True)
+        self._restarting.start()
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ __all__ = ["comfy_context", "comfy_server"]
 @pytest.fixture
 async def comfy_context(comfy_server: ComfyServer, tmp_path: Path) -> AsyncIterator[Context]:
     """The offline model, a ComfyUI backend on the test server, files in a fresh folder."""
-    pool = ComfyPool([comfy_server.url], timeout_s=60, backoff_s=0)
+    pool = ComfyPool([comfy_server.url], timeout_s=60, attempts=3, backoff_s=0)
     yield Context(
         models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
         backend=ComfyBackend(pool, scale=1),

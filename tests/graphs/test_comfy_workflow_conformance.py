@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.doubles.comfy_server import ComfyServer, recorded_object_info
+from tests.doubles.comfy_server import ComfyServer, object_info_with_models
 from tools.comfy import ComfyPool
 from tools.comfy_tools import ComfyBackend, DraftMedia, MediaBackend, workflow_tool
 from tools.draft_renderer import probe
@@ -56,7 +56,7 @@ def test_library_is_not_empty() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_validates_against_comfyui_object_info(name: str) -> None:
-    info = recorded_object_info()
+    info = object_info_with_models()
 
     specs = load_workflows(object_info=info)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import io
 import json
@@ -18,6 +20,8 @@ from tests.doubles.comfy_server import (
     run_comfy_server,
 )
 from tools.comfy import (
+    ATTEMPTS,
+    BACKOFF_S,
     ComfyClient,
     ComfyJobFailed,
     ComfyPool,
@@ -120,7 +124,7 @@ async def test_runtime_error_answers_200_then_fails_on_the_socket(
 
 async def test_two_failures_then_success_with_visible_retries(comfy_server: ComfyServer) -> None:
     comfy_server.fail_next(2)
-    pool = ComfyPool([comfy_server.url], timeout_s=30, backoff_s=0)
+    pool = ComfyPool([comfy_server.url], timeout_s=30, attempts=3, backoff_s=0)
     messages: list[str] = []
 
     async def say(message: str) -> None:
@@ -133,14 +137,14 @@ async def test_two_failures_then_success_with_visible_retries(comfy_server: Comf
     assert result.files
     retries = [m for m in messages if m.startswith("retrying")]
     assert [m.split(":")[0] for m in retries] == [
-        "retrying frame 4 (2/3)",
-        "retrying frame 4 (3/3)",
+        "retrying frame 4 (2/3) in 0 s",
+        "retrying frame 4 (3/3) in 0 s",
     ]
 
 
 async def test_three_failures_give_a_clear_error(comfy_server: ComfyServer) -> None:
     comfy_server.fail_next(3)
-    pool = ComfyPool([comfy_server.url], timeout_s=30, backoff_s=0)
+    pool = ComfyPool([comfy_server.url], timeout_s=30, attempts=3, backoff_s=0)
 
     with pytest.raises(
         ComfyJobFailed, match=r"frame 4 failed 3 times on ComfyUI.*CUDA out of memory"
@@ -182,7 +186,10 @@ async def test_progress_lines_carry_the_label_and_percent(comfy_server: ComfySer
             "class_type": "EmptyLatentImage",
             "inputs": {"width": 64, "height": 64, "batch_size": 1},
         },
-        "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd.safetensors"}},
+        "2": {
+            "class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["2", 1]}},
         "4": {
             "class_type": "KSampler",
@@ -212,8 +219,6 @@ async def test_progress_lines_carry_the_label_and_percent(comfy_server: ComfySer
 async def test_pool_sends_the_job_to_the_shortest_queue() -> None:
     with run_comfy_server(node_delay_s=0.3) as busy, run_comfy_server() as idle:
         blocker = ComfyClient(busy.url, timeout_s=30)
-        import asyncio
-
         running = asyncio.create_task(blocker.run(_prompt("image_ok")))
         while busy.queue_remaining == 0:
             await asyncio.sleep(0.01)
@@ -262,3 +267,141 @@ async def test_a_workflow_the_servers_cannot_run_is_refused_before_any_job(
         await backend.run_workflow(spec, {"image": _png()}, label="upscale")
 
     assert comfy_server.jobs == 0
+
+
+async def test_a_missing_model_is_refused_before_any_upload_or_job(tmp_path: Path) -> None:
+    spec = load_workflows()["upscale_image"]
+    with run_comfy_server(models={}) as server:  # as recorded: no model files installed
+        backend = ComfyBackend(ComfyPool([server.url]))
+        with pytest.raises(WorkflowError) as caught:
+            await backend.run_workflow(spec, {"image": _png()}, label="upscale")
+        await backend.pool.aclose()
+
+    message = str(caught.value)
+    assert str(spec.source) in message
+    assert "node 1 (UpscaleModelLoader) input 'model_name'" in message
+    assert f"model file '4x-UltraSharp.pth' is not installed on {server.url}" in message
+    assert (server.jobs, server.uploads, server.submitted) == (0, {}, [])
+
+
+async def _running(client: ComfyClient, prompt: dict) -> asyncio.Task:
+    """``prompt`` running on ``client``'s server (its ``execution_start`` seen), as a task."""
+    started = asyncio.Event()
+
+    async def on_event(event: JobEvent) -> None:
+        if event.kind == "started":
+            started.set()
+
+    task = asyncio.create_task(client.run(prompt, on_event=on_event))
+    await started.wait()
+    return task
+
+
+async def test_a_timed_out_job_is_interrupted_on_the_server(comfy_server: ComfyServer) -> None:
+    comfy_server.delay_next(600, 600)  # both attempts would run for ten minutes
+    pool = ComfyPool([comfy_server.url], timeout_s=0.3, attempts=2, backoff_s=0)
+
+    with pytest.raises(
+        ComfyJobFailed, match=r"failed 2 times.*no result within 0\.3 s of the start.*interrupted"
+    ):
+        await pool.run(_prompt("image_ok"), label="frame 1")
+    await pool.aclose()
+
+    assert comfy_server.jobs == 2
+    assert comfy_server.cancelled == [("interrupted", pid) for pid in comfy_server.prompt_ids]
+
+
+async def test_a_job_that_never_starts_is_removed_from_the_queue(
+    comfy_server: ComfyServer,
+) -> None:
+    comfy_server.delay_next(600)
+    ahead = ComfyClient(comfy_server.url, timeout_s=600)
+    running = await _running(ahead, _prompt("image_ok"))
+    client = ComfyClient(comfy_server.url, timeout_s=600, queue_timeout_s=0.3)
+
+    with pytest.raises(ComfyTimeoutError, match=r"did not start within 0\.3 s.*removed"):
+        await client.run(_prompt("video_mp4"))
+    running.cancel()  # the run that queued the first job is cancelled: that job is abandoned
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await ahead.aclose()
+    await client.aclose()
+
+    first, second = comfy_server.prompt_ids
+    assert comfy_server.cancelled == [("deleted", second), ("interrupted", first)]
+    assert second not in comfy_server.history
+
+
+async def test_the_deadline_counts_from_the_start_not_the_queue(
+    comfy_server: ComfyServer,
+) -> None:
+    comfy_server.delay_next(3)  # the job ahead runs 3 s; ours then runs in far less than 1.5 s
+    ahead = ComfyClient(comfy_server.url, timeout_s=60)
+    running = await _running(ahead, _prompt("image_ok"))
+    client = ComfyClient(comfy_server.url, timeout_s=1.5)
+
+    result = await client.run(_prompt("video_mp4"))
+    await running
+    await ahead.aclose()
+    await client.aclose()
+
+    assert result.files
+    assert comfy_server.cancelled == []
+
+
+def test_the_default_backoff_outlasts_a_comfyui_restart() -> None:
+    waits = [BACKOFF_S * 2**n for n in range(ATTEMPTS - 1)]
+
+    assert sum(waits) >= 2 * 30  # a restart takes about 30 s
+
+
+async def test_a_server_restart_within_the_backoff_is_survived(comfy_server: ComfyServer) -> None:
+    comfy_server.delay_next(600)  # the first job is still running when the server restarts
+    pool = ComfyPool([comfy_server.url], timeout_s=30, attempts=5, backoff_s=0.25)
+    messages: list[str] = []
+
+    async def say(message: str) -> None:
+        messages.append(message)
+        if message.startswith("clip 1 — queued") and comfy_server.jobs == 1:
+            comfy_server.restart(down_s=0.3)
+
+    result = await pool.run(_prompt("video_mp4"), label="clip 1", on_progress=say)
+    await pool.aclose()
+
+    assert result.files
+    assert comfy_server.jobs == 2
+    unreachable = [m for m in messages if "unreachable" in m]
+    assert unreachable[0] == (
+        f"clip 1: ComfyUI at {comfy_server.url} unreachable, retrying in 0.25 s (2/5)"
+    )
+
+
+async def test_sequential_jobs_take_turns_across_the_pool() -> None:
+    with run_comfy_server() as first, run_comfy_server() as second:
+        pool = ComfyPool([first.url, second.url], timeout_s=30)
+        servers = [
+            (await pool.run(_prompt("video_mp4"), label=f"clip {n}")).server for n in range(4)
+        ]
+        await pool.aclose()
+
+    assert servers == [first.url, second.url, first.url, second.url]
+
+
+async def test_concurrent_jobs_are_spread_by_the_pools_own_count() -> None:
+    with run_comfy_server() as first, run_comfy_server() as second:
+        pool = ComfyPool([first.url, second.url], timeout_s=30)
+        await asyncio.gather(*(pool.run(_prompt("image_ok"), label=f"frame {n}") for n in range(4)))
+        await pool.aclose()
+
+    assert (first.jobs, second.jobs) == (2, 2)
+
+
+async def test_a_retry_goes_back_to_the_server_that_has_the_cached_nodes() -> None:
+    with run_comfy_server() as first, run_comfy_server() as second:
+        first.fail_next(1)
+        pool = ComfyPool([first.url, second.url], timeout_s=30, backoff_s=0)
+        result = await pool.run(_prompt("image_ok"), label="frame 1")
+        await pool.aclose()
+
+    assert result.server == first.url
+    assert (first.jobs, second.jobs) == (2, 0)

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.doubles.comfy_server import recorded_object_info
-from tools.workflows import COMFY_WORKFLOWS, WorkflowError, load_workflows
+from tests.doubles.comfy_server import object_info_with_models
+from tools.workflows import (
+    COMFY_WORKFLOWS,
+    WorkflowError,
+    load_workflows,
+    validate_against_object_info,
+)
 
 REQUIRED_CATEGORIES = {
     "asset_sheet",
@@ -29,7 +34,7 @@ def _copy(tmp_path: Path, *names: str) -> Path:
 
 
 def test_the_library_covers_every_production_task() -> None:
-    specs = load_workflows(object_info=recorded_object_info())
+    specs = load_workflows(object_info=object_info_with_models())
 
     assert {spec.category for spec in specs.values()} >= REQUIRED_CATEGORIES
     for name, spec in specs.items():
@@ -152,7 +157,7 @@ def test_duplicate_names_fail(tmp_path: Path) -> None:
 
 
 def test_object_info_check_refuses_unknown_nodes_and_fields(tmp_path: Path) -> None:
-    info = recorded_object_info()
+    info = object_info_with_models()
     folder = _copy(tmp_path, "upscale_image")
     graph_path = folder / "upscale_image.json"
     graph = json.loads(graph_path.read_text())
@@ -180,7 +185,7 @@ def test_object_info_check_refuses_a_type_mismatch(tmp_path: Path) -> None:
     )
 
     with pytest.raises(WorkflowError, match=r"is string but ImageScaleBy\.scale_by is FLOAT"):
-        load_workflows(folder, object_info=recorded_object_info())
+        load_workflows(folder, object_info=object_info_with_models())
 
 
 def test_object_info_check_refuses_limits_beyond_the_node(tmp_path: Path) -> None:
@@ -189,7 +194,7 @@ def test_object_info_check_refuses_limits_beyond_the_node(tmp_path: Path) -> Non
     meta.write_text(meta.read_text().replace("maximum: 1,", "maximum: 80,"))
 
     with pytest.raises(WorkflowError, match=r"maximum 80\.0 is outside"):
-        load_workflows(folder, object_info=recorded_object_info())
+        load_workflows(folder, object_info=object_info_with_models())
 
 
 def test_image_inputs_must_map_to_a_file_chooser(tmp_path: Path) -> None:
@@ -203,4 +208,78 @@ def test_image_inputs_must_map_to_a_file_chooser(tmp_path: Path) -> None:
     )
 
     with pytest.raises(WorkflowError, match="not a file chooser"):
-        load_workflows(folder, object_info=recorded_object_info())
+        load_workflows(folder, object_info=object_info_with_models())
+
+
+def test_a_missing_model_is_refused_naming_file_node_model_and_server(tmp_path: Path) -> None:
+    folder = _copy(tmp_path, "upscale_image")
+    nothing_installed = object_info_with_models({})  # as recorded: a server without weights
+
+    with pytest.raises(
+        WorkflowError,
+        match=r"upscale_image\.json: node 1 \(UpscaleModelLoader\) input 'model_name': model "
+        r"file '4x-UltraSharp\.pth' is not installed on http://gpu1:8188 \(installed: none\)",
+    ):
+        specs = load_workflows(folder)
+        validate_against_object_info(
+            specs["upscale_image"], nothing_installed, server="http://gpu1:8188"
+        )
+
+
+def test_a_choice_the_server_does_not_offer_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path, "upscale_image")
+    graph_path = folder / "upscale_image.json"
+    graph = json.loads(graph_path.read_text())
+    graph["4"]["inputs"]["upscale_method"] = "sharpest"
+    graph_path.write_text(json.dumps(graph))
+
+    with pytest.raises(WorkflowError, match=r"node 4 \(ImageScaleBy\) input 'upscale_method': "):
+        load_workflows(folder, object_info=object_info_with_models())
+
+
+def _with_format_input(tmp_path: Path, default: str) -> Path:
+    folder = _copy(tmp_path, "first_last_frame_to_video")
+    meta = folder / "first_last_frame_to_video.yaml"
+    meta.write_text(
+        meta.read_text().replace(
+            "outputs:",
+            f'  container: {{node: "15", field: format, type: string, default: {default}}}\n'
+            "outputs:",
+        )
+    )
+    return folder
+
+
+def test_a_string_input_may_map_to_a_combo_field(tmp_path: Path) -> None:
+    # SaveVideo.format is declared ["COMFY_DYNAMICCOMBO_V3", {"options": [{"key": "mp4", ...}]}]
+    folder = _with_format_input(tmp_path, "mkv")
+
+    spec = load_workflows(folder, object_info=object_info_with_models())[
+        "first_last_frame_to_video"
+    ]
+
+    assert spec.inputs["container"].default == "mkv"
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "problem"),
+    [
+        (
+            "mov",
+            "h264",
+            r"input 'format' \(the default of input 'container'\): 'mov' is not one of the options",
+        ),
+        ("webm", "h264", r"input 'format\.codec'.*'h264' is not one of the options"),
+    ],
+)
+def test_a_combo_value_the_server_does_not_offer_is_refused(
+    tmp_path: Path, container: str, codec: str, problem: str
+) -> None:
+    folder = _with_format_input(tmp_path, container)
+    graph_path = folder / "first_last_frame_to_video.json"
+    graph = json.loads(graph_path.read_text())
+    graph["15"]["inputs"]["format.codec"] = codec
+    graph_path.write_text(json.dumps(graph))
+
+    with pytest.raises(WorkflowError, match=problem):
+        load_workflows(folder, object_info=object_info_with_models())

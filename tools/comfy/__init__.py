@@ -11,10 +11,11 @@ from tools.comfy.client import (
     JobResult,
     OutputFile,
 )
-from tools.comfy.pool import ATTEMPTS, ComfyJobFailed, ComfyPool, ImageInput
+from tools.comfy.pool import ATTEMPTS, BACKOFF_S, ComfyJobFailed, ComfyPool, ImageInput
 
 __all__ = [
     "ATTEMPTS",
+    "BACKOFF_S",
     "ComfyClient",
     "ComfyError",
     "ComfyExecutionError",

@@ -4,7 +4,14 @@ The order matters: the WebSocket ``/ws?clientId=…`` is open *before* ``POST /p
 (ComfyUI sends execution events only to the client that queued the prompt, and only while it
 is connected). Completion is confirmed through ``/history/{prompt_id}`` — an event can be
 missed, the history cannot — and every output key of every node is scanned for files (a
-video comes back under ``images`` with ``animated``). Every wait has a deadline.
+video comes back under ``images`` with ``animated``).
+
+Every wait has a deadline, counted from the prompt's ``execution_start``: time spent queued
+behind other prompts is bounded separately (``queue_timeout_s``, longer). A prompt the client
+stops waiting for (deadline, lost connection, cancelled task) is cancelled on the server, so it
+does not keep the GPU busy while a retry queues another: removed with ``POST /queue {"delete":
+[id]}`` while queued, stopped with ``POST /interrupt {"prompt_id": id}`` once running (the id
+makes the interrupt a no-op unless that very prompt is running, never a neighbour's).
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ class ComfyTimeoutError(ComfyError):
 class ComfyUnavailableError(ComfyError):
     """The server could not be reached or answered with a server error."""
 
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
 
 @dataclass(frozen=True)
 class JobEvent:
@@ -108,14 +119,45 @@ class JobResult:
 OnEvent = Callable[[JobEvent], Awaitable[None]]
 
 
+@dataclass
+class _Watch:
+    """What the socket told about one prompt, and its deadline (queue wait until it starts)."""
+
+    run_s: float
+    deadline: asyncio.Timeout | None = None
+    started: float | None = None
+    gpu_seconds: float = 0.0
+    cached_nodes: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        """``execution_start``: from now the job has ``run_s``, however long it queued."""
+        self.started = time.monotonic()
+        if self.deadline is not None:
+            self.deadline.reschedule(asyncio.get_running_loop().time() + self.run_s)
+
+
 class ComfyClient:
-    """A client for one ComfyUI server (``http://host:port``)."""
+    """A client for one ComfyUI server (``http://host:port``).
+
+    Args:
+        base_url: The server.
+        timeout_s: Deadline of a job from its ``execution_start``.
+        queue_timeout_s: How long a job may wait in the server's queue before it starts.
+        request_timeout_s: Deadline of one HTTP request or socket opening.
+    """
 
     def __init__(
-        self, base_url: str, *, timeout_s: float = 600.0, request_timeout_s: float = 30.0
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 600.0,
+        queue_timeout_s: float = 3600.0,
+        request_timeout_s: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.queue_timeout_s = queue_timeout_s
+        self.request_timeout_s = request_timeout_s
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=request_timeout_s)
 
     async def aclose(self) -> None:
@@ -126,10 +168,13 @@ class ComfyClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise ComfyUnavailableError(f"{self.base_url}{path}: {error!r}") from error
+            raise ComfyUnavailableError(
+                f"{self.base_url}{path}: {error!r}", server=self.base_url
+            ) from error
         if response.status_code >= 500:
             raise ComfyUnavailableError(
-                f"{self.base_url}{path} answered {response.status_code}: {response.text[:300]}"
+                f"{self.base_url}{path} answered {response.status_code}: {response.text[:300]}",
+                server=self.base_url,
             )
         return response
 
@@ -163,30 +208,69 @@ class ComfyClient:
         Raises:
             ComfyRejectedError: The prompt failed validation (HTTP 400).
             ComfyExecutionError: A node failed or the run was interrupted.
-            ComfyTimeoutError: It did not finish within ``timeout_s``.
+            ComfyTimeoutError: It waited longer than ``queue_timeout_s`` to start, or ran
+                longer than ``timeout_s``; it was cancelled on the server.
             ComfyUnavailableError: The server could not be reached.
         """
         client_id = uuid.uuid4().hex
         ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
         try:
-            async with asyncio.timeout(self.timeout_s):
-                try:
-                    socket = await websockets.connect(ws_url, max_size=None, open_timeout=30)
-                except (OSError, websockets.WebSocketException) as error:
-                    raise ComfyUnavailableError(f"{ws_url}: {error!r}") from error
-                async with socket:
-                    prompt_id = await self._queue(prompt, client_id)
-                    await self._emit(on_event, JobEvent("queued"))
-                    timing = await self._follow(socket, prompt_id, on_event)
-                entry = await self._history(prompt_id)
-                result = JobResult(prompt_id=prompt_id, server=self.base_url, **timing)
-                result.files = await self._outputs(entry)
-        except TimeoutError:
-            raise ComfyTimeoutError(
-                f"{self.base_url}: no result within {self.timeout_s:g} s"
-            ) from None
+            socket = await websockets.connect(
+                ws_url, max_size=None, open_timeout=self.request_timeout_s
+            )
+        except (OSError, TimeoutError, websockets.WebSocketException) as error:
+            raise ComfyUnavailableError(f"{ws_url}: {error!r}", server=self.base_url) from error
+        async with socket:
+            prompt_id = await self._queue(prompt, client_id)
+            await self._emit(on_event, JobEvent("queued"))
+            watch = _Watch(run_s=self.timeout_s)
+            try:
+                async with asyncio.timeout(self.queue_timeout_s) as watch.deadline:
+                    await self._follow(socket, prompt_id, watch, on_event)
+                    entry = await self._history(prompt_id)
+                    files = await self._outputs(entry)
+            except TimeoutError:
+                await self._abandon(prompt_id, started=watch.started is not None)
+                raise ComfyTimeoutError(self._late(prompt_id, watch)) from None
+            except (ComfyUnavailableError, asyncio.CancelledError):
+                await asyncio.shield(self._abandon(prompt_id, started=watch.started is not None))
+                raise
+        result = JobResult(
+            prompt_id=prompt_id,
+            server=self.base_url,
+            files=files,
+            gpu_seconds=watch.gpu_seconds,
+            cached_nodes=watch.cached_nodes,
+        )
         await self._emit(on_event, JobEvent("done"))
         return result
+
+    async def _abandon(self, prompt_id: str, *, started: bool) -> None:
+        """Cancel a prompt nobody waits for any more; best effort (the server may be gone).
+
+        Not seen starting: delete it from the queue, then interrupt it only if ``GET
+        /queue`` shows it running after all (it started while we looked away). An interrupt
+        for a prompt that is still queued would stop a neighbour's on a server that
+        ignores the id.
+        """
+        with contextlib.suppress(ComfyError):
+            if not started:
+                await self._request("POST", "/queue", json={"delete": [prompt_id]})
+                running = (await self._request("GET", "/queue")).json().get("queue_running", [])
+                if all(row[1] != prompt_id for row in running):
+                    return
+            await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+
+    def _late(self, prompt_id: str, watch: _Watch) -> str:
+        if watch.started is None:
+            return (
+                f"{self.base_url}: prompt {prompt_id} did not start within "
+                f"{self.queue_timeout_s:g} s in the queue; removed from the queue"
+            )
+        return (
+            f"{self.base_url}: no result within {self.timeout_s:g} s of the start of prompt "
+            f"{prompt_id}; interrupted"
+        )
 
     async def _queue(self, prompt: dict[str, Any], client_id: str) -> str:
         response = await self._request(
@@ -198,14 +282,16 @@ class ComfyClient:
         return body["prompt_id"]
 
     async def _follow(
-        self, socket: websockets.ClientConnection, prompt_id: str, on_event: OnEvent | None
-    ) -> dict[str, Any]:
-        """Read the socket until our prompt ends; measure execution time from its events.
+        self,
+        socket: websockets.ClientConnection,
+        prompt_id: str,
+        watch: _Watch,
+        on_event: OnEvent | None,
+    ) -> None:
+        """Read the socket until our prompt ends; its start moves the deadline.
 
         A lost socket is not fatal: the history (polled next) is the confirmation.
         """
-        started = time.monotonic()
-        timing: dict[str, Any] = {"gpu_seconds": 0.0, "cached_nodes": []}
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in socket:
                 if not isinstance(raw, str):
@@ -215,10 +301,10 @@ class ComfyClient:
                 if data.get("prompt_id") != prompt_id:
                     continue
                 if kind == "execution_start":
-                    started = time.monotonic()
+                    watch.start()
                     await self._emit(on_event, JobEvent("started"))
                 elif kind == "execution_cached":
-                    timing["cached_nodes"] = list(data.get("nodes") or [])
+                    watch.cached_nodes = list(data.get("nodes") or [])
                     await self._emit(on_event, JobEvent("cached"))
                 elif kind == "executing" and data.get("node") is not None:
                     await self._emit(on_event, JobEvent("executing", node=str(data["node"])))
@@ -233,7 +319,7 @@ class ComfyClient:
                 elif kind == "executed":
                     await self._emit(on_event, JobEvent("executed", node=str(data.get("node"))))
                 elif kind == "execution_success":
-                    timing["gpu_seconds"] = time.monotonic() - started
+                    watch.gpu_seconds = time.monotonic() - (watch.started or time.monotonic())
                 elif kind == "execution_error":
                     raise ComfyExecutionError(
                         f"{self.base_url}: node {data.get('node_id')} ({data.get('node_type')}) "
@@ -246,7 +332,6 @@ class ComfyClient:
                     )
                 elif kind == "executing" and data.get("node") is None:
                     break
-        return timing
 
     async def _history(self, prompt_id: str) -> dict[str, Any]:
         """Wait (until the deadline around it) for the prompt's history entry."""

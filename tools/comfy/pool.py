@@ -1,27 +1,40 @@
-"""A pool of ComfyUI servers: each job goes to the shortest queue and is retried on failure.
+"""A pool of ComfyUI servers: each job goes to the least busy one and is retried on failure.
 
 A job is an API-format prompt plus the images its loader nodes take. The pool asks every
-server for its queue depth (``GET /prompt``), uploads the images to the least busy one that
-answers, and runs the prompt there. A failed attempt (node error, interruption, lost server,
-deadline) is retried with backoff — each retry announced as a progress message such as
-"retrying frame 4 (2/3)" — up to three attempts, then :class:`ComfyJobFailed` says what
-happened. A prompt the server refuses (validation) is not retried: it would fail the same way.
+server for its queue depth (``GET /prompt``), counts its own jobs in flight on each (the depth
+lags: images are uploaded before the prompt is queued), and sends the job to the least loaded
+server that answers — on a tie, the one it used least recently, so jobs run one after another
+still take turns. A failed attempt (node error, interruption, lost server, deadline) is retried
+with exponential backoff, long enough by default (4 + 8 + 16 + 32 s) to outlast a ComfyUI
+restart, each retry announced as a progress message ("frame 4: ComfyUI at http://gpu1:8188
+unreachable, retrying in 8 s (3/5)"); then :class:`ComfyJobFailed` says what happened. A retry
+goes back to the server the failed attempt ran on while it answers: its cache holds the nodes
+that already ran. A prompt the server refuses (validation) is not retried: it would fail the
+same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tools.comfy.client import ComfyClient, ComfyError, JobEvent, JobResult
+from tools.comfy.client import (
+    ComfyClient,
+    ComfyError,
+    ComfyUnavailableError,
+    JobEvent,
+    JobResult,
+)
 from tools.errors import ExpectedFailure
 
-__all__ = ["ATTEMPTS", "ComfyJobFailed", "ComfyPool", "ImageInput"]
+__all__ = ["ATTEMPTS", "BACKOFF_S", "ComfyJobFailed", "ComfyPool", "ImageInput"]
 
-ATTEMPTS = 3
+ATTEMPTS = 5
+BACKOFF_S = 4.0  # the first wait; doubling, the four waits add up to 60 s
 
 
 class ComfyJobFailed(ExpectedFailure):
@@ -41,41 +54,74 @@ OnProgress = Callable[[str], Awaitable[None]]
 
 
 class ComfyPool:
-    """ComfyUI servers used as one: least-queued first, three attempts per job."""
+    """ComfyUI servers used as one: least loaded first, retried with backoff.
+
+    Args:
+        urls: The servers.
+        timeout_s: Deadline of a job from its start on a server.
+        queue_timeout_s: How long a job may wait in a server's queue before it starts.
+        attempts: Tries per job.
+        backoff_s: Wait before the second try; each further wait doubles.
+    """
 
     def __init__(
         self,
         urls: Sequence[str],
         *,
         timeout_s: float = 600.0,
+        queue_timeout_s: float = 3600.0,
         attempts: int = ATTEMPTS,
-        backoff_s: float = 1.0,
+        backoff_s: float = BACKOFF_S,
     ) -> None:
         if not urls:
             raise ValueError("a ComfyUI pool needs at least one server URL")
-        self.clients = [ComfyClient(url, timeout_s=timeout_s) for url in urls]
+        self.clients = [
+            ComfyClient(url, timeout_s=timeout_s, queue_timeout_s=queue_timeout_s) for url in urls
+        ]
         self.attempts = attempts
         self.backoff_s = backoff_s
+        self._in_flight = [0] * len(self.clients)
+        self._last_used = [0] * len(self.clients)
+        self._picks = 0
 
     async def aclose(self) -> None:
         """Close every client."""
         for client in self.clients:
             await client.aclose()
 
-    async def pick(self) -> ComfyClient:
-        """The reachable server with the fewest queued prompts (the first one on a tie).
+    @contextlib.asynccontextmanager
+    async def _claim(self, prefer: ComfyClient | None) -> AsyncIterator[ComfyClient]:
+        """A server for one attempt, counted in flight there until the attempt ends.
+
+        ``prefer`` (where the previous attempt ran) if it answers; else the least loaded —
+        the larger of its queue depth and this pool's jobs in flight there — and on a tie
+        the least recently used.
 
         Raises:
-            ComfyError: No server answered.
+            ComfyUnavailableError: No server answered.
         """
         depths = await asyncio.gather(
             *(client.queue_remaining() for client in self.clients), return_exceptions=True
         )
-        answering = [(depth, n) for n, depth in enumerate(depths) if isinstance(depth, int)]
+        answering = [n for n, depth in enumerate(depths) if isinstance(depth, int)]
         if not answering:
-            reasons = "; ".join(str(d) for d in depths)
-            raise ComfyError(f"no ComfyUI server answered: {reasons}")
-        return self.clients[min(answering)[1]]
+            servers = ", ".join(client.base_url for client in self.clients)
+            reasons = "; ".join(str(depth) for depth in depths)
+            raise ComfyUnavailableError(f"no ComfyUI server answered: {reasons}", server=servers)
+        if prefer is not None and self.clients.index(prefer) in answering:
+            chosen = self.clients.index(prefer)
+        else:
+            chosen = min(
+                answering,
+                key=lambda n: (max(depths[n], self._in_flight[n]), self._last_used[n], n),
+            )
+        self._picks += 1
+        self._last_used[chosen] = self._picks
+        self._in_flight[chosen] += 1
+        try:
+            yield self.clients[chosen]
+        finally:
+            self._in_flight[chosen] -= 1
 
     async def run(
         self,
@@ -110,22 +156,36 @@ class ComfyPool:
                 await say(f"{label} — {event.kind} on {event.server}")
 
         last: ComfyError | None = None
+        ran_on: ComfyClient | None = None
         for attempt in range(1, self.attempts + 1):
-            if attempt > 1:
-                await say(f"retrying {label} ({attempt}/{self.attempts}): {last}")
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 2))
+            if last is not None:
+                wait = self.backoff_s * 2 ** (attempt - 2)
+                await say(_retrying(label, last, wait, attempt, self.attempts))
+                await asyncio.sleep(wait)
             try:
-                client = await self.pick()
-                filled = await _with_uploads(client, prompt, images)
-                return await client.run(filled, on_event=on_event)
+                async with self._claim(ran_on) as client:
+                    ran_on = client
+                    filled = await _with_uploads(client, prompt, images)
+                    return await client.run(filled, on_event=on_event)
             except ComfyError as error:
                 last = error
+                if isinstance(error, ComfyUnavailableError):
+                    ran_on = None
                 if not error.retryable:
                     raise ComfyJobFailed(f"{label}: ComfyUI refused the job: {error}") from error
         raise ComfyJobFailed(
             f"{label} failed {self.attempts} times on ComfyUI; last error: {last}. "
             "Resume the run to try again."
         ) from last
+
+
+def _retrying(label: str, error: ComfyError, wait: float, attempt: int, attempts: int) -> str:
+    if isinstance(error, ComfyUnavailableError):
+        return (
+            f"{label}: ComfyUI at {error.server} unreachable, retrying in {wait:g} s "
+            f"({attempt}/{attempts})"
+        )
+    return f"retrying {label} ({attempt}/{attempts}) in {wait:g} s: {error}"
 
 
 async def _with_uploads(
