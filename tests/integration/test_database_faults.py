@@ -25,8 +25,8 @@ from langgraph_sdk import get_client
 from pgserver.postgres_server import PostgresServer
 
 from api.settings import SAMPLE_INPUT
-from tests.api.test_execution import _free_port, auteur_serve
 from tests.integration.test_cli import AUTEUR, THREAD, embedded_env, open_dir
+from tests.servers import auteur_serve, free_port
 
 __all__ = ["open_dir"]
 
@@ -67,7 +67,7 @@ def ended(url: str, thread_id: str, run_id: str) -> dict[str, Any] | None:
 
 
 async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     pgdata = open_dir / "data" / "postgres"
     env = embedded_env() | {"AUTEUR_DATA_DIR": str(open_dir / "data")}
@@ -146,7 +146,7 @@ def test_a_stopped_process_releases_the_embedded_server(
     pgdata = open_dir / ".auteur" / "postgres"
     env = embedded_env()
     if command == "serve":
-        port = _free_port()
+        port = free_port()
         with auteur_serve(env | {"AUTEUR_DATA_DIR": str(pgdata.parent)}, port) as process:
             server = postmaster(pgdata)
             process.send_signal(stop)

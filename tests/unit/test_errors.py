@@ -44,7 +44,9 @@ def test_a_query_the_database_refused_is_not(error: Exception) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        ComfyUnavailableError("http://gpu1:8188/object_info: ConnectError('refused')"),
+        ComfyUnavailableError(
+            "http://gpu1:8188/object_info: ConnectError('refused')", server="http://gpu1:8188"
+        ),
         LLMUnavailableError("the LLM endpoint stayed unreachable"),
         PluginError("plugin graphs/broken.py failed to load"),
     ],
