@@ -6,10 +6,11 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
@@ -68,3 +69,12 @@ def api_settings(database_url: str, **overrides: object) -> Settings:
 def api_url(database_url: str) -> Iterator[str]:
     with serve(api_settings(database_url)) as url:
         yield url
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the module's server, as alice."""
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": "Bearer alice-key"}, timeout=120
+    ) as client:
+        yield client

@@ -17,14 +17,6 @@ SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
 
 
-@pytest.fixture
-async def http(api_url: str) -> Any:
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": "Bearer alice-key"}, timeout=60
-    ) as client:
-        yield client
-
-
 async def _pending(http: httpx.AsyncClient, thread_id: str) -> dict[str, Any]:
     """The thread's pending approval, once its run has stopped at the gate."""
     for _ in range(600):

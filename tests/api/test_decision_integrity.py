@@ -12,21 +12,12 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 
 from api.settings import SAMPLE_INPUT
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
 N = 20
-
-
-@pytest.fixture
-async def http(api_url: str) -> Any:
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": "Bearer alice-key"}, timeout=120
-    ) as client:
-        yield client
 
 
 async def _thread_at_first_gate(http: httpx.AsyncClient) -> str:

@@ -20,12 +20,6 @@ ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
 
 
-@pytest.fixture
-async def http(api_url: str) -> Any:
-    async with httpx.AsyncClient(base_url=api_url, headers=ALICE, timeout=60) as client:
-        yield client
-
-
 def _png_data_url() -> str:
     buffer = io.BytesIO()
     Image.new("L", (8, 8), 255).save(buffer, format="PNG")
