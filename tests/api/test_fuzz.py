@@ -754,9 +754,9 @@ def test_a_history_before_a_non_string_checkpoint_is_a_422(
 def test_unknown_run_configuration_keys_are_a_422_naming_them(
     api_url: str, server_errors: _ErrorLog, run: dict[str, Any], key: str
 ) -> None:
-    thread = _path("threads", uuid.uuid4().hex, "runs")
-    body = {"assistant_id": WORKFLOW, "if_not_exists": "create", **run}
+    body = {"assistant_id": WORKFLOW, **run}
     with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
+        thread = _path("threads", client.post("/threads", json={}).json()["thread_id"], "runs")
         response = client.post(thread, json=body)
 
     assert response.status_code == 422, response.text
