@@ -24,6 +24,7 @@ from typing import Any
 
 from langgraph.types import Command, StateSnapshot
 
+from api.batches import batched
 from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
@@ -35,6 +36,8 @@ __all__ = ["Executor", "interrupts_of", "thread_status_of"]
 
 log = logging.getLogger(__name__)
 
+# Events written per transaction at most: a step's chunks, or a backlog caught up in a few.
+_BATCH_LIMIT = 256
 _APPROVAL_NAMESPACE = uuid.UUID("0b6c7f4e-6a59-4d33-9a43-2f1f6a3c1d10")
 
 
@@ -187,24 +190,25 @@ class Executor:
         stage = None
         try:
             started = run["started"]
-            async for namespace, mode, chunk in graph.astream(
+            chunks = graph.astream(
                 payload,
                 config,
                 context=self.services.context,
                 stream_mode=modes,
                 subgraphs=True,
                 durability="sync",
-            ):
-                if not started:
-                    await self.db.mark_started(run_id)
-                    started = True
-                name = "|".join([mode, *namespace])
-                await self.db.log_event(run_id, thread_id, name, chunk)
-                if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
-                    stage = chunk.get("stage", stage)
-                    await self.services.persistence.threads.update(
-                        thread_id, status="busy", stage=stage, message=str(chunk["message"])
-                    )
+            )
+            async for batch in batched(chunks, limit=_BATCH_LIMIT):
+                events = [("|".join([mode, *namespace]), chunk) for namespace, mode, chunk in batch]
+                progress = None
+                for _, mode, chunk in batch:
+                    if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
+                        stage = chunk.get("stage", stage)
+                        progress = (stage, str(chunk["message"]))
+                await self.db.log_events(
+                    run_id, thread_id, events, started=not started, progress=progress
+                )
+                started = True
             await self._settle(run, thread, graph, config, spent.summary())
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(run, graph, config, spent.summary()))
@@ -218,7 +222,7 @@ class Executor:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self._grant_produced(run)
-            await self.db.log_event(run_id, thread_id, "error", details)
+            await self.db.log_events(run_id, thread_id, [("error", details)])
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
             )
