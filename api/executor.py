@@ -8,6 +8,12 @@ the gate it answers, so nothing is applied twice and no other gate can take it).
 database goes away under a run, the run stops where it is and this executor claims it again
 as soon as the database is back.
 
+A run's events are written in batches (:func:`api.batches.batched`): the chunks ready
+together, in practice one graph step's, go to the log in one transaction with one NOTIFY,
+and only the latest progress message of a batch updates the thread row. The graph streams
+in a task of its own meanwhile, so a crash can lose the batch being written, as it could
+lose the one event being written before.
+
 Expected failures (a service down: ComfyUI, the LLM, the database) are logged as one line;
 anything else with its traceback.
 """
