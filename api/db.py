@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from graphs.persistence import record_progress
 from tools.redaction import redact, redact_json
 
 __all__ = [
@@ -128,6 +129,9 @@ CREATE TABLE IF NOT EXISTS auteur_files (
 
 TERMINAL_RUN_STATUSES = frozenset({"success", "error", "interrupted", "timeout"})
 
+_INSERT_EVENT = (
+    "INSERT INTO auteur_run_events (run_id, thread_id, event, data) VALUES (%s, %s, %s, %s)"
+)
 _TAKE_BACK_DECISION = (
     "UPDATE auteur_approvals SET status = 'pending', decision = NULL, diff = NULL,"
     " feedback = NULL, decided_by = NULL, idempotency_key = NULL, resume_run_id = NULL,"
@@ -416,7 +420,11 @@ class Database:
                 " WHERE thread_id = %s",
                 (thread_id,),
             )
-            await self._log(conn, run_id, thread_id, "metadata", {"run_id": run_id, "attempt": 1})
+            await conn.execute(
+                _INSERT_EVENT,
+                (run_id, thread_id, "metadata", _json({"run_id": run_id, "attempt": 1})),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
             await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
         assert run is not None
         return run
@@ -519,11 +527,6 @@ class Database:
             )
             return cursor.rowcount > 0
 
-    async def mark_started(self, run_id: str) -> None:
-        """The run's input is checkpointed: a retry continues from the checkpoint."""
-        async with self.pool.connection() as conn:
-            await conn.execute("UPDATE auteur_runs SET started = true WHERE run_id = %s", (run_id,))
-
     async def finish_run(
         self,
         run_id: str,
@@ -602,24 +605,35 @@ class Database:
 
     # --- events ----------------------------------------------------------------------------
 
-    async def log_event(self, run_id: str, thread_id: str, event: str, data: Any) -> int:
-        """Append an event to the run's durable log and notify its listeners."""
-        async with self.pool.connection() as conn:
-            return await self._log(conn, run_id, thread_id, event, data)
+    async def log_events(
+        self,
+        run_id: str,
+        thread_id: str,
+        events: Sequence[tuple[str, Any]],
+        *,
+        started: bool = False,
+        progress: tuple[str | None, str] | None = None,
+    ) -> None:
+        """Append ``(event, data)`` pairs to the run's durable log and notify its listeners once.
 
-    @staticmethod
-    async def _log(
-        conn: AsyncConnection, run_id: str, thread_id: str, event: str, data: Any
-    ) -> int:
-        cursor = await conn.execute(
-            "WITH logged AS (INSERT INTO auteur_run_events (run_id, thread_id, event, data)"
-            " VALUES (%s, %s, %s, %s) RETURNING id)"
-            " SELECT id, pg_notify(%s, %s) FROM logged",
-            (run_id, thread_id, event, _json(data), EVENTS_CHANNEL, run_id),
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        return int(row["id"])
+        One transaction, sent as one pipeline: the events (in order), the run marked
+        ``started`` (its input is checkpointed: a retry continues from the checkpoint), the
+        thread's latest ``progress`` (stage, message) and the notification.
+        """
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    _INSERT_EVENT,
+                    [(run_id, thread_id, event, _json(data)) for event, data in events],
+                )
+            if started:
+                await conn.execute(
+                    "UPDATE auteur_runs SET started = true WHERE run_id = %s", (run_id,)
+                )
+            if progress is not None:
+                stage, message = progress
+                await record_progress(conn, thread_id, status="busy", stage=stage, message=message)
+            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
 
     async def events_after(self, run_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         """A run's events with id > ``after``, in order."""

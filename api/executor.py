@@ -8,6 +8,12 @@ the gate it answers, so nothing is applied twice and no other gate can take it).
 database goes away under a run, the run stops where it is and this executor claims it again
 as soon as the database is back.
 
+A run's events are written in batches (:func:`api.batches.batched`): the chunks ready
+together, in practice one graph step's, go to the log in one transaction with one NOTIFY,
+and only the latest progress message of a batch updates the thread row. The graph streams
+in a task of its own meanwhile, so a crash can lose the batch being written, as it could
+lose the one event being written before.
+
 Expected failures (a service down: ComfyUI, the LLM, the database) are logged as one line;
 anything else with its traceback.
 """
@@ -24,6 +30,7 @@ from typing import Any
 
 from langgraph.types import Command, StateSnapshot
 
+from api.batches import batched
 from api.db import Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
@@ -35,6 +42,8 @@ __all__ = ["Executor", "interrupts_of", "thread_status_of"]
 
 log = logging.getLogger(__name__)
 
+# Events written per transaction at most: a step's chunks, or a backlog caught up in a few.
+_BATCH_LIMIT = 256
 _APPROVAL_NAMESPACE = uuid.UUID("0b6c7f4e-6a59-4d33-9a43-2f1f6a3c1d10")
 
 
@@ -187,24 +196,25 @@ class Executor:
         stage = None
         try:
             started = run["started"]
-            async for namespace, mode, chunk in graph.astream(
+            chunks = graph.astream(
                 payload,
                 config,
                 context=self.services.context,
                 stream_mode=modes,
                 subgraphs=True,
                 durability="sync",
-            ):
-                if not started:
-                    await self.db.mark_started(run_id)
-                    started = True
-                name = "|".join([mode, *namespace])
-                await self.db.log_event(run_id, thread_id, name, chunk)
-                if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
-                    stage = chunk.get("stage", stage)
-                    await self.services.persistence.threads.update(
-                        thread_id, status="busy", stage=stage, message=str(chunk["message"])
-                    )
+            )
+            async for batch in batched(chunks, limit=_BATCH_LIMIT):
+                events = [("|".join([mode, *namespace]), chunk) for namespace, mode, chunk in batch]
+                progress = None
+                for _, mode, chunk in batch:
+                    if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
+                        stage = chunk.get("stage", stage)
+                        progress = (stage, str(chunk["message"]))
+                await self.db.log_events(
+                    run_id, thread_id, events, started=not started, progress=progress
+                )
+                started = True
             await self._settle(run, thread, graph, config, spent.summary())
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(run, graph, config, spent.summary()))
@@ -218,7 +228,7 @@ class Executor:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self._grant_produced(run)
-            await self.db.log_event(run_id, thread_id, "error", details)
+            await self.db.log_events(run_id, thread_id, [("error", details)])
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
             )

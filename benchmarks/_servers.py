@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 BIN = Path(sys.executable).parent
 SAMPLE: dict[str, Any] = json.loads((REPO / "evals" / "datasets" / "sample_input.json").read_text())
 APPROVE: dict[str, Any] = {"decisions": [{"type": "approve"}]}
@@ -154,27 +155,39 @@ def auteur_server(
     worker_concurrency: int | None = None,
     plain_asyncio: bool = False,
     env: dict[str, str] | None = None,
+    plugins: Sequence[str] = (),
 ) -> Iterator[Server]:
     """``auteur serve`` in a subprocess on the embedded defaults, in a fresh data folder.
 
     With ``plain_asyncio`` the same app is served by uvicorn with ``loop="asyncio"`` and
     ``http="h11"`` (what ``auteur serve`` gets where uvloop and httptools are not installed).
-    ``env`` adds settings (``OPENAI_*``, ``AUTEUR_*``) to the offline environment.
+    ``env`` adds settings (``OPENAI_*``, ``AUTEUR_*``, ``DATABASE_URL``) to the offline
+    environment. ``plugins`` are modules of this folder the server imports first (workflow
+    types only a benchmark serves register themselves by being imported).
     """
     data_dir = _open_dir("auteur-bench-")
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    imports = "".join(f"import {module}\n" for module in plugins)
+    command = [
+        sys.executable,
+        "-c",
+        f"{imports}from api.cli import app\napp(['serve', '--port', '{port}'])",
+    ]
     if plain_asyncio:
         command = [
             sys.executable,
             "-c",
-            "import uvicorn\n"
+            f"{imports}import uvicorn\n"
             "from api.app import create_app\n"
             "from api.settings import Settings\n"
             "uvicorn.run(create_app(Settings()), host='127.0.0.1', "
             f"port={port}, log_level='warning', loop='asyncio', http='h11')",
         ]
-    extra = {"AUTEUR_DATA_DIR": str(data_dir / "data"), "AUTEUR_HOST": "127.0.0.1"}
+    extra = {
+        "AUTEUR_DATA_DIR": str(data_dir / "data"),
+        "AUTEUR_HOST": "127.0.0.1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+    }
     if worker_concurrency is not None:
         extra["AUTEUR_WORKER_CONCURRENCY"] = str(worker_concurrency)
     extra |= env or {}

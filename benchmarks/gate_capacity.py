@@ -34,6 +34,9 @@ from rich.table import Table
 GATE = "treatment"
 GOAL_THREADS = 1000
 GOAL_BYTES = 1 << 30
+# Runs parked per second by `langgraph dev` (in-memory runtime) on the 2-core development
+# machine, the same drive (#17); it cannot run beside Auteur here without langgraph-cli.
+LANGGRAPH_DEV_PARK_RATE = 51.0
 MIB = 1 << 20
 
 out = Console(highlight=False, soft_wrap=True)
@@ -179,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         f"goal: {GOAL_THREADS:,} waiting runs in under 1 GiB — {verdict} "
         f"(measured {rss_full / MIB:.1f} MiB with {args.threads:,}; "
         f"{projected / MIB:.1f} MiB projected for {GOAL_THREADS:,})"
+    )
+    rate = args.threads / elapsed
+    out.print(
+        f"park rate: {rate:.1f} runs/s = {rate / LANGGRAPH_DEV_PARK_RATE:.2f}x the "
+        f"{LANGGRAPH_DEV_PARK_RATE:.0f} runs/s measured for langgraph dev"
     )
     return 0 if waiting >= args.threads else 1
 

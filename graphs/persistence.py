@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -42,6 +43,7 @@ __all__ = [
     "ThreadRecord",
     "embedded_database_url",
     "open_persistence",
+    "record_progress",
     "restart_embedded_server",
     "stop_embedded_server",
 ]
@@ -139,6 +141,17 @@ class ThreadRecord:
         return self.runner_pid is not None and psutil.pid_exists(self.runner_pid)
 
 
+async def record_progress(
+    conn: AsyncConnection, thread_id: str, *, status: str, stage: str | None, message: str | None
+) -> None:
+    """Record where a thread stands (secrets redacted); this process becomes its runner."""
+    await conn.execute(
+        "UPDATE auteur_threads SET status = %s, stage = %s, message = %s,"
+        " runner_pid = %s, updated_at = now() WHERE thread_id = %s",
+        (status, stage, message and redact(message), os.getpid(), thread_id),
+    )
+
+
 class ThreadLog:
     """The service table of threads, for listing runs without reading every checkpoint."""
 
@@ -157,13 +170,9 @@ class ThreadLog:
     async def update(
         self, thread_id: str, *, status: str, stage: str | None, message: str | None = None
     ) -> None:
-        """Record where a thread stands (secrets redacted); the caller's pid becomes its runner."""
+        """Record where a thread stands (:func:`record_progress`)."""
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE auteur_threads SET status = %s, stage = %s, message = %s,"
-                " runner_pid = %s, updated_at = now() WHERE thread_id = %s",
-                (status, stage, message and redact(message), os.getpid(), thread_id),
-            )
+            await record_progress(conn, thread_id, status=status, stage=stage, message=message)
 
     async def get(self, thread_id: str) -> ThreadRecord | None:
         """One thread, or None."""

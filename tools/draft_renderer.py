@@ -23,8 +23,10 @@ import hashlib
 import io
 import itertools
 import math
+import subprocess
 import tempfile
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,8 @@ from typing import Any, ClassVar
 
 import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
+
+from tools.mp4boxes import video_format, video_frame_count
 
 __all__ = [
     "DraftBackend",
@@ -370,10 +374,14 @@ def _smoothstep(x: float) -> float:
 
 
 def assemble(clips: list[bytes], *, fps: int) -> bytes:
-    """Concatenate MP4 clips of one frame size into one MP4, frame for frame.
+    """Concatenate MP4 clips of one frame size into one MP4, frame for frame, at ``fps``.
 
-    The clips are decoded and re-encoded, so the result has exactly the sum of their frames
-    and plays at ``fps``.
+    Clips that share one format (:func:`tools.mp4boxes.video_format`: codec, size, decoder
+    configuration, start delay; and ``fps``) are joined as they are, their packets copied by
+    ffmpeg's concat demuxer; a clip in another format is re-encoded first, to the format of
+    the most common one. Only if a re-encoded clip still differs (the majority is another
+    codec's) is everything decoded and encoded once. Either way the result has exactly the
+    sum of the clips' frames.
 
     Raises:
         ValueError: If ``clips`` is empty or the clips differ in frame size.
@@ -383,9 +391,91 @@ def assemble(clips: list[bytes], *, fps: int) -> bytes:
         raise ValueError("nothing to assemble: clips is empty")
     with tempfile.TemporaryDirectory(prefix="auteur-assemble-") as tmp:
         paths = [_spill(Path(tmp) / f"clip-{i}.mp4", clip) for i, clip in enumerate(clips)]
-        size = _metadata(paths[0])["size"]
+        metadata = [_metadata(path) for path in paths]
+        size = tuple(metadata[0]["size"])
+        for path, clip in zip(paths, metadata, strict=True):
+            if tuple(clip["size"]) != size:
+                raise ValueError(
+                    f"{path.name} is {tuple(clip['size'])}, expected {size} like the first"
+                )
+        formats = [_format(path, clip, fps) for path, clip in zip(paths, metadata, strict=True)]
+        if (parts := _one_format(paths, formats, size, fps)) is not None:
+            return _concat(parts, Path(tmp), fps)
         frames = itertools.chain.from_iterable(_decoded_frames(path, size) for path in paths)
         return encode_mp4(frames, size=size, fps=fps)
+
+
+def _format(path: Path, metadata: dict[str, Any], fps: int) -> bytes | None:
+    """What must match for clips to join by copying: their video format, at ``fps``.
+
+    None for a clip at another frame rate (copying would change its timing) or with no MP4
+    video track: it is always re-encoded.
+    """
+    if not math.isclose(float(metadata["fps"]), fps, rel_tol=1e-3):
+        return None
+    return video_format(path.read_bytes())
+
+
+def _one_format(
+    paths: list[Path], formats: list[bytes | None], size: tuple[int, int], fps: int
+) -> list[Path] | None:
+    """The clips, those not in the most common format re-encoded; None if they still differ."""
+    common = Counter(found for found in formats if found is not None).most_common(1)
+    if not common:
+        return None
+    reference = common[0][0]
+    parts = []
+    for path, found in zip(paths, formats, strict=True):
+        if found != reference:
+            frames = _decoded_frames(path, size)
+            path = _spill(path.with_suffix(".encoded.mp4"), encode_mp4(frames, size=size, fps=fps))
+            if video_format(path.read_bytes()) != reference:
+                return None
+        parts.append(path)
+    return parts
+
+
+def _microseconds(path: Path, fps: int) -> int:
+    """How long a clip of one format plays: its frames at ``fps``, in whole microseconds."""
+    frames = video_frame_count(path.read_bytes())
+    assert frames is not None, "a clip of a known format is an MP4 with a video track"
+    return round(frames * 1_000_000 / fps)
+
+
+def _concat(paths: list[Path], tmp: Path, fps: int) -> bytes:
+    """Join clips of one format by copying their packets unchanged (ffmpeg's concat demuxer)."""
+    listing = tmp / "clips.txt"
+    # Each clip lasts exactly its frames: the container's own duration is rounded (to the
+    # millisecond), which would shift every later clip off the frame grid.
+    listing.write_text(
+        "".join(f"file '{path.name}'\nduration {_microseconds(path, fps)}us\n" for path in paths)
+    )
+    out = tmp / "assembled.mp4"
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-auto_convert",  # no bitstream filter: the packets stay byte for byte as they were
+        "0",
+        "-i",
+        str(listing),
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"ffmpeg could not join the clips: {done.stderr.strip()}")
+    return out.read_bytes()
 
 
 def probe(data: bytes) -> VideoInfo:

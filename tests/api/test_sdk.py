@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from langgraph_sdk import get_client
 
@@ -151,6 +153,27 @@ async def test_a_dropped_stream_rejoins_with_exactly_the_missing_events(alice: A
     ids = [int(p.id) for p in everything]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert (await alice.runs.get(thread["thread_id"], run_id))["status"] == "interrupted"
+
+
+async def test_a_steps_events_are_logged_in_one_transaction(alice: Any, database_url: str) -> None:
+    thread = await alice.threads.create()
+    run = await alice.runs.create(
+        thread["thread_id"], "full_video", input=SAMPLE, stream_mode=["updates", "values"]
+    )
+    await alice.runs.join(thread["thread_id"], run["run_id"])
+
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cursor = await conn.execute(
+            "SELECT event, xmin::text FROM auteur_run_events WHERE run_id = %s ORDER BY id",
+            (run["run_id"],),
+        )
+        rows = await cursor.fetchall()
+
+    transactions = [xmin for _, xmin in rows]
+    distinct = [xmin for i, xmin in enumerate(transactions) if xmin not in transactions[:i]]
+    assert [x for x, _ in itertools.groupby(transactions)] == distinct  # never interleaved
+    # the chunks a step emits together (a subgraph step's updates and values) share one
+    assert len(distinct) < len(rows)
 
 
 async def test_wait_answers_the_values_with_the_gate(alice: Any) -> None:

@@ -1,5 +1,6 @@
 import asyncio
 import io
+import subprocess
 import threading
 from dataclasses import replace
 
@@ -248,6 +249,77 @@ def test_assembly_keeps_clip_order(tmp_path):
 
     dark = [sum(frame) / len(frame) < 128 for frame in frames]
     assert dark == [True] * 3 + [False] * 6
+
+
+def _packets(video: bytes, tmp_path) -> list[str]:
+    """The MD5 of each of the video's packets as stored (read without decoding)."""
+    path = tmp_path / f"packets-{len(list(tmp_path.iterdir()))}.mp4"
+    path.write_bytes(video)
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    listing = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.rsplit(",", 1)[1].strip() for line in listing.splitlines() if line[:1] != "#"]
+
+
+def test_assembly_of_one_format_copies_every_packet(tmp_path):
+    clips = [
+        render_clip(_card("a"), _card("b"), duration_s=1.0, fps=12),
+        render_clip(_card("b"), _card("c"), duration_s=0.5, fps=12),
+        render_clip(_card("c"), _card("d"), duration_s=0.25, fps=12),
+    ]
+
+    video = assemble(clips, fps=12)
+
+    assert _packets(video, tmp_path) == [p for clip in clips for p in _packets(clip, tmp_path)]
+    assert probe(video) == VideoInfo(
+        frame_count=21, fps=12.0, duration_s=21 / 12, width=160, height=96
+    )
+
+
+def test_assembly_reencodes_only_the_clip_in_another_format(tmp_path):
+    first = render_clip(_card("a"), _card("b"), duration_s=0.5, fps=12)
+    last = render_clip(_card("c"), _card("d"), duration_s=0.5, fps=12)
+    other = tmp_path / "mpeg4.mp4"
+    writer = imageio_ffmpeg.write_frames(str(other), SMALL, fps=12, codec="mpeg4")
+    writer.send(None)
+    for shade in range(0, 250, 50):
+        writer.send(bytes([shade]) * (SMALL[0] * SMALL[1] * 3))
+    writer.close()
+
+    video = assemble([first, other.read_bytes(), last], fps=12)
+
+    packets = _packets(video, tmp_path)
+    assert packets[:6] == _packets(first, tmp_path)
+    assert packets[-6:] == _packets(last, tmp_path)
+    assert probe(video) == VideoInfo(
+        frame_count=17, fps=12.0, duration_s=17 / 12, width=160, height=96
+    )
+
+
+def test_assembly_of_clips_with_different_start_delays_keeps_the_frame_rate():
+    with_b_frames = render_clip(_card("a"), _card("b"), duration_s=1.0, fps=12)
+    one_frame = render_clip(_card("c"), _card("c"), duration_s=1 / 12, fps=12)
+
+    info = probe(assemble([with_b_frames, with_b_frames, one_frame], fps=12))
+
+    assert info == VideoInfo(frame_count=25, fps=12.0, duration_s=25 / 12, width=160, height=96)
 
 
 def test_assembly_rejects_empty_list():
