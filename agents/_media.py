@@ -4,12 +4,15 @@ The frame and video generators search the catalogue for the workflow that fits e
 (:func:`find_workflow`) and call it as a LangChain tool through :func:`run_workflow`. The
 call is keyed by (workflow and version, inputs, references, seed) and memoised by
 :meth:`agents.base.Step.generate_media`, so a resumed, retried or replayed node finds the
-stored result and submits nothing.
+stored result and submits nothing. :func:`fan_out` runs a stage's independent jobs at once,
+as many as the backend can run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 
@@ -19,7 +22,9 @@ from tools.comfy_tools import MediaBackend, as_media_backend, pick_workflow, wor
 from tools.storage import MediaFile
 from tools.workflows import WorkflowSpec
 
-__all__ = ["backend_of", "find_workflow", "run_workflow"]
+__all__ = ["backend_of", "fan_out", "find_workflow", "run_workflow"]
+
+T = TypeVar("T")
 
 
 def backend_of(runtime: Runtime[Context]) -> MediaBackend:
@@ -64,6 +69,45 @@ async def run_workflow(
 
     async def make() -> bytes:
         result = await tool.ainvoke(arguments)
-        return files.read(result["outputs"][output]["key"])
+        return await asyncio.to_thread(files.read, result["outputs"][output]["key"])
 
     return await step.generate_media(runtime, key, make, extension=extension, media_type=media_type)
+
+
+class _NotStarted(Exception):
+    """A job skipped because another one of its fan-out failed."""
+
+
+async def fan_out(runtime: Runtime[Context], jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run ``jobs`` concurrently, at most the backend's ``capacity`` at once; results in order.
+
+    After a failure no further job starts; those running finish (each is memoised by its
+    input hash, so a resumed run reuses them) before the first failure is raised. Cancelling
+    the caller cancels every job.
+
+    Example:
+        ```python
+        sheets = await fan_out(runtime, [partial(draw_sheet, entity) for entity in cast])
+        ```
+    """
+    slots = asyncio.Semaphore(backend_of(runtime).capacity)
+    failure: Exception | None = None
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T:
+        nonlocal failure
+        async with slots:
+            if failure is not None:
+                raise _NotStarted
+            try:
+                return await job()
+            except Exception as error:
+                failure = failure or error
+                raise
+
+    results = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+    if failure is not None:
+        raise failure
+    for result in results:
+        if isinstance(result, BaseException):  # e.g. a job cancelled from inside
+            raise result
+    return results  # type: ignore[return-value]  # no job failed

@@ -21,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -570,7 +572,8 @@ class Step(ABC):
     ) -> MediaFile:
         """Produce a media file once per input hash ``key`` and keep it in the file store.
 
-        A resumed, retried or replayed node finds the earlier result and makes nothing. The
+        A resumed, retried or replayed node finds the earlier result and makes nothing, and
+        of two identical jobs at once only one is made (the other waits for it). The
         cache is shared by every user, and a hit counts as producing the file (it is
         :func:`~tools.storage.record`-ed, so the run's owner may read it): ``key`` hashes every
         input, files by content key, and a run can only name files its owner holds, so a hit
@@ -578,16 +581,47 @@ class Step(ABC):
         """
         namespace = ("generations", "media")
         files = runtime.context.files
-        if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
-            cached = MediaFile.model_validate(hit.value["file"])
-            if files.exists(cached.key):
-                return record(cached)
-        file = files.put(await make(), extension=extension, media_type=media_type)
-        if runtime.store is not None:
-            await runtime.store.aput(
-                namespace, key, {"file": file.model_dump(mode="json")}, index=False
+        async with _making(key):  # a concurrent identical job waits, then finds this one's file
+            if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
+                cached = MediaFile.model_validate(hit.value["file"])
+                if await asyncio.to_thread(files.exists, cached.key):
+                    return record(cached)
+            data = await make()
+            file = await asyncio.to_thread(
+                files.put, data, extension=extension, media_type=media_type
             )
-        return file
+            if runtime.store is not None:
+                await runtime.store.aput(
+                    namespace, key, {"file": file.model_dump(mode="json")}, index=False
+                )
+            return file
+
+
+@dataclass
+class _Making:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_in_flight: dict[str, _Making] = {}
+
+
+@contextlib.asynccontextmanager
+async def _making(key: str) -> AsyncIterator[None]:
+    """Hold the media generation ``key`` while making it: its twins wait for the cache.
+
+    Keyed by the input hash alone, across runs: a twin in another run only waits, then makes
+    its own file when its store or file store lacks this one.
+    """
+    making = _in_flight.setdefault(key, _Making())
+    making.users += 1
+    try:
+        async with making.lock:
+            yield
+    finally:
+        making.users -= 1
+        if not making.users:
+            del _in_flight[key]
 
 
 def _record(generation: Generation) -> None:

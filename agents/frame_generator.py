@@ -14,14 +14,18 @@ Approval keeps only the chosen file per frame.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 import prompts
-from agents._media import backend_of, find_workflow, run_workflow
+from agents._media import backend_of, fan_out, find_workflow, run_workflow
 from agents.artifacts import (
     AssetRegistry,
     Frame,
@@ -46,6 +50,7 @@ from agents.base import (
     project_of,
 )
 from tools.comfy_tools import stitch
+from tools.storage import FileStore
 
 __all__ = ["FrameGenerator", "default_references"]
 
@@ -121,36 +126,26 @@ class FrameGenerator(ProductionAgent):
         feedback = feedback_at(state, self.stage)
         picks = _picks(state, self.stage, current)
         sheets = _Sheets(self, runtime, project, assets)
+        await sheets.draw(shots)  # before any keyframe: the keyframes are drawn from them
         named = (only or set()) & {s.id for s in shots}
         redo = {s.id for s in shots if not named or s.id in named}
-        total, done = len(redo) * len(POSITIONS), 0
-        frames: list[Frame] = []
+        planned: list[Frame | _Keyframe] = []  # kept frames, and keyframes to draw
         in_use: dict[str, list[ReferenceOption]] = {}
         for shot in shots:
-            references = await _references(shot, shots, approved, picks, sheets)
+            references = _references(shot, shots, approved, picks, sheets)
             for entity, option in references.items():
                 in_use.setdefault(entity, []).append(option)
             files = {entity: option.file for entity, option in references.items()}
             for position in POSITIONS:
                 kept = current.frame(shot.id, position) if current else None
                 if kept is not None and shot.id not in redo:
-                    frames.append(kept)
+                    planned.append(kept)
                     continue
-                done += 1
-                new = await self._candidates(
-                    runtime,
-                    project,
-                    assets,
-                    shot,
-                    position,
-                    feedback,
-                    files,
-                    label=f"frame {done}/{total}",
-                    note=note,
-                )
-                old = kept.candidates if kept else []
-                frames.append(_frame(shot.id, position, [*old, *new], files))
-                progress(runtime, self.stage, f"frame {done}/{total} done", shot=shot.id)
+                prompt = _prompt(project, assets, shot, position, feedback)
+                planned.append(_Keyframe(shot, position, prompt, files, kept))
+        todo = [p for p in planned if isinstance(p, _Keyframe)]
+        drawn = iter(await self._keyframes(runtime, project, todo, len(feedback), note))
+        frames = [p if isinstance(p, Frame) else p.with_candidates(next(drawn)) for p in planned]
         options = _options(shots, [*frames, *(approved.frames if approved else [])], in_use)
         for entity, made in sheets.made.items():
             options.setdefault(entity, []).extend(made)
@@ -158,81 +153,89 @@ class FrameGenerator(ProductionAgent):
         offered = {e: listed for e, listed in _unique(options).items() if e in known}
         return FrameSet(frames=frames, reference_options=offered)
 
-    async def _candidates(
+    async def _keyframes(
         self,
         runtime: Runtime[Context],
         project: Project,
-        assets: AssetRegistry,
-        shot: Shot,
-        position: str,
-        feedback: list[str],
-        references: dict[str, MediaFile],
+        todo: list[_Keyframe],
+        rounds: int,
+        note: str,
+    ) -> list[list[FrameCandidate]]:
+        """Every candidate of every keyframe in ``todo``, all at once; per keyframe, in order.
+
+        "frame k/n done" counts keyframes whose candidates have all finished, in any order.
+        """
+        count = project.frame_candidates
+        boards = _Boards(runtime.context.files)
+        left = [count] * len(todo)
+        done = 0
+
+        def job(index: int, n: int) -> Callable[[], Awaitable[FrameCandidate]]:
+            keyframe = todo[index]
+            label = f"frame {index + 1}/{len(todo)}"
+            if n:
+                label += f" (candidate {n + 1}/{count})"
+
+            async def draw() -> FrameCandidate:
+                nonlocal done
+                board = await boards.get(keyframe.references)
+                seed = int(input_hash(keyframe.shot.id, keyframe.position, rounds, n)[:8], 16)
+                candidate = await self._candidate(
+                    runtime, project, keyframe, board, seed, label=label, note=note
+                )
+                left[index] -= 1
+                if not left[index]:
+                    done += 1
+                    message = f"frame {done}/{len(todo)} done"
+                    progress(runtime, self.stage, message, shot=keyframe.shot.id)
+                return candidate
+
+            return draw
+
+        made = await fan_out(runtime, [job(i, n) for i in range(len(todo)) for n in range(count)])
+        return [made[i * count : (i + 1) * count] for i in range(len(todo))]
+
+    async def _candidate(
+        self,
+        runtime: Runtime[Context],
+        project: Project,
+        keyframe: _Keyframe,
+        board: MediaFile,
+        seed: int,
         *,
         label: str,
         note: str,
-    ) -> list[FrameCandidate]:
-        entities = assets.entities()
-        in_frame = [
-            {
-                "name": entities[e.entity].name,
-                "look": e.look,
-                "description": entities[e.entity].description,
-            }
-            for e in shot.entities
-            if e.entity in entities
-        ]
-        description = shot.start_frame if position == "start" else shot.end_frame
-        prompt = prompts.render(
-            "frame_generator/keyframe",
-            position=position,
-            shot=shot,
-            description=description,
-            entities=in_frame,
-            project=project,
-            feedback=feedback,
-        ).user
-        files = runtime.context.files
-        board = files.put(
-            stitch([files.read(f) for f in references.values()]),
-            extension="png",
-            media_type="image/png",
-        )
+    ) -> FrameCandidate:
         width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
         intent = (
-            f"a film keyframe, the {position} frame of a {shot.size} shot, from a prompt and "
-            f"reference images of the characters in frame. {project.visual_style}"
+            f"a film keyframe, the {keyframe.position} frame of a {keyframe.shot.size} shot, "
+            "from a prompt and reference images of the characters in frame. "
+            f"{project.visual_style}"
         )
-        candidates = []
-        for n in range(project.frame_candidates):
-            seed = int(input_hash(shot.id, position, len(feedback), n)[:8], 16)
-            arguments = {
-                "prompt": prompt,
-                "references": board.key,
-                "seed": seed,
-                "width": width,
-                "height": height,
-            }
-            spec = await find_workflow(runtime, intent, "keyframe", arguments)
-            suffix = f" (candidate {n + 1}/{project.frame_candidates})" if n else ""
-            file = await run_workflow(self, runtime, spec, arguments, label=label + suffix)
-            candidates.append(
-                FrameCandidate(
-                    prompt=prompt,
-                    seed=seed,
-                    workflow=spec.name,
-                    file=file,
-                    references=list(references.values()),
-                    note=note,
-                )
-            )
-        return candidates
+        arguments = {
+            "prompt": keyframe.prompt,
+            "references": board.key,
+            "seed": seed,
+            "width": width,
+            "height": height,
+        }
+        spec = await find_workflow(runtime, intent, "keyframe", arguments)
+        file = await run_workflow(self, runtime, spec, arguments, label=label)
+        return FrameCandidate(
+            prompt=keyframe.prompt,
+            seed=seed,
+            workflow=spec.name,
+            file=file,
+            references=list(keyframe.references.values()),
+            note=note,
+        )
 
     async def _inpaint(self, runtime: Runtime[Context], current: FrameSet, turn: Turn) -> FrameSet:
         request = turn["inpaint"]
         frame = current.frame(request["shot"], request["position"])
         if frame is None:
             raise ValueError(f"no {request['position']} frame of shot {request['shot']} to inpaint")
-        if not runtime.context.files.exists(request["mask"]):
+        if not await asyncio.to_thread(runtime.context.files.exists, request["mask"]):
             raise ValueError(f"the mask {request['mask']} is not in the file store")
         source = request.get("source") or frame.file.key
         seed = int(input_hash(source, request["mask"], turn["content"])[:8], 16)
@@ -308,8 +311,70 @@ class FrameGenerator(ProductionAgent):
         return {self.stage: approved.model_dump(mode="json", exclude={"reference_options"})}
 
 
+@dataclass(frozen=True)
+class _Keyframe:
+    """A keyframe to draw: what it shows, the references it is drawn from, what it replaces."""
+
+    shot: Shot
+    position: str
+    prompt: str
+    references: dict[str, MediaFile]
+    kept: Frame | None  # the frame drawn before (its candidates stay), if any
+
+    def with_candidates(self, new: list[FrameCandidate]) -> Frame:
+        """The frame with ``new`` candidates after the kept ones; the newest is chosen."""
+        old = self.kept.candidates if self.kept else []
+        return _frame(self.shot.id, self.position, [*old, *new], self.references)
+
+
+def _prompt(
+    project: Project, assets: AssetRegistry, shot: Shot, position: str, feedback: list[str]
+) -> str:
+    """The keyframe prompt: the shot's frame description with what is in frame."""
+    entities = assets.entities()
+    in_frame = [
+        {
+            "name": entities[e.entity].name,
+            "look": e.look,
+            "description": entities[e.entity].description,
+        }
+        for e in shot.entities
+        if e.entity in entities
+    ]
+    return prompts.render(
+        "frame_generator/keyframe",
+        position=position,
+        shot=shot,
+        description=shot.start_frame if position == "start" else shot.end_frame,
+        entities=in_frame,
+        project=project,
+        feedback=feedback,
+    ).user
+
+
+class _Boards:
+    """Reference boards of one draft, each stitched once (a shot's two frames share one)."""
+
+    def __init__(self, files: FileStore) -> None:
+        self.files = files
+        self._made: dict[tuple[str, ...], MediaFile] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    async def get(self, references: dict[str, MediaFile]) -> MediaFile:
+        """The stored board of ``references`` side by side (stitched in a worker thread)."""
+        keys = tuple(file.key for file in references.values())
+        async with self._locks.setdefault(keys, asyncio.Lock()):
+            if keys not in self._made:
+                self._made[keys] = await asyncio.to_thread(self._stitch, keys)
+            return self._made[keys]
+
+    def _stitch(self, keys: tuple[str, ...]) -> MediaFile:
+        board = stitch([self.files.read(key) for key in keys])
+        return self.files.put(board, extension="png", media_type="image/png")
+
+
 class _Sheets:
-    """The reference sheets of one draft: each (entity, look) made once, by entity."""
+    """The reference sheets of one draft: each (entity, look) in frame made once, all at once."""
 
     def __init__(
         self,
@@ -322,13 +387,28 @@ class _Sheets:
         self.made: dict[str, list[ReferenceOption]] = {}
         self._by_look: dict[tuple[str, str], ReferenceOption] = {}
 
-    async def get(self, entity_id: str, look_name: str) -> ReferenceOption | None:
+    async def draw(self, shots: list[Shot]) -> None:
+        """Make the sheet of every known, selected (entity, look) in frame, in order of use."""
+        entities = self.assets.entities()
+        wanted = list(
+            dict.fromkeys(
+                (usage.entity, usage.look)
+                for shot in shots
+                for usage in shot.entities
+                if usage.entity in entities and usage.entity not in self.assets.deselected
+            )
+        )
+        jobs = [partial(self._sheet, entity, look) for entity, look in wanted]
+        for (entity, look), sheet in zip(wanted, await fan_out(self.runtime, jobs), strict=True):
+            self._by_look[(entity, look)] = sheet
+            self.made.setdefault(entity, []).append(sheet)
+
+    def get(self, entity_id: str, look_name: str) -> ReferenceOption | None:
         """The sheet of an entity in a look; None when it is unknown or deselected."""
-        entity = self.assets.entities().get(entity_id)
-        if entity is None or entity_id in self.assets.deselected:
-            return None
-        if (entity_id, look_name) in self._by_look:
-            return self._by_look[(entity_id, look_name)]
+        return self._by_look.get((entity_id, look_name))
+
+    async def _sheet(self, entity_id: str, look_name: str) -> ReferenceOption:
+        entity = self.assets.entities()[entity_id]
         looks = entity.appearances()
         look = next((a for a in looks if a.name == look_name), None)
         project = self.project
@@ -357,13 +437,10 @@ class _Sheets:
             label=f"reference sheet {entity.name} ({look_name})",
         )
         label = "reference sheet" if len(looks) == 1 else f"reference sheet ({look_name})"
-        sheet = ReferenceOption(file=file, label=label)
-        self._by_look[(entity_id, look_name)] = sheet
-        self.made.setdefault(entity_id, []).append(sheet)
-        return sheet
+        return ReferenceOption(file=file, label=label)
 
 
-async def _references(
+def _references(
     shot: Shot,
     shots: list[Shot],
     approved: FrameSet | None,
@@ -372,15 +449,15 @@ async def _references(
 ) -> dict[str, ReferenceOption]:
     """The reference of every entity in frame.
 
-    The person's pick, else the latest approved image from an earlier scene, else its sheet.
-    Every sheet is made (once, memoised), so it is always among the options.
+    The person's pick, else the latest approved image from an earlier scene, else its sheet
+    (every sheet is made, so it is always among the options).
     """
     defaults = default_references(shot, shots, approved)
     made_by = {f.file.key: f for f in approved.frames} if approved else {}
     shot_of = {s.id: s for s in shots}
     references: dict[str, ReferenceOption] = {}
     for usage in shot.entities:
-        sheet = await sheets.get(usage.entity, usage.look)
+        sheet = sheets.get(usage.entity, usage.look)
         if usage.entity in picks:
             references[usage.entity] = picks[usage.entity]
         elif usage.entity in defaults:

@@ -1,20 +1,32 @@
 """Video generator: a clip per shot from its approved keyframes, then the assembled video.
 
 Each clip is made by the image-to-video workflow (first and last frame) that discovery finds
-for the shot, called as a tool and memoised by its inputs; assembly joins the approved clips
-in shot order.
+for the shot, called as a tool and memoised by its inputs (every shot at once, as many as the
+backend runs); assembly joins the approved clips in shot order.
 """
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
 from langgraph.graph import END, StateGraph
 from langgraph.runtime import Runtime
 
 import prompts
-from agents._media import backend_of, find_workflow, run_workflow
-from agents.artifacts import Clip, ClipSet, FrameSet, ShotList, Video, input_hash
+from agents._media import backend_of, fan_out, find_workflow, run_workflow
+from agents.artifacts import (
+    Clip,
+    ClipSet,
+    FrameSet,
+    MediaFile,
+    Project,
+    Shot,
+    ShotList,
+    Video,
+    input_hash,
+)
 from agents.base import (
     Context,
     ProductionAgent,
@@ -23,7 +35,7 @@ from agents.base import (
     progress,
     project_of,
 )
-from tools.draft_renderer import probe
+from tools.draft_renderer import VideoInfo, probe
 
 ASSEMBLE_NODE = "assemble_video"
 
@@ -46,52 +58,69 @@ class VideoGenerator(ProductionAgent):
         return graph
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ClipSet:
-        """Render one clip per shot from its start and end frames."""
-        files = runtime.context.files
+        """Render one clip per shot from its start and end frames, all shots at once."""
         project = project_of(state)
-        fps = project.format.fps
-        width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
         shots = ShotList.model_validate(state["shots"]).shots
         frames = FrameSet.model_validate(state["frames"])
         feedback = feedback_at(state, self.stage)
-        clips: list[Clip] = []
         for shot in shots:
-            start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
-            if start is None or end is None:
+            if frames.frame(shot.id, "start") is None or frames.frame(shot.id, "end") is None:
                 raise ValueError(f"shot {shot.id} has no approved start and end frames")
-            prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback).user
-            seed = int(input_hash(shot.id, len(feedback))[:8], 16)
-            arguments = {
-                "prompt": prompt,
-                "start_image": start.file.key,
-                "end_image": end.file.key,
-                "seed": seed,
-                "width": width,
-                "height": height,
-                "length": max(1, round(shot.duration_s * fps)),
-                "fps": float(fps),
-            }
-            label = f"clip {len(clips) + 1}/{len(shots)}"
-            intent = (
-                f"animate a {shot.movement} {shot.size} shot from its first frame to its last frame"
-            )
-            spec = await find_workflow(runtime, intent, "image_to_video", arguments)
-            file = await run_workflow(self, runtime, spec, arguments, label=label)
-            info = probe(files.read(file))
-            clips.append(
-                Clip(
-                    shot=shot.id,
-                    prompt=prompt,
-                    seed=seed,
-                    duration_s=info.duration_s,
-                    fps=fps,
-                    frame_count=info.frame_count,
-                    workflow=spec.name,
-                    file=file,
-                )
-            )
-            progress(runtime, self.stage, f"{label} done", shot=shot.id)
-        return ClipSet(clips=clips)
+        done = 0
+
+        async def clip(number: int, shot: Shot) -> Clip:
+            nonlocal done
+            label = f"clip {number}/{len(shots)}"
+            made = await self._clip(runtime, project, shot, frames, feedback, label=label)
+            done += 1
+            progress(runtime, self.stage, f"clip {done}/{len(shots)} done", shot=shot.id)
+            return made
+
+        jobs = [partial(clip, number, shot) for number, shot in enumerate(shots, 1)]
+        return ClipSet(clips=await fan_out(runtime, jobs))
+
+    async def _clip(
+        self,
+        runtime: Runtime[Context],
+        project: Project,
+        shot: Shot,
+        frames: FrameSet,
+        feedback: list[str],
+        *,
+        label: str,
+    ) -> Clip:
+        start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
+        assert start is not None and end is not None  # checked by propose
+        fps = project.format.fps
+        width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
+        prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback).user
+        seed = int(input_hash(shot.id, len(feedback))[:8], 16)
+        arguments = {
+            "prompt": prompt,
+            "start_image": start.file.key,
+            "end_image": end.file.key,
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "length": max(1, round(shot.duration_s * fps)),
+            "fps": float(fps),
+        }
+        intent = (
+            f"animate a {shot.movement} {shot.size} shot from its first frame to its last frame"
+        )
+        spec = await find_workflow(runtime, intent, "image_to_video", arguments)
+        file = await run_workflow(self, runtime, spec, arguments, label=label)
+        info = await _probe(runtime, file)
+        return Clip(
+            shot=shot.id,
+            prompt=prompt,
+            seed=seed,
+            duration_s=info.duration_s,
+            fps=fps,
+            frame_count=info.frame_count,
+            workflow=spec.name,
+            file=file,
+        )
 
     async def assemble(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
         """Node: join the approved clips into one video."""
@@ -100,14 +129,19 @@ class VideoGenerator(ProductionAgent):
         clips = ClipSet.model_validate(state["clips"]).clips
         fps = project_of(state).format.fps
         progress(runtime, "assembly", f"assembling {len(clips)} clips")
+
+        async def join() -> bytes:
+            videos = await asyncio.to_thread(lambda: [files.read(c.file) for c in clips])
+            return await backend.assemble(videos, fps=fps)
+
         file = await self.generate_media(
             runtime,
             input_hash("assemble", [c.file.key for c in clips], fps),
-            lambda: backend.assemble([files.read(c.file) for c in clips], fps=fps),
+            join,
             extension="mp4",
             media_type="video/mp4",
         )
-        info = probe(files.read(file))
+        info = await _probe(runtime, file)
         video = Video(duration_s=info.duration_s, fps=fps, frame_count=info.frame_count, file=file)
         progress(runtime, "assembly", f"video ready: {file.key}")
         return {"video": video.model_dump(mode="json")}
@@ -116,3 +150,9 @@ class VideoGenerator(ProductionAgent):
         """Clip count and running time."""
         total = sum(c.duration_s for c in artifact.clips)
         return f"{len(artifact.clips)} clips, {total:.1f} s. Approve to assemble the video."
+
+
+async def _probe(runtime: Runtime[Context], file: MediaFile) -> VideoInfo:
+    """Measure a stored video (read and decoded by ffmpeg in a worker thread)."""
+    files = runtime.context.files
+    return await asyncio.to_thread(lambda: probe(files.read(file)))

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         description="Wait before the second try of a ComfyUI job, doubling after each try "
         "(4 s and 5 tries: 4 + 8 + 16 + 32 = 60 s, enough to outlast a server restart).",
     )
+    comfyui_slots_per_server: int = Field(
+        1,
+        ge=1,
+        description="Jobs one ComfyUI server runs at once; a production fans its generations "
+        "out to servers x slots jobs at a time.",
+    )
     embeddings: EmbeddingsKind = Field(
         "local",
         description="Workflow discovery embeds with 'local' (the bundled all-MiniLM-L6-v2, "
@@ -199,6 +205,7 @@ class Settings(BaseSettings):
             queue_timeout_s=self.comfyui_queue_timeout_s,
             attempts=self.comfyui_attempts,
             backoff_s=self.comfyui_backoff_s,
+            slots_per_server=self.comfyui_slots_per_server,
         )
 
     @cached_property

@@ -6,6 +6,8 @@ LangGraph's own tests do; the Postgres one is the real embedded server.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +33,8 @@ from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
 
 __all__ = ["openai_server"]
+
+SLOW_CALLBACK_S = 0.25
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +99,44 @@ def sample_input() -> dict[str, Any]:
     import json
 
     return json.loads(SAMPLE_INPUT.read_text())
+
+
+class _SlowCallbacks(logging.Handler):
+    """Keeps asyncio's debug-mode reports of a callback that held the loop too long."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing "):  # "Executing <Task ...> took 0.412 seconds"
+            self.reports.append(message)
+
+
+@pytest.fixture
+async def loop_kept_free(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail the test if a task it starts holds the event loop longer than ``SLOW_CALLBACK_S``.
+
+    Runs the loop in asyncio's debug mode, which logs every such callback; CPU and file work
+    that blocks (Pillow, hashing, ffmpeg, JSON, embedding) belongs in a worker thread, or
+    every other run served by the process stalls meanwhile. The graph's nodes and the clients
+    run in tasks of their own; the test's own steps (compiling, starting and stopping test
+    servers) are not held to it.
+    """
+    loop = asyncio.get_running_loop()
+    debug, duration = loop.get_debug(), loop.slow_callback_duration
+    logger, handler = logging.getLogger("asyncio"), _SlowCallbacks()
+    logger.addHandler(handler)
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_S
+    try:
+        yield
+    finally:
+        loop.set_debug(debug)
+        loop.slow_callback_duration = duration
+        logger.removeHandler(handler)
+    own = f"coro=<{request.node.originalname}()"
+    reports = [report for report in handler.reports if own not in report]
+    held = "\n".join(report[:400] for report in reports)
+    assert not reports, f"callbacks held the event loop:\n{held}"

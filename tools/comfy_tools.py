@@ -26,6 +26,7 @@ import asyncio
 import copy
 import io
 import logging
+import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -105,9 +106,14 @@ class WorkflowRun:
 
 @runtime_checkable
 class MediaBackend(Protocol):
-    """What generates media for the agents: runs workflows, sizes frames, assembles clips."""
+    """What generates media for the agents: runs workflows, sizes frames, assembles clips.
+
+    ``capacity`` is how many jobs it runs at once: agents fan their independent generations
+    out that wide, so a production fills the pool without queueing more than it can run.
+    """
 
     name: str
+    capacity: int
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
         """Keyframe size for a project aspect ratio."""
@@ -168,6 +174,7 @@ class ComfyBackend:
 
     def __init__(self, pool: ComfyPool, *, scale: int = 2) -> None:
         self.pool = pool
+        self.capacity = pool.capacity
         self.scale = scale
         self._checked: set[str] = set()
 
@@ -185,7 +192,8 @@ class ComfyBackend:
         for client, info in zip(
             clients, await asyncio.gather(*(c.object_info() for c in clients)), strict=True
         ):
-            validate_against_object_info(spec, info, server=client.base_url)
+            server = client.base_url
+            await asyncio.to_thread(validate_against_object_info, spec, info, server=server)
         self._checked.add(spec.version)
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
@@ -244,6 +252,8 @@ class DraftMedia:
     """The CPU stand-in: each workflow category rendered with the draft renderer."""
 
     name: ClassVar[str] = "draft"
+    # Renders run in worker threads (Pillow, ffmpeg): one per core keeps every core busy.
+    capacity: ClassVar[int] = os.cpu_count() or 1
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
         """The draft renderer's small frame size."""
@@ -343,7 +353,8 @@ _DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
 def media_backend(comfyui_urls: Sequence[str], **pool_options: Any) -> MediaBackend:
     """ComfyUI when server URLs are configured, else the draft backend.
 
-    ``pool_options`` are :class:`~tools.comfy.pool.ComfyPool`'s (deadlines, attempts, backoff).
+    ``pool_options`` are :class:`~tools.comfy.pool.ComfyPool`'s (deadlines, attempts, backoff,
+    slots per server).
     """
     if not comfyui_urls:
         return DraftMedia()
@@ -403,7 +414,7 @@ def workflow_tool(
         values = {k: v for k, v in arguments.items() if v is not None}
         for name, item in spec.inputs.items():
             if item.type in ("image", "mask") and name in values:
-                values[name] = files.read(values[name])
+                values[name] = await asyncio.to_thread(files.read, values[name])
         if max_output_pixels is not None and spec.output_scale is not None:
             _check_output_size(spec, values, max_output_pixels)
         result = await backend.run_workflow(
@@ -411,8 +422,8 @@ def workflow_tool(
         )
         outputs = []
         for output in result.outputs:
-            stored: MediaFile = files.put(
-                output.data, extension=output.extension, media_type=output.media_type
+            stored: MediaFile = await asyncio.to_thread(
+                files.put, output.data, extension=output.extension, media_type=output.media_type
             )
             outputs.append(
                 {**stored.model_dump(mode="json"), "node": output.node, "kind": output.kind}
@@ -487,7 +498,7 @@ async def _ranked(intent: str, discovery: WorkflowDiscovery | None) -> list[Work
             return [spec for spec, _ in await discovery.search(intent, k=max(size, 1))]
         except EmbeddingsUnavailable as error:
             _warn_once(f"workflow discovery is off, workflows are taken by name: {error}")
-    library = load_workflows()
+    library = await asyncio.to_thread(load_workflows)  # reads every file of the catalogue
     return [library[name] for name in sorted(library)]
 
 

@@ -158,10 +158,14 @@ class ComfyServer:
         self,
         *,
         node_delay_s: float = 0.0,
+        job_delay_s: float = 0.0,
         models: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.object_info = object_info_with_models(models)
         self.node_delay_s = node_delay_s
+        self.job_delay_s = job_delay_s
+        self.executions: list[tuple[float, float]] = []  # (start, end), monotonic seconds
+        self.peak_queue = 0
         self.uploads: dict[str, bytes] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.history: dict[str, dict[str, Any]] = {}
@@ -193,7 +197,7 @@ class ComfyServer:
         self._failures.extend([kind] * times)
 
     def delay_next(self, *seconds: float) -> None:
-        """Make the next executions take this long each, beyond their nodes (GPU time).
+        """Make the next executions take this long each (not ``job_delay_s``), beyond their nodes.
 
         The delay is spent in the first node and ends early on an interrupt.
         """
@@ -355,6 +359,7 @@ class ComfyServer:
         self.jobs += 1
         self.prompt_ids.append(job.prompt_id)
         self._pending.append(job)
+        self.peak_queue = max(self.peak_queue, self.queue_remaining)
         assert self._wake is not None
         self._wake.set()
         await self._broadcast_status()
@@ -493,10 +498,12 @@ class ComfyServer:
             job = self._pending.pop(0)
             self._running = job
             self._interrupted.clear()  # ComfyUI forgets an interrupt sent while nothing ran
+            started = time.monotonic()
             try:
                 await self._execute(job)
             finally:
                 self._running = None
+                self.executions.append((started, time.monotonic()))
             await self._broadcast_status()
             await self._send(job.client_id, _event("executing", job, node=None))
 
@@ -530,7 +537,7 @@ class ComfyServer:
                 await emit("executed", node=node_id, display_node=node_id, output=output)
         else:
             failure = self._failures.pop(0) if self._failures else None
-            delay = self._delays.pop(0) if self._delays else 0.0
+            delay = self._delays.pop(0) if self._delays else self.job_delay_s
             assert self._interrupted is not None
             if failure == "interrupt":
                 self._interrupted.set()

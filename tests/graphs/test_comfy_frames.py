@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
 from PIL import Image
 
 from agents.artifacts import AssetRegistry, FrameSet, ShotList, Video
 from agents.base import Context, check_decision
+from agents.frame_generator import POSITIONS
+from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
-from tests.doubles.comfy_server import ComfyServer
-from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal, run_until_stop
-from tools.comfy import ComfyJobFailed
+from tests.doubles.comfy_server import ComfyServer, run_comfy_server
+from tests.helpers import (
+    APPROVE,
+    answer,
+    current_values,
+    drive_to_gate,
+    new_config,
+    proposal,
+    run_until_stop,
+)
+from tools.comfy import ComfyJobFailed, ComfyPool
+from tools.comfy_tools import ComfyBackend
 from tools.draft_renderer import probe
+from tools.llm import ModelProvider
+from tools.storage import LocalFileStore
 
 
 def _graph(saver: Any = None, store: Any = None) -> Any:
@@ -213,3 +228,50 @@ async def test_frame_candidates_per_round_follow_the_project_config(
     frames = FrameSet.model_validate(proposal(gate)).frames
     assert all(len(f.candidates) == 2 for f in frames)
     assert all(len({c.seed for c in f.candidates}) == 2 for f in frames)
+
+
+async def test_two_servers_draw_sheets_then_keyframes_at_once_in_order(
+    tmp_path: Path, sample_input: dict[str, Any]
+) -> None:
+    with run_comfy_server(job_delay_s=0.2) as one, run_comfy_server(job_delay_s=0.2) as two:
+        pool = ComfyPool([one.url, two.url], timeout_s=60, attempts=3, backoff_s=0)
+        context = Context(
+            models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
+            backend=ComfyBackend(pool, scale=1),
+            files=LocalFileStore(tmp_path),
+        )
+        graph, config = _graph(), new_config()
+        await drive_to_gate(graph, config, sample_input, context, "shots")
+        events = [
+            event
+            async for _, event in graph.astream(
+                Command(resume=APPROVE),
+                config,
+                context=context,
+                stream_mode="custom",
+                subgraphs=True,
+            )
+        ]
+        await pool.aclose()
+    values = await current_values(graph, config)
+    gate = (await graph.aget_state(config)).interrupts[0].value
+
+    sheets, keyframes = [], []
+    for server in (one, two):
+        for body, run in zip(server.submitted, server.executions, strict=True):
+            loads = {node["class_type"] for node in body["prompt"].values()}
+            (keyframes if "LoadImage" in loads else sheets).append(run)
+    assert len(sheets) == _sheets(values) and one.executions and two.executions
+    assert max(end for _, end in sheets) <= min(start for start, _ in keyframes)
+    assert _overlapping(one.executions, two.executions)
+    shots = ShotList.model_validate(values["shots"]).shots
+    frames = FrameSet.model_validate(proposal(gate)).frames
+    assert [(f.shot, f.position) for f in frames] == [(s.id, p) for s in shots for p in POSITIONS]
+    done = [e["message"] for e in events if e.get("message", "").startswith("frame ")]
+    done = [message for message in done if message.endswith(" done")]
+    assert done == [f"frame {n}/{len(frames)} done" for n in range(1, len(frames) + 1)]
+
+
+def _overlapping(first: list[tuple[float, float]], second: list[tuple[float, float]]) -> bool:
+    """Whether some run of ``first`` and some run of ``second`` were executing at once."""
+    return any(a < d and c < b for a, b in first for c, d in second)

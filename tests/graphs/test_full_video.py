@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from agents.artifacts import ClipSet, FrameSet, ShotList, Video
 from agents.base import Context
@@ -10,6 +13,8 @@ from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
 from tests.helpers import APPROVE, answer, new_config, run_until_stop
 from tools.draft_renderer import probe
+
+pytestmark = pytest.mark.usefixtures("loop_kept_free")
 
 
 async def test_auto_approved_run_ends_in_an_mp4(
@@ -35,7 +40,7 @@ async def test_auto_approved_run_ends_in_an_mp4(
     assert len(ClipSet.model_validate(values["clips"]).clips) == len(shots)
 
     video = Video.model_validate(values["video"])
-    info = probe(offline_context.files.read(video.file))
+    info = await asyncio.to_thread(probe, offline_context.files.read(video.file))
     expected_frames = sum(max(1, round(shot.duration_s * fps)) for shot in shots)
     assert info.frame_count == video.frame_count == expected_frames
     assert info.fps == fps

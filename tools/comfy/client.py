@@ -184,8 +184,12 @@ class ComfyClient:
         return int(response.json()["exec_info"]["queue_remaining"])
 
     async def object_info(self) -> dict[str, Any]:
-        """Every node class the server has (``GET /object_info``)."""
-        return (await self._request("GET", "/object_info")).json()
+        """Every node class the server has (``GET /object_info``).
+
+        Parsed in a worker thread: a real server's answer runs to megabytes of JSON.
+        """
+        response = await self._request("GET", "/object_info")
+        return await asyncio.to_thread(response.json)
 
     async def upload_image(self, data: bytes, name: str) -> str:
         """Upload an input image (``POST /upload/image``); returns the value a loader takes."""

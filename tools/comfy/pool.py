@@ -62,6 +62,8 @@ class ComfyPool:
         queue_timeout_s: How long a job may wait in a server's queue before it starts.
         attempts: Tries per job.
         backoff_s: Wait before the second try; each further wait doubles.
+        slots_per_server: Jobs one server runs at once (a GPU that fits two models, say);
+            with the servers, it sets :attr:`capacity`.
     """
 
     def __init__(
@@ -72,17 +74,26 @@ class ComfyPool:
         queue_timeout_s: float = 3600.0,
         attempts: int = ATTEMPTS,
         backoff_s: float = BACKOFF_S,
+        slots_per_server: int = 1,
     ) -> None:
         if not urls:
             raise ValueError("a ComfyUI pool needs at least one server URL")
+        if slots_per_server < 1:
+            raise ValueError(f"slots_per_server must be at least 1, got {slots_per_server}")
         self.clients = [
             ComfyClient(url, timeout_s=timeout_s, queue_timeout_s=queue_timeout_s) for url in urls
         ]
         self.attempts = attempts
         self.backoff_s = backoff_s
+        self.slots_per_server = slots_per_server
         self._in_flight = [0] * len(self.clients)
         self._last_used = [0] * len(self.clients)
         self._picks = 0
+
+    @property
+    def capacity(self) -> int:
+        """Jobs the pool runs at once: servers x slots per server."""
+        return len(self.clients) * self.slots_per_server
 
     async def aclose(self) -> None:
         """Close every client."""

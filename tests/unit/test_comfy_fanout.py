@@ -1,0 +1,126 @@
+"""Fan-out of independent generations: bounded, ordered, stops on failure, never pays twice."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from langgraph.runtime import Runtime
+from langgraph.store.memory import InMemoryStore
+
+from agents._media import fan_out
+from agents.base import Context, Step
+from api.settings import SAMPLE_RECORDINGS
+from tools.comfy_tools import DraftMedia
+from tools.draft_renderer import DraftBackend
+from tools.llm import ModelProvider
+from tools.storage import LocalFileStore
+
+
+class _Stage(Step):
+    stage = "frames"
+
+    async def propose(self, state, runtime):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def _runtime(tmp_path: Path) -> Runtime[Context]:
+    context = Context(
+        models=ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS),
+        backend=DraftBackend(),
+        files=LocalFileStore(tmp_path),
+    )
+    return Runtime(context=context, store=InMemoryStore(), stream_writer=lambda _: None)
+
+
+class _Gauge:
+    """Counts jobs running now and the most at once."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+        self.started: list[int] = []
+
+    async def job(self, n: int, *, fail: bool = False) -> int:
+        self.started.append(n)
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            for _ in range(5):  # give every other ready job the chance to start
+                await asyncio.sleep(0)
+            if fail:
+                raise RuntimeError(f"job {n} failed")
+            return n
+        finally:
+            self.now -= 1
+
+
+async def test_fan_out_runs_the_backends_capacity_at_once_and_keeps_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DraftMedia, "capacity", 3)
+    gauge = _Gauge()
+
+    results = await fan_out(_runtime(tmp_path), [lambda n=n: gauge.job(n) for n in range(10)])
+
+    assert results == list(range(10))
+    assert gauge.peak == 3
+
+
+async def test_after_a_failure_no_job_starts_and_the_running_ones_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DraftMedia, "capacity", 2)
+    gauge = _Gauge()
+    jobs = [lambda n=n: gauge.job(n, fail=n == 0) for n in range(6)]
+
+    with pytest.raises(RuntimeError, match="job 0 failed"):
+        await fan_out(_runtime(tmp_path), jobs)
+
+    assert gauge.started == [0, 1]
+    assert gauge.now == 0
+
+
+async def test_two_identical_generations_at_once_are_made_once(tmp_path: Path) -> None:
+    runtime, step = _runtime(tmp_path), _Stage(agent="frame_generator")
+    png = {"extension": "png", "media_type": "image/png"}
+    made: list[str] = []
+
+    async def make() -> bytes:
+        made.append("job")
+        await asyncio.sleep(0.01)
+        return b"frame"
+
+    first, second = await asyncio.gather(
+        *(step.generate_media(runtime, "same-inputs", make, **png) for _ in range(2))
+    )
+
+    assert made == ["job"]
+    assert first == second
+
+
+async def test_a_failed_generation_leaves_its_twin_to_make_it(tmp_path: Path) -> None:
+    runtime, step = _runtime(tmp_path), _Stage(agent="frame_generator")
+    png = {"extension": "png", "media_type": "image/png"}
+    attempts: list[str] = []
+
+    async def make() -> bytes:
+        attempts.append("job")
+        await asyncio.sleep(0.01)
+        if len(attempts) == 1:
+            raise RuntimeError("ComfyUI failed")
+        return b"frame"
+
+    first, second = await asyncio.gather(
+        *(
+            step.generate_media(
+                runtime, "same-inputs", make, extension="png", media_type="image/png"
+            )
+            for _ in range(2)
+        ),
+        return_exceptions=True,
+    )
+
+    assert isinstance(first, RuntimeError)
+    assert second == runtime.context.files.put(b"frame", **png)
+    assert attempts == ["job", "job"]
