@@ -21,7 +21,6 @@ from tests.doubles.comfy_server import ComfyServer, run_comfy_server
 from tests.doubles.s3_server import CREDENTIALS, client, run_s3_server
 from tools.workflows import COMFY_WORKFLOWS
 
-
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
 LIBRARY = sorted(path.stem for path in COMFY_WORKFLOWS.glob("*.yaml"))

@@ -14,7 +14,6 @@ from tools.discovery import WorkflowDiscovery
 from tools.embeddings import embedding_model
 from tools.workflows import COMFY_WORKFLOWS
 
-
 KEYFRAME_ARGS = ("prompt", "references", "seed", "width", "height")
 
 
