@@ -1,4 +1,9 @@
-"""The ``auteur`` command line: run the sample production, list runs, resume them."""
+"""The ``auteur`` command line: run the sample production, list runs, resume them.
+
+Every heavy import (the graphs, the database, LangChain, Langfuse, the evals) happens
+inside the command that needs it, so ``auteur --help`` starts in a blink
+(``benchmarks/startup.py`` measures it).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,21 @@ import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from langgraph.types import Command
 from rich.console import Console
 from rich.markup import escape
 
-from api import console as show
 from api.cli_prompts import prompts_app
 from api.cli_workflows import workflows_app
-from api.context import LOCAL_USER
-from api.runs import RunStop, Services, open_services
-from api.settings import SAMPLE_INPUT, Settings
 from evals.cli import eval_app
-from tools import ledger, tracing
-from tools.errors import failure_line
+
+if TYPE_CHECKING:
+    from langgraph.types import Command
+
+    from api.runs import RunStop, Services
+    from api.settings import Settings
 
 app = typer.Typer(
     help="Auteur: production agents with approval gates, from brief to video.",
@@ -61,6 +65,9 @@ class GateDeferred(Exception):
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run a command; an expected failure (a service down, a bad id) is one line, exit 1."""
+    from api import console as show
+    from tools.errors import failure_line
+
     try:
         asyncio.run(coroutine)
     except (KeyError, ValueError) as error:
@@ -92,10 +99,19 @@ def demo(
     workflow: Annotated[str, typer.Option(help="Workflow type to run.")] = "full_video",
 ) -> None:
     """Run the bundled sample production through a workflow, gate by gate."""
-    _run(_demo(Settings(), workflow, auto_approve=auto_approve))
+    _run(_demo(_settings(), workflow, auto_approve=auto_approve))
+
+
+def _settings() -> Settings:
+    from api.settings import Settings
+
+    return Settings()
 
 
 async def _demo(settings: Settings, workflow: str, *, auto_approve: bool) -> None:
+    from api.runs import open_services
+    from api.settings import SAMPLE_INPUT
+
     payload = json.loads(SAMPLE_INPUT.read_text())
     async with open_services(settings) as services:
         out.print(f"[bold]LLM:[/bold] {services.context.models.describe()}")
@@ -113,10 +129,12 @@ def resume(
     auto_approve: AutoApprove = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after Ctrl-C, kill -9 or a reboot)."""
-    _run(_resume(Settings(), thread, auto_approve=auto_approve))
+    _run(_resume(_settings(), thread, auto_approve=auto_approve))
 
 
 async def _resume(settings: Settings, thread: str, *, auto_approve: bool) -> None:
+    from api.runs import open_services
+
     async with open_services(settings) as services:
         stop = await services.position(thread)
         with _observed(settings):
@@ -130,10 +148,13 @@ async def _resume(settings: Settings, thread: str, *, auto_approve: bool) -> Non
 @app.command()
 def runs(limit: Annotated[int, typer.Option(min=1, help="How many to list.")] = 20) -> None:
     """List threads with their status and current stage, newest first."""
-    _run(_runs(Settings(), limit))
+    _run(_runs(_settings(), limit))
 
 
 async def _runs(settings: Settings, limit: int) -> None:
+    from api import console as show
+    from api.runs import open_services
+
     async with open_services(settings) as services:
         records = await services.persistence.threads.list(limit=limit)
         show.thread_table(out, records)
@@ -142,6 +163,9 @@ async def _runs(settings: Settings, limit: int) -> None:
 @contextmanager
 def _observed(settings: Settings) -> Iterator[None]:
     """Trace the runs inside (in Langfuse, when configured) and print what they spent."""
+    from api import console as show
+    from tools import ledger, tracing
+
     tracing.configure(settings.langfuse)
     with ledger.collect(settings.prices) as spent:
         try:
@@ -160,6 +184,12 @@ async def _advance(
     gate: str | None = None,
 ) -> RunStop:
     """Advance the thread as one traced run; a decision at ``gate`` is recorded in its trace."""
+    from langgraph.types import Command
+
+    from api import console as show
+    from api.context import LOCAL_USER
+    from tools import tracing
+
     record = await services.persistence.threads.get(thread_id)
     resume = payload.resume if isinstance(payload, Command) else None
     with tracing.trace_run(
@@ -179,6 +209,8 @@ async def _advance(
 
 async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> None:
     """Answer gates until the run finishes, or stop where nobody can answer."""
+    from api import console as show
+
     interactive = sys.stdin.isatty()
     while stop.status == "interrupted":
         assert stop.gate is not None
@@ -219,7 +251,7 @@ def serve(
 
     from api.app import create_app
 
-    settings = Settings()
+    settings = _settings()
     host = host or settings.host
     if not settings.api_keys and host not in LOCAL_HOSTS:
         out.print(
@@ -234,13 +266,14 @@ def serve(
 @app.command()
 def worker() -> None:
     """Execute queued runs against the configured database (add as many as you like)."""
-    _run(_worker(Settings()))
+    _run(_worker(_settings()))
 
 
 async def _worker(settings: Settings) -> None:
     from api.db import Database
     from api.events import EventHub
     from api.executor import Executor
+    from api.runs import open_services
 
     async with open_services(settings) as services:
         hub = EventHub(services.database_url)

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import httpx
 import typer
-from langfuse import Langfuse
-from langfuse.api import NotFoundError
-from langfuse.api.core import ApiError
 from rich.console import Console
-from rich.table import Table
 
-from api.settings import Settings
-from prompts import LANGFUSE_LABEL, PromptSource, file_prompts
-from tools import tracing
+if TYPE_CHECKING:
+    from langfuse import Langfuse
 
 __all__ = ["PushResult", "prompts_app", "push_changed"]
 
@@ -51,6 +45,10 @@ def push_changed(langfuse: Langfuse, *, dry_run: bool = False) -> list[PushResul
         langfuse: The client of the Langfuse project to push to.
         dry_run: Only compare; send nothing (a would-be version is the next number).
     """
+    from langfuse.api import NotFoundError
+
+    from prompts import LANGFUSE_LABEL, PromptSource, file_prompts
+
     results = []
     for name, text in file_prompts().items():
         try:
@@ -85,6 +83,14 @@ def push(
     ] = False,
 ) -> None:
     """Create or update the prompts in Langfuse whose files changed (labelled production)."""
+    import httpx
+    from langfuse.api.core import ApiError
+    from rich.table import Table
+
+    from api.settings import Settings
+    from prompts import LANGFUSE_LABEL
+    from tools import tracing
+
     config = Settings().langfuse
     if config is None:
         out.print(

@@ -13,19 +13,16 @@ import asyncio
 import mimetypes
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.runs import open_services
-from api.settings import Settings
-from tools.comfy import ComfyError, ComfyJobFailed
-from tools.comfy_tools import workflow_tool
-from tools.embeddings import EmbeddingsUnavailable
-from tools.storage import FileStore
-from tools.workflows import WorkflowInput, WorkflowSpec
+if TYPE_CHECKING:
+    from api.settings import Settings
+    from tools.storage import FileStore
+    from tools.workflows import WorkflowInput, WorkflowSpec
 
 __all__ = ["parse_value", "workflows_app"]
 
@@ -47,10 +44,14 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="How many to show.")] = 5,
 ) -> None:
     """Rank the workflows by how well they fit TEXT, best first."""
+    from api.settings import Settings  # imported here: `auteur --help` stays fast
+
     _run(_search(Settings(), text, limit))
 
 
 async def _search(settings: Settings, text: str, limit: int) -> None:
+    from api.runs import open_services
+
     async with open_services(settings) as services:
         ranked = await services.discovery.search(text, k=limit)
     table = Table("#", "workflow", "score", "category", "what it does", title=f"“{text}”")
@@ -62,10 +63,14 @@ async def _search(settings: Settings, text: str, limit: int) -> None:
 @workflows_app.command("list")
 def list_workflows() -> None:
     """List the workflows of the library with their inputs."""
+    from api.settings import Settings  # imported here: `auteur --help` stays fast
+
     _run(_list(Settings()))
 
 
 async def _list(settings: Settings) -> None:
+    from api.runs import open_services
+
     async with open_services(settings) as services:
         specs = await services.discovery.workflows()
     table = Table("workflow", "category", "inputs", "outputs")
@@ -90,10 +95,15 @@ def run(
     ] = None,
 ) -> None:
     """Run one workflow and print where its outputs are stored."""
+    from api.settings import Settings  # imported here: `auteur --help` stays fast
+
     _run(_run_workflow(Settings(), name, assignments or []))
 
 
 async def _run_workflow(settings: Settings, name: str, assignments: list[str]) -> None:
+    from api.runs import open_services
+    from tools.comfy_tools import workflow_tool
+
     async with open_services(settings) as services:
         spec = await services.discovery.get(name)
         files = services.context.files
@@ -164,6 +174,9 @@ def _typed(item: WorkflowInput, raw: str, files: FileStore) -> Any:
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    from tools.comfy import ComfyError, ComfyJobFailed
+    from tools.embeddings import EmbeddingsUnavailable
+
     try:
         asyncio.run(coroutine)
     # ValueError covers a broken workflow file (WorkflowError) and bad arguments.

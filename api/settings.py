@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     )
     embeddings: EmbeddingsKind = Field(
         "local",
-        description="Workflow discovery embeds with 'local' (the bundled all-MiniLM-L6-v2, "
-        "offline; the [embeddings] extra) or 'openai' (OPENAI_API_KEY, OPENAI_BASE_URL).",
+        description="Workflow discovery embeds with 'local' (the bundled all-MiniLM-L6-v2, int8 "
+        "ONNX, offline) or 'openai' (OPENAI_API_KEY, OPENAI_BASE_URL).",
     )
     embeddings_model: str = Field(
         "text-embedding-3-small", description="The OpenAI embedding model (embeddings=openai)."

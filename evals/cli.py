@@ -8,31 +8,14 @@ error (unknown metric, unreadable dataset, ``--push`` without Langfuse keys).
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.settings import Settings
-from evals.dataset import DatasetError, load_dataset
-from evals.metrics import METRICS
-from evals.push import PushError, push_experiment, require_client
-from evals.report import (
-    ItemResult,
-    ReportError,
-    below_threshold,
-    compare,
-    load_report,
-    print_comparison,
-    print_report,
-    write_report,
-)
-from evals.runner import SUITES, run_suite
-from tools import tracing
-from tools.llm import LLMError
+if TYPE_CHECKING:
+    from evals.report import ItemResult
 
 __all__ = ["eval_app"]
 
@@ -42,8 +25,6 @@ eval_app = typer.Typer(
     add_completion=False,
 )
 out = Console(highlight=False, soft_wrap=True)
-
-SuiteName = Enum("SuiteName", {name: name for name in SUITES}, type=str)  # type: ignore[misc]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -59,6 +40,8 @@ def _thresholds(given: list[str], known: list[str]) -> dict[str, float]:
         if not sign:
             raise _fail(f"--threshold '{text}' is not METRIC=VALUE", 2)
         if name not in known:
+            from evals.metrics import METRICS
+
             hint = " (needs --judge)" if name in METRICS else ""
             raise _fail(
                 f"--threshold: this run has no metric '{name}'{hint}; it has {', '.join(known)}",
@@ -73,7 +56,13 @@ def _thresholds(given: list[str], known: list[str]) -> dict[str, float]:
 
 @eval_app.command("run")
 def run(
-    suite: Annotated[SuiteName, typer.Option(help="What to run: an agent or the whole pipeline.")],
+    suite: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="What to run: an agent or the whole pipeline (a wrong name lists them).",
+        ),
+    ],
     dataset: Annotated[
         Path | None,
         typer.Option(metavar="PATH", help="A JSONL dataset (default: the suite's bundled one)."),
@@ -95,8 +84,26 @@ def run(
     ] = None,
 ) -> None:
     """Run every item of a dataset, score it, write a report and check the thresholds."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from api.settings import Settings
+    from evals.dataset import DatasetError, load_dataset
+    from evals.push import PushError, push_experiment, require_client
+    from evals.report import below_threshold, print_report, write_report
+    from evals.runner import SUITES, run_suite
+    from tools import tracing
+    from tools.llm import LLMError
+
+    if suite not in SUITES:  # not a typed choice: that would load the runner for any --help
+        raise _fail(f"no suite '{suite}'; choose from {', '.join(SUITES)}", 2)
     settings = Settings()
-    chosen = SUITES[suite.value]
+    chosen = SUITES[suite]
     path = dataset or chosen.dataset
     try:
         items = load_dataset(path)
@@ -161,6 +168,8 @@ def compare_reports(
     b: Annotated[Path, typer.Argument(help="The later report (JSON).")],
 ) -> None:
     """Show what changed from report A to report B: aggregate deltas and per-item changes."""
+    from evals.report import ReportError, compare, load_report, print_comparison
+
     try:
         before, after = load_report(a), load_report(b)
     except ReportError as error:

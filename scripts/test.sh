@@ -16,8 +16,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 "${PYTHON:-python3}" -m venv .venv
-# torch first, pinned to the CPU wheel, so the embedding model does not pull a CUDA build
-.venv/bin/python -m pip install -qq --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -qq --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

