@@ -773,9 +773,9 @@ def test_the_agent_servers_config_keys_are_accepted(api_url: str) -> None:
         "max_concurrency": 4,
         "configurable": {"thread_id": "ignored", "checkpoint_ns": ""},
     }
-    body = {"assistant_id": WORKFLOW, "if_not_exists": "create", "config": config}
+    body = {"assistant_id": WORKFLOW, "config": config}
     with httpx.Client(base_url=api_url, headers=ALICE, timeout=TIMEOUT_S) as client:
-        thread = uuid.uuid4().hex
+        thread = _ok(client.post("/threads", json={}))["thread_id"]
         run = _ok(client.post(_path("threads", thread, "runs"), json=body))
         # No input and no command: the run fails at once; join so no run is left going.
         _ok(client.get(_path("threads", thread, "runs", run["run_id"], "join")))

@@ -47,6 +47,8 @@ def url(database_url: str, comfy: ComfyServer, s3: tuple[str, str]) -> Iterator[
     settings = api_settings(
         database_url,
         comfyui_urls=[comfy.url],
+        comfyui_attempts=3,  # the failure test exhausts them; no real waits between tries
+        comfyui_backoff_s=0,
         s3_bucket=bucket,
         s3_endpoint_url=endpoint,
         s3_region="us-east-1",
