@@ -1,9 +1,11 @@
 """Shot-list rules: what a shot list must satisfy against the script and the asset registry.
 
-Pure functions, no model calls. The shot lister checks its proposal with
-:func:`check_shot_list` and, when something is wrong, asks its model for a repair with
-:func:`describe`; the same messages are shown to the person at the gate, so each one names
-the shot, scene and line it is about.
+Pure functions, no model calls. The shot lister drafts scene by scene: it checks each
+scene's shots with :func:`check_scene_shots` and, when something is wrong, asks its model
+for a repair of that scene with :func:`describe`; the whole list is checked with
+:func:`check_shot_list` (the same scene rules, scene by scene, plus the shots of no scene)
+and those messages are shown to the person at the gate, so each one names the shot, scene
+and line it is about.
 
 The rules:
 
@@ -11,6 +13,9 @@ The rules:
   by exactly one shot of that scene, the scene's shots cover its lines in script order, and
   no shot covers a line the scene does not have.
 - ``unknown_scene``: a shot belongs to a scene of the script.
+- ``wrong_scene`` / ``shot_id``: a shot listed for a scene says it belongs to that scene,
+  and its id is that scene's number and a letter ("2A"), so scenes drafted apart never
+  share an id.
 - ``dialogue_mismatch``: a shot's dialogue is exactly the dialogue lines it covers
   (speaker and text, in script order); the shot lister splits the script, never rewrites it.
 - ``dialogue_rate``: a shot's dialogue fits its duration, at most
@@ -25,12 +30,13 @@ Line numbers in messages are the indices ``Shot.covers`` uses (the first line is
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from agents.artifacts import AssetRegistry, Scene, Script, ScriptLine, Shot, ShotList
 
-__all__ = ["MAX_WORDS_PER_SECOND", "Violation", "check_shot_list", "describe"]
+__all__ = ["MAX_WORDS_PER_SECOND", "Violation", "check_scene_shots", "check_shot_list", "describe"]
 
 MAX_WORDS_PER_SECOND = 2.5
 """The fastest dialogue a shot may hold, in words per second of its duration."""
@@ -44,8 +50,8 @@ class Violation:
 
     Attributes:
         rule: Which rule: ``"coverage"``, ``"dialogue_rate"``, ``"unknown_entity"``,
-            ``"unknown_look"``, ``"wrong_look"``, ``"dialogue_mismatch"`` or
-            ``"unknown_scene"``.
+            ``"unknown_look"``, ``"wrong_look"``, ``"dialogue_mismatch"``,
+            ``"unknown_scene"``, ``"wrong_scene"`` or ``"shot_id"``.
         shot: The id of the shot at fault, or ``None`` when no single shot is (a line that
             no shot covers).
         message: What is wrong, specific enough for the model to repair it and for the
@@ -69,20 +75,35 @@ def check_shot_list(shots: ShotList, script: Script, assets: AssetRegistry) -> l
         Every violation found, scene by scene and shot by shot; empty when the shot list
         satisfies every rule.
     """
-    scenes = {scene.number: scene for scene in script.scenes}
+    numbers = {scene.number for scene in script.scenes}
     by_scene: dict[int, list[Shot]] = defaultdict(list)
     violations: list[Violation] = []
     for shot in shots.shots:
-        if shot.scene in scenes:
+        if shot.scene in numbers:
             by_scene[shot.scene].append(shot)
         else:
-            violations.append(_unknown_scene(shot, script))
+            violations += [_unknown_scene(shot, script), *_dialogue_rate(shot)]
+            violations += _entities(shot, assets)
     for scene in script.scenes:
-        violations += _coverage(scene, by_scene[scene.number])
-    for shot in shots.shots:
-        scene = scenes.get(shot.scene)
-        if scene is not None:
-            violations += _dialogue_mismatch(shot, scene)
+        violations += check_scene_shots(by_scene[scene.number], scene, assets)
+    return violations
+
+
+def check_scene_shots(shots: list[Shot], scene: Scene, assets: AssetRegistry) -> list[Violation]:
+    """Check the shots listed for one scene against that scene and the asset registry.
+
+    Args:
+        shots: The scene's shots, in order.
+        scene: The approved script's scene they split.
+        assets: The approved asset registry.
+
+    Returns:
+        Every violation found: the scene's coverage, then shot by shot.
+    """
+    violations = _coverage(scene, shots)
+    for shot in shots:
+        violations += _belongs(shot, scene)
+        violations += _dialogue_mismatch(shot, scene)
         violations += _dialogue_rate(shot)
         violations += _entities(shot, assets)
     return violations
@@ -110,6 +131,29 @@ def _unknown_scene(shot: Shot, script: Script) -> Violation:
         f"shot {shot.id} belongs to scene {shot.scene}, which is not in the script "
         f"({_span('scene', len(script.scenes), start=1)})",
     )
+
+
+def _belongs(shot: Shot, scene: Scene) -> list[Violation]:
+    """A shot listed for ``scene`` says so, and carries the scene's number in its id."""
+    n = scene.number
+    if shot.scene != n:
+        return [
+            Violation(
+                "wrong_scene",
+                shot.id,
+                f"shot {shot.id} is listed for scene {n} but says it belongs to scene {shot.scene}",
+            )
+        ]
+    if not re.fullmatch(rf"{n}[A-Z]+", shot.id):
+        return [
+            Violation(
+                "shot_id",
+                shot.id,
+                f"shot {shot.id} of scene {n} needs an id of the scene number and a letter, "
+                f"like {n}A",
+            )
+        ]
+    return []
 
 
 def _coverage(scene: Scene, shots: list[Shot]) -> list[Violation]:

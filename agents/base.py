@@ -118,7 +118,8 @@ class Turn(TypedDict):
 class Generation(TypedDict):
     """The record of one model call: which prompt (name and version) produced what.
 
-    ``langfuse_version`` is the prompt's version in Langfuse when it came from there.
+    ``langfuse_version`` is the prompt's version in Langfuse when it came from there;
+    ``scene`` is the scene a per-scene call drafted.
     """
 
     id: str
@@ -130,6 +131,7 @@ class Generation(TypedDict):
     langfuse_version: int | None
     model: str
     cached: bool
+    scene: NotRequired[int]
 
 
 class ProductionState(TypedDict):
@@ -496,11 +498,13 @@ class Step(ABC):
         artifact: type[ArtifactT] | None = None,
         follow_up: Sequence[BaseMessage] = (),
         with_conversation: bool = True,
+        scene: int | None = None,
     ) -> ArtifactT:
         """Ask the agent's model for an artifact, memoised by the exact input.
 
-        The result is kept in the store under the hash of (model, prompt, conversation),
-        so a resumed or replayed node never pays twice for the same generation.
+        The result is kept in the store under the hash of (model, prompt, conversation,
+        and the scene when one is asked for), so a resumed or replayed node never pays
+        twice for the same generation. The request holds one of the endpoint's slots.
 
         Args:
             runtime: The node's runtime (models, store, stream writer).
@@ -510,6 +514,7 @@ class Step(ABC):
             artifact: The schema of the answer; the step's artifact by default.
             follow_up: Messages after the conversation (e.g. a repair request).
             with_conversation: Whether to send the conversation so far at this stage.
+            scene: The one scene this call drafts (selects the offline recording of it).
         """
         schema = artifact or self.artifact
         messages: list[BaseMessage] = [
@@ -523,6 +528,7 @@ class Step(ABC):
             models.describe(),
             self.agent,
             task,
+            *([] if scene is None else [scene]),
             [m.model_dump(include={"type", "content"}) for m in messages],
         )
         record = Generation(
@@ -536,6 +542,8 @@ class Step(ABC):
             model=models.model_name(self.agent),
             cached=False,
         )
+        if scene is not None:
+            record["scene"] = scene
         namespace = ("generations", "llm")
         if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
             _record(Generation(**{**record, "cached": True}))
@@ -549,11 +557,12 @@ class Step(ABC):
             tracing.link_prompt(prompt.name, prompt.langfuse_version),
         ):
             result = await generate_structured(
-                models.chat_model(agent=self.agent, task=task),
+                models.chat_model(agent=self.agent, task=task, scene=scene),
                 schema,
                 messages,
                 on_retry=on_retry,
-                label=f"{self.stage} ({task})",
+                label=f"{self.stage} ({task})" if scene is None else f"{self.stage} scene {scene}",
+                slots=models.slots(),
             )
         _record(record)
         if runtime.store is not None:

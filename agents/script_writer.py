@@ -2,14 +2,14 @@
 
 Feedback regenerates a step with the conversation so far; feedback that names exactly one
 scene ("scene 2: make the landing funnier") revises only that scene and splices it back,
-so every other scene stays byte for byte as approved in the person's eyes. A screenplay
-given as workflow input ("skip to script") arrives as the ``script`` artifact, and the
-agent starts at the master script.
+so every other scene stays byte for byte as approved in the person's eyes. The master
+script is drafted one call per scene, all scenes at once (:mod:`agents._scenes`). A
+screenplay given as workflow input ("skip to script") arrives as the ``script`` artifact,
+and the agent starts at the master script.
 """
 
 from __future__ import annotations
 
-import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 import prompts
+from agents._scenes import draft_scenes, named_scene, only_scene
 from agents.artifacts import (
     MasterScene,
     MasterScript,
@@ -39,11 +40,6 @@ from agents.base import (
 
 AGENT = "script_writer"
 
-_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-_SCENE_REFERENCE = re.compile(
-    r"\bscenes?\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE
-)
-
 SceneT = TypeVar("SceneT", Scene, MasterScene)
 
 
@@ -61,25 +57,6 @@ class MasterSceneRevision(SceneRevision[MasterScene]):
     """A master-script scene revised; the master script keeps the script's scenes."""
 
     scenes: list[MasterScene] = Field(min_length=1, max_length=1)
-
-
-def named_scene(feedback: str, scene_count: int) -> int | None:
-    """The one scene a piece of feedback is about, or None if it names none or several.
-
-    Example:
-        ``named_scene("scene 2: make the landing funnier", 3)`` is 2;
-        ``named_scene("swap scenes 1 and 3", 3)`` is None (the whole script changes).
-    """
-    if re.search(r"\bscenes\b", feedback, re.IGNORECASE):
-        return None
-    numbers = {
-        int(ref) if ref.isdigit() else _NUMBER_WORDS.index(ref.lower()) + 1
-        for ref in _SCENE_REFERENCE.findall(feedback)
-    }
-    if len(numbers) != 1:
-        return None
-    (number,) = numbers
-    return number if 1 <= number <= scene_count else None
 
 
 def splice(scenes: Sequence[SceneT], number: int, replacement: Sequence[SceneT]) -> list[SceneT]:
@@ -244,11 +221,34 @@ class MasterScriptStep(_SceneDocumentStep):
     answer_shape = "exactly one scene, with the same number and slugline."
 
     async def draft_whole(self, state: ProductionState, runtime: Runtime[Context]) -> MasterScript:
-        """Visual prose for every scene of the approved script."""
-        prompt = prompts.render(
-            "script_writer/write_master_script", project=project_of(state), script=state["script"]
+        """Visual prose for every scene of the approved script, all scenes at once."""
+        script = Script.model_validate(state["script"])
+        project = project_of(state)
+
+        async def write(number: int) -> MasterScene:
+            prompt = prompts.render(
+                "script_writer/write_master_scene",
+                project=project,
+                script=state["script"],
+                scene=number,
+            )
+            scene = await self.generate(
+                runtime,
+                prompt,
+                state,
+                task="write_master_scene",
+                artifact=MasterScene,
+                follow_up=only_scene(state, self.stage, number),
+                scene=number,
+            )
+            # its place in the document; a wrong slugline is shown at the gate (`problems`)
+            return scene.model_copy(update={"number": number})
+
+        numbers = [scene.number for scene in script.scenes]
+        scenes = await draft_scenes(
+            runtime, self.stage, "master script", numbers, write, total=len(numbers)
         )
-        return await self.generate(runtime, prompt, state, task="write_master_script")
+        return MasterScript(title=script.title, scenes=scenes)
 
     def summary(self, artifact: MasterScript) -> str:
         """Scene count."""

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         description='Model per agent, e.g. AUTEUR_AGENT_MODELS=\'{"script_writer": "gpt-4.1"}\'.',
     )
     llm_timeout_s: float = Field(120, gt=0)
+    llm_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Requests this process sends to the LLM endpoint at once (every run, "
+        "agent and scene together); scene-by-scene drafts run this many scenes in parallel.",
+    )
     api_keys: dict[str, str] = Field(
         default_factory=dict,
         description='API key → user, e.g. AUTEUR_API_KEYS=\'{"k3y": "alice"}\'. Unset = one '
@@ -243,6 +249,7 @@ class Settings(BaseSettings):
             agent_models=self.agent_models,
             recordings=SAMPLE_RECORDINGS,
             timeout_s=self.llm_timeout_s,
+            concurrency=self.llm_concurrency,
         )
 
 

@@ -293,6 +293,7 @@ def _judge_provider(settings: Settings, model: str) -> ModelProvider:
         default_model=model,
         recordings=SAMPLE_RECORDINGS,
         timeout_s=settings.llm_timeout_s,
+        concurrency=settings.llm_concurrency,
     )
 
 

@@ -8,6 +8,10 @@ replays recorded responses for the bundled sample brief so the demo runs with no
 schema, repairs invalid answers conversationally and retries transient transport errors with
 backoff, reporting each retry so the person sees it (DESIGN §4). Calls are never streamed.
 
+Every call to an endpoint holds one of its slots (:meth:`ModelProvider.slots`): the process
+sends at most ``concurrency`` requests to one endpoint at a time, however many agents and
+scenes are drafting at once.
+
 Example::
 
     provider = ModelProvider(api_key=None, recordings=Path("evals/datasets/sample_responses.json"))
@@ -18,9 +22,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -100,6 +106,7 @@ class ModelProvider:
         agent_models: Mapping[str, str] = _NO_AGENT_MODELS,
         recordings: Path,
         timeout_s: float = 120,
+        concurrency: int = 8,
     ) -> None:
         self._api_key = SecretStr(api_key) if api_key else None
         self._base_url = base_url
@@ -107,6 +114,7 @@ class ModelProvider:
         self._agent_models = dict(agent_models)
         self._recordings = recordings
         self._timeout_s = timeout_s
+        self._concurrency = concurrency
 
     @property
     def offline(self) -> bool:
@@ -132,10 +140,22 @@ class ModelProvider:
             return OFFLINE_LLM_TYPE
         return self._agent_models.get(agent, self._default_model)
 
-    def chat_model(self, *, agent: str, task: str) -> BaseChatModel:
-        """Build the chat model ``agent`` uses for ``task`` (the task picks offline recordings)."""
+    def slots(self) -> asyncio.Semaphore:
+        """The endpoint's request slots in this process: one is held per request in flight.
+
+        Shared by every provider of the process that names the same endpoint and limit, so
+        concurrent runs and scenes together stay within ``concurrency`` requests.
+        """
+        endpoint = "offline" if self.offline else self._base_url or _DEFAULT_BASE_URL
+        return _endpoint_slots(endpoint, self._concurrency)
+
+    def chat_model(self, *, agent: str, task: str, scene: int | None = None) -> BaseChatModel:
+        """Build the chat model ``agent`` uses for ``task`` (scene ``scene`` of it, if given).
+
+        The task (and scene) pick the offline recording; an endpoint's model ignores them.
+        """
         if self._api_key is None:
-            return OfflineChatModel(task=task, recordings=self._recordings)
+            return OfflineChatModel(task=task, scene=scene, recordings=self._recordings)
         # Our own retry loop in `generate_structured` retries, so that retries are visible.
         return ChatOpenAI(
             model=self.model_name(agent),
@@ -146,6 +166,17 @@ class ModelProvider:
             streaming=False,
             disable_streaming=True,
         )
+
+
+# An asyncio.Semaphore belongs to the event loop it is used on: one set of slots per loop.
+_slots: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
+
+
+def _endpoint_slots(endpoint: str, concurrency: int) -> asyncio.Semaphore:
+    per_loop = _slots.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault((endpoint, concurrency), asyncio.Semaphore(concurrency))
 
 
 # --- offline sample model ------------------------------------------------------------------
@@ -166,12 +197,15 @@ class OfflineChatModel(BaseChatModel):
     The recordings file is ``{"brief": "...", "responses": {"<task>": [<revision 0>, ...]}}``.
     Each earlier draft in the conversation is one ``AIMessage`` (followed by the person's
     feedback), so the number of ``AIMessage``s picks the revision to replay; past the last
-    recorded revision the last one repeats. Token usage is reported as a real model's is,
-    estimated at four characters per token, so traces and the cost ledger show it.
+    recorded revision the last one repeats. A task drafted scene by scene records each
+    revision as ``{"<scene number>": <answer>, ...}``, and ``scene`` picks the answer. Token
+    usage is reported as a real model's is, estimated at four characters per token, so traces
+    and the cost ledger show it.
     """
 
     task: str
     recordings: Path
+    scene: int | None = None
     model_name: str = OFFLINE_LLM_TYPE
 
     @property
@@ -180,7 +214,7 @@ class OfflineChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"task": self.task, "recordings": str(self.recordings)}
+        return {"task": self.task, "scene": self.scene, "recordings": str(self.recordings)}
 
     @cached_property
     def _recorded(self) -> _Recordings:
@@ -202,7 +236,15 @@ class OfflineChatModel(BaseChatModel):
                 + _HOW_TO_CONFIGURE
             )
         revision = sum(isinstance(message, AIMessage) for message in messages)
-        content = json.dumps(revisions[min(revision, len(revisions) - 1)])
+        answer = revisions[min(revision, len(revisions) - 1)]
+        if self.scene is not None:
+            answer = answer.get(str(self.scene))
+            if answer is None:
+                raise NoModelConfiguredError(
+                    f"The offline sample model has no recorded response for task {self.task!r}, "
+                    f"scene {self.scene}. " + _HOW_TO_CONFIGURE
+                )
+        content = json.dumps(answer)
         reply = AIMessage(
             content,
             usage_metadata=_estimated_usage(messages, content),
@@ -234,6 +276,7 @@ async def generate_structured(
     max_retries: int = 3,
     backoff_s: float = 1.0,
     on_retry: Callable[[str], Awaitable[None] | None] | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> T:
     """Ask ``model`` for one JSON object and return it validated as ``schema``.
 
@@ -244,7 +287,8 @@ async def generate_structured(
     ``LLMUnavailableError``; a rejected request (401, 400, ...) raises it at once.
 
     Each call is named ``label`` (the generation's name in traces) and its token usage is
-    counted in the run's cost ledger (:mod:`tools.ledger`).
+    counted in the run's cost ledger (:mod:`tools.ledger`). With ``slots``, each request holds
+    one slot while it is in flight (not while it waits to be retried).
     """
     conversation = _with_json_instruction(messages, schema)
     repairs = 0
@@ -256,6 +300,7 @@ async def generate_structured(
             max_retries=max_retries,
             backoff_s=backoff_s,
             on_retry=on_retry,
+            slots=slots,
         )
         try:
             return _parse_reply(reply.text, schema)
@@ -309,11 +354,13 @@ async def _invoke_with_retries(
     max_retries: int,
     backoff_s: float,
     on_retry: Callable[[str], Awaitable[None] | None] | None,
+    slots: asyncio.Semaphore | None,
 ) -> AIMessage:
     attempt = 0
     while True:
         try:
-            reply = await model.ainvoke(messages, config={"run_name": label})
+            async with slots or contextlib.nullcontext():
+                reply = await model.ainvoke(messages, config={"run_name": label})
         except openai.APIError as error:
             if not _is_transient(error):
                 raise LLMUnavailableError(

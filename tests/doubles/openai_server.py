@@ -11,7 +11,9 @@ the official client over a real socket on 127.0.0.1::
 
 Instead of a script, ``responder`` can answer every request (``replay_recordings`` answers as
 the offline sample model does), and ``on_request`` sees each request as it arrives — while
-the client waits for its answer.
+the client waits for its answer. ``delay_s`` answers each request that much later, as a
+model that takes its time would; ``peak_in_flight`` is the most requests it was answering at
+once, which shows whether a client's requests overlapped without timing anything.
 
 ``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
 share words are close), and records the request bodies in ``embedding_requests``.
@@ -39,11 +41,19 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
-__all__ = ["ErrorReply", "OpenAIServer", "Reply", "replay_recordings", "run_openai_server"]
+__all__ = [
+    "ErrorReply",
+    "OpenAIServer",
+    "Override",
+    "Reply",
+    "replay_recordings",
+    "run_openai_server",
+]
 
 _PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
 _EMBEDDING_DIMS = 64
+_SCENE = re.compile(r"\bscene (\d+)\b", re.IGNORECASE)
 # OpenAI's error `type` and `code` for the statuses tests script most.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
@@ -88,9 +98,12 @@ class OpenAIServer:
         self.replies: list[Reply] = []
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.on_request: Callable[[dict[str, Any]], None] | None = None
+        self.delay_s = 0.0
+        self.peak_in_flight = 0
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._ids = itertools.count(1)
         self._http = _HTTPServer(self)
 
@@ -101,7 +114,22 @@ class OpenAIServer:
         return f"http://{host}:{port}/v1"
 
     def take(self, body: dict[str, Any]) -> Reply:
-        """Record one request and pop its scripted reply; a 400 says so when none is left."""
+        """Record one request and pop its scripted reply; a 400 says so when none is left.
+
+        The request counts as in flight until its reply is chosen and ``delay_s`` has passed.
+        """
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            reply = self._reply(body)
+            time.sleep(self.delay_s)
+            return reply
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _reply(self, body: dict[str, Any]) -> Reply:
         if self.on_request is not None:
             self.on_request(body)
         with self._lock:
@@ -194,17 +222,26 @@ def run_openai_server() -> Iterator[OpenAIServer]:
         thread.join()
 
 
-def replay_recordings(recordings: Path, prompts: Path) -> Callable[[dict[str, Any]], Reply]:
+Override: TypeAlias = Callable[[str, int | None, int], Reply | None]
+"""Answers (task, scene, revision) itself, or returns None to replay the recording."""
+
+
+def replay_recordings(
+    recordings: Path, prompts: Path, *, override: Override | None = None
+) -> Callable[[dict[str, Any]], Reply]:
     """A responder that answers as the offline sample model does, over the wire.
 
     The task is the prompt file (``prompts/<agent>/<task>.md``) whose first line opens the
-    request's system message; the revision is the number of earlier assistant turns.
+    request's system message; the revision is the number of earlier assistant turns. A task
+    recorded scene by scene (each revision ``{"<scene number>": <answer>}``) answers the
+    scene its user message asks for last ("... scene 2 of the master script."). ``override``
+    sees every request's (task, scene, revision) first and may answer it instead, e.g. with
+    a broken answer for one scene.
     """
     responses = json.loads(recordings.read_text(encoding="utf-8"))["responses"]
     openings = {
         path.read_text(encoding="utf-8").splitlines()[0]: path.stem
         for path in prompts.glob("*/*.md")
-        if path.stem in responses
     }
 
     def respond(body: dict[str, Any]) -> Reply:
@@ -212,11 +249,28 @@ def replay_recordings(recordings: Path, prompts: Path) -> Callable[[dict[str, An
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         task = next((t for opening, t in openings.items() if system.startswith(opening)), None)
         if task is None:
-            return ErrorReply(400, "openai test double: no recording for this prompt")
+            return ErrorReply(400, "openai test double: no prompt file opens this request")
+        user = next((m["content"] for m in messages if m["role"] == "user"), "")
+        scenes = _SCENE.findall(user)
+        scene = int(scenes[-1]) if scenes else None
         revision = sum(m["role"] == "assistant" for m in messages)
-        return responses[task][min(revision, len(responses[task]) - 1)]
+        if override is not None and (reply := override(task, scene, revision)) is not None:
+            return reply
+        if task not in responses:
+            return ErrorReply(400, f"openai test double: no recording for task {task}")
+        answer = responses[task][min(revision, len(responses[task]) - 1)]
+        if not _by_scene(answer):
+            return answer
+        if str(scene) not in answer:
+            return ErrorReply(400, f"openai test double: no recording of {task} scene {scene}")
+        return answer[str(scene)]
 
     return respond
+
+
+def _by_scene(answer: object) -> bool:
+    """Whether a recorded revision holds one answer per scene (``{"1": ..., "2": ...}``)."""
+    return isinstance(answer, dict) and all(key.isdigit() for key in answer)
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -1,4 +1,4 @@
-"""The shot lister checks its proposal, repairs once, and shows what still fails."""
+"""The shot lister checks each scene's shots, repairs that scene once, shows what still fails."""
 
 from __future__ import annotations
 
@@ -9,18 +9,17 @@ from typing import Any
 
 import pytest
 
+import prompts
 from agents._shot_rules import check_shot_list
 from agents.artifacts import AssetRegistry, Script, ShotList
 from agents.base import Context
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
+from tests.doubles.openai_server import OpenAIServer, Reply, replay_recordings
 from tests.helpers import APPROVE, answer, new_config, proposal, run_until_stop
 
 RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
-BEFORE_SHOTS = [
-    RECORDED[task][0]
-    for task in ("draft_treatments", "draft_script", "write_master_script", "extract_assets")
-]
+TASK = "list_scene_shots"
 
 
 def _broken(rule: str) -> dict[str, Any]:
@@ -41,11 +40,44 @@ def _broken(rule: str) -> dict[str, Any]:
     return shots
 
 
-RULES = ["coverage", "dialogue_rate", "dialogue_mismatch", "unknown_entity", "wrong_look"]
+def _scene_of(shots: dict[str, Any], number: int) -> dict[str, Any]:
+    return {"shots": [shot for shot in shots["shots"] if shot["scene"] == number]}
+
+
+def _broken_scene(broken: dict[str, Any]) -> int:
+    """The one scene whose shots the broken list changed."""
+    whole = RECORDED["list_shots"][0]
+    [number] = [n for n in (1, 2) if _scene_of(broken, n) != _scene_of(whole, n)]
+    return number
+
+
+def _answering(broken: dict[str, Any], *, repaired: bool) -> Any:
+    """Replay the sample, but answer the broken scene's first request with its broken shots,
+    and its repair with the recorded shots (``repaired``) or the broken ones again."""
+    number = _broken_scene(broken)
+
+    def override(task: str, scene: int | None, revision: int) -> Reply | None:
+        if task != TASK or scene != number:
+            return None
+        if revision == 0 or not repaired:
+            return _scene_of(broken, number)
+        return RECORDED[TASK][0][str(number)]
+
+    return replay_recordings(SAMPLE_RECORDINGS, prompts.PROMPTS_DIR, override=override)
+
+
+def _shot_requests(server: OpenAIServer, number: int) -> list[dict[str, Any]]:
+    """The shot-list requests for scene ``number``, in the order they arrived."""
+    asks = f"List the shots of scene {number}."
+    return [
+        request
+        for request in server.requests
+        if next(m["content"] for m in request["messages"] if m["role"] == "user").endswith(asks)
+    ]
 
 
 async def _shots_gate(
-    graph: Any, context: Context, sample_input: dict[str, Any], openai_server: Any
+    graph: Any, context: Context, sample_input: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     config = new_config()
     sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
@@ -65,8 +97,11 @@ def graph(persistence: Any) -> Any:
     )
 
 
+RULES = ["coverage", "dialogue_rate", "dialogue_mismatch", "unknown_entity", "wrong_look"]
+
+
 @pytest.mark.parametrize("rule", RULES)
-async def test_a_broken_rule_gets_one_repair_call_with_its_message(
+async def test_a_broken_rule_gets_one_repair_call_for_its_scene_with_its_message(
     graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any, rule: str
 ) -> None:
     broken = _broken(rule)
@@ -74,13 +109,17 @@ async def test_a_broken_rule_gets_one_repair_call_with_its_message(
     assets = AssetRegistry.model_validate(RECORDED["extract_assets"][0])
     [violation] = check_shot_list(ShotList.model_validate(broken), script, assets)
     assert violation.rule == rule
-    openai_server.replies.extend([*BEFORE_SHOTS, broken, RECORDED["list_shots"][0]])
-    gate, _ = await _shots_gate(graph, http_context, sample_input, openai_server)
-    first, repair = openai_server.requests[len(BEFORE_SHOTS) :]
+    number = _broken_scene(broken)
+    openai_server.responder = _answering(broken, repaired=True)
+
+    gate, _ = await _shots_gate(graph, http_context, sample_input)
+
+    first, repair = _shot_requests(openai_server, number)
     repair_request = repair["messages"][-1]
     assert repair_request["role"] == "user"
     assert violation.message in repair_request["content"]
     assert violation.message not in json.dumps(first["messages"])
+    assert len(_shot_requests(openai_server, 3 - number)) == 1  # the other scene: no repair
     assert gate["problems"] == []
     assert proposal(gate) == RECORDED["list_shots"][0]
 
@@ -89,9 +128,10 @@ async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
     graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
 ) -> None:
     broken = _broken("coverage")
-    openai_server.replies.extend([*BEFORE_SHOTS, broken, broken])
-    gate, config = await _shots_gate(graph, http_context, sample_input, openai_server)
-    assert len(openai_server.requests) == len(BEFORE_SHOTS) + 2
+    openai_server.responder = _answering(broken, repaired=False)
+    gate, config = await _shots_gate(graph, http_context, sample_input)
+    assert len(_shot_requests(openai_server, 1)) == 2
+    assert len(_shot_requests(openai_server, 2)) == 1
     assert len(gate["problems"]) == 1
     assert "is covered by no shot" in gate["problems"][0]
     assert proposal(gate) == ShotList.model_validate(broken).model_dump(mode="json")

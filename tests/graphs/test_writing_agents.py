@@ -240,7 +240,7 @@ async def test_each_generation_records_its_prompt_name_and_version(
     assert set(by_prompt) == {
         "script_writer/draft_treatments",
         "script_writer/draft_script",
-        "script_writer/write_master_script",
+        "script_writer/write_master_scene",
     }
     source = (prompts.PROMPTS_DIR / "script_writer" / "draft_treatments.md").read_bytes()
     version = hashlib.sha256(source).hexdigest()[:12]

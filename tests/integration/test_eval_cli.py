@@ -16,11 +16,12 @@ from typer.testing import CliRunner, Result
 
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from evals.cli import eval_app
+from prompts import PROMPTS_DIR
 from tests.doubles.langfuse_server import run_langfuse_server
+from tests.doubles.openai_server import Reply, replay_recordings
 from tools import tracing
 
 DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
-RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
 EGGS = next(
     item
     for item in map(json.loads, (DATASETS / "gold_scripts.jsonl").read_text().splitlines())
@@ -242,16 +243,18 @@ def test_script_with_feedback_judged_by_the_llm_double(
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
     feedback = [{"stage": "script", "message": "scene 2: make the landing funnier"}]
-    openai_server.replies.extend(
-        [
-            RECORDED["draft_treatments"][0],
-            RECORDED["draft_script"][0],
-            RECORDED["revise_scene"][0],
-            RECORDED["write_master_script"][0],
-            {"reasoning": "Pip, Dora, the kite and the hilltop are all there.", "score": 0.9},
-            {"reasoning": "The landing now ends hat over eyes.", "score": True},
-        ]
-    )
+    replay = replay_recordings(SAMPLE_RECORDINGS, PROMPTS_DIR)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        """The sample's recordings (the master script's scenes are asked for at once), then
+        the judges' verdicts."""
+        if body["model"] != "judge-model":
+            return replay(body)
+        if "follows the brief" in json.dumps(body["messages"]):
+            return {"reasoning": "Pip, Dora, the kite and the hilltop are all there.", "score": 0.9}
+        return {"reasoning": "The landing now ends hat over eyes.", "score": True}
+
+    openai_server.responder = respond
     path = dataset(tmp_path, "judged", eggs("eggs_feedback", feedback=feedback))
 
     result, report = run_eval(
@@ -282,7 +285,7 @@ def test_script_with_feedback_judged_by_the_llm_double(
     assert report["judge"] == "judge-model"
     assert {"evals/brief_adherence", "script_writer/revise_scene"} <= set(report["prompts"])
     judged = [r for r in openai_server.requests if r["model"] == "judge-model"]
-    assert len(judged) == 2 and len(openai_server.requests) == 6
+    assert len(judged) == 2 and len(openai_server.requests) == 7
     assert "make the landing funnier" in json.dumps(judged[1]["messages"])
     assert report["cost"]["totals"]["cost_usd"] > 0  # the agents' calls, at gpt-4.1-mini prices
 

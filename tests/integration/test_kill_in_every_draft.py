@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -38,9 +39,9 @@ PROMPTS = Path(__file__).parents[2] / "prompts"
 LLM_TASKS = {
     "treatment": "draft_treatments",
     "script": "draft_script",
-    "master_script": "write_master_script",
+    "master_script": "write_master_scene",
     "assets": "extract_assets",
-    "shots": "list_shots",
+    "shots": "list_scene_shots",
 }
 FIRST_JOB = {"frames": "frame 1/", "clips": "clip 1/"}
 
@@ -52,6 +53,7 @@ class Killer:
         self.server: subprocess.Popen[str] | None = None
         self.task: str | None = None
         self.killed_in: list[str] = []
+        self._lock = threading.Lock()  # the scenes of a stage ask at once
         self._system_openings = {
             path.read_text().splitlines()[0]: path.stem for path in PROMPTS.glob("*/*.md")
         }
@@ -60,10 +62,11 @@ class Killer:
     def _on_request(self, body: dict[str, Any]) -> None:
         system = next(m["content"] for m in body["messages"] if m["role"] == "system")
         task = next(t for opening, t in self._system_openings.items() if system.startswith(opening))
-        if self.server is not None and task == self.task:
-            self.task = None
-            self.server.send_signal(signal.SIGKILL)
-            self.killed_in.append(task)
+        with self._lock:
+            if self.server is not None and task == self.task:
+                self.task = None
+                self.server.send_signal(signal.SIGKILL)
+                self.killed_in.append(task)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -209,6 +210,20 @@ async def test_offline_model_refuses_other_briefs(recordings):
     assert "evals/datasets/sample_input.json" in message
 
 
+def test_offline_model_replays_the_scene_it_is_asked_for(tmp_path):
+    path = tmp_path / "recordings.json"
+    by_scene = [{"1": {"title": "One", "scenes": 1}, "2": {"title": "Two", "scenes": 1}}]
+    path.write_text(json.dumps({"brief": SAMPLE_BRIEF, "responses": {"beat": by_scene}}))
+    provider = ModelProvider(api_key=None, recordings=path)
+
+    second = provider.chat_model(agent="script_writer", task="beat", scene=2)
+    third = provider.chat_model(agent="script_writer", task="beat", scene=3)
+
+    assert json.loads(second.invoke([HumanMessage(SAMPLE_BRIEF)]).text)["title"] == "Two"
+    with pytest.raises(NoModelConfiguredError, match="'beat', scene 3"):
+        third.invoke([HumanMessage(SAMPLE_BRIEF)])
+
+
 def test_offline_model_names_an_unknown_task(recordings):
     model = OfflineChatModel(task="soundtrack", recordings=recordings)
 
@@ -249,3 +264,35 @@ def test_provider_with_key_builds_the_agents_model(tmp_path):
     assert not writer.streaming
     assert "gpt-4.1-mini at http://127.0.0.1:1234/v1" in provider.describe()
     assert "sk-secret" not in provider.describe()
+
+
+async def test_requests_to_one_endpoint_share_its_slots(openai_server, tmp_path):
+    openai_server.responder = lambda body: VALID
+    openai_server.delay_s = 0.2
+    providers = [
+        ModelProvider(
+            api_key="test-key",
+            base_url=openai_server.base_url,
+            recordings=tmp_path / "unused.json",
+            concurrency=2,
+        )
+        for _ in range(2)
+    ]
+    messages = [SystemMessage("You write loglines."), HumanMessage(SAMPLE_BRIEF)]
+
+    await asyncio.gather(
+        *(
+            generate_structured(
+                provider.chat_model(agent="script_writer", task="logline"),
+                Logline,
+                messages,
+                slots=provider.slots(),
+            )
+            for provider in providers
+            for _ in range(3)
+        )
+    )
+
+    assert providers[0].slots() is providers[1].slots()
+    assert len(openai_server.requests) == 6
+    assert openai_server.peak_in_flight == 2

@@ -45,23 +45,23 @@ def test_push_creates_every_prompt_then_only_what_changed(langfuse, prompt_files
     assert sorted(r.body["name"] for r in langfuse.prompt_writes()) == names
     assert all(r.body["labels"] == ["production"] for r in langfuse.prompt_writes())
     assert (
-        langfuse.prompt("shot_lister/list_shots", "production")["prompt"]
-        == (prompt_files / "shot_lister" / "list_shots.md").read_text()
+        langfuse.prompt("shot_lister/list_scene_shots", "production")["prompt"]
+        == (prompt_files / "shot_lister" / "list_scene_shots.md").read_text()
     )
 
     second = push_changed(client)
     assert {r.action for r in second} == {"unchanged"}
     assert len(langfuse.prompt_writes()) == len(names)  # nothing sent
 
-    edited = prompt_files / "shot_lister" / "list_shots.md"
+    edited = prompt_files / "shot_lister" / "list_scene_shots.md"
     edited.write_text(edited.read_text() + "\nKeep every shot under four seconds.\n")
     third = push_changed(client)
     assert [(r.name, r.langfuse_version) for r in third if r.action != "unchanged"] == [
-        ("shot_lister/list_shots", 2)
+        ("shot_lister/list_scene_shots", 2)
     ]
     [write] = langfuse.prompt_writes()[len(names) :]
-    assert write.body["name"] == "shot_lister/list_shots"
-    pushed = prompts.source("shot_lister/list_shots")  # what runs now use
+    assert write.body["name"] == "shot_lister/list_scene_shots"
+    pushed = prompts.source("shot_lister/list_scene_shots")  # what runs now use
     assert (pushed.text, pushed.langfuse_version) == (edited.read_text(), 2)
     assert write.body["config"] == {"auteur_version": pushed.version}
 

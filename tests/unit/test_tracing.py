@@ -149,12 +149,12 @@ def test_the_langfuse_text_of_a_prompt_replaces_the_file(langfuse):
         "shared/project", "Brief from Langfuse: {{ project.brief }}", labels=["production"]
     )
     langfuse.add_prompt(
-        "shot_lister/list_shots",
+        "shot_lister/list_scene_shots",
         "Shot lister.\n<!-- user -->\n{% include 'shared/project.md' %}",
         labels=["production"],
     )
 
-    rendered = prompts.render("shot_lister/list_shots", project={"brief": "Rain."})
+    rendered = prompts.render("shot_lister/list_scene_shots", project={"brief": "Rain."})
 
     assert (rendered.system, rendered.user) == ("Shot lister.", "Brief from Langfuse: Rain.")
     assert rendered.langfuse_version == 1
