@@ -259,7 +259,12 @@ def link_prompt(name: str, version: int | None) -> Any:
 
 
 def _first_decision(resume: Any) -> dict[str, Any]:
-    """The first decision of a gate's resume value (``{"decisions": [{...}]}``), or ``{}``."""
+    """The first decision of a gate's resume value (``{"decisions": [{...}]}``), or ``{}``.
+
+    A resume bound to its gate (LangGraph's ``{interrupt_id: value}``) is read through.
+    """
+    if isinstance(resume, dict) and "decisions" not in resume and len(resume) == 1:
+        [resume] = resume.values()
     if isinstance(resume, dict):
         decisions = resume.get("decisions")
         if isinstance(decisions, list) and decisions and isinstance(decisions[0], dict):
