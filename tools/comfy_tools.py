@@ -177,6 +177,7 @@ class ComfyBackend:
         self.capacity = pool.capacity
         self.scale = scale
         self._checked: set[str] = set()
+        self._checking: dict[str, asyncio.Lock] = {}
 
     async def check(self, spec: WorkflowSpec) -> None:
         """Validate a workflow against every server's ``/object_info`` (once per version).
@@ -186,15 +187,18 @@ class ComfyBackend:
                 lacks, naming the workflow's file, the node and the server; nothing is
                 uploaded and no job is submitted.
         """
-        if spec.version in self._checked:
-            return
-        clients = self.pool.clients
-        for client, info in zip(
-            clients, await asyncio.gather(*(c.object_info() for c in clients)), strict=True
-        ):
-            server = client.base_url
-            await asyncio.to_thread(validate_against_object_info, spec, info, server=server)
-        self._checked.add(spec.version)
+        # A stage's jobs start at once: one of them fetches the servers' megabytes of
+        # /object_info while the others wait for its verdict, instead of each fetching it.
+        async with self._checking.setdefault(spec.version, asyncio.Lock()):
+            if spec.version in self._checked:
+                return
+            clients = self.pool.clients
+            for client, info in zip(
+                clients, await asyncio.gather(*(c.object_info() for c in clients)), strict=True
+            ):
+                server = client.base_url
+                await asyncio.to_thread(validate_against_object_info, spec, info, server=server)
+            self._checked.add(spec.version)
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
         """The draft size times ``scale`` (1280x720 for 16:9 by default)."""
