@@ -22,7 +22,8 @@ Then the draft backend (no GPU): the same stages with the agents' fan-out at the
 backend's capacity against a capacity of 1 — one job after another, as before the fan-out —
 in interleaved samples, medians and their ratio (≤ 1 is unchanged or better).
 
-Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--samples 3]``.
+Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--samples 3]``
+(``--queue-ahead 0`` for a pool that queues nothing beyond what its servers run).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from tests.helpers import APPROVE, answer, drive_to_gate, new_config
 from tools.comfy import ComfyPool
+from tools.comfy.pool import QUEUE_AHEAD
 from tools.comfy_tools import ComfyBackend, DraftMedia
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
@@ -155,11 +157,18 @@ def _report(
     )
 
 
-async def _comfy(n: int, job_s: float, slots: int) -> list[str]:
+async def _comfy(n: int, job_s: float, slots: int, queue_ahead: int) -> list[str]:
     lines = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="auteur-makespan-") as tmp:
         urls = [stack.enter_context(comfy_server_process(job_delay_s=job_s)).url for _ in range(n)]
-        pool = ComfyPool(urls, timeout_s=120, attempts=3, backoff_s=0, slots_per_server=slots)
+        pool = ComfyPool(
+            urls,
+            timeout_s=120,
+            attempts=3,
+            backoff_s=0,
+            slots_per_server=slots,
+            queue_ahead=queue_ahead,
+        )
         try:
             context = _context(ComfyBackend(pool, scale=1), Path(tmp))
             seen: list[set[str]] = []
@@ -217,11 +226,17 @@ async def main() -> None:
     parser.add_argument("--job-s", type=float, default=1.0, help="seconds each ComfyUI job takes")
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--slots", type=int, default=1, help="AUTEUR_COMFYUI_SLOTS_PER_SERVER")
+    parser.add_argument(
+        "--queue-ahead", type=int, default=QUEUE_AHEAD, help="queued per server beyond slots"
+    )
     parser.add_argument("--samples", type=int, default=3, help="draft samples per variant")
     args = parser.parse_args()
-    print(f"ComfyUI test double, {args.job_s:g} s per job, {args.slots} slot(s) per server")
+    print(
+        f"ComfyUI test double, {args.job_s:g} s per job, {args.slots} slot(s) per server, "
+        f"{args.queue_ahead} queued ahead"
+    )
     for n in args.servers:
-        for line in await _comfy(n, args.job_s, args.slots):
+        for line in await _comfy(n, args.job_s, args.slots, args.queue_ahead):
             print(line, flush=True)
     print("Draft backend: one job at a time (as before) against the fan-out")
     for line in await _draft(args.samples):

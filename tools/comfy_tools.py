@@ -108,8 +108,9 @@ class WorkflowRun:
 class MediaBackend(Protocol):
     """What generates media for the agents: runs workflows, sizes frames, assembles clips.
 
-    ``capacity`` is how many jobs it runs at once: agents fan their independent generations
-    out that wide, so a production fills the pool without queueing more than it can run.
+    ``capacity`` is how many jobs it takes at once: agents fan their independent generations
+    out that wide, so a production fills the pool (a ComfyUI pool takes one job per server
+    more than it runs, queued to start the moment the one before ends).
     """
 
     name: str
