@@ -19,7 +19,7 @@ from tools.comfy_tools import ComfyBackend, DraftMedia
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
-from tools.workflows import load_workflows
+from tools.workflows import WorkflowError, load_workflows
 
 
 class _Stage(Step):
@@ -134,19 +134,28 @@ async def test_a_stages_jobs_check_their_workflow_against_each_server_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fetched: list[str] = []
+    installed: dict[str, set[str]] | None = {"UpscaleModelLoader.model_name": {"4x-UltraSharp.pth"}}
 
     async def object_info(client: ComfyClient) -> dict[str, Any]:
         fetched.append(client.base_url)
         await asyncio.sleep(0.01)
-        return object_info_with_models()
+        return object_info_with_models(installed)
 
     monkeypatch.setattr(ComfyClient, "object_info", object_info)
     pool = ComfyPool(["http://gpu1:8188", "http://gpu2:8188"])
     backend = ComfyBackend(pool)
-    spec = load_workflows(object_info=object_info_with_models())["keyframe_pair"]
+    specs = load_workflows(object_info=object_info_with_models())
+    both = ["http://gpu1:8188", "http://gpu2:8188"]
 
-    await asyncio.gather(*(backend.check(spec) for _ in range(6)))
-    await backend.check(spec)
+    await asyncio.gather(*(backend.check(specs["upscale_image"]) for _ in range(6)))
+    assert sorted(fetched) == both  # one job fetched, five waited for its verdict
+    with pytest.raises(WorkflowError):  # its models are missing, even on a fresh look
+        await backend.check(specs["keyframe_pair"])
+    assert sorted(fetched) == sorted(both * 2)
 
-    assert sorted(fetched) == ["http://gpu1:8188", "http://gpu2:8188"]
+    installed = None  # every model of the library installed: a refusal is checked afresh
+    await asyncio.gather(*(backend.check(specs["keyframe_pair"]) for _ in range(3)))
+    await backend.check(specs["keyframe_pair"])
+    await backend.check(specs["upscale_image"])
+    assert sorted(fetched) == sorted(both * 3)
     await pool.aclose()
