@@ -111,7 +111,8 @@ class Settings(BaseSettings):
         1,
         ge=1,
         description="Jobs one ComfyUI server runs at once; a production fans its generations "
-        "out to servers x slots jobs at a time.",
+        "out to servers x (slots + 1) jobs at a time, so each server has its next prompt "
+        "queued while the service fetches the last one's output.",
     )
     embeddings: EmbeddingsKind = Field(
         "local",

@@ -39,6 +39,7 @@ __all__ = [
     "Server",
     "SseEvent",
     "auteur_server",
+    "comfy_server_process",
     "free_port",
     "langgraph_dev_server",
     "percentile",
@@ -96,7 +97,9 @@ def _offline_env(**extra: str) -> dict[str, str]:
     }
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float, path: str = "/ok"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -104,12 +107,12 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout_s
                 f"the server exited ({process.returncode}); see {log}:\n" + _tail(log)
             )
         try:
-            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer {url}/ok in {timeout_s:.0f} s; see {log}")
+    raise RuntimeError(f"the server did not answer {url}{path} in {timeout_s:.0f} s; see {log}")
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -201,8 +204,34 @@ def auteur_server(
 
 
 @contextmanager
+def comfy_server_process(*, job_delay_s: float = 0.0) -> Iterator[Server]:
+    """The ComfyUI test double (``tests/doubles/comfy_server.py``) in a process of its own.
+
+    Its Pillow and ffmpeg work then never holds the benchmark's interpreter, as a real GPU
+    server's work would not.
+    """
+    work = _open_dir("auteur-comfy-")
+    port = free_port()
+    command = [sys.executable, "-m", "tests.doubles.comfy_server", "--port", str(port)]
+    command += ["--job-delay", str(job_delay_s)]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    try:
+        with _launched(
+            "ComfyUI double", command, work, port, _offline_env(**env), "/system_stats"
+        ) as server:
+            yield server
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
 def _launched(
-    name: str, command: list[str], work: Path, port: int, env: dict[str, str]
+    name: str,
+    command: list[str],
+    work: Path,
+    port: int,
+    env: dict[str, str],
+    ready_path: str = "/ok",
 ) -> Iterator[Server]:
     """Start ``command`` in ``work`` (logging to ``server.log``) and wait until it answers."""
     log = work / "server.log"
@@ -217,7 +246,7 @@ def _launched(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(process, url, log, timeout_s=180)
+        _wait_ready(process, url, log, timeout_s=180, path=ready_path)
         yield Server(name, url, process.pid, log, work)
     finally:
         _stop(process)

@@ -1,44 +1,58 @@
 """Does one production fill a pool of ComfyUI servers? Frames and clips makespan over ideal.
 
-For N = 1, 2, 4 copies of the ComfyUI test double, each job held for ``--job-s`` seconds, the
-sample production (offline model, ``full_video``) is approved up to the shot list; then the
-frames stage (reference sheets, then keyframes) and the clips stage are each timed from the
-approval that starts them to their gate. Printed per stage and N:
+For N = 1, 2, 4 copies of the ComfyUI test double, each in a process of its own (as a GPU
+server would be: its Pillow and ffmpeg work does not hold this interpreter) and each job held
+for ``--job-s`` seconds, the sample production (offline model, ``full_video``) is approved up
+to the shot list; then the frames stage (reference sheets, then keyframes) and the clips stage
+are each timed from the approval that starts them to their gate. Every job's run is read back
+from the servers' ``/history`` (ComfyUI's ``execution_start`` and ``execution_success``
+timestamps). Printed per stage and N:
 
+- **job**: the mean seconds a job ran on its server;
 - **makespan / ideal**: the stage's wall time over (total job time on the servers / N);
   target ≤ 1.15;
-- **peak**: the most jobs executing at once over all servers (target N), and per server its
-  job count and the most prompts it held waiting or running at once.
+- **makespan / rounds**: over ceil(jobs / N) x the mean job — the best equal-length jobs can
+  do (6 clips on 4 servers take 2 rounds: 1.33 x ideal at best);
+- **peak**: the most jobs executing at once over all servers (target N);
+- **idle per server** (means): before its first job, between its jobs, after its last — the
+  time the agents' own work leaves a server without a prompt; and per server its job count
+  and the most prompts it held waiting or running at once.
 
 Then the draft backend (no GPU): the same stages with the agents' fan-out at the draft
 backend's capacity against a capacity of 1 — one job after another, as before the fan-out —
 in interleaved samples, medians and their ratio (≤ 1 is unchanged or better).
 
-Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--samples 3]``.
+Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--samples 3]``
+(``--queue-ahead 0`` for a pool that queues nothing beyond what its servers run).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import math
 import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+from _servers import comfy_server_process
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from agents.base import Context
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
-from tests.doubles.comfy_server import ComfyServer, run_comfy_server
 from tests.helpers import APPROVE, answer, drive_to_gate, new_config
 from tools.comfy import ComfyPool
+from tools.comfy.pool import QUEUE_AHEAD
 from tools.comfy_tools import ComfyBackend, DraftMedia
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
@@ -82,31 +96,97 @@ def _peak(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-async def _comfy(n: int, job_s: float, slots: int) -> list[str]:
+@dataclass(frozen=True)
+class _Job:
+    """One prompt as its server's ``/history`` reports it (wall-clock seconds)."""
+
+    queued: float
+    started: float
+    ended: float
+
+
+def _history(url: str) -> dict[str, _Job]:
+    """The prompts a server has finished, by id, from ComfyUI's own timestamps."""
+    jobs = {}
+    for prompt_id, entry in httpx.get(f"{url}/history", timeout=30).json().items():
+        stamps = {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
+        if "execution_success" in stamps:
+            jobs[prompt_id] = _Job(
+                entry["prompt"][3]["create_time"] / 1000,
+                stamps["execution_start"] / 1000,
+                stamps["execution_success"] / 1000,
+            )
+    return jobs
+
+
+def _idle(jobs: list[_Job], start: float, end: float) -> tuple[float, float, float]:
+    """A server's idle seconds in the stage: before its first job, between jobs, after its last."""
+    if not jobs:
+        return end - start, 0.0, 0.0
+    runs = sorted(jobs, key=lambda job: job.started)
+    between = sum(max(0.0, b.started - a.ended) for a, b in itertools.pairwise(runs))
+    return runs[0].started - start, between, end - max(job.ended for job in runs)
+
+
+def _report(
+    stage: str,
+    n: int,
+    makespan: float,
+    jobs_by_server: list[list[_Job]],
+    window: tuple[float, float],
+) -> str:
+    runs = [job for jobs in jobs_by_server for job in jobs]
+    busy = sum(job.ended - job.started for job in runs)
+    ideal = busy / n
+    # Equal-length jobs run in whole rounds: ceil(jobs / N) of them at best.
+    rounds = math.ceil(len(runs) / n) * busy / len(runs)
+    lead, between, tail = (
+        sum(parts) / n
+        for parts in zip(*(_idle(jobs, *window) for jobs in jobs_by_server), strict=True)
+    )
+    per_server = " ".join(
+        f"{len(jobs)}/{_peak([(job.queued, job.ended) for job in jobs])}" for jobs in jobs_by_server
+    )
+    return (
+        f"{stage:<7} N={n}  jobs {len(runs):>3}  job {busy / len(runs):5.2f} s  "
+        f"makespan {makespan:6.2f} s  ideal {ideal:6.2f} s  ratio {makespan / ideal:5.2f}  "
+        f"rounds {rounds:6.2f} s  ratio {makespan / rounds:5.2f}  "
+        f"peak {_peak([(job.started, job.ended) for job in runs])}\n"
+        f"        idle per server: before first {lead:5.2f} s  between jobs {between:5.2f} s  "
+        f"after last {tail:5.2f} s;  per server jobs/peak-in-flight {per_server}"
+    )
+
+
+async def _comfy(n: int, job_s: float, slots: int, queue_ahead: int) -> list[str]:
     lines = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="auteur-makespan-") as tmp:
-        servers: list[ComfyServer] = [
-            stack.enter_context(run_comfy_server(job_delay_s=job_s)) for _ in range(n)
-        ]
+        urls = [stack.enter_context(comfy_server_process(job_delay_s=job_s)).url for _ in range(n)]
         pool = ComfyPool(
-            [s.url for s in servers], timeout_s=120, attempts=3, backoff_s=0, slots_per_server=slots
+            urls,
+            timeout_s=120,
+            attempts=3,
+            backoff_s=0,
+            slots_per_server=slots,
+            queue_ahead=queue_ahead,
         )
         try:
             context = _context(ComfyBackend(pool, scale=1), Path(tmp))
+            seen: list[set[str]] = []
+            started = 0.0
             async for stage, makespan in _stages(context):
-                if stage == "start":
-                    for server in servers:
-                        server.executions.clear()
-                        server.peak_queue = 0
-                    continue
-                runs = [interval for s in servers for interval in s.executions]
-                ideal = sum(end - start for start, end in runs) / n
-                per_server = " ".join(f"{len(s.executions)}/{s.peak_queue}" for s in servers)
-                lines.append(
-                    f"{stage:<7} N={n}  jobs {len(runs):>3}  makespan {makespan:6.2f} s  "
-                    f"ideal {ideal:6.2f} s  ratio {makespan / ideal:5.2f}  peak {_peak(runs)}  "
-                    f"per server jobs/peak-in-flight {per_server}"
+                histories = await asyncio.gather(
+                    *(asyncio.to_thread(_history, url) for url in urls)
                 )
+                if stage == "start":
+                    seen = [set(history) for history in histories]
+                    started = time.time()
+                    continue
+                jobs_by_server = [
+                    [job for prompt_id, job in history.items() if prompt_id not in old]
+                    for history, old in zip(histories, seen, strict=True)
+                ]
+                window = (started, started + makespan)
+                lines.append(_report(stage, n, makespan, jobs_by_server, window))
         finally:
             await pool.aclose()
     return lines
@@ -146,11 +226,17 @@ async def main() -> None:
     parser.add_argument("--job-s", type=float, default=1.0, help="seconds each ComfyUI job takes")
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--slots", type=int, default=1, help="AUTEUR_COMFYUI_SLOTS_PER_SERVER")
+    parser.add_argument(
+        "--queue-ahead", type=int, default=QUEUE_AHEAD, help="queued per server beyond slots"
+    )
     parser.add_argument("--samples", type=int, default=3, help="draft samples per variant")
     args = parser.parse_args()
-    print(f"ComfyUI test double, {args.job_s:g} s per job, {args.slots} slot(s) per server")
+    print(
+        f"ComfyUI test double, {args.job_s:g} s per job, {args.slots} slot(s) per server, "
+        f"{args.queue_ahead} queued ahead"
+    )
     for n in args.servers:
-        for line in await _comfy(n, args.job_s, args.slots):
+        for line in await _comfy(n, args.job_s, args.slots, args.queue_ahead):
             print(line, flush=True)
     print("Draft backend: one job at a time (as before) against the fan-out")
     for line in await _draft(args.samples):

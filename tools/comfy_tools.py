@@ -37,12 +37,13 @@ from PIL import Image
 from pydantic import BaseModel, Field, create_model
 
 from tools import draft_renderer, tracing
-from tools.comfy import ComfyPool, ImageInput
+from tools.comfy import ComfyClient, ComfyPool, ImageInput
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import EmbeddingsUnavailable
 from tools.ledger import record_gpu_seconds
 from tools.storage import FileStore, MediaFile
 from tools.workflows import (
+    WorkflowError,
     WorkflowInput,
     WorkflowSpec,
     load_workflows,
@@ -108,8 +109,9 @@ class WorkflowRun:
 class MediaBackend(Protocol):
     """What generates media for the agents: runs workflows, sizes frames, assembles clips.
 
-    ``capacity`` is how many jobs it runs at once: agents fan their independent generations
-    out that wide, so a production fills the pool without queueing more than it can run.
+    ``capacity`` is how many jobs it takes at once: agents fan their independent generations
+    out that wide, so a production fills the pool (a ComfyUI pool takes one job per server
+    more than it runs, queued to start the moment the one before ends).
     """
 
     name: str
@@ -177,24 +179,45 @@ class ComfyBackend:
         self.capacity = pool.capacity
         self.scale = scale
         self._checked: set[str] = set()
+        self._checking: dict[str, asyncio.Lock] = {}
+        self._object_info: dict[str, dict[str, Any]] = {}  # by server URL
 
     async def check(self, spec: WorkflowSpec) -> None:
         """Validate a workflow against every server's ``/object_info`` (once per version).
+
+        Each server's answer (megabytes of JSON) is fetched once and kept; a workflow it
+        refuses is checked again against a fresh one, so a model installed since is found.
 
         Raises:
             WorkflowError: A node class, input, type, limit, choice or model file a server
                 lacks, naming the workflow's file, the node and the server; nothing is
                 uploaded and no job is submitted.
         """
-        if spec.version in self._checked:
-            return
+        # A stage's jobs start at once: one of them checks while the others wait for it.
+        async with self._checking.setdefault(spec.version, asyncio.Lock()):
+            if spec.version in self._checked:
+                return
+            kept = all(client.base_url in self._object_info for client in self.pool.clients)
+            try:
+                await self._validate(spec, fresh=False)
+            except WorkflowError:
+                if not kept:
+                    raise
+                await self._validate(spec, fresh=True)
+            self._checked.add(spec.version)
+
+    async def _validate(self, spec: WorkflowSpec, *, fresh: bool) -> None:
+        async def info(client: ComfyClient) -> dict[str, Any]:
+            if fresh or client.base_url not in self._object_info:
+                self._object_info[client.base_url] = await client.object_info()
+            return self._object_info[client.base_url]
+
         clients = self.pool.clients
-        for client, info in zip(
-            clients, await asyncio.gather(*(c.object_info() for c in clients)), strict=True
+        for client, answer in zip(
+            clients, await asyncio.gather(*(info(c) for c in clients)), strict=True
         ):
             server = client.base_url
-            await asyncio.to_thread(validate_against_object_info, spec, info, server=server)
-        self._checked.add(spec.version)
+            await asyncio.to_thread(validate_against_object_info, spec, answer, server=server)
 
     def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
         """The draft size times ``scale`` (1280x720 for 16:9 by default)."""

@@ -34,10 +34,16 @@ delays, and restart the server::
         ...
         assert server.jobs == 3
         assert server.cancelled == [("interrupted", prompt_id)]
+
+Run alone, it is one ComfyUI server process, so that a benchmark's servers do not share its
+interpreter: ``python -m tests.doubles.comfy_server --port 8188 --job-delay 1``. Each job's
+run is then read back as ComfyUI reports it, from ``/history`` (its ``create_time`` and the
+``timestamp`` of ``execution_start`` and ``execution_success``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import email.parser
@@ -50,7 +56,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -723,6 +729,24 @@ def run_comfy_server(**options: Any) -> Iterator[ComfyServer]:
         server.stop()
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve one ComfyUI test server in this process until interrupted."""
+    parser = argparse.ArgumentParser(description="A ComfyUI 0.33 test double on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--job-delay", type=float, default=0.0, help="seconds added to each job")
+    parser.add_argument("--node-delay", type=float, default=0.0, help="seconds added per node")
+    args = parser.parse_args(argv)
+    server = ComfyServer(job_delay_s=args.job_delay, node_delay_s=args.node_delay)
+    uvicorn.run(
+        server.app(),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="error",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=1,
+    )
+
+
 @pytest.fixture
 def comfy_server() -> Iterator[ComfyServer]:
     """A ComfyUI test server on 127.0.0.1, one per test."""
@@ -995,3 +1019,7 @@ _RUNNERS: dict[str, Callable[[ComfyServer, dict[str, Any]], Any]] = {
     "SaveVideo": lambda s, i: [(_encode_video(*i["video"]), "mp4")],
 }
 _SAVERS = frozenset({"SaveImage", "PreviewImage", "SaveVideo"})
+
+
+if __name__ == "__main__":
+    main()

@@ -113,11 +113,13 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
 ) -> None:
     graph, config = _graph(), new_config()
     await drive_to_gate(graph, config, sample_input, comfy_context, "shots")
-    comfy_server.fail_next(3)
+    # Every job the pool takes at once (one running, one queued) fails its 3 attempts.
+    failing = 3 * comfy_context.backend.capacity
+    comfy_server.fail_next(failing)
 
     with pytest.raises(ComfyJobFailed, match="failed 3 times on ComfyUI"):
         await answer(graph, config, APPROVE, comfy_context)
-    assert comfy_server.jobs == 3
+    assert comfy_server.jobs == failing
 
     gate = await run_until_stop(graph, config, None, comfy_context)
 
@@ -125,7 +127,7 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
     assert gate["stage"] == "frames"
     values = (await graph.aget_state(config, subgraphs=True)).values
     shots = ShotList.model_validate(values["shots"]).shots
-    assert comfy_server.jobs == 3 + _sheets(values) + 2 * len(shots)
+    assert comfy_server.jobs == failing + _sheets(values) + 2 * len(shots)
 
 
 def _mask(size: tuple[int, int]) -> bytes:

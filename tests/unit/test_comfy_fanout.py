@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
@@ -12,10 +13,13 @@ from langgraph.store.memory import InMemoryStore
 from agents._media import fan_out
 from agents.base import Context, Step
 from api.settings import SAMPLE_RECORDINGS
-from tools.comfy_tools import DraftMedia
+from tests.doubles.comfy_server import object_info_with_models
+from tools.comfy import ComfyClient, ComfyPool
+from tools.comfy_tools import ComfyBackend, DraftMedia
 from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
+from tools.workflows import WorkflowError, load_workflows
 
 
 class _Stage(Step):
@@ -124,3 +128,34 @@ async def test_a_failed_generation_leaves_its_twin_to_make_it(tmp_path: Path) ->
     assert isinstance(first, RuntimeError)
     assert second == runtime.context.files.put(b"frame", **png)
     assert attempts == ["job", "job"]
+
+
+async def test_a_stages_jobs_check_their_workflow_against_each_server_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fetched: list[str] = []
+    installed: dict[str, set[str]] | None = {"UpscaleModelLoader.model_name": {"4x-UltraSharp.pth"}}
+
+    async def object_info(client: ComfyClient) -> dict[str, Any]:
+        fetched.append(client.base_url)
+        await asyncio.sleep(0.01)
+        return object_info_with_models(installed)
+
+    monkeypatch.setattr(ComfyClient, "object_info", object_info)
+    pool = ComfyPool(["http://gpu1:8188", "http://gpu2:8188"])
+    backend = ComfyBackend(pool)
+    specs = load_workflows(object_info=object_info_with_models())
+    both = ["http://gpu1:8188", "http://gpu2:8188"]
+
+    await asyncio.gather(*(backend.check(specs["upscale_image"]) for _ in range(6)))
+    assert sorted(fetched) == both  # one job fetched, five waited for its verdict
+    with pytest.raises(WorkflowError):  # its models are missing, even on a fresh look
+        await backend.check(specs["keyframe_pair"])
+    assert sorted(fetched) == sorted(both * 2)
+
+    installed = None  # every model of the library installed: a refusal is checked afresh
+    await asyncio.gather(*(backend.check(specs["keyframe_pair"]) for _ in range(3)))
+    await backend.check(specs["keyframe_pair"])
+    await backend.check(specs["upscale_image"])
+    assert sorted(fetched) == sorted(both * 3)
+    await pool.aclose()
