@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -9,10 +10,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from api.settings import SAMPLE_INPUT
+
 AUTEUR = str(Path(sys.executable).parent / "auteur")
+SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+APPROVE = {"decisions": [{"type": "approve"}]}
 
 
 def free_port() -> int:
@@ -48,3 +54,18 @@ def auteur_serve(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[st
         if server.poll() is None:
             server.terminate()
             server.wait(timeout=30)
+
+
+async def start_frames_run(client: Any) -> tuple[str, dict[str, Any]]:
+    """A new thread approved up to its shot list, and the run now drawing its frames.
+
+    ``client`` is a ``langgraph_sdk`` client; the run streams ``custom`` progress.
+    """
+    thread_id = (await client.threads.create())["thread_id"]
+    result = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
+    while result["__interrupt__"][0]["value"]["stage"] != "shots":
+        result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
+    run = await client.runs.create(
+        thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
+    )
+    return thread_id, run

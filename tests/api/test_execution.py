@@ -15,10 +15,9 @@ from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from tests.api.conftest import api_settings, serve
-from tests.servers import AUTEUR, auteur_serve, free_port
+from tests.servers import AUTEUR, auteur_serve, free_port, start_frames_run
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
-APPROVE = {"decisions": [{"type": "approve"}]}
 
 
 async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str) -> None:
@@ -33,13 +32,7 @@ async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str)
     env.pop("OPENAI_API_KEY", None)
     client = get_client(url=f"http://127.0.0.1:{port}", api_key="alice-key")
     with auteur_serve(env, port) as first:
-        thread_id = (await client.threads.create())["thread_id"]
-        result: dict[str, Any] = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
-        while result["__interrupt__"][0]["value"]["stage"] != "shots":
-            result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
-        run = await client.runs.create(
-            thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
-        )
+        thread_id, run = await start_frames_run(client)
         seen = []
         async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
             seen.append(part)

@@ -24,16 +24,12 @@ import pytest
 from langgraph_sdk import get_client
 from pgserver.postgres_server import PostgresServer
 
-from api.settings import SAMPLE_INPUT
 from tests.integration.test_cli import AUTEUR, THREAD, embedded_env, open_dir
-from tests.servers import auteur_serve, free_port
+from tests.servers import auteur_serve, free_port, start_frames_run
 
 __all__ = ["open_dir"]
 
 pytestmark = pytest.mark.slow
-
-SAMPLE = json.loads(SAMPLE_INPUT.read_text())
-APPROVE = {"decisions": [{"type": "approve"}]}
 
 
 def until(condition: Callable[[], Any], what: str, within_s: float = 60) -> Any:
@@ -73,13 +69,7 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
     env = embedded_env() | {"AUTEUR_DATA_DIR": str(open_dir / "data")}
     client = get_client(url=url)
     with auteur_serve(env, port):
-        thread_id = (await client.threads.create())["thread_id"]
-        result: dict[str, Any] = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
-        while result["__interrupt__"][0]["value"]["stage"] != "shots":
-            result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
-        run = await client.runs.create(
-            thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
-        )
+        thread_id, run = await start_frames_run(client)
         async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
             if part.event == "custom" and part.data["message"] == "frame 3/12 done":
                 break
