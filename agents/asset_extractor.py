@@ -81,6 +81,8 @@ class AssetExtractor(ProductionAgent):
     name = "asset_extractor"
     stage = "assets"
     artifact = AssetRegistry
+    requires = ("project", "master_script")
+    bookkeeping = ("asset_extraction",)
     description = "Extracts characters, locations and props with looks per scene."
 
     async def draft(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:

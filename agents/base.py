@@ -1,4 +1,4 @@
-"""The production-agent base: registry, shared state, run context and the approval gate.
+"""What an agent author reads: the agent and step base classes, the run context, the registry.
 
 A production agent is one file in ``agents/``: a subclass of :class:`ProductionAgent` that
 drafts one artifact. Subclassing registers it; :func:`load_agents` imports the folder.
@@ -7,37 +7,52 @@ with :func:`langgraph.types.interrupt` and goes on with the person's decision �
 edit (validated, applied as given) or reject with feedback (the stage is drafted again
 with the conversation so far).
 
+Each step declares the artifacts it reads (``requires``) and provides the one its gate
+approves, under its ``stage`` key; the run's state schema is built from these declarations
+(:func:`state_schema`), so an approved artifact always lands in the state.
+
 Example:
     ```python
     class StoryboardCritic(ProductionAgent):
         name = "storyboard_critic"
         stage = "critique"
         artifact = Critique
+        requires = ("shots",)
 
         async def propose(self, state, runtime):
             ...  # return a Critique
     ```
+
+The gate (``agents._gate``), the state channels (``agents._state``) and the generation
+records (``agents._cache``) live in their own modules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langgraph.config import get_config
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command, interrupt
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
-from typing_extensions import TypedDict
+from langgraph.types import Command
+from pydantic import BaseModel
 
+from agents import _cache
+from agents._gate import Approve, Edit, GateRequest, Reject, review
+from agents._lineage import Head, stale_after
+from agents._state import (
+    Generation,
+    ProductionState,
+    Turn,
+    conversation_messages,
+    feedback_at,
+)
+from agents._state import state_schema as _schema_with
 from agents.artifacts import Project, input_hash
 from prompts import RenderedPrompt
 from tools import ledger, tracing
@@ -50,23 +65,22 @@ from tools.storage import FileStore, MediaFile, record
 
 __all__ = [
     "Context",
-    "Decision",
-    "GateRequest",
     "Generation",
     "ProductionAgent",
     "ProductionState",
+    "Reject",
     "Step",
-    "Turn",
+    "all_steps",
+    "artifact_sources",
+    "artifact_types",
     "check_decision",
     "conversation_messages",
     "feedback_at",
     "load_agents",
     "progress",
     "project_of",
-    "review",
+    "state_schema",
 ]
-
-GATE_DECISIONS = ("approve", "edit", "reject")
 
 ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
 
@@ -77,84 +91,16 @@ class Context:
 
     ``discovery`` searches the workflow catalogue by meaning for each media task; without
     one (no database: the offline test context, ``langgraph dev``) a task takes the
-    catalogue's first workflow of its category.
+    catalogue's first workflow of its category. The run driver gives each run its project's
+    ``project_artifacts``.
     """
 
     models: ModelProvider
     backend: MediaBackend | DraftBackend  # a plain DraftBackend runs as comfy_tools.DraftMedia
     files: FileStore
     discovery: WorkflowDiscovery | None = None
-
-
-def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
-    return {**left, **right}
-
-
-def _append_unseen(left: list[Any], right: list[Any]) -> list[Any]:
-    """Append the items of ``right`` not already in ``left``.
-
-    A finished subgraph hands its parent its whole list (what it received plus what it
-    added); plain concatenation would repeat the received part. Turns are unique by id.
-    """
-    seen = {_identity(item) for item in left}
-    return left + [item for item in right if _identity(item) not in seen]
-
-
-def _identity(item: Any) -> Any:
-    return item["id"] if isinstance(item, dict) else item
-
-
-class Turn(TypedDict):
-    """One turn of the conversation at a stage: a draft or the person's feedback."""
-
-    id: str
-    stage: str
-    role: Literal["assistant", "user"]
-    content: str
-    inpaint: NotRequired[dict[str, Any]]  # a frames-gate reject that repaints one region
-    references: NotRequired[dict[str, str]]  # a frames-gate reject: entity id -> file key
-
-
-class Generation(TypedDict):
-    """The record of one model call: which prompt (name and version) produced what.
-
-    ``langfuse_version`` is the prompt's version in Langfuse when it came from there;
-    ``scene`` is the scene a per-scene call drafted.
-    """
-
-    id: str
-    stage: str
-    agent: str
-    task: str
-    prompt: str
-    prompt_version: str
-    langfuse_version: int | None
-    model: str
-    cached: bool
-    scene: NotRequired[int]
-
-
-class ProductionState(TypedDict):
-    """State shared by every workflow type and agent subgraph.
-
-    Artifacts are stored as JSON (``model_dump(mode="json")``) under their stage name.
-    """
-
-    project: dict[str, Any]
-    treatment: NotRequired[dict[str, Any]]
-    script: NotRequired[dict[str, Any]]
-    master_script: NotRequired[dict[str, Any]]
-    assets: NotRequired[dict[str, Any]]
-    shots: NotRequired[dict[str, Any]]
-    frames: NotRequired[dict[str, Any]]
-    clips: NotRequired[dict[str, Any]]
-    video: NotRequired[dict[str, Any]]
-    drafts: NotRequired[Annotated[dict[str, Any], _merge]]
-    draft_errors: NotRequired[Annotated[dict[str, str | None], _merge]]
-    conversation: NotRequired[Annotated[list[Turn], _append_unseen]]
-    approved: NotRequired[Annotated[list[str], _append_unseen]]
-    generations: NotRequired[Annotated[list[Generation], _append_unseen]]
-    asset_extraction: NotRequired[dict[str, Any]]
+    project_artifacts: Mapping[str, Head] = field(default_factory=dict)
+    """The project's current artifact versions (what a proposal would make stale)."""
 
 
 # --- progress and conversation ---------------------------------------------------------------
@@ -165,209 +111,22 @@ def progress(runtime: Runtime[Context], stage: str, message: str, **extra: objec
     runtime.stream_writer({"stage": stage, "message": message, **extra})
 
 
-def feedback_at(state: ProductionState, stage: str) -> list[str]:
-    """Every piece of feedback the person gave at ``stage``, oldest first."""
-    return [
-        turn["content"]
-        for turn in state.get("conversation", [])
-        if turn["stage"] == stage and turn["role"] == "user"
-    ]
-
-
-def conversation_messages(state: ProductionState, stage: str) -> list[BaseMessage]:
-    """The conversation so far at ``stage``, as chat messages after the task prompt.
-
-    Each earlier draft is an assistant message, each piece of feedback a user message, so
-    a regenerated draft sees what it proposed and what the person said about it.
-    """
-    messages: list[BaseMessage] = []
-    for turn in state.get("conversation", []):
-        if turn["stage"] != stage:
-            continue
-        if turn["role"] == "assistant":
-            messages.append(AIMessage(turn["content"]))
-        else:
-            messages.append(
-                HumanMessage(
-                    f"Feedback from the director: {turn['content']}\n"
-                    "Revise your previous answer accordingly and answer with the whole "
-                    "revised JSON object."
-                )
-            )
-    return messages
-
-
-# --- the approval gate -----------------------------------------------------------------------
-
-
-class Approve(BaseModel):
-    """Accept the proposal as it is."""
-
-    type: Literal["approve"]
-
-
-class EditedAction(BaseModel):
-    """The proposal as the person edited it."""
-
-    name: str
-    args: dict[str, Any]
-
-
-class Edit(BaseModel):
-    """Replace the proposal with an edited version."""
-
-    type: Literal["edit"]
-    edited_action: EditedAction
-
-
-class Inpaint(BaseModel):
-    """Repaint a region of one keyframe: the mask (white = repaint) is a stored PNG's key."""
-
-    shot: str
-    position: Literal["start", "end"]
-    mask: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
-    source: str | None = Field(
-        None, description="Key of the candidate painted on; the chosen one when absent."
-    )
-
-
-class Reject(BaseModel):
-    """Send the proposal back with conversational feedback (or an inpainting request).
-
-    ``references`` (entity id → file key) picks other reference images for those entities.
-    """
-
-    type: Literal["reject"]
-    message: str = Field(min_length=1)
-    inpaint: Inpaint | None = None
-    references: dict[str, str] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_request(self) -> Reject:
-        if self.inpaint is not None and self.references is not None:
-            raise ValueError("a reject either inpaints or picks references, not both")
-        return self
-
-
-Decision = Annotated[Approve | Edit | Reject, Field(discriminator="type")]
-
-
-class Resume(BaseModel):
-    """The resume value of a gate: LangChain's human-in-the-loop response shape."""
-
-    decisions: list[Decision] = Field(min_length=1, max_length=1)
-
-
-_resume_adapter = TypeAdapter(Resume)
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    """What a gate asks the person to review."""
-
-    stage: str
-    artifact: type[BaseModel]
-    proposal: dict[str, Any]
-    description: str
-    problems: list[str]
-    draft_error: str | None = None
-    check: Callable[[Approve | Edit | Reject, dict[str, Any]], None] | None = None
-
-    @property
-    def allowed_decisions(self) -> list[str]:
-        """Every decision, except approve when the draft failed (there is nothing to approve)."""
-        if self.draft_error is None:
-            return list(GATE_DECISIONS)
-        return [decision for decision in GATE_DECISIONS if decision != "approve"]
-
-    def payload(self, *, error: str | None) -> dict[str, Any]:
-        """The interrupt payload: LangChain's HITL request plus Auteur's own fields."""
-        configurable = get_config().get("configurable", {})
-        return {
-            "action_requests": [
-                {"name": self.stage, "args": self.proposal, "description": self.description}
-            ],
-            "review_configs": [
-                {
-                    "action_name": self.stage,
-                    "allowed_decisions": self.allowed_decisions,
-                    "args_schema": self.artifact.model_json_schema(),
-                }
-            ],
-            "stage": self.stage,
-            "thread_id": configurable.get("thread_id"),
-            "project_id": configurable.get("project_id"),
-            "problems": self.problems,
-            "draft_error": self.draft_error,
-            "error": error,
-        }
-
-    def parse(self, raw: object) -> Approve | Edit | Reject:
-        """Validate a resume value; an edit must name this stage and fit the artifact schema.
-
-        Raises:
-            ValueError: What is wrong with the decision, in words the person can act on.
-        """
-        try:
-            decision = _resume_adapter.validate_python(raw).decisions[0]
-        except ValidationError as error:
-            raise ValueError(
-                "a decision must look like {'decisions': [{'type': 'approve'}]}, "
-                "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
-                f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
-            ) from None
-        if decision.type not in self.allowed_decisions:
-            raise ValueError(
-                f"there is no valid {self.stage} to approve ({self.draft_error}); give feedback "
-                "to draft it again, or edit it yourself"
-            )
-        if isinstance(decision, Edit):
-            if decision.edited_action.name != self.stage:
-                raise ValueError(
-                    f"the edit names '{decision.edited_action.name}' but this gate "
-                    f"reviews '{self.stage}'"
-                )
-            try:
-                self.artifact.model_validate(decision.edited_action.args)
-            except ValidationError as error:
-                raise ValueError(f"the edited {self.stage} is not valid: {error}") from None
-        if self.check is not None:
-            self.check(decision, self.proposal)
-        return decision
-
-
-def review(request: GateRequest) -> Approve | Edit | Reject:
-    """Stop at the gate until the person sends a valid decision.
-
-    An invalid decision does not pass: the gate interrupts again with the same proposal
-    and an ``error`` saying what was wrong (earlier answers are replayed on resume, which
-    is how LangGraph matches several interrupts in one node).
-    """
-    error: str | None = None
-    while True:
-        raw = interrupt(request.payload(error=error))
-        try:
-            return request.parse(raw)
-        except ValueError as problem:
-            error = str(problem)
-
-
 # --- steps and agents ------------------------------------------------------------------------
-
-
-_generations: ContextVar[list[Generation]] = ContextVar("auteur_generations")
 
 
 class Step(ABC):
     """One draft → approval-gate pair: drafts one artifact and stops for the person.
 
-    Subclasses set ``stage`` (the state key and gate name) and ``artifact`` (the Pydantic
-    model) and implement :meth:`propose`. A single-step agent *is* its step; an agent with
-    several steps lists them in :meth:`ProductionAgent.steps`.
+    Subclasses set ``stage`` (the key of the artifact it provides, and the gate's name),
+    ``artifact`` (its Pydantic model) and ``requires`` (the keys of the artifacts it reads:
+    provided by an earlier step, the workflow's input or the project), and implement
+    :meth:`propose`. A single-step agent *is* its step; an agent with several steps lists
+    them in :meth:`ProductionAgent.steps`.
     """
 
     stage: ClassVar[str]
     artifact: ClassVar[type[BaseModel]]
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, agent: str) -> None:
         self.agent = agent
@@ -415,15 +174,12 @@ class Step(ABC):
         made, so the run shows which prompt version produced each draft.
         """
         progress(runtime, self.stage, f"drafting {self.stage}")
-        records: list[Generation] = []
-        token = _generations.set(records)
-        try:
-            proposal = await self.propose(state, runtime)
-        except StructuredOutputError as error:
-            progress(runtime, self.stage, f"no valid {self.stage}: {error}")
-            return {"drafts": {self.stage: None}, "draft_errors": {self.stage: str(error)}}
-        finally:
-            _generations.reset(token)
+        with _cache.recording() as records:
+            try:
+                proposal = await self.propose(state, runtime)
+            except StructuredOutputError as error:
+                progress(runtime, self.stage, f"no valid {self.stage}: {error}")
+                return {"drafts": {self.stage: None}, "draft_errors": {self.stage: str(error)}}
         return {
             "drafts": {self.stage: proposal.model_dump(mode="json")},
             "draft_errors": {self.stage: None},
@@ -441,7 +197,7 @@ class Step(ABC):
     def make_gate(self, next_node: str) -> Callable[..., Command]:
         """The approval-gate node; approval goes to ``next_node``, feedback back to the draft."""
 
-        def gate(state: ProductionState) -> Command:
+        def gate(state: ProductionState, runtime: Runtime[Context]) -> Command:
             proposal = state["drafts"][self.stage]
             if proposal is None:
                 failure = state["draft_errors"][self.stage]
@@ -463,6 +219,7 @@ class Step(ABC):
                     description=self.summary(proposed),
                     problems=self.problems(proposed, state),
                     check=self.check_decision,
+                    stale=stale_after(self.stage, proposal, runtime.context.project_artifacts),
                 )
             decision = review(request)
             if isinstance(decision, Reject):
@@ -546,7 +303,7 @@ class Step(ABC):
             record["scene"] = scene
         namespace = ("generations", "llm")
         if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
-            _record(Generation(**{**record, "cached": True}))
+            _cache.record(Generation(**{**record, "cached": True}))
             return schema.model_validate(hit.value["artifact"])
 
         async def on_retry(message: str) -> None:
@@ -564,7 +321,7 @@ class Step(ABC):
                 label=f"{self.stage} ({task})" if scene is None else f"{self.stage} scene {scene}",
                 slots=models.slots(),
             )
-        _record(record)
+        _cache.record(record)
         if runtime.store is not None:
             value = {"artifact": result.model_dump(mode="json"), **record}
             await runtime.store.aput(namespace, key, value, index=False)
@@ -590,7 +347,7 @@ class Step(ABC):
         """
         namespace = ("generations", "media")
         files = runtime.context.files
-        async with _making(key):  # a concurrent identical job waits, then finds this one's file
+        async with _cache.making(key):  # an identical job waits, then finds this one's file
             if runtime.store is not None and (hit := await runtime.store.aget(namespace, key)):
                 cached = MediaFile.model_validate(hit.value["file"])
                 if await asyncio.to_thread(files.exists, cached.key):
@@ -606,37 +363,18 @@ class Step(ABC):
             return file
 
 
-@dataclass
-class _Making:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
+class AgentGraph(StateGraph):
+    """An agent's subgraph: every node reads the whole run state.
 
-
-_in_flight: dict[str, _Making] = {}
-
-
-@contextlib.asynccontextmanager
-async def _making(key: str) -> AsyncIterator[None]:
-    """Hold the media generation ``key`` while making it: its twins wait for the cache.
-
-    Keyed by the input hash alone, across runs: a twin in another run only waits, then makes
-    its own file when its store or file store lacks this one.
+    LangGraph narrows a node's input to the TypedDict its ``state`` parameter is annotated
+    with; :class:`ProductionState` holds only the common channels, so without this a node
+    would not see the artifacts.
     """
-    making = _in_flight.setdefault(key, _Making())
-    making.users += 1
-    try:
-        async with making.lock:
-            yield
-    finally:
-        making.users -= 1
-        if not making.users:
-            del _in_flight[key]
 
-
-def _record(generation: Generation) -> None:
-    records = _generations.get(None)
-    if records is not None:
-        records.append(generation)
+    def add_node(self, node: Any, action: Any = None, **kwargs: Any) -> AgentGraph:
+        """Add a node that reads the whole state (unless given another ``input_schema``)."""
+        kwargs.setdefault("input_schema", self.state_schema)
+        return super().add_node(node, action, **kwargs)
 
 
 class ProductionAgent(Step):
@@ -650,6 +388,10 @@ class ProductionAgent(Step):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     after_approval: ClassVar[str] = END
+    produces: ClassVar[dict[str, type[BaseModel]]] = {}
+    """Artifacts made after the last approval without a gate of their own (an assembly)."""
+    bookkeeping: ClassVar[tuple[str, ...]] = ()
+    """State keys (dicts) the agent keeps for itself between runs, e.g. what it covered."""
     registry: ClassVar[Registry[ProductionAgent]] = Registry("agent")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -671,7 +413,7 @@ class ProductionAgent(Step):
         (e.g. a screenplay given as input skips straight to the step after the script).
         """
         steps = self.steps()
-        graph = StateGraph(ProductionState, context_schema=Context)
+        graph = AgentGraph(state_schema(), context_schema=Context)
         following = [step.draft_node for step in steps[1:]] + [self.after_approval]
         for step, next_node in zip(steps, following, strict=True):
             graph.add_node(step.draft_node, step.draft)
@@ -689,7 +431,8 @@ class ProductionAgent(Step):
             )
         return graph
 
-    def _first_step(self, state: ProductionState) -> str:
+    def _first_step(self, state: Mapping[str, Any]) -> str:
+        # not ProductionState: LangGraph would narrow the state to that TypedDict's keys
         steps = self.steps()
         given = [i for i, step in enumerate(steps) if step.stage in state]
         start = min(given[-1] + 1, len(steps) - 1) if given else 0
@@ -705,12 +448,7 @@ def check_decision(gate: dict[str, Any], raw: object) -> Approve | Edit | Reject
         ValueError: What is wrong with the decision (or the gate is not Auteur's).
     """
     stage = gate.get("stage")
-    steps = [
-        step
-        for name in ProductionAgent.registry.names()
-        for step in ProductionAgent.registry.get(name)().steps()
-    ]
-    step = next((s for s in steps if s.stage == stage), None)
+    step = next((s for s in all_steps() if s.stage == stage), None)
     if step is None:
         raise ValueError(f"the gate's stage {stage!r} belongs to no registered agent")
     request = GateRequest(
@@ -728,6 +466,44 @@ def check_decision(gate: dict[str, Any], raw: object) -> Approve | Edit | Reject
 def project_of(state: ProductionState) -> Project:
     """The validated project configuration of a run."""
     return Project.model_validate(state["project"])
+
+
+def all_steps() -> list[Step]:
+    """Every registered agent's steps."""
+    registry = ProductionAgent.registry
+    return [step for name in registry.names() for step in registry.get(name)().steps()]
+
+
+def artifact_types() -> dict[str, type[BaseModel]]:
+    """Every artifact key the registered agents provide, with its model (``project`` first)."""
+    types: dict[str, type[BaseModel]] = {"project": Project}
+    for name in ProductionAgent.registry.names():
+        agent = ProductionAgent.registry.get(name)()
+        types |= {step.stage: step.artifact for step in agent.steps()} | agent.produces
+    return types
+
+
+def artifact_sources() -> dict[str, tuple[str, ...]]:
+    """What each artifact is made from: a step's ``requires``; an agent's product, its last step.
+
+    The project is everyone's setting, not a source: a changed title stales nothing.
+    """
+    sources: dict[str, tuple[str, ...]] = {}
+    for name in ProductionAgent.registry.names():
+        agent = ProductionAgent.registry.get(name)()
+        steps = agent.steps()
+        sources |= {step.stage: step.requires for step in steps}
+        sources |= dict.fromkeys(agent.produces, (steps[-1].stage,))
+    return {
+        kind: tuple(k for k in made_from if k != "project") for kind, made_from in sources.items()
+    }
+
+
+def state_schema() -> type:
+    """The run state: the common channels plus every registered agent's keys."""
+    registry = ProductionAgent.registry
+    bookkeeping = [key for name in registry.names() for key in registry.get(name).bookkeeping]
+    return _schema_with([*artifact_types(), *bookkeeping])
 
 
 def load_agents() -> Registry[ProductionAgent]:

@@ -91,6 +91,7 @@ class FrameGenerator(ProductionAgent):
     name = "frame_generator"
     stage = "frames"
     artifact = FrameSet
+    requires = ("project", "shots", "assets")
     description = "Generates start and end keyframes per shot from the shot list and assets."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> FrameSet:

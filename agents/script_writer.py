@@ -75,6 +75,7 @@ class ScriptWriter(ProductionAgent):
     name = AGENT
     stage = "treatment"
     artifact = Treatments
+    requires = ("project",)
     description = (
         "Offers three treatments, writes the script of the chosen one, then the master "
         "script in visual prose."
@@ -187,6 +188,7 @@ class ScriptStep(_SceneDocumentStep):
 
     stage = "script"
     artifact = Script
+    requires = ("project", "treatment")
     revision = ScriptSceneRevision
     document = "script"
     answer_shape = (
@@ -216,6 +218,7 @@ class MasterScriptStep(_SceneDocumentStep):
 
     stage = "master_script"
     artifact = MasterScript
+    requires = ("project", "script")
     revision = MasterSceneRevision
     document = "master script"
     answer_shape = "exactly one scene, with the same number and slugline."

@@ -38,6 +38,7 @@ class ShotLister(ProductionAgent):
     name = "shot_lister"
     stage = "shots"
     artifact = ShotList
+    requires = ("project", "script", "master_script", "assets")
     description = "Splits each scene into shots with camera, timing and entities in frame."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ShotList:

@@ -46,6 +46,8 @@ class VideoGenerator(ProductionAgent):
     name = "video_generator"
     stage = "clips"
     artifact = ClipSet
+    requires = ("project", "shots", "frames")
+    produces = {"video": Video}
     description = "Generates a clip per shot from its keyframes and assembles the final video."
 
     after_approval = ASSEMBLE_NODE

@@ -30,6 +30,7 @@ from api.executor import Executor
 from api.routes import (
     approvals,
     assistants,
+    branches,
     files,
     meta,
     projects,
@@ -175,7 +176,17 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         )
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
 
-    for module in (meta, assistants, threads, runs, approvals, projects, files, workflows):
+    for module in (
+        meta,
+        assistants,
+        threads,
+        runs,
+        approvals,
+        projects,
+        branches,
+        files,
+        workflows,
+    ):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=WEB_CLIENT, html=True), name="web")
     return app

@@ -118,6 +118,48 @@ CREATE TABLE IF NOT EXISTS auteur_approvals (
 )""",
     "CREATE INDEX IF NOT EXISTS auteur_approvals_queue ON auteur_approvals"
     " (owner, status, created_at DESC)",
+    "ALTER TABLE auteur_projects ADD COLUMN IF NOT EXISTS current_branch text NOT NULL"
+    " DEFAULT 'main'",
+    "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS branch text",
+    """
+CREATE TABLE IF NOT EXISTS auteur_artifacts (
+    project_id      text NOT NULL REFERENCES auteur_projects ON DELETE CASCADE,
+    kind            text NOT NULL,
+    version         integer NOT NULL,
+    branch          text NOT NULL,
+    data            jsonb NOT NULL,
+    bookkeeping     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    content_hash    text NOT NULL,
+    input_hash      text NOT NULL,
+    upstream        jsonb NOT NULL,
+    parent_version  integer,
+    thread_id       text,
+    run_id          text,
+    approval_id     text,
+    stage           text,
+    approved_by     text NOT NULL,
+    approved_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project_id, kind, version)
+)""",
+    """
+CREATE TABLE IF NOT EXISTS auteur_branches (
+    project_id     text NOT NULL REFERENCES auteur_projects ON DELETE CASCADE,
+    branch         text NOT NULL,
+    parent         text,
+    thread_id      text,
+    stage          text,
+    checkpoint_id  text,
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project_id, branch)
+)""",
+    """
+CREATE TABLE IF NOT EXISTS auteur_artifact_heads (
+    project_id  text NOT NULL REFERENCES auteur_projects ON DELETE CASCADE,
+    branch      text NOT NULL,
+    kind        text NOT NULL,
+    version     integer NOT NULL,
+    PRIMARY KEY (project_id, branch, kind)
+)""",
     """
 CREATE TABLE IF NOT EXISTS auteur_files (
     key         text NOT NULL,

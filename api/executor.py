@@ -26,10 +26,13 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from langgraph.types import Command, StateSnapshot
 
+from agents.base import Context
+from api.artifacts import ProjectArtifacts
 from api.batches import batched
 from api.db import Database, plain
 from api.events import EventHub, wait_for
@@ -59,6 +62,14 @@ def interrupts_of(snapshot: StateSnapshot) -> dict[str, list[dict[str, Any]]]:
 def thread_status_of(snapshot: StateSnapshot) -> str:
     """``interrupted`` while the checkpoint waits (at a gate or cut off), else ``idle``."""
     return "interrupted" if snapshot.next else "idle"
+
+
+def _approval_id(thread_id: str, branch: str | None, interrupt_id: str) -> str:
+    """One approval per gate; a gate shown again on a new branch (a fork) is a new one."""
+    gate = (
+        f"{thread_id}:{interrupt_id}" if branch is None else f"{thread_id}:{branch}:{interrupt_id}"
+    )
+    return str(uuid.uuid5(_APPROVAL_NAMESPACE, gate))
 
 
 def _run_name(started: bool, gate: str, resume: Any) -> str:
@@ -143,7 +154,8 @@ class Executor:
     async def _execute_traced(self, run: dict[str, Any]) -> None:
         run_id, thread_id = run["run_id"], run["thread_id"]
         thread = await self.db.fetch_one(
-            "SELECT workflow, project_id, owner, stage FROM auteur_threads WHERE thread_id = %s",
+            "SELECT thread_id, workflow, project_id, owner, stage, branch FROM auteur_threads"
+            " WHERE thread_id = %s",
             (thread_id,),
         )
         if thread is None:  # deleted while queued
@@ -191,6 +203,11 @@ class Executor:
             # Cut off before its gate took the decision, the run must still deliver it; bound
             # to that gate's interrupt id, it is ignored once the gate has taken it.
             payload = Command(resume=command["resume"])
+        if run["started"]:  # a fork happened when it first started: continue, do not fork again
+            configurable.pop("checkpoint_id", None)
+        context = self.services.context
+        if thread["project_id"] is not None:
+            payload, context = await self._on_project(thread, payload, context)
         modes = sorted({*kwargs.get("stream_mode", ["values"]), "custom"})
         renewal = asyncio.create_task(self._renew(run_id))
         stage = None
@@ -199,7 +216,7 @@ class Executor:
             chunks = graph.astream(
                 payload,
                 config,
-                context=self.services.context,
+                context=context,
                 stream_mode=modes,
                 subgraphs=True,
                 durability="sync",
@@ -228,6 +245,7 @@ class Executor:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self._grant_produced(run)
+            await self._record_artifacts(run, thread, (await graph.aget_state(config)).values)
             await self.db.log_events(run_id, thread_id, [("error", details)])
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
@@ -261,13 +279,12 @@ class Executor:
             else ("finished" if status == "idle" else None),
         )
         await self._grant_produced(run)
+        await self._record_artifacts(run, thread, snapshot.values)
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}
             await self.db.open_approval(
                 {
-                    "approval_id": str(
-                        uuid.uuid5(_APPROVAL_NAMESPACE, f"{run['thread_id']}:{interrupt.id}")
-                    ),
+                    "approval_id": _approval_id(run["thread_id"], thread["branch"], interrupt.id),
                     "thread_id": run["thread_id"],
                     "run_id": run["run_id"],
                     "owner": thread["owner"],
@@ -302,6 +319,37 @@ class Executor:
             interrupts=interrupts_of(snapshot),
             message="cancelled",
         )
+
+    async def _on_project(
+        self, thread: dict[str, Any], payload: Any, context: Context
+    ) -> tuple[Any, Context]:
+        """A run on a project: its input and its context's view of the project's artifacts.
+
+        A new run's input defaults to the project's brief and configuration and starts with
+        the current artifacts its workflow takes; every run's gates see the current versions
+        (what a proposal would make stale).
+        """
+        store = ProjectArtifacts(self.db)
+        branch = await store.branch_of(thread["project_id"], thread["branch"])
+        if isinstance(payload, dict):
+            project = await self.db.fetch_one(
+                "SELECT brief, config FROM auteur_projects WHERE project_id = %s",
+                (thread["project_id"],),
+            )
+            workflow = self.services.workflows[thread["workflow"]]
+            given = await store.start_values(thread["project_id"], branch, workflow)
+            if project is not None:
+                config = {**project["config"], **(payload.get("config") or {})}
+                payload = {"brief": project["brief"], **payload, "config": config}
+            payload = {**given, **payload}
+        lineage = await store.lineage(thread["project_id"], branch)
+        return payload, replace(context, project_artifacts=lineage)
+
+    async def _record_artifacts(
+        self, run: dict[str, Any], thread: dict[str, Any], values: dict[str, Any]
+    ) -> None:
+        """Keep what the run approved as the project's new artifact versions."""
+        await ProjectArtifacts(self.db).record(thread=thread, run_id=run["run_id"], values=values)
 
     async def _grant_produced(self, run: dict[str, Any]) -> None:
         """Let the run's owner read the files this run stored or reused, and only those.

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request
-from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
+from api.artifacts import MissingArtifactsError, ProjectArtifacts
 from api.context import ApiContext
 from api.db import (
     TERMINAL_RUN_STATUSES,
@@ -27,9 +27,9 @@ from api.db import (
 )
 from api.events import wait_for
 from api.routes.files import require_own_files
-from api.schemas import THREAD_ID_PATTERN, RunCreate, valid_config
+from api.schemas import THREAD_ID_PATTERN, RunCreate
 from api.wire import assistant_id_of
-from graphs.base import WorkflowInput
+from graphs.base import WorkflowType
 
 __all__ = [
     "audit_of",
@@ -40,7 +40,6 @@ __all__ = [
     "stream_run",
 ]
 
-_workflow_input = TypeAdapter(WorkflowInput)
 _INTERRUPT_ID = re.compile(r"[0-9a-f]{32}")  # LangGraph's interrupt ids: xxh3-128 hex digests
 HEARTBEAT_S = 5
 
@@ -96,7 +95,9 @@ async def start_run(
         raise HTTPException(
             409, f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    _validate_input(body)
+    _validate_input(ctx.services.workflows[workflow], body)
+    if body.input is not None:
+        await _check_project(ctx, thread, ctx.services.workflows[workflow])
     if body.multitask_strategy in ("interrupt", "rollback"):
         await _cut_off_active_runs(ctx, thread_id, body.multitask_strategy)
     command = body.command.model_dump(exclude_none=True) if body.command else None
@@ -139,6 +140,24 @@ async def start_run(
         raise HTTPException(
             409, f"the {gate['stage']} gate was already decided: its decision stands"
         ) from None
+
+
+async def _check_project(ctx: ApiContext, thread: dict[str, Any], workflow: WorkflowType) -> None:
+    """A workflow that starts from a project's approved artifacts needs a project with them."""
+    if not workflow.takes:
+        return
+    if thread["project_id"] is None:
+        raise HTTPException(
+            422,
+            f"{workflow.name} starts from a project's approved {', '.join(workflow.takes)}: "
+            "run it on a thread created with metadata.project_id",
+        )
+    store = ProjectArtifacts(ctx.db)
+    branch = await store.branch_of(thread["project_id"], thread.get("branch"))
+    try:
+        await store.start_values(thread["project_id"], branch, workflow)
+    except MissingArtifactsError as missing:
+        raise HTTPException(409, str(missing)) from None
 
 
 async def _cut_off_active_runs(
@@ -219,15 +238,14 @@ def _diff(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
     return [] if before == after else [{"path": path, "before": before, "after": after}]
 
 
-def _validate_input(body: RunCreate) -> None:
+def _validate_input(workflow: WorkflowType, body: RunCreate) -> None:
     if body.input is not None and body.command is not None:
         raise HTTPException(422, "send either 'input' or 'command', not both")
     if body.input is not None:
         try:
-            _workflow_input.validate_python(body.input)
-            valid_config(body.input.get("config", {}))
+            workflow.check_input(body.input)
         except ValueError as error:  # pydantic's ValidationError is one
-            raise HTTPException(422, f"invalid workflow input: {error}") from None
+            raise HTTPException(422, f"invalid {workflow.name} input: {error}") from None
 
 
 def last_event_id(request: Request) -> int:

@@ -33,7 +33,12 @@ def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
         "description": workflow.description,
         "config": {},
         "context": {},
-        "metadata": {"created_by": "system", "stages": workflow.stages()},
+        "metadata": {
+            "created_by": "system",
+            "stages": workflow.stages(),
+            "artifacts": workflow.artifacts(),
+            "takes": list(workflow.takes),
+        },
         "version": 1,
         "created_at": created_at,
         "updated_at": created_at,

@@ -15,17 +15,24 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict
 
 from agents._screenplay import parse_screenplay
-from agents.artifacts import Project
-from agents.base import Context, ProductionState, load_agents
+from agents.artifacts import Project, ProjectConfig
+from agents.base import (
+    Context,
+    ProductionAgent,
+    artifact_types,
+    load_agents,
+    state_schema,
+)
 from tools.plugins import Registry, discover, is_concrete
 
 __all__ = [
     "SET_UP_NODE",
-    "WorkflowInput",
+    "BriefInput",
+    "ProjectInput",
     "WorkflowType",
     "agent_pipeline",
     "load_workflow_types",
@@ -35,31 +42,54 @@ __all__ = [
 SET_UP_NODE = "set_up_project"
 
 
-class WorkflowInput(TypedDict):
-    """What a run starts from: ``{"brief": "..."}``, optionally with project configuration.
+class ProjectInput(BaseModel):
+    """The input of a workflow that works on a project's approved artifacts.
 
-    ``script`` is the person's own screenplay (Fountain or plain text): "skip to script".
+    The brief and configuration default to the project's; ``config`` keys given here
+    override them for this run.
     """
 
-    brief: str
-    config: NotRequired[dict[str, Any]]
-    project_id: NotRequired[str]
-    script: NotRequired[str]
+    model_config = ConfigDict(extra="forbid", title="ProjectInput")
+
+    project_id: str | None = Field(
+        None, description="The project (its thread's project is used when absent)."
+    )
+    brief: str | None = Field(None, min_length=1, description="The project's brief if absent.")
+    config: ProjectConfig | None = Field(None, description="Project configuration to apply.")
 
 
-class WorkflowState(ProductionState, total=False):
-    """Production state plus the raw input keys the set-up node reads."""
+class BriefInput(ProjectInput):
+    """What a production starts from: a brief (or your own screenplay) and a configuration."""
 
-    brief: str
-    config: dict[str, Any]
-    project_id: str
+    model_config = ConfigDict(title="BriefInput")
+
+    brief: str = Field(min_length=1, description="What the film is about.")
+    script: str | None = Field(
+        None,
+        min_length=1,
+        description="Your own screenplay (Fountain or plain text): writing skips to the script.",
+    )
 
 
-def set_up_project(state: WorkflowState) -> dict[str, Any]:
+def workflow_state() -> type:
+    """The run state plus the raw input keys the set-up node reads."""
+    schema = state_schema()
+    return TypedDict(  # type: ignore[operator]
+        "WorkflowState",
+        {
+            **schema.__annotations__,
+            "brief": NotRequired[str],
+            "config": NotRequired[dict[str, Any]],
+            "project_id": NotRequired[str],
+        },
+    )
+
+
+def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
     """Node: validate the brief and configuration, and parse a given screenplay."""
     try:
         project = Project.model_validate({**state.get("config", {}), "brief": state["brief"]})
-    except ValidationError as error:
+    except (KeyError, ValidationError) as error:
         raise ValueError(f"invalid workflow input: {error}") from None
     update: dict[str, Any] = {"project": project.model_dump(mode="json")}
     if isinstance(state.get("script"), str):
@@ -74,7 +104,7 @@ def set_up_project(state: WorkflowState) -> dict[str, Any]:
 def agent_pipeline(agent_names: Sequence[str]) -> StateGraph:
     """A graph that sets up the project, then runs the named agents one after another."""
     agents = load_agents()
-    graph = StateGraph(WorkflowState, context_schema=Context, input_schema=WorkflowInput)
+    graph = StateGraph(workflow_state(), context_schema=Context)
     graph.add_node(SET_UP_NODE, set_up_project)
     graph.add_edge(START, SET_UP_NODE)
     previous = SET_UP_NODE
@@ -88,10 +118,20 @@ def agent_pipeline(agent_names: Sequence[str]) -> StateGraph:
 
 
 class WorkflowType(ABC):
-    """A workflow type, exposed as an assistant whose id is its name."""
+    """A workflow type, exposed as an assistant whose id is its name.
+
+    ``input_model`` validates a run's input (the API answers 422 naming the field, and
+    ``/assistants/{id}/schemas`` shows its schema); ``takes`` names the artifacts a run
+    starts with from its project's current approved versions (so the workflow needs a
+    project that has them), ``reuses`` those it starts with when the project has them (with
+    the bookkeeping their agents kept, so e.g. an extraction is incremental).
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    input_model: ClassVar[type[BaseModel]] = BriefInput
+    takes: ClassVar[tuple[str, ...]] = ()
+    reuses: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[Registry[WorkflowType]] = Registry("workflow type")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -103,17 +143,66 @@ class WorkflowType(ABC):
     def build(self) -> StateGraph:
         """The uncompiled parent graph."""
 
+    def check_input(self, raw: object) -> BaseModel:
+        """``raw`` validated by the workflow's input model (unknown keys are refused).
+
+        Raises:
+            ValidationError: Field by field, what is wrong.
+        """
+        return self.input_model.model_validate(raw)
+
+    def agents(self) -> list[ProductionAgent]:
+        """The agents this workflow runs, in the order its graph adds them."""
+        agents = load_agents()
+        return [agents.get(node)() for node in self.build().nodes if node in agents]
+
     def stages(self) -> list[str]:
         """Stages of the agents' steps this workflow runs, in order."""
-        agents = load_agents()
-        nodes = self.build().nodes
-        return [step.stage for n in nodes if n in agents for step in agents.get(n)().steps()]
+        return [step.stage for agent in self.agents() for step in agent.steps()]
+
+    def artifacts(self) -> list[dict[str, str]]:
+        """What the workflow's steps provide, in order: each artifact's key and model name.
+
+        Clients render an artifact by its type, not by the stage that made it.
+        """
+        types = artifact_types()
+        keys = [
+            key
+            for agent in self.agents()
+            for key in [*(step.stage for step in agent.steps()), *agent.produces]
+        ]
+        return [{"key": key, "type": types[key].__name__} for key in keys]
+
+    def given(self) -> set[str]:
+        """The artifact keys a run has before its first step: the project, input and ``takes``."""
+        keys = {"project", *self.takes, *self.reuses}
+        return keys | (set(self.input_model.model_fields) & set(artifact_types()))
+
+    def data_flow_problems(self) -> list[str]:
+        """Each artifact a step requires that no earlier step, input or ``takes`` provides."""
+        return data_flow_problems(self.given(), self.agents())
 
     def compile(
         self, *, checkpointer: BaseCheckpointSaver | None, store: BaseStore | None
     ) -> CompiledStateGraph:
         """Compile with the run's checkpointer and store (subgraphs inherit both)."""
         return self.build().compile(checkpointer=checkpointer, store=store, name=self.name)
+
+
+def data_flow_problems(given: set[str], agents: Sequence[ProductionAgent]) -> list[str]:
+    """What the steps of ``agents``, run in order on ``given`` artifacts, require and lack."""
+    available = set(given)
+    problems = []
+    for agent in agents:
+        for step in agent.steps():
+            problems += [
+                f"{step.stage} requires {key}, which nothing before it provides"
+                for key in step.requires
+                if key not in available
+            ]
+            available.add(step.stage)
+        available |= set(agent.produces)
+    return problems
 
 
 def stage_of_node(node: str) -> str | None:

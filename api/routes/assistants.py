@@ -64,7 +64,7 @@ async def schemas(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
     compiled = ctx.services.graph(name)
     return {
         "graph_id": name,
-        "input_schema": compiled.get_input_jsonschema(),
+        "input_schema": ctx.services.workflows[name].input_model.model_json_schema(),
         "output_schema": compiled.get_output_jsonschema(),
         "state_schema": compiled.get_output_jsonschema(),
         "config_schema": None,

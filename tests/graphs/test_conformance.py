@@ -14,12 +14,12 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import agents
 import graphs
 from agents.base import ProductionAgent, load_agents
-from graphs.base import WorkflowType, load_workflow_types
+from graphs.base import WorkflowType, data_flow_problems, load_workflow_types
 from tools.plugins import discover
 
 AGENT_NAMES = load_agents().names()
@@ -146,13 +146,29 @@ def test_workflow_type_compiles_with_a_checkpointer(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
-def test_workflow_type_input_schema_requires_a_brief(name: str) -> None:
-    compiled = _workflow(name)().build().compile(checkpointer=InMemorySaver())
+def test_workflow_type_input_model_refuses_unknown_keys(name: str) -> None:
+    workflow = _workflow(name)()
 
-    schema = compiled.get_input_jsonschema()
+    with pytest.raises(ValidationError, match="master_scirpt"):
+        workflow.check_input({"brief": "A robot learns to paint.", "master_scirpt": "typo"})
 
-    assert "brief" in schema["properties"]
-    assert "brief" in schema["required"]
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_type_data_flow_is_complete(name: str) -> None:
+    """Every artifact a step requires is provided by an earlier step, the input or the project."""
+    assert _workflow(name)().data_flow_problems() == []
+
+
+def test_the_data_flow_check_finds_what_nothing_provides() -> None:
+    agents = load_agents()
+    shot_lister, frames = agents.get("shot_lister")(), agents.get("frame_generator")()
+
+    problems = data_flow_problems({"project", "assets"}, [shot_lister, frames])
+
+    assert problems == [
+        "shots requires script, which nothing before it provides",
+        "shots requires master_script, which nothing before it provides",
+    ]
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)

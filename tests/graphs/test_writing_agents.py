@@ -19,7 +19,7 @@ from langgraph.graph import START, StateGraph
 import prompts
 from agents.artifacts import AssetRegistry, MasterScene, MasterScript, Scene, Script
 from agents.asset_extractor import AssetExtractor, scene_hashes
-from agents.base import Context, ProductionState
+from agents.base import Context, state_schema
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from tests.helpers import (
@@ -254,7 +254,7 @@ async def test_each_generation_records_its_prompt_name_and_version(
 def _extractor_graph(persistence: Any) -> Any:
     """The asset extractor's own subgraph under a parent, as a workflow type composes it."""
     agent = AssetExtractor()
-    graph = StateGraph(ProductionState, context_schema=Context)
+    graph = StateGraph(state_schema(), context_schema=Context)
     graph.add_node(agent.name, agent.build().compile(name=agent.name))
     graph.add_edge(START, agent.name)
     return graph.compile(checkpointer=persistence.checkpointer, store=persistence.store)

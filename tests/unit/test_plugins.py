@@ -48,7 +48,7 @@ class NoteTaker(ProductionAgent):
 WORKFLOW_SOURCE = """
 from langgraph.graph import StateGraph
 
-from agents.base import ProductionState
+from agents.base import state_schema
 from graphs.base import WorkflowType
 
 
@@ -59,7 +59,7 @@ class Nothing(WorkflowType):
     description = "does nothing"
 
     def build(self):
-        return StateGraph(ProductionState)
+        return StateGraph(state_schema())
 """
 
 

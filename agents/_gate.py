@@ -1,0 +1,174 @@
+"""The approval gate: the decisions a person can send, and the interrupt that waits for one.
+
+Every gate uses LangChain's human-in-the-loop shape (``action_requests`` and
+``review_configs``) so agent-chat-ui and Agent Inbox render it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from langgraph.config import get_config
+from langgraph.types import interrupt
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+
+__all__ = ["Approve", "Decision", "Edit", "GateRequest", "Inpaint", "Reject", "review"]
+
+GATE_DECISIONS = ("approve", "edit", "reject")
+
+
+class Approve(BaseModel):
+    """Accept the proposal as it is."""
+
+    type: Literal["approve"]
+
+
+class EditedAction(BaseModel):
+    """The proposal as the person edited it."""
+
+    name: str
+    args: dict[str, Any]
+
+
+class Edit(BaseModel):
+    """Replace the proposal with an edited version."""
+
+    type: Literal["edit"]
+    edited_action: EditedAction
+
+
+class Inpaint(BaseModel):
+    """Repaint a region of one keyframe: the mask (white = repaint) is a stored PNG's key."""
+
+    shot: str
+    position: Literal["start", "end"]
+    mask: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
+    source: str | None = Field(
+        None, description="Key of the candidate painted on; the chosen one when absent."
+    )
+
+
+class Reject(BaseModel):
+    """Send the proposal back with conversational feedback (or an inpainting request).
+
+    ``references`` (entity id → file key) picks other reference images for those entities.
+    """
+
+    type: Literal["reject"]
+    message: str = Field(min_length=1)
+    inpaint: Inpaint | None = None
+    references: dict[str, str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_request(self) -> Reject:
+        if self.inpaint is not None and self.references is not None:
+            raise ValueError("a reject either inpaints or picks references, not both")
+        return self
+
+
+Decision = Annotated[Approve | Edit | Reject, Field(discriminator="type")]
+
+
+class Resume(BaseModel):
+    """The resume value of a gate: LangChain's human-in-the-loop response shape."""
+
+    decisions: list[Decision] = Field(min_length=1, max_length=1)
+
+
+_resume_adapter = TypeAdapter(Resume)
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """What a gate asks the person to review."""
+
+    stage: str
+    artifact: type[BaseModel]
+    proposal: dict[str, Any]
+    description: str
+    problems: list[str]
+    draft_error: str | None = None
+    check: Callable[[Approve | Edit | Reject, dict[str, Any]], None] | None = None
+    stale: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def allowed_decisions(self) -> list[str]:
+        """Every decision, except approve when the draft failed (there is nothing to approve)."""
+        if self.draft_error is None:
+            return list(GATE_DECISIONS)
+        return [decision for decision in GATE_DECISIONS if decision != "approve"]
+
+    def payload(self, *, error: str | None) -> dict[str, Any]:
+        """The interrupt payload: LangChain's HITL request plus Auteur's own fields."""
+        configurable = get_config().get("configurable", {})
+        return {
+            "action_requests": [
+                {"name": self.stage, "args": self.proposal, "description": self.description}
+            ],
+            "review_configs": [
+                {
+                    "action_name": self.stage,
+                    "allowed_decisions": self.allowed_decisions,
+                    "args_schema": self.artifact.model_json_schema(),
+                }
+            ],
+            "stage": self.stage,
+            "artifact_type": self.artifact.__name__,
+            "thread_id": configurable.get("thread_id"),
+            "project_id": configurable.get("project_id"),
+            "problems": self.problems,
+            "stale": self.stale,
+            "draft_error": self.draft_error,
+            "error": error,
+        }
+
+    def parse(self, raw: object) -> Approve | Edit | Reject:
+        """Validate a resume value; an edit must name this stage and fit the artifact schema.
+
+        Raises:
+            ValueError: What is wrong with the decision, in words the person can act on.
+        """
+        try:
+            decision = _resume_adapter.validate_python(raw).decisions[0]
+        except ValidationError as error:
+            raise ValueError(
+                "a decision must look like {'decisions': [{'type': 'approve'}]}, "
+                "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
+                f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
+            ) from None
+        if decision.type not in self.allowed_decisions:
+            raise ValueError(
+                f"there is no valid {self.stage} to approve ({self.draft_error}); give feedback "
+                "to draft it again, or edit it yourself"
+            )
+        if isinstance(decision, Edit):
+            if decision.edited_action.name != self.stage:
+                raise ValueError(
+                    f"the edit names '{decision.edited_action.name}' but this gate "
+                    f"reviews '{self.stage}'"
+                )
+            try:
+                self.artifact.model_validate(decision.edited_action.args)
+            except ValidationError as error:
+                raise ValueError(f"the edited {self.stage} is not valid: {error}") from None
+        if self.check is not None:
+            self.check(decision, self.proposal)
+        return decision
+
+
+def review(request: GateRequest) -> Approve | Edit | Reject:
+    """Stop at the gate until the person sends a valid decision.
+
+    An invalid decision does not pass: the gate interrupts again with the same proposal
+    and an ``error`` saying what was wrong (earlier answers are replayed on resume, which
+    is how LangGraph matches several interrupts in one node).
+    """
+    error: str | None = None
+    while True:
+        raw = interrupt(request.payload(error=error))
+        try:
+            return request.parse(raw)
+        except ValueError as problem:
+            error = str(problem)
