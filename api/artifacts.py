@@ -8,7 +8,7 @@ A workflow started on the project begins from the current versions it ``takes`` 
 ``reuses`` (:meth:`ProjectArtifacts.start_values`).
 
 Branches: reopening an approved stage forks the thread from that gate's checkpoint and
-starts a branch that keeps the current versions of what was approved before that gate. The
+starts a branch from the current versions (what the new approval changes shows as stale). The
 project records which branch is current; switching back makes that branch's versions
 current again. Nothing is ever deleted.
 """
@@ -197,11 +197,11 @@ class ProjectArtifacts:
         parent: str,
         stage: str,
         checkpoint_id: str,
-        kept: set[str],
     ) -> str:
-        """Start a branch from ``parent`` that keeps the ``kept`` artifacts; make it current.
+        """Start a branch from ``parent`` with its current versions; make it current.
 
-        The thread moves to the new branch: what it approves from now on lands there.
+        The thread moves to the new branch: what it approves from now on lands there, and
+        what that makes stale shows against the versions the branch started with.
         """
         branch = f"{stage}-{uuid.uuid4().hex[:8]}"
         async with self.db.pool.connection() as conn, conn.transaction():
@@ -214,8 +214,8 @@ class ProjectArtifacts:
             await conn.execute(
                 "INSERT INTO auteur_artifact_heads (project_id, branch, kind, version)"
                 " SELECT project_id, %s, kind, version FROM auteur_artifact_heads"
-                " WHERE project_id = %s AND branch = %s AND kind = ANY(%s)",
-                (branch, project_id, parent, sorted(kept)),
+                " WHERE project_id = %s AND branch = %s",
+                (branch, project_id, parent),
             )
             await conn.execute(
                 "UPDATE auteur_projects SET current_branch = %s, updated_at = now()"

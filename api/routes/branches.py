@@ -1,8 +1,9 @@
 """A project's artifacts and branches: what is approved now, every version, reopening a stage.
 
-Reopening an approved stage forks its thread from the checkpoint where that stage's gate
-waited (LangGraph's fork: a run created with that ``checkpoint_id``): the gate is shown
-again, the new branch keeps what was approved before it, and the earlier versions stay.
+Reopening an approved stage forks its thread with LangGraph's own fork: ``update_state`` on
+the checkpoint before the stage's agent started makes a new checkpoint beside the old ones,
+and a run created with its ``checkpoint_id`` drafts the stage again and shows its gate. The
+new branch starts from the project's current versions; the earlier versions stay.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import Field
 
+from agents.base import ProductionAgent
 from api.artifacts import ProjectArtifacts
 from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
@@ -76,21 +78,19 @@ async def reopen(project_id: str, body: Reopen, ctx: Ctx, user: User) -> dict[st
         raise HTTPException(
             422, f"{thread['workflow']} has no stage '{body.stage}' (it has {workflow.stages()})"
         )
-    fork = await _gate_checkpoint(ctx, body.thread_id, thread["workflow"], body.stage)
-    if fork is None:
-        raise HTTPException(409, f"the thread never waited at the {body.stage} gate")
-    checkpoint_id, kept = fork
-    store = ProjectArtifacts(ctx.db)
-    parent = await store.branch_of(project_id, thread["branch"])
     if await ctx.db.active_runs(body.thread_id):
         raise HTTPException(409, "the thread is running: wait for it, or cancel it, first")
+    checkpoint_id = await _fork_before(ctx, body.thread_id, thread["workflow"], body.stage)
+    if checkpoint_id is None:
+        raise HTTPException(409, f"the thread never got to the {body.stage} stage")
+    store = ProjectArtifacts(ctx.db)
+    parent = await store.branch_of(project_id, thread["branch"])
     branch = await store.fork(
         project_id,
         thread_id=body.thread_id,
         parent=parent,
         stage=body.stage,
         checkpoint_id=checkpoint_id,
-        kept=kept,
     )
     try:
         run = await ctx.db.create_run(
@@ -126,16 +126,33 @@ async def switch(project_id: str, branch: str, ctx: Ctx, user: User) -> dict[str
     return {"project_id": project_id, "current_branch": branch}
 
 
-async def _gate_checkpoint(
-    ctx: ApiContext, thread_id: str, workflow: str, stage: str
-) -> tuple[str, set[str]] | None:
-    """The latest checkpoint where ``stage``'s gate waited, and the artifacts it held."""
+async def _fork_before(ctx: ApiContext, thread_id: str, workflow: str, stage: str) -> str | None:
+    """Fork the thread to just before ``stage`` was drafted; the new checkpoint's id.
+
+    An agent runs as one task of the workflow graph, so the checkpoint to fork is the one
+    before its agent started, given what the agent's earlier steps approved (so that the
+    agent starts again at ``stage``, as a screenplay given as input skips the writing).
+    None when the thread never got to that agent.
+    """
     graph = ctx.services.graph(workflow)
+    owner = next(a for a in ctx.services.workflows[workflow].agents() if stage in _stages(a))
+    predecessors = [src for src, dst in graph.builder.edges if dst == owner.name]
     config = {"configurable": {"thread_id": thread_id}}
+    before = None
     async for snapshot in graph.aget_state_history(config):
-        if any(
-            isinstance(i.value, dict) and i.value.get("stage") == stage for i in snapshot.interrupts
-        ):
-            kept = set(snapshot.values) - {stage}
-            return snapshot.config["configurable"]["checkpoint_id"], kept
-    return None
+        if snapshot.next == (owner.name,):
+            before = snapshot  # keep going: the oldest one of this stretch is the agent's start
+        elif before is not None:
+            break
+    if before is None or len(predecessors) != 1:
+        return None
+    current = (await graph.aget_state(config)).values
+    earlier = _stages(owner)[: _stages(owner).index(stage)]
+    forked = await graph.aupdate_state(
+        before.config, {key: current[key] for key in earlier}, as_node=predecessors[0]
+    )
+    return forked["configurable"]["checkpoint_id"]
+
+
+def _stages(agent: ProductionAgent) -> list[str]:
+    return [step.stage for step in agent.steps()]

@@ -1,0 +1,179 @@
+"""The project owns its artifacts: versions recorded by every run, workflows that start from
+them, what goes stale, and branches made by reopening a stage — over HTTP and the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+import httpx
+from langgraph_sdk import get_client
+
+from api.settings import SAMPLE_INPUT
+
+SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+APPROVE = {"decisions": [{"type": "approve"}]}
+
+
+async def _new_project(http: httpx.AsyncClient) -> str:
+    body = {"name": "Eggs", "brief": SAMPLE["brief"], "config": SAMPLE.get("config", {})}
+    created = await http.post("/projects", json=body)
+    assert created.status_code == 201
+    return created.json()["project_id"]
+
+
+async def _decide(
+    http: httpx.AsyncClient, thread_id: str, stage: str, decision: dict[str, Any] = APPROVE
+) -> dict[str, Any]:
+    """Decide the thread's pending gate (which must be ``stage``'s) and wait for its run."""
+    for _ in range(600):
+        page = (await http.get("/approvals", params={"limit": 200})).json()
+        mine = [a for a in page["items"] if a["thread_id"] == thread_id]
+        if mine:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"no pending approval at {stage}")
+    (approval,) = mine
+    assert approval["stage"] == stage
+    answer = await http.post(f"/approvals/{approval['approval_id']}", json=decision)
+    assert answer.status_code == 202, answer.text
+    client = get_client(url=str(http.base_url), api_key="alice-key")
+    await client.runs.join(thread_id, answer.json()["run"]["run_id"])
+    return approval
+
+
+async def _artifacts(http: httpx.AsyncClient, project_id: str) -> dict[str, Any]:
+    listing = await http.get(f"/projects/{project_id}/artifacts", params={"history": "true"})
+    assert listing.status_code == 200
+    return listing.json()
+
+
+async def test_runs_record_versions_and_a_workflow_starts_from_the_projects_artifacts(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    client = get_client(url=api_url, api_key="alice-key")
+    project_id = await _new_project(http)
+    writing = await client.threads.create(metadata={"project_id": project_id})
+    await client.runs.wait(writing["thread_id"], "script_only", input={"brief": SAMPLE["brief"]})
+    approvals = {
+        stage: await _decide(http, writing["thread_id"], stage)
+        for stage in ("treatment", "script", "master_script")
+    }
+
+    written = await _artifacts(http, project_id)
+    current = {a["kind"]: a for a in written["current"]}
+    assert set(current) == {"treatment", "script", "master_script"}
+    for stage, approval in approvals.items():
+        assert current[stage]["version"] == 1
+        assert current[stage]["approval_id"] == approval["approval_id"]
+        assert current[stage]["approved_by"] == "alice"
+        assert current[stage]["thread_id"] == writing["thread_id"]
+        assert current[stage]["stale"] is False
+    assert set(current["master_script"]["upstream"]) == {"script"}
+
+    extracting = await client.threads.create(metadata={"project_id": project_id})
+    stop = await client.runs.wait(extracting["thread_id"], "extract_assets", input={})
+    gate = stop["__interrupt__"][0]["value"]
+    assert gate["stage"] == "assets" and gate["artifact_type"] == "AssetRegistry"
+    assert gate["stale"] == []  # there were no assets to make stale
+    await _decide(http, extracting["thread_id"], "assets")
+
+    current = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    assert current["assets"]["version"] == 1
+    assert current["assets"]["upstream"] == {
+        "master_script": current["master_script"]["content_hash"]
+    }
+
+
+async def test_reopening_a_stage_makes_a_branch_and_switching_back_restores_it(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    client = get_client(url=api_url, api_key="alice-key")
+    project_id = await _new_project(http)
+    writing = await client.threads.create(metadata={"project_id": project_id})
+    await client.runs.wait(writing["thread_id"], "script_only", input={"brief": SAMPLE["brief"]})
+    for stage in ("treatment", "script", "master_script"):
+        await _decide(http, writing["thread_id"], stage)
+    extracting = await client.threads.create(metadata={"project_id": project_id})
+    await client.runs.wait(extracting["thread_id"], "extract_assets", input={})
+    await _decide(http, extracting["thread_id"], "assets")
+    before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+
+    reopened = await http.post(
+        f"/projects/{project_id}/branches",
+        json={"thread_id": writing["thread_id"], "stage": "master_script"},
+    )
+    assert reopened.status_code == 201, reopened.text
+    branch = reopened.json()["branch"]
+    await client.runs.join(writing["thread_id"], reopened.json()["run"]["run_id"])
+    master = copy.deepcopy(before["master_script"]["data"])
+    master["scenes"][0]["prose"] += " A gull lands on the fence and watches."
+    edit = {
+        "decisions": [{"type": "edit", "edited_action": {"name": "master_script", "args": master}}]
+    }
+    await _decide(http, writing["thread_id"], "master_script", edit)
+
+    after = await _artifacts(http, project_id)
+    current = {a["kind"]: a for a in after["current"]}
+    assert after["branch"] == branch
+    assert current["master_script"]["version"] == 2
+    assert current["master_script"]["parent_version"] == 1
+    assert current["master_script"]["data"] == master
+    assert current["assets"]["version"] == 1
+    assert current["assets"]["stale"] is True
+    assert current["assets"]["stale_because"] == ["master_script"]
+    versions = [(v["kind"], v["version"]) for v in after["versions"]]
+    assert ("master_script", 1) in versions and ("master_script", 2) in versions
+    branches = (await http.get(f"/projects/{project_id}/branches")).json()
+    assert [b["branch"] for b in branches] == ["main", branch]
+    assert [b["current"] for b in branches] == [False, True]
+
+    switched = await http.post(f"/projects/{project_id}/branches/main/switch")
+    assert switched.status_code == 200
+    restored = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    assert restored["master_script"]["version"] == 1
+    assert restored["master_script"]["data"] == before["master_script"]["data"]
+    assert restored["assets"]["stale"] is False
+
+
+async def test_a_workflow_that_needs_project_artifacts_is_refused_clearly(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    client = get_client(url=api_url, api_key="alice-key")
+    loose = await client.threads.create()
+    no_project = await http.post(
+        f"/threads/{loose['thread_id']}/runs", json={"assistant_id": "extract_assets", "input": {}}
+    )
+    empty = await client.threads.create(metadata={"project_id": await _new_project(http)})
+    nothing_yet = await http.post(
+        f"/threads/{empty['thread_id']}/runs", json={"assistant_id": "extract_assets", "input": {}}
+    )
+    typo = await http.post(
+        f"/threads/{loose['thread_id']}/runs",
+        json={"assistant_id": "full_video", "input": {"brief": "x", "master_scirpt": "y"}},
+    )
+
+    assert no_project.status_code == 422 and "project" in no_project.json()["detail"]
+    assert nothing_yet.status_code == 409
+    assert "master_script" in nothing_yet.json()["detail"]
+    assert typo.status_code == 422 and "master_scirpt" in typo.json()["detail"]
+    schemas = (await http.get("/assistants/extract_assets/schemas")).json()
+    assert schemas["input_schema"]["title"] == "ProjectInput"
+    assert schemas["input_schema"]["additionalProperties"] is False
+
+
+async def test_a_branch_or_project_of_someone_else_is_404(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    project_id = await _new_project(http)
+    bob = {"Authorization": "Bearer bob-key"}
+
+    assert (await http.get(f"/projects/{project_id}/artifacts", headers=bob)).status_code == 404
+    assert (await http.post(f"/projects/{project_id}/branches/x/switch")).status_code == 404
+    unknown = await http.post(
+        f"/projects/{project_id}/branches", json={"thread_id": "nope", "stage": "script"}
+    )
+    assert unknown.status_code == 404
