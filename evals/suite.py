@@ -21,7 +21,8 @@ Example (in ``agents/shot_lister.py``)::
             return item.state("script", "master_script", "assets")
 
         def score(self, item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
-            return scorers.shot_scores(artifact(values, "shots", ShotList), ..., item)
+            shots = artifact_of(values, "shots", ShotList)
+            return scorers.shot_scores(shots, item.script, item.assets, item.split())
 """
 
 from __future__ import annotations
