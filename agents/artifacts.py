@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tools.storage import MediaFile
 
 __all__ = [
+    "CHOOSES_FROM",
+    "DESELECTS",
     "AssetRegistry",
     "Character",
     "Clip",
@@ -53,6 +55,15 @@ def input_hash(*parts: object) -> str:
     """A stable SHA-256 over JSON-serialisable parts; the key for every expensive side effect."""
     payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+CHOOSES_FROM = "chooses_from"
+"""Schema marker of a field set by a number given at the gate: it picks one item (counted
+from 1) of the list field the marker names. A client offers the number as a choice."""
+
+DESELECTS = "deselects"
+"""Schema marker of a list of ids the person may leave out at the gate; its value says what
+to ask for. A client offers to fill it in."""
 
 
 class _Artifact(BaseModel):
@@ -116,7 +127,11 @@ class TreatmentOptions(_Artifact):
 
     options: list[Treatment] = Field(min_length=3, max_length=3)
     chosen: int = Field(
-        1, ge=1, le=3, description="Number (1-3) of the option the script is written from."
+        1,
+        ge=1,
+        le=3,
+        description="Number (1-3) of the option the script is written from.",
+        json_schema_extra={CHOOSES_FROM: "options"},
     )
 
     def chosen_treatment(self) -> Treatment:
@@ -274,7 +289,9 @@ class AssetRegistry(_Artifact):
     props: list[Prop] = Field(default_factory=list)
     scene_usage: list[SceneUsage] = Field(default_factory=list)
     deselected: list[str] = Field(
-        default_factory=list, description="Entity ids the person chose not to pre-generate."
+        default_factory=list,
+        description="Entity ids the person chose not to pre-generate.",
+        json_schema_extra={DESELECTS: "Asset ids not to pre-generate"},
     )
 
     def entities(self) -> dict[str, Character | Location | Prop]:

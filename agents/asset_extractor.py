@@ -9,7 +9,7 @@ the registry covers and how many extraction model calls the run has made.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.runtime import Runtime
@@ -28,7 +28,12 @@ from agents.artifacts import (
     input_hash,
 )
 from agents.base import Context, ProductionAgent, ProductionState, progress, project_of
+from evals import scorers
+from evals.suite import AgentSuite, artifact_of
 from tools.llm import StructuredOutputError
+
+if TYPE_CHECKING:
+    from evals.dataset import EvalItem
 
 
 def scene_hashes(master: MasterScript) -> dict[str, str]:
@@ -166,3 +171,29 @@ class AssetExtractor(ProductionAgent):
             f"{len(artifact.characters)} characters, {len(artifact.locations)} locations, "
             f"{len(artifact.props)} props. Deselect what you do not want pre-generated."
         )
+
+
+# --- eval suite ------------------------------------------------------------------------------
+
+
+class ExtractionSuite(AgentSuite):
+    """The extractor on gold scripts: entities and each scene's looks against the gold registry."""
+
+    name = "extraction"
+    target = "asset_extractor"
+    output = "assets"
+    metrics = (*scorers.REGISTRY_METRICS, "extraction_calls")
+    needs = ("script", "assets")
+
+    def payload(self, item: EvalItem) -> dict[str, Any]:
+        """The gold script and its master script."""
+        return item.state("script", "master_script")
+
+    def score(self, item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
+        """Precision, recall and F1 of entities and looks; the extraction's model calls."""
+        assert item.assets is not None
+        extracted = artifact_of(values, "assets", AssetRegistry)
+        return {
+            **scorers.registry_scores(extracted, item.assets),
+            "extraction_calls": values.get("asset_extraction", {}).get("calls"),
+        }

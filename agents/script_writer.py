@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
@@ -37,6 +37,11 @@ from agents.base import (
     progress,
     project_of,
 )
+from evals import scorers
+from evals.suite import AgentSuite, artifact_of
+
+if TYPE_CHECKING:
+    from evals.dataset import EvalItem
 
 AGENT = "script_writer"
 
@@ -268,3 +273,24 @@ class MasterScriptStep(_SceneDocumentStep):
         if given == expected:
             return []
         return [f"the master script's scenes {given} do not match the script's scenes {expected}"]
+
+
+# --- eval suite ------------------------------------------------------------------------------
+
+
+class ScriptSuite(AgentSuite):
+    """The writer from each item's brief: the gold's characters and props named, judged."""
+
+    name = "script"
+    target = AGENT
+    output = "script"
+    metrics = ("gold_mentions",)
+    judged = "script"
+
+    def payload(self, item: EvalItem) -> dict[str, Any]:
+        """The project alone: the writer starts from the brief."""
+        return item.state()
+
+    def score(self, item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
+        """How many of the gold's characters and props the script names."""
+        return scorers.mention_scores(artifact_of(values, "script", Script), item.assets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
@@ -20,7 +21,12 @@ from agents.base import (
     progress,
     project_of,
 )
+from evals import scorers
+from evals.suite import AgentSuite, artifact_of
 from tools.llm import StructuredOutputError
+
+if TYPE_CHECKING:
+    from evals.dataset import EvalItem
 
 
 class ShotLister(ProductionAgent):
@@ -141,3 +147,26 @@ def _by_scene(shots: ShotList) -> dict[int, list[Shot]]:
     for shot in shots.shots:
         grouped[shot.scene].append(shot)
     return dict(grouped)
+
+
+# --- eval suite ------------------------------------------------------------------------------
+
+
+class ShotsSuite(AgentSuite):
+    """The shot lister on gold scripts and registries: rules, faithfulness, the gold split."""
+
+    name = "shots"
+    target = "shot_lister"
+    output = "shots"
+    metrics = scorers.SHOT_METRICS
+    needs = ("script", "assets")
+
+    def payload(self, item: EvalItem) -> dict[str, Any]:
+        """The gold script, master script and registry."""
+        return item.state("script", "master_script", "assets")
+
+    def score(self, item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
+        """The shot-list scores of the drafted list against the item's own gold."""
+        assert item.script is not None and item.assets is not None
+        shots = artifact_of(values, "shots", ShotList)
+        return scorers.shot_scores(shots, item.script, item.assets, item.split())

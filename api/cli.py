@@ -230,10 +230,11 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
         stop = await _advance(
             services, stop.thread_id, stop.answer(decision), gate=stop.gate["stage"]
         )
-    video = stop.values.get("video")
-    if video:
-        where = services.context.files.location(video["file"]["key"])
-        out.print(f"[bold green]Done.[/bold green] Assembled video: {where}")
+    product = show.final_file(stop.values)
+    if product:
+        key, file = product
+        where = services.context.files.location(file)
+        out.print(f"[bold green]Done.[/bold green] Final {key}: {where}")
     else:
         out.print("[bold green]Done.[/bold green]")
 

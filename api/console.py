@@ -8,12 +8,32 @@ from typing import Any
 
 import click
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from agents.artifacts import (
+    CHOOSES_FROM,
+    DESELECTS,
+    AssetRegistry,
+    ClipSet,
+    FrameSet,
+    MasterScript,
+    Script,
+    ShotList,
+    Treatments,
+)
 from graphs.persistence import ThreadRecord
 
-__all__ = ["GateLeft", "ask_decision", "costs", "gate", "progress", "thread_table"]
+__all__ = [
+    "GateLeft",
+    "ask_decision",
+    "costs",
+    "final_file",
+    "gate",
+    "progress",
+    "thread_table",
+]
 
 
 class GateLeft(Exception):
@@ -30,11 +50,10 @@ def progress(out: Console) -> Callable[[dict[str, Any]], None]:
 
 
 def gate(out: Console, payload: dict[str, Any]) -> None:
-    """Show what a gate proposes."""
+    """Show what a gate proposes, rendered by its artifact's type."""
     request = payload["action_requests"][0]
-    stage, args = request["name"], request["args"]
-    out.rule(f"[bold]Approval gate: {stage}[/bold]")
-    _RENDERERS.get(stage, _render_json)(out, args)
+    out.rule(f"[bold]Approval gate: {request['name']}[/bold]")
+    _render(out, _schema(payload).get("title"), request["args"])
     out.print(f"[bold]{request['description']}[/bold]")
     for problem in payload.get("problems") or []:
         out.print(f"[yellow]rule not met:[/yellow] {problem}")
@@ -45,24 +64,28 @@ def gate(out: Console, payload: dict[str, Any]) -> None:
 def ask_decision(out: Console, payload: dict[str, Any]) -> dict[str, Any]:
     """Ask approve / edit / feedback / later in the terminal; return the resume value.
 
-    The treatment gate also takes an option number (an edit of ``chosen``); the assets gate
-    takes ``d`` to deselect assets by id (an edit of ``deselected``).
+    The artifact's schema adds choices: a field marked :data:`CHOOSES_FROM` takes an option
+    number, one marked :data:`DESELECTS` takes ``d`` and a list of ids (each an edit).
     """
     request = payload["action_requests"][0]
     stage, args = request["name"], request["args"]
-    extra = {"treatment": ", or an option number", "assets": ", [d]eselect"}.get(stage, "")
+    chooses = _marked(payload, CHOOSES_FROM)
+    deselects = _marked(payload, DESELECTS)
+    extra = (", or an option number" if chooses else "") + (", [d]eselect" if deselects else "")
     while True:
         choice = typer.prompt(f"[a]pprove, [e]dit, [f]eedback, [l]ater{extra}", default="a")
         choice = choice.strip()
-        if stage == "treatment" and choice.isdigit():
-            return _edit(stage, {**args, "chosen": int(choice)})
+        if chooses and choice.isdigit():
+            return _edit(stage, {**args, chooses[0]: int(choice)})
         match choice[:1].lower():
             case "a":
                 return {"decisions": [{"type": "approve"}]}
-            case "d" if stage == "assets":
-                ids = typer.prompt("Asset ids not to pre-generate (comma-separated)", default="")
-                deselected = [i.strip() for i in ids.split(",") if i.strip()]
-                return _edit(stage, {**args, "deselected": deselected})
+            case "d" if deselects:
+                field, question = deselects
+                ids = typer.prompt(f"{question} (comma-separated)", default="")
+                return _edit(
+                    stage, {**args, field: [i.strip() for i in ids.split(",") if i.strip()]}
+                )
             case "f":
                 message = typer.prompt("Your feedback").strip()
                 if message:
@@ -84,6 +107,30 @@ def ask_decision(out: Console, payload: dict[str, Any]) -> dict[str, Any]:
                     f"`auteur resume {payload.get('thread_id')}` comes back to it."
                 )
         out.print("please answer a, e, f or l")
+
+
+def final_file(values: dict[str, Any]) -> tuple[str, str] | None:
+    """The last artifact of a run's state that is one media file: its state key and file key.
+
+    That is the run's product (the assembled video of ``full_video``), whatever the workflow.
+    """
+    files = [
+        (key, value["file"]["key"])
+        for key, value in values.items()
+        if isinstance(value, dict) and isinstance(value.get("file"), dict)
+    ]
+    return files[-1] if files else None
+
+
+def _schema(payload: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of the gate's artifact; its ``title`` is the artifact's type."""
+    return payload["review_configs"][0]["args_schema"]
+
+
+def _marked(payload: dict[str, Any], marker: str) -> tuple[str, Any] | None:
+    """The artifact's field whose schema carries ``marker``, with the marker's value."""
+    properties = _schema(payload).get("properties", {})
+    return next(((name, spec[marker]) for name, spec in properties.items() if marker in spec), None)
 
 
 def _edit(stage: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -135,90 +182,106 @@ def costs(out: Console, summary: dict[str, Any]) -> None:
     )
 
 
-def _render_json(out: Console, args: dict[str, Any]) -> None:
-    out.print_json(json.dumps(args))
+def _render(out: Console, kind: str | None, args: dict[str, Any]) -> None:
+    """Render ``args`` as the artifact type ``kind``; as JSON when there is no renderer for it."""
+    model, render = _RENDERERS.get(kind or "", (None, None))
+    if model is None or render is None:
+        out.print_json(json.dumps(args))
+        return
+    try:
+        artifact = model.model_validate(args)
+    except ValidationError:  # e.g. nothing valid was drafted: show what there is
+        out.print_json(json.dumps(args))
+        return
+    render(out, artifact)
 
 
-def _render_treatments(out: Console, treatments: dict[str, Any]) -> None:
-    for number, option in enumerate(treatments["options"], start=1):
-        mark = " [green](recommended)[/green]" if number == treatments["chosen"] else ""
-        out.print(f"\n[bold]{number}. {option['title']}[/bold]{mark} — {option['tone']}")
-        out.print(f"   [italic]{option['logline']}[/italic]")
-        out.print(f"   {option['synopsis']}")
+def _render_treatments(out: Console, treatments: Treatments) -> None:
+    for number, option in enumerate(treatments.options, start=1):
+        mark = " [green](recommended)[/green]" if number == treatments.chosen else ""
+        out.print(f"\n[bold]{number}. {option.title}[/bold]{mark} — {option.tone}")
+        out.print(f"   [italic]{option.logline}[/italic]")
+        out.print(f"   {option.synopsis}")
 
 
-def _render_master_script(out: Console, master: dict[str, Any]) -> None:
-    out.print(f"[bold]{master['title']}[/bold] — master script")
-    for scene in master["scenes"]:
-        out.print(f"\n[bold]{scene['number']}. {scene['slugline']}[/bold]")
-        out.print(f"  {scene['prose']}")
+def _render_master_script(out: Console, master: MasterScript) -> None:
+    out.print(f"[bold]{master.title}[/bold] — master script")
+    for scene in master.scenes:
+        out.print(f"\n[bold]{scene.number}. {scene.slugline}[/bold]")
+        out.print(f"  {scene.prose}")
 
 
-def _render_script(out: Console, script: dict[str, Any]) -> None:
-    out.print(f"[bold]{script['title']}[/bold] — {script.get('logline', '')}")
-    for scene in script["scenes"]:
-        out.print(f"\n[bold]{scene['number']}. {scene['slugline']}[/bold]")
-        for line in scene["lines"]:
-            if line["kind"] == "action":
-                out.print(f"  {line['text']}")
+def _render_script(out: Console, script: Script) -> None:
+    out.print(f"[bold]{script.title}[/bold] — {script.logline}")
+    for scene in script.scenes:
+        out.print(f"\n[bold]{scene.number}. {scene.slugline}[/bold]")
+        for line in scene.lines:
+            if line.kind == "action":
+                out.print(f"  {line.text}")
             else:
-                aside = f" ({line['parenthetical']})" if line.get("parenthetical") else ""
-                out.print(f"      [bold]{line['speaker']}[/bold]{aside}: {line['text']}")
+                aside = f" ({line.parenthetical})" if line.parenthetical else ""
+                out.print(f"      [bold]{line.speaker}[/bold]{aside}: {line.text}")
 
 
-def _render_assets(out: Console, assets: dict[str, Any]) -> None:
+def _render_assets(out: Console, assets: AssetRegistry) -> None:
     """A checklist grouped by kind: each asset with its looks and the look of each scene."""
     usage: dict[str, list[str]] = {}
-    for use in assets["scene_usage"]:
-        usage.setdefault(use["entity"], []).append(f"{use['scene']}: {use['look']}")
-    deselected = set(assets.get("deselected", []))
-    for title, key, looks in (
-        ("Characters", "characters", "looks"),
-        ("Locations", "locations", "variants"),
-        ("Props", "props", "states"),
+    for use in assets.scene_usage:
+        usage.setdefault(use.entity, []).append(f"{use.scene}: {use.look}")
+    deselected = set(assets.deselected)
+    for title, entities, looks in (
+        ("Characters", assets.characters, "looks"),
+        ("Locations", assets.locations, "variants"),
+        ("Props", assets.props, "states"),
     ):
         table = Table("", "id", "name", looks, "scene: look", title=title, title_justify="left")
-        for entity in assets[key]:
+        for entity in entities:
             table.add_row(
-                "✗" if entity["id"] in deselected else "✓",
-                entity["id"],
-                entity["name"],
-                ", ".join(look["name"] for look in entity[looks]),
-                "; ".join(usage.get(entity["id"], [])),
+                "✗" if entity.id in deselected else "✓",
+                entity.id,
+                entity.name,
+                ", ".join(look.name for look in entity.appearances()),
+                "; ".join(usage.get(entity.id, [])),
             )
         out.print(table)
 
 
-def _render_shots(out: Console, shots: dict[str, Any]) -> None:
+def _render_shots(out: Console, shot_list: ShotList) -> None:
     table = Table("shot", "size", "angle", "movement", "lens", "s", "action", "dialogue")
-    for shot in shots["shots"]:
-        dialogue = " / ".join(f"{d['speaker']}: {d['text']}" for d in shot["dialogue"])
+    for shot in shot_list.shots:
         table.add_row(
-            shot["id"],
-            shot["size"],
-            shot["angle"],
-            shot["movement"],
-            shot["lens"],
-            f"{shot['duration_s']:g}",
-            shot["action"],
-            dialogue,
+            shot.id,
+            shot.size,
+            shot.angle,
+            shot.movement,
+            shot.lens,
+            f"{shot.duration_s:g}",
+            shot.action,
+            " / ".join(f"{d.speaker}: {d.text}" for d in shot.dialogue),
         )
     out.print(table)
 
 
-def _render_media(out: Console, media: dict[str, Any]) -> None:
-    items = media.get("frames") or media.get("clips") or []
-    for item in items:
-        label = f"{item['shot']} {item.get('position', 'clip')}"
-        out.print(f"  {label:<10} {item['file']['key']}  ({item['workflow']})")
+def _render_frames(out: Console, frame_set: FrameSet) -> None:
+    for frame in frame_set.frames:
+        out.print(f"  {frame.shot + ' ' + frame.position:<10} {frame.file.key}  ({frame.workflow})")
 
 
-_RENDERERS: dict[str, Callable[[Console, dict[str, Any]], None]] = {
-    "treatment": _render_treatments,
-    "script": _render_script,
-    "master_script": _render_master_script,
-    "assets": _render_assets,
-    "shots": _render_shots,
-    "frames": _render_media,
-    "clips": _render_media,
+def _render_clips(out: Console, clip_set: ClipSet) -> None:
+    for clip in clip_set.clips:
+        out.print(f"  {clip.shot + ' clip':<10} {clip.file.key}  ({clip.workflow})")
+
+
+_RENDERERS: dict[str, tuple[type[BaseModel], Callable[[Console, Any], None]]] = {
+    model.__name__: (model, render)
+    for model, render in (
+        (Treatments, _render_treatments),
+        (Script, _render_script),
+        (MasterScript, _render_master_script),
+        (AssetRegistry, _render_assets),
+        (ShotList, _render_shots),
+        (FrameSet, _render_frames),
+        (ClipSet, _render_clips),
+    )
 }
+"""Artifact type (the gate schema's ``title``) → its model and how to show it."""

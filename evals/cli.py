@@ -16,6 +16,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from evals.report import ItemResult
+    from evals.suite import Suite
 
 __all__ = ["eval_app"]
 
@@ -60,9 +61,16 @@ def run(
         str,
         typer.Option(
             metavar="NAME",
-            help="What to run: an agent or the whole pipeline (a wrong name lists them).",
+            help="The suite to run (`auteur eval list` shows them; a wrong name lists them).",
         ),
     ],
+    workflow: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TYPE",
+            help="The workflow type a workflow suite runs (default: the suite's own).",
+        ),
+    ] = None,
     dataset: Annotated[
         Path | None,
         typer.Option(metavar="PATH", help="A JSONL dataset (default: the suite's bundled one)."),
@@ -96,14 +104,12 @@ def run(
     from evals.dataset import DatasetError, load_dataset
     from evals.push import PushError, push_experiment, require_client
     from evals.report import below_threshold, print_report, write_report
-    from evals.runner import SUITES, run_suite
+    from evals.runner import run_suite
     from tools import tracing
     from tools.llm import LLMError
 
-    if suite not in SUITES:  # not a typed choice: that would load the runner for any --help
-        raise _fail(f"no suite '{suite}'; choose from {', '.join(SUITES)}", 2)
+    chosen = _suite(suite, workflow)
     settings = Settings()
-    chosen = SUITES[suite]
     path = dataset or chosen.dataset
     try:
         items = load_dataset(path)
@@ -160,6 +166,55 @@ def run(
         out.print(f"[red]{report.count('error')} item(s) failed to run[/red]")
     if failures or report.count("error"):
         raise typer.Exit(1)
+
+
+def _suite(name: str, workflow: str | None) -> Suite:
+    """The named suite, run on ``workflow`` when given; an unknown name is a usage error.
+
+    Not a typed choice: that would load every plugin for any ``--help``.
+    """
+    from evals.suite import WorkflowSuite, load_suites
+    from graphs.base import load_workflow_types
+
+    suites = load_suites()
+    if name not in suites:
+        raise _fail(f"no suite '{name}'; choose from {', '.join(suites.names())}", 2)
+    cls = suites.get(name)
+    if workflow is None:
+        return cls()
+    if not issubclass(cls, WorkflowSuite):
+        raise _fail(
+            f"suite '{name}' runs the agent {cls.target}; --workflow is for workflow suites", 2
+        )
+    types = load_workflow_types()
+    if workflow not in types:
+        raise _fail(f"no workflow type '{workflow}'; choose from {', '.join(types.names())}", 2)
+    return cls(target=workflow)
+
+
+@eval_app.command("list")
+def list_suites() -> None:
+    """List the eval suites: what each runs, the file that defines it, what it scores."""
+    import inspect
+
+    from rich.table import Table
+
+    from evals.suite import load_suites
+
+    suites = load_suites()
+    table = Table("suite", "runs", "defined in", "metrics", "about")
+    root = Path(__file__).resolve().parents[1]
+    for name in suites.names():
+        cls = suites.get(name)
+        file = Path(inspect.getfile(cls))
+        table.add_row(
+            name,
+            f"{'workflow' if cls.workflow else 'agent'} {cls.target}",
+            str(file.relative_to(root) if file.is_relative_to(root) else file),
+            ", ".join(cls().metrics),
+            (cls.__doc__ or "").strip().splitlines()[0],
+        )
+    out.print(table)
 
 
 @eval_app.command("compare")

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.artifacts import AssetRegistry, MasterScene, MasterScript, Project, Script
 
@@ -61,7 +61,9 @@ class EvalItem(BaseModel):
     description: str = ""
     input: dict[str, Any] | None = None
     script: Script | None = None
-    master_script: MasterScript | None = None
+    master_script: MasterScript | None = Field(
+        None, description="Without one, each scene's lines as its prose (given a script)."
+    )
     assets: AssetRegistry | None = None
     shot_coverage: list[ShotCoverage] | None = None
     feedback: list[Feedback] = Field(default_factory=list)
@@ -79,23 +81,40 @@ class EvalItem(BaseModel):
         given = self.workflow_input()
         return Project.model_validate({**given.get("config", {}), "brief": given["brief"]})
 
-    def master(self) -> MasterScript:
-        """The item's master script, or one whose prose is each scene's lines."""
-        if self.master_script is not None:
-            return self.master_script
-        if self.script is None:
-            raise DatasetError(f"item '{self.id}' has no script to extract from")
-        return MasterScript(
-            title=self.script.title,
-            scenes=[
-                MasterScene(
-                    number=scene.number,
-                    slugline=scene.slugline,
-                    prose=" ".join(line.text for line in scene.lines),
-                )
-                for scene in self.script.scenes
-            ],
-        )
+    def state(self, *artifacts: str) -> dict[str, Any]:
+        """The state an agent starts from: the project, and these of the item's artifacts.
+
+        Raises:
+            DatasetError: The item lacks one of them.
+        """
+        state: dict[str, Any] = {"project": self.project().model_dump(mode="json")}
+        for name in artifacts:
+            value = getattr(self, name)
+            if value is None:
+                raise DatasetError(f"item '{self.id}' has no {name}")
+            state[name] = value.model_dump(mode="json")
+        return state
+
+    def split(self) -> dict[int, list[list[int]]]:
+        """The gold shot split: scene number → the line indices each of its shots covers."""
+        return {coverage.scene: coverage.shots for coverage in self.shot_coverage or []}
+
+    @model_validator(mode="after")
+    def _master_from_script(self) -> EvalItem:
+        """Without a master script, one whose prose is each scene's lines."""
+        if self.master_script is None and self.script is not None:
+            self.master_script = MasterScript(
+                title=self.script.title,
+                scenes=[
+                    MasterScene(
+                        number=scene.number,
+                        slugline=scene.slugline,
+                        prose=" ".join(line.text for line in scene.lines),
+                    )
+                    for scene in self.script.scenes
+                ],
+            )
+        return self
 
 
 def load_dataset(path: Path) -> list[EvalItem]:

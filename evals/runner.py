@@ -7,7 +7,7 @@ prompts as they are now, not a replay of an earlier run.
 
 Example::
 
-    suite = SUITES["extraction"]
+    suite = load_suites().get("extraction")()
     items = load_dataset(suite.dataset)
     report = await run_suite(suite, items, settings=Settings(), dataset=suite.dataset)
 """
@@ -23,32 +23,26 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from statistics import fmean
-from typing import Any, TypeVar
+from typing import Any
 
-from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
-from pydantic import BaseModel
 
-from agents.artifacts import AssetRegistry, Script, ShotList
-from agents.base import Context, load_agents
+from agents.base import Context
 from api.runs import run_context
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS, Settings
-from evals import scorers
-from evals.dataset import DATASETS_DIR, EvalItem
+from evals.dataset import EvalItem
 from evals.judges import Judge
 from evals.report import ItemResult, Report
-from graphs.base import load_workflow_types
+from evals.suite import Suite
 from graphs.persistence import embedded_database_url, open_persistence
 from tools import ledger, tracing
 from tools.discovery import WorkflowDiscovery
 from tools.llm import ModelProvider
 
-__all__ = ["SUITES", "Suite", "run_suite"]
+__all__ = ["run_suite"]
 
 APPROVE = {"decisions": [{"type": "approve"}]}
-
-ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (item id, progress message) while an item runs."""
@@ -63,42 +57,6 @@ class Run:
     failed_stage: str | None = None
     revised: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
     """Stage → (the draft the feedback was given on, the feedback)."""
-
-
-@dataclass(frozen=True)
-class Suite:
-    """What a suite runs (an agent or a workflow type), on what, and how it scores."""
-
-    name: str
-    target: str
-    workflow: bool
-    payload: Callable[[EvalItem], dict[str, Any]]
-    score: Callable[[EvalItem, dict[str, Any]], dict[str, float | None]]
-    metrics: tuple[str, ...]
-    output: str
-    """The stage whose artifact is the item's output."""
-    needs: tuple[str, ...] = ()
-    judged: bool = False
-    """Whether the brief-adherence judge scores the run's script."""
-
-    @property
-    def dataset(self) -> Path:
-        """The bundled dataset of this suite."""
-        return DATASETS_DIR / f"{self.name}.jsonl"
-
-    def graph(self) -> tuple[StateGraph, list[str]]:
-        """The uncompiled graph, and the stages whose artifacts a complete run has."""
-        if self.workflow:
-            workflow = load_workflow_types().get(self.target)()
-            return workflow.build(), workflow.stages()
-        agent = load_agents().get(self.target)()
-        return agent.build(), [step.stage for step in agent.steps()]
-
-    def columns(self, judge: bool, items: list[EvalItem]) -> list[str]:
-        """The metrics a run reports: the suite's, and the judges' when a judge is given."""
-        judged = ["brief_adherence"] if judge and self.judged else []
-        feedback = ["feedback_applied"] if judge and any(item.feedback for item in items) else []
-        return ["schema_valid", *self.metrics, *judged, *feedback]
 
 
 # --- driving a run ---------------------------------------------------------------------------
@@ -268,10 +226,11 @@ async def _judge(
     comments: dict[str, str],
 ) -> None:
     if suite.judged:
-        script = run.values.get("script")
-        verdict = await judges.brief_adherence(run.values["project"], script) if script else None
+        judged = run.values.get(suite.judged)
+        verdict = await judges.brief_adherence(run.values["project"], judged) if judged else None
         scores["brief_adherence"] = verdict.score if verdict else 0.0
-        comments["brief_adherence"] = verdict.reasoning if verdict else "no script was written"
+        reason = verdict.reasoning if verdict else f"no {suite.judged} was written"
+        comments["brief_adherence"] = reason
     if run.revised:
         verdicts: list[float] = []
         reasons: list[str] = []
@@ -311,150 +270,3 @@ def _prompt_versions(generations: list[dict[str, Any]]) -> dict[str, list[str]]:
     for generation in generations:
         versions.setdefault(generation["prompt"], set()).add(generation["prompt_version"])
     return {name: sorted(found) for name, found in sorted(versions.items())}
-
-
-# --- the suites ------------------------------------------------------------------------------
-
-
-_REGISTRY = (
-    "entity_precision",
-    "entity_recall",
-    "entity_f1",
-    "look_precision",
-    "look_recall",
-    "look_f1",
-)
-_SHOTS = ("shot_rule_pass_rate", "faithfulness", "shot_split_f1")
-
-
-def _artifact(values: dict[str, Any], stage: str, model: type[ArtifactT]) -> ArtifactT | None:
-    return model.model_validate(values[stage]) if stage in values else None
-
-
-def _registry_scores(registry: AssetRegistry | None, gold: AssetRegistry) -> dict[str, float]:
-    if registry is None:
-        return dict.fromkeys(_REGISTRY, 0.0)
-    scores = scorers.entity_scores(registry, gold)
-    return {name: getattr(scores[name.split("_")[0]], name.split("_")[1]) for name in _REGISTRY}
-
-
-def _shot_scores(
-    shots: ShotList | None, script: Script, assets: AssetRegistry, item: EvalItem | None
-) -> dict[str, float | None]:
-    """Rules and faithfulness; the split against gold only when ``item`` (the gold) is given."""
-    coverage = {c.scene: c.shots for c in item.shot_coverage or []} if item else {}
-    if shots is None:
-        return {"shot_rule_pass_rate": 0.0, "faithfulness": 0.0} | (
-            {"shot_split_f1": 0.0} if coverage else {}
-        )
-    scores: dict[str, float | None] = {
-        "shot_rule_pass_rate": scorers.shot_rule_pass_rate(shots, script, assets),
-        "faithfulness": scorers.faithfulness(shots, script, assets),
-    }
-    if coverage:
-        scores["shot_split_f1"] = scorers.shot_split(shots, coverage).f1
-    return scores
-
-
-def _project(item: EvalItem) -> dict[str, Any]:
-    return item.project().model_dump(mode="json")
-
-
-def _extraction_payload(item: EvalItem) -> dict[str, Any]:
-    assert item.script is not None
-    return {
-        "project": _project(item),
-        "script": item.script.model_dump(mode="json"),
-        "master_script": item.master().model_dump(mode="json"),
-    }
-
-
-def _score_extraction(item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
-    assert item.assets is not None
-    calls = values.get("asset_extraction", {}).get("calls")
-    return {
-        **_registry_scores(_artifact(values, "assets", AssetRegistry), item.assets),
-        "extraction_calls": calls,
-    }
-
-
-def _shots_payload(item: EvalItem) -> dict[str, Any]:
-    assert item.assets is not None
-    return {**_extraction_payload(item), "assets": item.assets.model_dump(mode="json")}
-
-
-def _score_shots(item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
-    assert item.script is not None and item.assets is not None
-    return _shot_scores(_artifact(values, "shots", ShotList), item.script, item.assets, item)
-
-
-def _score_script(item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
-    script = _artifact(values, "script", Script)
-    if item.assets is None:
-        return {}
-    return {"gold_mentions": scorers.mentioned(script, item.assets) if script else 0.0}
-
-
-def _score_pipeline(item: EvalItem, values: dict[str, Any]) -> dict[str, float | None]:
-    """The run is scored against its own script; against the gold only where it is the gold's."""
-    script = _artifact(values, "script", Script)
-    assets = _artifact(values, "assets", AssetRegistry)
-    scores: dict[str, float | None] = {
-        **_score_script(item, values),
-        "extraction_calls": values.get("asset_extraction", {}).get("calls"),
-    }
-    if script is not None and assets is not None:
-        gold = item if script == item.script else None
-        scores |= _shot_scores(_artifact(values, "shots", ShotList), script, assets, gold)
-    if item.assets is not None and script is not None and script == item.script:
-        registry = _registry_scores(assets, item.assets)
-        scores |= {name: registry[name] for name in ("entity_f1", "look_f1")}
-    return scores
-
-
-SUITES = {
-    suite.name: suite
-    for suite in (
-        Suite(
-            name="extraction",
-            target="asset_extractor",
-            workflow=False,
-            payload=_extraction_payload,
-            score=_score_extraction,
-            metrics=(*_REGISTRY, "extraction_calls"),
-            output="assets",
-            needs=("script", "assets"),
-        ),
-        Suite(
-            name="shots",
-            target="shot_lister",
-            workflow=False,
-            payload=_shots_payload,
-            score=_score_shots,
-            metrics=_SHOTS,
-            output="shots",
-            needs=("script", "assets"),
-        ),
-        Suite(
-            name="script",
-            target="script_writer",
-            workflow=False,
-            payload=lambda item: {"project": _project(item)},
-            score=_score_script,
-            metrics=("gold_mentions",),
-            output="script",
-            judged=True,
-        ),
-        Suite(
-            name="pipeline",
-            target="full_video",
-            workflow=True,
-            payload=EvalItem.workflow_input,
-            score=_score_pipeline,
-            metrics=("extraction_calls", *_SHOTS, "entity_f1", "look_f1", "gold_mentions"),
-            output="video",
-            judged=True,
-        ),
-    )
-}
-"""The suites ``auteur eval run --suite`` knows, by name."""

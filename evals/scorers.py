@@ -17,13 +17,31 @@ from agents.artifacts import AssetRegistry, Script, ShotList
 
 __all__ = [
     "PRF",
+    "REGISTRY_METRICS",
+    "SHOT_METRICS",
     "entity_scores",
     "faithfulness",
+    "mention_scores",
     "mentioned",
     "prf",
+    "registry_scores",
     "shot_rule_pass_rate",
+    "shot_scores",
     "shot_split",
 ]
+
+REGISTRY_METRICS = (
+    "entity_precision",
+    "entity_recall",
+    "entity_f1",
+    "look_precision",
+    "look_recall",
+    "look_f1",
+)
+"""What :func:`registry_scores` reports."""
+
+SHOT_METRICS = ("shot_rule_pass_rate", "faithfulness", "shot_split_f1")
+"""What :func:`shot_scores` reports (the split only against a gold split)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,16 @@ def entity_scores(predicted: AssetRegistry, gold: AssetRegistry) -> dict[str, PR
     return {"entity": entity, "look": look}
 
 
+def registry_scores(registry: AssetRegistry | None, gold: AssetRegistry) -> dict[str, float]:
+    """:data:`REGISTRY_METRICS` of an extracted registry; every one 0 when none was extracted."""
+    if registry is None:
+        return dict.fromkeys(REGISTRY_METRICS, 0.0)
+    scores = entity_scores(registry, gold)
+    return {
+        name: getattr(scores[name.split("_")[0]], name.split("_")[1]) for name in REGISTRY_METRICS
+    }
+
+
 def _match_entities(predicted: AssetRegistry, gold: AssetRegistry) -> dict[str, str]:
     """Predicted id → gold id, by id first, then by name (case and spacing ignored)."""
     gold_entities = gold.entities()
@@ -100,6 +128,27 @@ def _normal(text: str) -> str:
 
 
 # --- shot list -----------------------------------------------------------------------------
+
+
+def shot_scores(
+    shots: ShotList | None,
+    script: Script,
+    assets: AssetRegistry,
+    split: dict[int, list[list[int]]],
+) -> dict[str, float | None]:
+    """:data:`SHOT_METRICS` of a shot list: the split only when a gold ``split`` is given.
+
+    Every score is 0 when no shot list was drafted.
+    """
+    if shots is None:
+        return dict.fromkeys(SHOT_METRICS if split else SHOT_METRICS[:2], 0.0)
+    scores: dict[str, float | None] = {
+        "shot_rule_pass_rate": shot_rule_pass_rate(shots, script, assets),
+        "faithfulness": faithfulness(shots, script, assets),
+    }
+    if split:
+        scores["shot_split_f1"] = shot_split(shots, split).f1
+    return scores
 
 
 def shot_rule_pass_rate(shots: ShotList, script: Script, assets: AssetRegistry) -> float:
@@ -165,3 +214,10 @@ def mentioned(script: Script, gold: AssetRegistry) -> float:
     )
     names = [_normal(entity.name) for entity in [*gold.characters, *gold.props]]
     return sum(name in text for name in names) / len(names) if names else 1.0
+
+
+def mention_scores(script: Script | None, gold: AssetRegistry | None) -> dict[str, float | None]:
+    """``gold_mentions`` of a written script (0 when none was written); nothing without gold."""
+    if gold is None:
+        return {}
+    return {"gold_mentions": mentioned(script, gold) if script else 0.0}

@@ -19,11 +19,15 @@ from pydantic import BaseModel, ValidationError
 import agents
 import graphs
 from agents.base import ProductionAgent, load_agents
+from evals.dataset import EvalItem, load_dataset
+from evals.metrics import METRICS
+from evals.suite import Suite, load_suites
 from graphs.base import WorkflowType, data_flow_problems, load_workflow_types
 from tools.plugins import discover
 
 AGENT_NAMES = load_agents().names()
 WORKFLOW_NAMES = load_workflow_types().names()
+SUITE_NAMES = load_suites().names()
 
 
 def _agent(name: str) -> type[ProductionAgent]:
@@ -32,6 +36,10 @@ def _agent(name: str) -> type[ProductionAgent]:
 
 def _workflow(name: str) -> type[WorkflowType]:
     return load_workflow_types().get(name)
+
+
+def _suite(name: str) -> type[Suite]:
+    return load_suites().get(name)
 
 
 def test_registries_are_not_empty() -> None:
@@ -211,3 +219,35 @@ def test_full_video_runs_every_stage_in_order() -> None:
         "frames",
         "clips",
     ]
+
+
+# --- eval suites -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
+def test_suite_targets_a_registered_agent_or_workflow_type(name: str) -> None:
+    cls = _suite(name)
+
+    assert cls.name == name
+    assert cls.target in (WORKFLOW_NAMES if cls.workflow else AGENT_NAMES)
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
+def test_suite_lives_beside_its_target_or_in_evals_suites(name: str) -> None:
+    cls = _suite(name)
+    folder = "graphs" if cls.workflow else "agents"
+
+    assert cls.__doc__
+    assert cls.__module__ == f"{folder}.{cls.target}" or cls.__module__.startswith("evals.suites.")
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
+def test_suite_reports_known_metrics_from_its_own_dataset(name: str) -> None:
+    suite = _suite(name)()
+    items = load_dataset(suite.dataset)
+
+    assert set(suite.metrics) <= set(METRICS)
+    assert set(suite.needs) <= set(EvalItem.model_fields)
+    for item in items:
+        if all(getattr(item, need) is not None for need in suite.needs):
+            assert "project" in suite.payload(item) or "brief" in suite.payload(item)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 THREAD = re.compile(r"Thread: ([0-9a-f-]{36})")
-VIDEO = re.compile(r"Assembled video: (\S+\.mp4)")
+VIDEO = re.compile(r"Final video: (\S+\.mp4)")
 PROMPT = r"\[a\]pprove, \[e\]dit, \[f\]eedback, \[l\]ater"
 
 

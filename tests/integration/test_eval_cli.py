@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.graph import StateGraph
 from typer.testing import CliRunner, Result
 
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from evals.cli import eval_app
+from graphs.base import WorkflowType, agent_pipeline, load_workflow_types
 from prompts import PROMPTS_DIR
 from tests.doubles.langfuse_server import run_langfuse_server
 from tests.doubles.openai_server import Reply, replay_recordings
@@ -306,6 +309,73 @@ def test_the_whole_pipeline_offline(env: dict[str, str], tmp_path: Path) -> None
         "gold_mentions": 1.0,
     }
     assert report["items"][0]["output"]["file"]["key"].endswith(".mp4")
+
+
+# --- the suite registry ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def script_only() -> Iterator[str]:
+    """A workflow type registered for one test (the registry is restored afterwards)."""
+    types = load_workflow_types()
+    saved = dict(types._entries)
+
+    class ScriptOnly(WorkflowType):
+        name = "eval_test_script_only"
+        description = "The script writer alone."
+
+        def build(self) -> StateGraph:
+            return agent_pipeline(["script_writer"])
+
+    yield ScriptOnly.name
+    types._entries.clear()
+    types._entries.update(saved)
+
+
+def test_list_shows_suites_from_agent_files_and_from_evals_suites() -> None:
+    result = CliRunner().invoke(eval_app, ["list"], env={"COLUMNS": "300"})
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "agent shot_lister" in rows["shots"] and "agents/shot_lister.py" in rows["shots"]
+    assert "workflow full_video" in rows["pipeline"]
+    assert "evals/suites/pipeline.py" in rows["pipeline"]
+    # both run: test_shots_offline and test_the_whole_pipeline_offline
+
+
+def test_the_pipeline_suite_runs_any_workflow_type_and_scores_what_it_drafted(
+    env: dict[str, str], tmp_path: Path, script_only: str
+) -> None:
+    path = dataset(tmp_path, "one", eggs())
+
+    result, report = run_eval(
+        tmp_path, "--suite", "pipeline", "--workflow", script_only, "--dataset", path
+    )
+
+    assert result.exit_code == 0, result.output
+    assert report is not None
+    assert report["metrics"] == ["schema_valid", "gold_mentions"]
+    assert scores(report, "eggs_kite_sample") == {"schema_valid": 1.0, "gold_mentions": 1.0}
+
+
+def test_unknown_suites_and_workflow_types_are_one_line_errors(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    suite, _ = run_eval(tmp_path, "--suite", "nope")
+    workflow, _ = run_eval(tmp_path, "--suite", "pipeline", "--workflow", "nope")
+    agent, _ = run_eval(tmp_path, "--suite", "shots", "--workflow", "full_video")
+
+    assert suite.exit_code == workflow.exit_code == agent.exit_code == 2
+    assert (
+        suite.output.strip()
+        == "error: no suite 'nope'; choose from extraction, pipeline, script, shots"
+    )
+    assert workflow.output.strip().startswith("error: no workflow type 'nope'; choose from ")
+    assert "full_video" in workflow.output
+    assert (
+        "suite 'shots' runs the agent shot_lister; --workflow is for workflow suites"
+        in agent.output
+    )
 
 
 # --- Langfuse ------------------------------------------------------------------------------
