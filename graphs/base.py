@@ -29,7 +29,6 @@ __all__ = [
     "WorkflowType",
     "agent_pipeline",
     "load_workflow_types",
-    "stage_of_node",
 ]
 
 SET_UP_NODE = "set_up_project"
@@ -114,12 +113,6 @@ class WorkflowType(ABC):
     ) -> CompiledStateGraph:
         """Compile with the run's checkpointer and store (subgraphs inherit both)."""
         return self.build().compile(checkpointer=checkpointer, store=store, name=self.name)
-
-
-def stage_of_node(node: str) -> str | None:
-    """The (first) stage an agent node runs, if ``node`` is an agent."""
-    agents = load_agents()
-    return agents.get(node).stage if node in agents else None
 
 
 def load_workflow_types() -> Registry[WorkflowType]:
