@@ -27,6 +27,7 @@ from api.context import ApiContext
 from api.db import Database
 from api.events import EventHub
 from api.executor import Executor
+from api.launch import HTTP_STATUS, RunRefused
 from api.routes import (
     approvals,
     assistants,
@@ -168,6 +169,10 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
             else f"database unavailable, retrying ({first_line(error)})"
         )
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(RunRefused)
+    async def refused(_: Request, error: RunRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=HTTP_STATUS[type(error)])
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,7 @@
-"""The ``auteur`` command line: run the sample production, list runs, resume them.
+"""The ``auteur`` command line: run the sample production or any workflow, list runs, resume.
+
+Runs go the API's way (:mod:`api.driver`): a gate reached here waits in the approval queue
+of any ``auteur serve`` on the same database, and can be decided there or here.
 
 Every heavy import (the graphs, the database, LangChain, Langfuse, the evals) happens
 inside the command that needs it, so ``auteur --help`` starts in a blink
@@ -13,6 +16,7 @@ import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -24,9 +28,7 @@ from api.cli_workflows import workflows_app
 from evals.cli import eval_app
 
 if TYPE_CHECKING:
-    from langgraph.types import Command
-
-    from api.runs import RunStop, Services
+    from api.driver import Driver, Stop
     from api.settings import Settings
 
 app = typer.Typer(
@@ -66,11 +68,12 @@ class GateDeferred(Exception):
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run a command; an expected failure (a service down, a bad id) is one line, exit 1."""
     from api import console as show
+    from api.launch import RunRefused
     from tools.errors import failure_line
 
     try:
         asyncio.run(coroutine)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, RunRefused) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         _fail(message)
     except GateDeferred as deferred:
@@ -99,7 +102,38 @@ def demo(
     workflow: Annotated[str, typer.Option(help="Workflow type to run.")] = "full_video",
 ) -> None:
     """Run the bundled sample production through a workflow, gate by gate."""
-    _run(_demo(_settings(), workflow, auto_approve=auto_approve))
+    from api.settings import SAMPLE_INPUT
+
+    payload = json.loads(SAMPLE_INPUT.read_text())
+    _run(_start(_settings(), workflow, payload, project=None, auto_approve=auto_approve))
+
+
+@app.command("run")
+def run_workflow(
+    workflow: Annotated[str, typer.Argument(help="Workflow type, e.g. full_video.")],
+    project: Annotated[
+        str | None, typer.Option(help="Project id: the thread becomes the project's.")
+    ] = None,
+    brief: Annotated[str | None, typer.Option(help='The input {"brief": BRIEF}.')] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="The workflow input, a JSON file.", dir_okay=False),
+    ] = None,
+    auto_approve: AutoApprove = False,
+) -> None:
+    """Start a workflow with your own input, gate by gate."""
+    if (brief is None) == (input_file is None):
+        _fail("give the input as either --brief TEXT or --input FILE")
+    if input_file is not None:
+        try:
+            payload = json.loads(input_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            _fail(f"cannot read the input {input_file}: {error}")
+        if not isinstance(payload, dict):
+            _fail(f'the input {input_file} must be a JSON object, like {{"brief": "..."}}')
+    else:
+        payload = {"brief": brief}
+    _run(_start(_settings(), workflow, payload, project=project, auto_approve=auto_approve))
 
 
 def _settings() -> Settings:
@@ -108,19 +142,23 @@ def _settings() -> Settings:
     return Settings()
 
 
-async def _demo(settings: Settings, workflow: str, *, auto_approve: bool) -> None:
-    from api.runs import open_services
-    from api.settings import SAMPLE_INPUT
+async def _start(
+    settings: Settings,
+    workflow: str,
+    payload: dict[str, Any],
+    *,
+    project: str | None,
+    auto_approve: bool,
+) -> None:
+    from api.driver import open_driver
 
-    payload = json.loads(SAMPLE_INPUT.read_text())
-    async with open_services(settings) as services:
-        out.print(f"[bold]LLM:[/bold] {services.context.models.describe()}")
-        out.print(f"[bold]Generation:[/bold] {services.context.backend.name} renderer")
-        thread_id = await services.new_thread(workflow, payload)
-        out.print(f"[bold]Thread:[/bold] {thread_id}")
+    async with open_driver(settings) as driver:
+        out.print(f"[bold]LLM:[/bold] {driver.services.context.models.describe()}")
+        out.print(f"[bold]Generation:[/bold] {driver.services.context.backend.name} renderer")
+        run = await driver.start(workflow, payload, project_id=project)
+        out.print(f"[bold]Thread:[/bold] {run['thread_id']}")
         with _observed(settings):
-            stop = await _advance(services, thread_id, payload, name="start")
-            await _drive(services, stop, auto_approve=auto_approve)
+            await _drive(driver, await _executed(driver, run), auto_approve=auto_approve)
 
 
 @app.command()
@@ -132,17 +170,19 @@ def resume(
     _run(_resume(_settings(), thread, auto_approve=auto_approve))
 
 
-async def _resume(settings: Settings, thread: str, *, auto_approve: bool) -> None:
-    from api.runs import open_services
+async def _resume(settings: Settings, thread_id: str, *, auto_approve: bool) -> None:
+    from api.driver import open_driver
 
-    async with open_services(settings) as services:
-        stop = await services.position(thread)
+    async with open_driver(settings) as driver:
         with _observed(settings):
-            if stop is None:
-                stage = await services.pending_stage(thread)
-                out.print(f"continuing thread {thread} at {stage or 'its next step'}")
-                stop = await _advance(services, thread, None, name="continue")
-            await _drive(services, stop, auto_approve=auto_approve)
+            run = await driver.continue_thread(thread_id)
+            if run is None:
+                stop = await driver.position(thread_id)
+            else:
+                stage = (await driver.thread(thread_id))["stage"]
+                out.print(f"continuing thread {thread_id} at {stage or 'its next step'}")
+                stop = await _executed(driver, run)
+            await _drive(driver, stop, auto_approve=auto_approve)
 
 
 @app.command()
@@ -153,11 +193,10 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many to list.")] = 
 
 async def _runs(settings: Settings, limit: int) -> None:
     from api import console as show
-    from api.runs import open_services
+    from api.driver import open_driver
 
-    async with open_services(settings) as services:
-        records = await services.persistence.threads.list(limit=limit)
-        show.thread_table(out, records)
+    async with open_driver(settings) as driver:
+        show.thread_table(out, await driver.threads(limit))
 
 
 @contextmanager
@@ -175,47 +214,15 @@ def _observed(settings: Settings) -> Iterator[None]:
             show.costs(out, spent.summary())
 
 
-async def _advance(
-    services: Services,
-    thread_id: str,
-    payload: dict[str, Any] | Command | None,
-    *,
-    name: str | None = None,
-    gate: str | None = None,
-) -> RunStop:
-    """Advance the thread as one traced run; a decision at ``gate`` is recorded in its trace."""
-    from langgraph.types import Command
-
-    from api import console as show
-    from api.context import LOCAL_USER
-    from tools import tracing
-
-    record = await services.persistence.threads.get(thread_id)
-    resume = payload.resume if isinstance(payload, Command) else None
-    with tracing.trace_run(
-        thread_id=thread_id,
-        workflow=record.workflow if record else "unknown",
-        user=LOCAL_USER,
-        name=name or f"resume at {gate}",
-        tags=("cli",),
-    ) as trace:
-        if gate is not None:
-            trace.gate_decision(gate, resume)
-        stop = await services.advance(thread_id, payload, show.progress(out))
-    if trace.url:
-        out.print(f"[dim]trace: {trace.url}[/dim]")
-    return stop
-
-
-async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> None:
-    """Answer gates until the run finishes, or stop where nobody can answer."""
+async def _drive(driver: Driver, stop: Stop, *, auto_approve: bool) -> None:
+    """Answer gates until the thread finishes, or stop where nobody can answer."""
     from api import console as show
 
     interactive = sys.stdin.isatty()
-    while stop.status == "interrupted":
-        assert stop.gate is not None
+    while stop.gate is not None:
+        gate = stop.gate["payload"]
         if auto_approve:
-            show.gate(out, stop.gate)
+            show.gate(out, gate)
             out.print(f"[green]✓ approving {stop.gate['stage']}[/green] (--auto-approve)")
             decision: dict[str, Any] = {"decisions": [{"type": "approve"}]}
         elif not interactive:
@@ -225,18 +232,26 @@ async def _drive(services: Services, stop: RunStop, *, auto_approve: bool) -> No
                 f"{stop.thread_id}` in a terminal, or add --auto-approve."
             )
         else:
-            show.gate(out, stop.gate)
-            decision = show.ask_decision(out, stop.gate)
-        stop = await _advance(
-            services, stop.thread_id, stop.answer(decision), gate=stop.gate["stage"]
-        )
+            show.gate(out, gate)
+            decision = show.ask_decision(out, gate)
+        stop = await _executed(driver, await driver.decide(stop.gate, decision))
     product = show.final_file(stop.values)
     if product:
         key, file = product
-        where = services.context.files.location(file)
+        where = driver.services.context.files.location(file)
         out.print(f"[bold green]Done.[/bold green] Final {key}: {where}")
     else:
         out.print("[bold green]Done.[/bold green]")
+
+
+async def _executed(driver: Driver, run: dict[str, Any]) -> Stop:
+    """Execute the run here, printing its progress; where it stopped, and its trace."""
+    from api import console as show
+
+    stop = await driver.wait(run, show.progress(out))
+    if stop.trace_url:
+        out.print(f"[dim]trace: {stop.trace_url}[/dim]")
+    return stop
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -23,7 +23,6 @@ from agents.artifacts import (
     ShotList,
     Treatments,
 )
-from graphs.persistence import ThreadRecord
 
 __all__ = [
     "GateLeft",
@@ -137,20 +136,18 @@ def _edit(stage: str, args: dict[str, Any]) -> dict[str, Any]:
     return {"decisions": [{"type": "edit", "edited_action": {"name": stage, "args": args}}]}
 
 
-def thread_table(out: Console, records: list[ThreadRecord]) -> None:
-    """The list of threads for ``auteur runs``."""
+def thread_table(out: Console, threads: list[dict[str, Any]]) -> None:
+    """The list of threads for ``auteur runs`` (rows of :meth:`api.driver.Driver.threads`)."""
     table = Table("thread", "workflow", "status", "stage", "updated", "message")
-    for record in records:
-        status = record.status
-        if status == "busy" and not record.runner_alive():
-            status = "stopped (resume to continue)"
+    for thread in threads:
+        status = "stopped (resume to continue)" if thread["stopped"] else thread["status"]
         table.add_row(
-            record.thread_id,
-            record.workflow,
+            thread["thread_id"],
+            thread["workflow"] or "—",
             status,
-            record.stage or "—",
-            record.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-            record.message or "",
+            thread["stage"] or "—",
+            thread["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            thread["message"] or "",
         )
     out.print(table)
 

@@ -1,8 +1,8 @@
-"""Service tables the API queries fast: projects, runs (the queue), run events, approvals, files.
+"""Service tables the API queries fast: threads, projects, runs, run events, approvals, files.
 
-Threads live in ``auteur_threads`` (:mod:`graphs.persistence`), extended here with the owner,
-project, latest values and pending interrupts, so listing threads or the approval queue never
-reads a checkpoint. Every query filters by owner: another user's rows simply do not exist.
+A thread row keeps its owner, project, latest values and pending interrupts, so listing
+threads or the approval queue never reads a checkpoint. Every query filters by owner:
+another user's rows simply do not exist.
 
 Runs are a queue claimed with ``FOR UPDATE SKIP LOCKED`` and a lease. A partial unique index
 allows one running run per thread (one writer per thread), and a run is claimable only when
@@ -22,7 +22,6 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from graphs.persistence import record_progress
 from tools.redaction import redact, redact_json
 
 __all__ = [
@@ -41,6 +40,19 @@ CANCEL_CHANNEL = "auteur_cancel"
 APPROVALS_CHANNEL = "auteur_approvals"
 
 SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS auteur_threads (
+    thread_id   text PRIMARY KEY,
+    workflow    text,
+    status      text NOT NULL DEFAULT 'idle',
+    stage       text,
+    message     text,
+    metadata    jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+)""",
+    "CREATE INDEX IF NOT EXISTS auteur_threads_updated ON auteur_threads (updated_at DESC)",
+    # The columns beside the first ones, for a database made before they were added.
     "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT 'local'",
     "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS project_id text",
     "ALTER TABLE auteur_threads ADD COLUMN IF NOT EXISTS thread_values jsonb",
@@ -519,9 +531,14 @@ class Database:
         )
 
     async def claim_run(
-        self, worker: str, lease_s: float, *, executing: Sequence[str] = ()
+        self,
+        worker: str,
+        lease_s: float,
+        *,
+        executing: Sequence[str] = (),
+        run_id: str | None = None,
     ) -> dict[str, Any] | None:
-        """Claim the oldest runnable run: pending, or running with an expired lease.
+        """Claim the oldest runnable run (or ``run_id``): pending, or running, its lease expired.
 
         A run leased to ``worker`` but not among those it is ``executing`` was dropped by
         it (the database went away under it) and is claimable again at once. A run is
@@ -536,6 +553,7 @@ class Database:
                        OR (r.status = 'running'
                            AND (r.lease_until < clock_timestamp()
                                 OR (r.worker = %s AND r.run_id <> ALL(%s)))))
+                  AND (%s::text IS NULL OR r.run_id = %s)
                   AND NOT EXISTS (
                       SELECT 1 FROM auteur_runs o
                       WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
@@ -545,7 +563,7 @@ class Database:
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED
                 """,
-                (worker, list(executing)),
+                (worker, list(executing), run_id, run_id),
             )
             row = await cursor.fetchone()
             if row is None:
@@ -568,6 +586,15 @@ class Database:
                 (lease_s, run_id, worker),
             )
             return cursor.rowcount > 0
+
+    async def expire_lease(self, run_id: str, worker: str) -> None:
+        """End ``worker``'s lease on a run now (the worker is known dead): it is claimable."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_runs SET lease_until = clock_timestamp() WHERE run_id = %s"
+                " AND worker = %s AND status = 'running'",
+                (run_id, worker),
+            )
 
     async def finish_run(
         self,
@@ -674,7 +701,11 @@ class Database:
                 )
             if progress is not None:
                 stage, message = progress
-                await record_progress(conn, thread_id, status="busy", stage=stage, message=message)
+                await conn.execute(
+                    "UPDATE auteur_threads SET status = 'busy', stage = %s, message = %s,"
+                    " updated_at = now() WHERE thread_id = %s",
+                    (stage, redact(message), thread_id),
+                )
             await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
 
     async def events_after(self, run_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The run executor: claims queued runs, streams them into the event log, records the outcome.
 
-Every API process runs one executor in the background; ``auteur worker`` runs one alone.
+Every API process runs one executor in the background; ``auteur worker`` runs one alone, and
+the CLI's driver (:mod:`api.driver`) executes its own runs with one, run by run.
 A claimed run holds a lease it renews while it runs; if its process dies, the lease
 expires and any executor claims the run again and continues from the last checkpoint
 (``started`` runs resume with no input, or with their decision bound to the interrupt id of
@@ -29,19 +30,20 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import psutil
 from langgraph.types import Command, StateSnapshot
 
 from agents.base import Context
 from api.artifacts import ProjectArtifacts
 from api.batches import batched
-from api.db import Database, plain
+from api.db import TERMINAL_RUN_STATUSES, Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
 from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
 
-__all__ = ["Executor", "interrupts_of", "thread_status_of"]
+__all__ = ["Executor", "interrupts_of", "thread_status_of", "worker_gone"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,17 @@ def _approval_id(thread_id: str, branch: str | None, interrupt_id: str) -> str:
     return str(uuid.uuid5(_APPROVAL_NAMESPACE, gate))
 
 
+def worker_gone(worker: str | None) -> bool:
+    """Whether ``worker`` (an executor's id) was a process on this machine that has died.
+
+    Its runs need not wait for their leases to lapse: ``auteur resume`` after ``kill -9``
+    continues at once, and ``auteur runs`` shows them as stopped.
+    """
+    host, _, rest = (worker or "").partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
 def _run_name(started: bool, gate: str, resume: Any) -> str:
     """The name of a run's root span: what the run does."""
     if started:
@@ -100,8 +113,10 @@ class Executor:
         concurrency: int = 32,
         lease_s: float = 30.0,
         poll_s: float = 2.0,
+        origin: str = "api",
     ) -> None:
         self.services = services
+        self.origin = origin
         self.db = db
         self.hub = hub
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -131,6 +146,35 @@ class Executor:
                     log.exception("claiming runs failed")
                 # else the database watch has said it is down, once: try again shortly
             await wait_for(news, self.poll_s)
+
+    async def execute(self, run_id: str) -> dict[str, Any] | None:
+        """Execute one run in this process; return it once it is terminal (None: deleted).
+
+        While another executor holds the run, this one waits for it to end, and takes it
+        over if that executor's lease lapses or its process here has died.
+        """
+        while True:
+            news = self.hub.queue_news()  # a run finished (or was queued) somewhere
+            try:
+                run = await self.db.run(run_id)
+                if run is None or run["status"] in TERMINAL_RUN_STATUSES:
+                    return run
+                if run["worker"] != self.worker_id and worker_gone(run["worker"]):
+                    await self.db.expire_lease(run_id, run["worker"])
+                claimed = await self.db.claim_run(self.worker_id, self.lease_s, run_id=run_id)
+            except Exception as error:
+                if not database_unreachable(error):
+                    raise
+                claimed = None  # the database watch has said it is down: try again shortly
+            if claimed is None:
+                await wait_for(news, self.poll_s)
+                continue
+            task = asyncio.create_task(self._execute(claimed), name=f"run-{run_id}")
+            self._tasks[run_id] = task
+            try:
+                await task
+            finally:
+                self._tasks.pop(run_id, None)
 
     async def shutdown(self) -> None:
         """Stop every run of this process; their leases lapse and another worker resumes them."""
@@ -174,7 +218,7 @@ class Executor:
                 workflow=thread["workflow"],
                 user=thread["owner"],
                 name=_run_name(run["started"], gate, resume),
-                tags=("api",),
+                tags=(self.origin,),
                 metadata={"run_id": run_id, **_present(project_id=thread["project_id"])},
             ) as trace,
         ):

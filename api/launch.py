@@ -1,18 +1,21 @@
-"""Starting runs, streaming them from the event log, and waiting for their outcome.
+"""Starting runs, following them in the event log, and waiting for their outcome.
 
-Shared by the runs routes (the Agent Server API) and the approval queue, so a decision
-posted to ``/approvals/{id}`` starts exactly the run ``runs.create(command=...)`` would.
+Shared by the runs routes (the Agent Server API), the approval queue and the CLI's driver
+(:mod:`api.driver`), so a decision posted to ``/approvals/{id}`` or typed in the terminal
+starts exactly the run ``runs.create(command=...)`` would.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agents.base import check_decision
@@ -20,38 +23,107 @@ from api.artifacts import MissingArtifactsError, ProjectArtifacts
 from api.context import ApiContext
 from api.db import (
     TERMINAL_RUN_STATUSES,
+    Database,
     GateAnswer,
     GateNotPendingError,
     ThreadBusyError,
     dumps,
 )
-from api.events import wait_for
-from api.routes.files import require_own_files
-from api.schemas import THREAD_ID_PATTERN, RunCreate
+from api.events import EventHub, wait_for
+from api.schemas import THREAD_ID_PATTERN, CommandBody, RunCreate
 from api.wire import assistant_id_of
 from graphs.base import WorkflowType
+from tools.storage import file_keys
 
 __all__ = [
+    "HTTP_STATUS",
+    "ConflictError",
+    "InvalidRunError",
+    "NotFoundError",
+    "RunRefused",
+    "answer_gate",
     "audit_of",
+    "check_own_files",
     "final_values",
+    "follow_run",
     "last_event_id",
+    "queue_run",
     "resolve_workflow",
     "start_run",
     "stream_run",
+    "validate_input",
 ]
 
 _INTERRUPT_ID = re.compile(r"[0-9a-f]{32}")  # LangGraph's interrupt ids: xxh3-128 hex digests
 HEARTBEAT_S = 5
 
 
-def resolve_workflow(ctx: ApiContext, assistant_id: str) -> str:
-    """The workflow type an assistant id (its name or its UUID) names; 404 otherwise."""
-    for name in ctx.services.workflows:
+class RunRefused(Exception):
+    """A run request that cannot be taken; the message says why (the API answers it as 4xx)."""
+
+
+class NotFoundError(RunRefused):
+    """No such thread, assistant (workflow type) or file, as far as the caller can see."""
+
+
+class ConflictError(RunRefused):
+    """The thread is busy or runs another workflow, or the gate is not (or no longer) pending."""
+
+
+class InvalidRunError(RunRefused, ValueError):
+    """The input, config or decision is not valid."""
+
+
+HTTP_STATUS: dict[type[RunRefused], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidRunError: 422,
+}
+"""How the API answers each refusal (:func:`api.app.create_app` maps them)."""
+
+
+def resolve_workflow(workflows: Mapping[str, WorkflowType], assistant_id: str) -> str:
+    """The workflow type an assistant id (its name or its UUID) names.
+
+    Raises:
+        NotFoundError: It names none.
+    """
+    for name in workflows:
         if assistant_id in (name, assistant_id_of(name)):
             return name
-    raise HTTPException(
-        404, f"no assistant '{assistant_id}' (known: {', '.join(sorted(ctx.services.workflows))})"
-    )
+    known = ", ".join(sorted(workflows))
+    raise NotFoundError(f"no assistant (workflow type) '{assistant_id}' (known: {known})")
+
+
+def validate_input(workflow: WorkflowType, value: dict[str, Any]) -> None:
+    """Check a run's ``input`` for ``workflow`` as every way of starting a run does.
+
+    Raises:
+        InvalidRunError: What is wrong with it.
+    """
+    try:
+        workflow.check_input(value)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidRunError(f"invalid {workflow.name} input: {problems}") from None
+
+
+async def check_own_files(db: Database, owner: str, value: Any) -> None:
+    """Refuse a value that names a file key that is not one of ``owner``'s files.
+
+    Whatever goes into a thread's state must not smuggle in another user's file: a run
+    reads the files its state names and derives new ones from them. Someone else's file and
+    a file that was never stored get the same answer.
+
+    Raises:
+        InvalidRunError: The first such key.
+    """
+    if unknown := await db.unknown_files(owner, file_keys(value)):
+        raise InvalidRunError(
+            f"no file '{unknown[0]}': name only files your runs made or you uploaded (POST /files)"
+        )
 
 
 async def start_run(
@@ -63,7 +135,33 @@ async def start_run(
     gate: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    """:func:`queue_run` with the API process's services (a refusal answers 404, 409 or 422)."""
+    return await queue_run(
+        ctx.db,
+        ctx.services.workflows,
+        owner,
+        thread_id,
+        body,
+        gate=gate,
+        idempotency_key=idempotency_key,
+        may_create_thread=ctx.clients_pick_thread_ids,
+    )
+
+
+async def queue_run(
+    db: Database,
+    workflows: Mapping[str, WorkflowType],
+    owner: str,
+    thread_id: str,
+    body: RunCreate,
+    *,
+    gate: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    may_create_thread: bool = False,
+) -> dict[str, Any]:
     """Validate a run request against the thread and queue the run.
+
+    Every run starts here: the API's runs routes, the approval queue and the CLI.
 
     A resume answers one gate: ``gate`` (an approval row, from the approval queue), the
     gate a LangGraph resume map names by interrupt id, or else the gate the thread waited
@@ -73,44 +171,57 @@ async def start_run(
     resumes with the decision bound to the gate's interrupt id, so it can answer
     no other gate — not the next one, and not after a crash between two gates of an agent.
 
+    Args:
+        db: The service tables.
+        workflows: The registered workflow types, by name.
+        owner: Who asks; only their threads, gates and files exist for them.
+        thread_id: The thread to run.
+        body: The request, as the API takes it.
+        gate: The approval row a resume answers (the approval queue knows it).
+        idempotency_key: Recorded with the decision, so a retried decision is recognised.
+        may_create_thread: Whether ``if_not_exists: create`` may make the thread (only a
+            keyless server lets clients pick thread ids).
+
     Raises:
-        HTTPException: 404 no such thread (of the caller's; ``if_not_exists: create``
-            makes one only on a keyless server) or assistant, 409 the thread is busy and the
-            strategy is ``reject`` (or it runs another workflow), or the gate is not (or no
-            longer) pending, 422 invalid input or decision.
+        NotFoundError: No such thread (of the caller's) or assistant, or a named file.
+        ConflictError: The thread is busy and the strategy is ``reject`` (or it runs
+            another workflow), or the gate is not (or no longer) pending.
+        InvalidRunError: Invalid input or decision.
     """
     arrived_at = datetime.now(UTC)  # before the first await: when the request came in
-    workflow = resolve_workflow(ctx, body.assistant_id)
-    await require_own_files(ctx, owner, [body.input, body.command and body.command.model_dump()])
-    thread = await ctx.db.thread(thread_id, owner)
+    workflow = resolve_workflow(workflows, body.assistant_id)
+    await check_own_files(db, owner, [body.input, body.command and body.command.model_dump()])
+    thread = await db.thread(thread_id, owner)
     if thread is None:
-        if body.if_not_exists != "create" or not ctx.clients_pick_thread_ids:
-            raise HTTPException(404, f"no thread '{thread_id}'")
+        if body.if_not_exists != "create" or not may_create_thread:
+            raise NotFoundError(f"no thread '{thread_id}'")
         if not re.fullmatch(THREAD_ID_PATTERN, thread_id):
-            raise HTTPException(422, f"a new thread's id must match {THREAD_ID_PATTERN}")
-        thread = await ctx.db.create_thread(thread_id, owner, {}, if_exists="raise")
+            raise InvalidRunError(f"a new thread's id must match {THREAD_ID_PATTERN}")
+        thread = await db.create_thread(thread_id, owner, {}, if_exists="raise")
         if thread is None:  # the id exists, owned by someone else
-            raise HTTPException(404, f"no thread '{thread_id}'")
+            raise NotFoundError(f"no thread '{thread_id}'")
     if thread["workflow"] not in (None, workflow):
-        raise HTTPException(
-            409, f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
+        raise ConflictError(
+            f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    _validate_input(ctx.services.workflows[workflow], body)
+    if body.input is not None and body.command is not None:
+        raise InvalidRunError("send either 'input' or 'command', not both")
     if body.input is not None:
-        await _check_project(ctx, thread, ctx.services.workflows[workflow])
+        validate_input(workflows[workflow], body.input)
+        await _check_project(db, thread, workflows[workflow])
     if body.multitask_strategy in ("interrupt", "rollback"):
-        await _cut_off_active_runs(ctx, thread_id, body.multitask_strategy)
+        await _cut_off_active_runs(db, thread_id, body.multitask_strategy)
     command = body.command.model_dump(exclude_none=True) if body.command else None
     answer = None
     if body.command is not None and body.command.resume is not None:
-        gate = gate or await _gate_answered(ctx, owner, thread_id, body.command.resume, arrived_at)
+        gate = gate or await _gate_answered(db, owner, thread_id, body.command.resume, arrived_at)
         decision = _decision_for(gate, body.command.resume)
         diff, feedback = audit_of(gate["payload"], decision)
         answer = GateAnswer(gate["approval_id"], decision, diff, feedback, idempotency_key)
         command = {**(command or {}), "resume": {gate["interrupt_id"]: decision}}
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
     if thread["workflow"] is None:
-        await ctx.db.bind_workflow(thread_id, workflow, metadata)
+        await db.bind_workflow(thread_id, workflow, metadata)
     kwargs = {
         "input": body.input,
         "command": command,
@@ -120,7 +231,7 @@ async def start_run(
         "stream_subgraphs": body.stream_subgraphs,
     }
     try:
-        return await ctx.db.create_run(
+        return await db.create_run(
             run_id=str(uuid.uuid4()),
             thread_id=thread_id,
             assistant_id=assistant_id_of(workflow),
@@ -131,62 +242,91 @@ async def start_run(
             answers=answer,
         )
     except ThreadBusyError:
-        raise HTTPException(
-            409,
+        raise ConflictError(
             "Thread is already running a task. Wait for it to finish or choose a different "
-            "multitask strategy.",
+            "multitask strategy."
         ) from None
     except GateNotPendingError:
-        raise HTTPException(
-            409, f"the {gate['stage']} gate was already decided: its decision stands"
+        raise ConflictError(
+            f"the {gate['stage']} gate was already decided: its decision stands"
         ) from None
 
 
-async def _check_project(ctx: ApiContext, thread: dict[str, Any], workflow: WorkflowType) -> None:
-    """A workflow that starts from a project's approved artifacts needs a project with them."""
+async def _check_project(db: Database, thread: dict[str, Any], workflow: WorkflowType) -> None:
+    """A workflow that starts from a project's approved artifacts needs a project with them.
+
+    Raises:
+        InvalidRunError: The thread belongs to no project.
+        ConflictError: The project lacks an artifact the workflow takes.
+    """
     if not workflow.takes:
         return
     if thread["project_id"] is None:
-        raise HTTPException(
-            422,
+        raise InvalidRunError(
             f"{workflow.name} starts from a project's approved {', '.join(workflow.takes)}: "
-            "run it on a thread created with metadata.project_id",
+            "run it on a thread created with metadata.project_id"
         )
-    store = ProjectArtifacts(ctx.db)
+    store = ProjectArtifacts(db)
     branch = await store.branch_of(thread["project_id"], thread.get("branch"))
     try:
         await store.start_values(thread["project_id"], branch, workflow)
     except MissingArtifactsError as missing:
-        raise HTTPException(409, str(missing)) from None
+        raise ConflictError(str(missing)) from None
+
+
+async def answer_gate(
+    db: Database,
+    workflows: Mapping[str, WorkflowType],
+    owner: str,
+    gate: dict[str, Any],
+    decision: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Record ``decision`` on a pending gate (an approval row) and queue the run it resumes.
+
+    How ``POST /approvals/{id}`` and a decision typed in the CLI take effect.
+
+    Raises:
+        ConflictError: The gate is no longer pending.
+        InvalidRunError: The decision does not fit the gate.
+    """
+    request = RunCreate(
+        assistant_id=gate["workflow"],
+        command=CommandBody(resume=decision),
+        stream_mode=["values", "updates", "custom"],
+    )
+    return await queue_run(
+        db, workflows, owner, gate["thread_id"], request, gate=gate, idempotency_key=idempotency_key
+    )
 
 
 async def _cut_off_active_runs(
-    ctx: ApiContext, thread_id: str, strategy: Literal["interrupt", "rollback"]
+    db: Database, thread_id: str, strategy: Literal["interrupt", "rollback"]
 ) -> None:
     """Cancel the thread's active runs; a rollback also takes back the decisions they carried."""
-    for run in await ctx.db.active_runs(thread_id):
-        status = await ctx.db.request_cancel(run["run_id"], strategy)
+    for run in await db.active_runs(thread_id):
+        status = await db.request_cancel(run["run_id"], strategy)
         if strategy == "rollback":
-            await ctx.db.take_back_decision(run["run_id"])
+            await db.take_back_decision(run["run_id"])
             if status == "interrupted":
-                await ctx.db.roll_back(run["run_id"], thread_id)  # it never started
+                await db.roll_back(run["run_id"], thread_id)  # it never started
 
 
 async def _gate_answered(
-    ctx: ApiContext, owner: str, thread_id: str, resume: Any, arrived_at: datetime
+    db: Database, owner: str, thread_id: str, resume: Any, arrived_at: datetime
 ) -> dict[str, Any]:
     """The pending gate a resume answers: the one its interrupt id names, or the thread's."""
     named = _interrupt_ids(resume)
     if len(named) > 1:
-        raise HTTPException(422, "a resume answers one gate: name one interrupt id")
-    gate = await ctx.db.pending_gate(thread_id, owner, named[0] if named else None)
+        raise InvalidRunError("a resume answers one gate: name one interrupt id")
+    gate = await db.pending_gate(thread_id, owner, named[0] if named else None)
     if gate is None:
         if named:
-            raise HTTPException(409, f"interrupt '{named[0]}' is not pending: already decided")
-        raise HTTPException(409, "the thread waits at no gate: there is nothing to resume")
+            raise ConflictError(f"interrupt '{named[0]}' is not pending: already decided")
+        raise ConflictError("the thread waits at no gate: there is nothing to resume")
     if not named and gate["created_at"] > arrived_at:
-        raise HTTPException(
-            409,
+        raise ConflictError(
             f"the thread moved on to the {gate['stage']} gate after this decision was sent; "
             "decide that gate anew (or name its interrupt id)",
         )
@@ -206,7 +346,7 @@ def _decision_for(gate: dict[str, Any], resume: Any) -> Any:
     try:
         check_decision(gate["payload"], decision)
     except ValueError as error:
-        raise HTTPException(422, f"invalid decision: {error}") from None
+        raise InvalidRunError(f"invalid decision: {error}") from None
     return decision
 
 
@@ -238,16 +378,6 @@ def _diff(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
     return [] if before == after else [{"path": path, "before": before, "after": after}]
 
 
-def _validate_input(workflow: WorkflowType, body: RunCreate) -> None:
-    if body.input is not None and body.command is not None:
-        raise HTTPException(422, "send either 'input' or 'command', not both")
-    if body.input is not None:
-        try:
-            workflow.check_input(body.input)
-        except ValueError as error:  # pydantic's ValidationError is one
-            raise HTTPException(422, f"invalid {workflow.name} input: {error}") from None
-
-
 def last_event_id(request: Request) -> int:
     """The ``Last-Event-ID`` header as a log position (``-1`` or absent: from the start)."""
     raw = request.headers.get("last-event-id")
@@ -271,6 +401,31 @@ def _delivered_name(event: str, modes: set[str] | None, subgraphs: bool) -> str 
     return event
 
 
+async def follow_run(
+    db: Database, hub: EventHub, run_id: str, *, after: int = 0
+) -> AsyncIterator[dict[str, Any]]:
+    """A run's logged events after ``after``, live until the run ends, wherever it executes.
+
+    Rows have ``id``, ``event`` and ``data``.
+    """
+    position = after
+    try:
+        while True:
+            news = hub.run_news(run_id)
+            current = await db.run(run_id)
+            rows = await db.events_after(run_id, position)
+            for row in rows:
+                position = row["id"]
+                yield row
+            if rows:
+                continue
+            if current is None or current["status"] in TERMINAL_RUN_STATUSES:
+                return
+            await wait_for(news, HEARTBEAT_S)
+    finally:
+        hub.forget_run(run_id)
+
+
 def stream_run(
     ctx: ApiContext,
     run: dict[str, Any],
@@ -281,29 +436,14 @@ def stream_run(
     headers: dict[str, str],
 ) -> EventSourceResponse:
     """SSE of a run's logged events after ``after``, live until the run ends."""
-    run_id = run["run_id"]
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        position = after
-        try:
-            while True:
-                news = ctx.hub.run_news(run_id)
-                current = await ctx.db.run(run_id)
-                rows = await ctx.db.events_after(run_id, position)
-                for row in rows:
-                    position = row["id"]
-                    name = _delivered_name(row["event"], modes, subgraphs)
-                    if name is not None:
-                        yield ServerSentEvent(
-                            data=dumps(row["data"]), event=name, id=str(row["id"])
-                        )
-                if rows:
-                    continue
-                if current is None or current["status"] in TERMINAL_RUN_STATUSES:
-                    return
-                await wait_for(news, HEARTBEAT_S)
-        finally:
-            ctx.hub.forget_run(run_id)
+        rows = follow_run(ctx.db, ctx.hub, run["run_id"], after=after)
+        async with aclosing(rows):
+            async for row in rows:
+                name = _delivered_name(row["event"], modes, subgraphs)
+                if name is not None:
+                    yield ServerSentEvent(data=dumps(row["data"]), event=name, id=str(row["id"]))
 
     return EventSourceResponse(
         events(), ping=HEARTBEAT_S, headers={**headers, "Cache-Control": "no-store"}

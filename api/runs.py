@@ -1,29 +1,23 @@
-"""Opening the service's resources and driving a workflow run to its next stop.
+"""Opening the service's resources: plugins, database, the context every run gets.
 
-Shared by the CLI and (later) the HTTP API: a run goes until it finishes or stops at an
-approval gate; every progress event is handed to a callback; the thread log records
-where each thread stands.
+Shared by the API, ``auteur worker``, the CLI's driver (:mod:`api.driver`) and the evals.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
 
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StateSnapshot
 
 from agents.base import Context
 from api.db import SCHEMA
 from api.settings import Settings
-from graphs.base import WorkflowType, load_workflow_types, stage_of_node
+from graphs.base import WorkflowType, load_workflow_types
 from graphs.persistence import (
     Persistence,
-    ThreadRecord,
     embedded_database_url,
     open_persistence,
     restart_embedded_server,
@@ -31,34 +25,7 @@ from graphs.persistence import (
 from tools import redaction
 from tools.discovery import WorkflowDiscovery
 
-__all__ = ["RunStop", "Services", "open_services", "run_context"]
-
-ProgressCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class RunStop:
-    """Where a run stopped: at a gate (with its payload), or finished (with final values).
-
-    At a gate, :meth:`answer` makes the command that resumes it with the person's decision.
-    """
-
-    thread_id: str
-    status: Literal["interrupted", "success"]
-    gate: dict[str, Any] | None
-    values: dict[str, Any]
-    interrupt_id: str | None = None
-
-    def answer(self, decision: dict[str, Any]) -> Command:
-        """Resume with ``decision`` bound to this gate's interrupt id.
-
-        A plain ``Command(resume=decision)`` is kept as a pending write that the next
-        ``interrupt()`` of the running step takes: if the process dies between two gates
-        of one agent, the restarted step would hand this decision to the next gate. Bound
-        to the interrupt id, it can answer no other gate.
-        """
-        assert self.interrupt_id is not None, "the run did not stop at a gate"
-        return Command(resume={self.interrupt_id: decision})
+__all__ = ["Services", "open_services", "run_context"]
 
 
 @dataclass
@@ -71,110 +38,31 @@ class Services:
     workflows: dict[str, WorkflowType]
     database_url: str
     discovery: WorkflowDiscovery
+    cache: bool = True
+    """Whether runs reuse earlier generations (model answers, media) of the same input."""
     _compiled: dict[str, CompiledStateGraph] = field(default_factory=dict)
 
     def graph(self, workflow: str) -> CompiledStateGraph:
-        """The compiled workflow type (once per process), with checkpointer and store."""
+        """The compiled workflow type (once per process), with checkpointer and store.
+
+        Without :attr:`cache` it has no store: the generation cache lives there.
+        """
         if workflow not in self._compiled:
             if workflow not in self.workflows:
                 known = ", ".join(sorted(self.workflows))
                 raise KeyError(f"unknown workflow type '{workflow}' (known: {known})")
             self._compiled[workflow] = self.workflows[workflow].compile(
-                checkpointer=self.persistence.checkpointer, store=self.persistence.store
+                checkpointer=self.persistence.checkpointer,
+                store=self.persistence.store if self.cache else None,
             )
         return self._compiled[workflow]
 
-    async def new_thread(self, workflow: str, payload: dict[str, Any]) -> str:
-        """Create a thread for ``workflow``; :meth:`advance` with ``payload`` starts it."""
-        self.graph(workflow)  # an unknown workflow type fails before a thread exists
-        thread_id = str(uuid.uuid4())
-        await self.persistence.threads.create(thread_id, workflow, {"brief": payload["brief"]})
-        return thread_id
-
-    async def advance(
-        self,
-        thread_id: str,
-        payload: dict[str, Any] | Command | None,
-        on_progress: ProgressCallback,
-    ) -> RunStop:
-        """Run a thread from its last checkpoint to its next gate or its end.
-
-        Args:
-            thread_id: The thread to run.
-            payload: The workflow input (new thread), ``Command(resume=decision)`` at a
-                gate, or None to continue a run that stopped mid-stage.
-            on_progress: Called with every progress event (``stage``, ``message``).
-        """
-        record, graph, config = await self._thread(thread_id)
-        threads = self.persistence.threads
-        await threads.update(thread_id, status="busy", stage=record.stage)
-        stage = record.stage
-        try:
-            async for _, mode, chunk in graph.astream(
-                payload,
-                config,
-                context=self.context,
-                stream_mode=["custom", "updates"],
-                subgraphs=True,
-                durability="sync",
-            ):
-                if mode == "custom":
-                    stage = chunk.get("stage", stage)
-                    await threads.update(
-                        thread_id, status="busy", stage=stage, message=chunk.get("message")
-                    )
-                    on_progress(chunk)
-        except Exception as error:
-            await threads.update(thread_id, status="error", stage=stage, message=str(error))
-            raise
-        stop = _stop_at(thread_id, await graph.aget_state(config))
-        if stop is None:  # LangGraph returns only at a gate or the end; this is defensive
-            raise RuntimeError(f"thread '{thread_id}' stopped mid-stage without an error")
-        if stop.gate is not None:
-            await threads.update(
-                thread_id,
-                status="interrupted",
-                stage=stop.gate["stage"],
-                message="awaiting approval",
-            )
-        else:
-            await threads.update(thread_id, status="idle", stage=None, message="finished")
-        return stop
-
-    async def position(self, thread_id: str) -> RunStop | None:
-        """Where a thread stands now, without running it; None if it stopped mid-stage."""
-        _, graph, config = await self._thread(thread_id)
-        return _stop_at(thread_id, await graph.aget_state(config))
-
-    async def pending_stage(self, thread_id: str) -> str | None:
-        """The stage a thread that stopped mid-run will continue with."""
-        record, graph, config = await self._thread(thread_id)
-        snapshot = await graph.aget_state(config)
-        stages = [stage_of_node(node) for node in snapshot.next]
-        return next((s for s in stages if s), record.stage)
-
-    async def _thread(
-        self, thread_id: str
-    ) -> tuple[ThreadRecord, CompiledStateGraph, dict[str, Any]]:
-        record = await self.persistence.threads.get(thread_id)
-        if record is None:
-            raise KeyError(f"no thread '{thread_id}'")
-        return record, self.graph(record.workflow), {"configurable": {"thread_id": thread_id}}
-
-
-def _stop_at(thread_id: str, snapshot: StateSnapshot) -> RunStop | None:
-    """The stop a checkpoint shows: a gate, the end, or None (cut off mid-stage)."""
-    if snapshot.interrupts:
-        first = snapshot.interrupts[0]
-        return RunStop(thread_id, "interrupted", first.value, snapshot.values, first.id)
-    if not snapshot.next and snapshot.values:
-        return RunStop(thread_id, "success", None, snapshot.values)
-    return None
-
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, cache: bool = True) -> AsyncIterator[Services]:
     """Load every plugin (failing loudly), open the database and yield the services.
+
+    ``cache=False`` makes every generation afresh (the evals measure the model, not a replay).
 
     From here on the settings' secrets are redacted from stored rows, logs and answers.
     """
@@ -192,6 +80,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             workflows=workflows,
             database_url=url,
             discovery=discovery,
+            cache=cache,
         )
 
 

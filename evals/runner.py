@@ -1,7 +1,8 @@
 """Running a suite: every dataset item through an agent or a workflow, gates auto-approved.
 
-Runs use the real persistence (the configured or embedded Postgres checkpointer, as
-``auteur demo`` does) and the configured models. They use no generation cache: every
+Runs use the real persistence (the configured or embedded Postgres) and the configured
+models; a workflow suite's runs go the way ``auteur demo`` and the API run them
+(:mod:`api.driver`). They use no generation cache: every
 item's model calls are made afresh, so scores and call counts measure the model and the
 prompts as they are now, not a replay of an earlier run.
 
@@ -17,10 +18,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -29,6 +31,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from agents.base import Context
+from api.driver import APPROVE, Driver, open_driver
 from api.runs import run_context
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS, Settings
 from evals.dataset import EvalItem
@@ -42,7 +45,6 @@ from tools.llm import ModelProvider
 
 __all__ = ["run_suite"]
 
-APPROVE = {"decisions": [{"type": "approve"}]}
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (item id, progress message) while an item runs."""
@@ -61,19 +63,70 @@ class Run:
 
 # --- driving a run ---------------------------------------------------------------------------
 
+EVAL_USER = "auteur eval"
+"""Who owns the workflow suites' threads: not the local user, whose approval queue would
+otherwise get the gate of every run whose draft failed (it stops there)."""
 
-async def drive(
-    graph: CompiledStateGraph,
-    thread_id: str,
-    payload: dict[str, Any],
-    context: Context,
+Drive = Callable[[str, dict[str, Any], EvalItem, ProgressCallback], Awaitable[Run]]
+"""Runs one item on a new thread (id, input, item, progress) to its end."""
+
+
+def _decision(
+    gate: dict[str, Any],
+    pending: dict[str, str],
+    revised: dict[str, tuple[dict[str, Any], str]],
     item: EvalItem,
     on_progress: ProgressCallback,
-) -> Run:
-    """Run to the end, approving every gate; the item's feedback is given once first.
+) -> dict[str, Any] | None:
+    """The eval's answer at a gate: the item's feedback once, then approve; None: stop there.
 
     A gate whose draft failed cannot be approved: the run stops there.
     """
+    stage = gate["stage"]
+    if gate.get("draft_error"):
+        return None
+    if stage in pending:
+        message = pending.pop(stage)
+        revised[stage] = (gate["action_requests"][0]["args"], message)
+        on_progress(item.id, f"{stage}: feedback given")
+        return {"decisions": [{"type": "reject", "message": message}]}
+    return APPROVE
+
+
+async def drive_workflow(
+    driver: Driver,
+    workflow: str,
+    thread_id: str,
+    payload: dict[str, Any],
+    item: EvalItem,
+    on_progress: ProgressCallback,
+) -> Run:
+    """Run a workflow type to the end as the CLI and the API do; gates get :func:`_decision`."""
+    pending = {feedback.stage: feedback.message for feedback in item.feedback}
+    revised: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def progress(event: dict[str, Any]) -> None:
+        on_progress(item.id, f"{event.get('stage', '')}: {event.get('message', '')}")
+
+    run = await driver.start(workflow, payload, thread_id=thread_id)
+    stop = await driver.wait(run, progress)
+    while stop.gate is not None:
+        decision = _decision(stop.gate["payload"], pending, revised, item, on_progress)
+        if decision is None:
+            return Run(thread_id, stop.values, failed_stage=stop.gate["stage"], revised=revised)
+        stop = await driver.wait(await driver.decide(stop.gate, decision), progress)
+    return Run(thread_id, stop.values, revised=revised)
+
+
+async def drive_agent(
+    graph: CompiledStateGraph,
+    context: Context,
+    thread_id: str,
+    payload: dict[str, Any],
+    item: EvalItem,
+    on_progress: ProgressCallback,
+) -> Run:
+    """Run a single agent's graph to the end; gates get :func:`_decision`."""
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     pending = {feedback.stage: feedback.message for feedback in item.feedback}
     revised: dict[str, tuple[dict[str, Any], str]] = {}
@@ -92,17 +145,34 @@ async def drive(
         if not snapshot.interrupts:
             return Run(thread_id, snapshot.values, revised=revised)
         gate = snapshot.interrupts[0].value
-        stage = gate["stage"]
-        if gate.get("draft_error"):
-            return Run(thread_id, snapshot.values, failed_stage=stage, revised=revised)
-        if stage in pending:
-            message = pending.pop(stage)
-            revised[stage] = (gate["action_requests"][0]["args"], message)
-            on_progress(item.id, f"{stage}: feedback given")
-            decision: dict[str, Any] = {"decisions": [{"type": "reject", "message": message}]}
-        else:
-            decision = APPROVE
+        decision = _decision(gate, pending, revised, item, on_progress)
+        if decision is None:
+            return Run(thread_id, snapshot.values, failed_stage=gate["stage"], revised=revised)
         command = Command(resume={snapshot.interrupts[0].id: decision})
+
+
+@asynccontextmanager
+async def _driving(suite: Suite, settings: Settings) -> AsyncIterator[tuple[Context, Drive]]:
+    """The context runs get, and how an item runs: a workflow through :mod:`api.driver`.
+
+    An agent is driven on its own graph: it is no workflow type the service runs.
+
+    No generation cache either way (a workflow's services have no store, an agent's graph
+    is compiled without one).
+    """
+    if suite.workflow:
+        async with open_driver(settings, owner=EVAL_USER, origin="eval", cache=False) as driver:
+            yield driver.services.context, partial(drive_workflow, driver, suite.target)
+        return
+    uncompiled, _ = suite.graph()
+    url = settings.database_url or embedded_database_url(settings.data_dir)
+    async with open_persistence(url) as persistence:
+        # as `auteur demo` runs: the configured ComfyUI or the draft renderer
+        context = run_context(
+            settings, WorkflowDiscovery(persistence.pool, settings.embedding_model)
+        )
+        graph = uncompiled.compile(checkpointer=persistence.checkpointer, name=suite.target)
+        yield context, partial(drive_agent, graph, context)
 
 
 async def run_suite(
@@ -131,21 +201,15 @@ async def run_suite(
         missing = [name for name in suite.needs if getattr(item, name) is None]
         if missing:
             raise ValueError(f"item '{item.id}' has no {', '.join(missing)} for suite {suite.name}")
-    uncompiled, stages = suite.graph()
+    _, stages = suite.graph()
     results: list[ItemResult] = []
     generations: list[dict[str, Any]] = []
-    url = settings.database_url or embedded_database_url(settings.data_dir)
-    async with open_persistence(url) as persistence:
-        # as `auteur demo` runs: the configured ComfyUI or the draft renderer
-        context = run_context(
-            settings, WorkflowDiscovery(persistence.pool, settings.embedding_model)
-        )
-        graph = uncompiled.compile(checkpointer=persistence.checkpointer, name=suite.target)
+    async with _driving(suite, settings) as (context, drive):
         with ledger.collect(settings.prices) as spent:
             for item in items:
                 with ledger.collect(settings.prices) as item_spent:
                     result, used = await _run_item(
-                        suite, graph, stages, context, item, judges, on_progress
+                        suite, drive, stages, context, item, judges, on_progress
                     )
                 result.cost_usd = item_spent.summary()["totals"]["cost_usd"]
                 results.append(result)
@@ -168,7 +232,7 @@ async def run_suite(
 
 async def _run_item(
     suite: Suite,
-    graph: CompiledStateGraph,
+    drive: Drive,
     stages: list[str],
     context: Context,
     item: EvalItem,
@@ -191,7 +255,7 @@ async def _run_item(
             name=f"eval {suite.name} {item.id}",
             tags=("eval",),
         ):
-            run = await drive(graph, thread_id, suite.payload(item), context, item, on_progress)
+            run = await drive(thread_id, suite.payload(item), item, on_progress)
         complete = run.failed_stage is None and all(s in run.values for s in stages)
         scores = {"schema_valid": float(complete), **suite.score(item, run.values)}
         comments: dict[str, str] = {}

@@ -36,7 +36,6 @@ __all__ = [
     "WorkflowType",
     "agent_pipeline",
     "load_workflow_types",
-    "stage_of_node",
 ]
 
 SET_UP_NODE = "set_up_project"
@@ -203,12 +202,6 @@ def data_flow_problems(given: set[str], agents: Sequence[ProductionAgent]) -> li
             available.add(step.stage)
         available |= set(agent.produces)
     return problems
-
-
-def stage_of_node(node: str) -> str | None:
-    """The (first) stage an agent node runs, if ``node`` is an agent."""
-    agents = load_agents()
-    return agents.get(node).stage if node in agents else None
 
 
 def load_workflow_types() -> Registry[WorkflowType]:

@@ -1,4 +1,4 @@
-"""Postgres as the single source of truth: embedded server, checkpointer, store, thread log.
+"""Postgres as the single source of truth: embedded server, checkpointer, store.
 
 By default Auteur runs an embedded PostgreSQL with pgvector (the ``pgserver`` wheel) in its
 data folder; ``DATABASE_URL`` points it at any other Postgres with pgvector instead. Every
@@ -17,53 +17,30 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import psutil
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphs._watch import DatabaseWatch, WatchedPool
-from tools.redaction import redact
 
 __all__ = [
     "Persistence",
-    "ThreadLog",
-    "ThreadRecord",
     "embedded_database_url",
     "open_persistence",
-    "record_progress",
     "restart_embedded_server",
     "stop_embedded_server",
 ]
 
 _SCHEMA_LOCK = 0x61757465  # advisory-lock id ("aute") serialising schema set-up
-_SERVICE_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS auteur_threads (
-    thread_id   text PRIMARY KEY,
-    workflow    text NOT NULL,
-    status      text NOT NULL DEFAULT 'idle',
-    stage       text,
-    message     text,
-    runner_pid  integer,
-    metadata    jsonb NOT NULL DEFAULT '{}'::jsonb,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
-)""",
-    "CREATE INDEX IF NOT EXISTS auteur_threads_updated ON auteur_threads (updated_at DESC)",
-)
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -118,89 +95,12 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
 
 @dataclass(frozen=True)
-class ThreadRecord:
-    """A row of the thread log: one production run and where it stands."""
-
-    thread_id: str
-    workflow: str
-    status: str
-    stage: str | None
-    message: str | None
-    runner_pid: int | None
-    metadata: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ThreadRecord:
-        """The record of a table row (the API's service columns beside it are not its concern)."""
-        return cls(**{field.name: row[field.name] for field in fields(cls)})
-
-    def runner_alive(self) -> bool:
-        """Whether the process that last drove this thread is still running here."""
-        return self.runner_pid is not None and psutil.pid_exists(self.runner_pid)
-
-
-async def record_progress(
-    conn: AsyncConnection, thread_id: str, *, status: str, stage: str | None, message: str | None
-) -> None:
-    """Record where a thread stands (secrets redacted); this process becomes its runner."""
-    await conn.execute(
-        "UPDATE auteur_threads SET status = %s, stage = %s, message = %s,"
-        " runner_pid = %s, updated_at = now() WHERE thread_id = %s",
-        (status, stage, message and redact(message), os.getpid(), thread_id),
-    )
-
-
-class ThreadLog:
-    """The service table of threads, for listing runs without reading every checkpoint."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
-    async def create(self, thread_id: str, workflow: str, metadata: dict[str, Any]) -> None:
-        """Record a new thread."""
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO auteur_threads (thread_id, workflow, metadata, runner_pid)"
-                " VALUES (%s, %s, %s, %s)",
-                (thread_id, workflow, json.dumps(metadata), os.getpid()),
-            )
-
-    async def update(
-        self, thread_id: str, *, status: str, stage: str | None, message: str | None = None
-    ) -> None:
-        """Record where a thread stands (:func:`record_progress`)."""
-        async with self._pool.connection() as conn:
-            await record_progress(conn, thread_id, status=status, stage=stage, message=message)
-
-    async def get(self, thread_id: str) -> ThreadRecord | None:
-        """One thread, or None."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM auteur_threads WHERE thread_id = %s", (thread_id,)
-            )
-            row = await cursor.fetchone()
-        return ThreadRecord.from_row(row) if row else None
-
-    async def list(self, *, limit: int = 50) -> list[ThreadRecord]:
-        """Threads, most recently updated first."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM auteur_threads ORDER BY updated_at DESC LIMIT %s", (limit,)
-            )
-            rows = await cursor.fetchall()
-        return [ThreadRecord.from_row(row) for row in rows]
-
-
-@dataclass(frozen=True)
 class Persistence:
-    """Open handles on the database: pool, LangGraph checkpointer and store, thread log."""
+    """Open handles on the database: pool, LangGraph checkpointer and store."""
 
     pool: AsyncConnectionPool
     checkpointer: AsyncPostgresSaver
     store: AsyncPostgresStore
-    threads: ThreadLog
     watch: DatabaseWatch
 
 
@@ -213,7 +113,7 @@ async def open_persistence(
 ) -> AsyncIterator[Persistence]:
     """Connect, set the schema up (idempotent, serialised across processes) and yield.
 
-    ``extra_schema`` statements (the API's service tables) run after Auteur's own, under
+    ``extra_schema`` statements (the API's service tables) run after LangGraph's, under
     the same advisory lock. While open, the database is watched; if it goes away,
     ``restart`` (the embedded server's) starts it again.
     """
@@ -237,7 +137,7 @@ async def open_persistence(
             try:
                 await checkpointer.setup()
                 await store.setup()
-                for statement in (*_SERVICE_SCHEMA, *extra_schema):
+                for statement in extra_schema:
                     await conn.execute(statement)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
@@ -245,7 +145,6 @@ async def open_persistence(
             pool=pool,
             checkpointer=checkpointer,
             store=store,
-            threads=ThreadLog(pool),
             watch=watch,
         )
     finally:

@@ -12,8 +12,8 @@ from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.db import dumps
 from api.events import wait_for
-from api.launch import HEARTBEAT_S, start_run
-from api.schemas import MAX_OFFSET, ApprovalDecision, CommandBody, RunCreate
+from api.launch import HEARTBEAT_S, ConflictError, answer_gate
+from api.schemas import MAX_OFFSET, ApprovalDecision
 from api.wire import run_json
 
 router = APIRouter(prefix="/approvals", tags=["approvals"], route_class=StrictJsonRoute)
@@ -122,18 +122,18 @@ async def decide(
     if row is None:
         raise HTTPException(404, f"no approval '{approval_id}'")
     if row["status"] == "pending":
-        request = RunCreate(
-            assistant_id=row["workflow"],
-            command=CommandBody(resume=body.model_dump()),
-            stream_mode=["values", "updates", "custom"],
-        )
         try:
-            run = await start_run(
-                ctx, user, row["thread_id"], request, gate=row, idempotency_key=idempotency_key
+            run = await answer_gate(
+                ctx.db,
+                ctx.services.workflows,
+                user,
+                row,
+                body.model_dump(),
+                idempotency_key=idempotency_key,
             )
-        except HTTPException as error:
+        except ConflictError:
             row = await ctx.db.approval(approval_id, user)
-            if error.status_code != 409 or row is None or row["status"] == "pending":
+            if row is None or row["status"] == "pending":
                 raise
         else:
             decided = await ctx.db.approval(approval_id, user)

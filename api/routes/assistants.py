@@ -42,14 +42,14 @@ async def count(body: AssistantSearch, ctx: Ctx, user: User, response: Response)
 @router.get("/{assistant_id}")
 async def get(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
     """One assistant."""
-    workflow = ctx.services.workflows[resolve_workflow(ctx, assistant_id)]
+    workflow = ctx.services.workflows[resolve_workflow(ctx.services.workflows, assistant_id)]
     return assistant_json(workflow, _STARTED)
 
 
 @router.get("/{assistant_id}/graph")
 async def graph(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
     """The workflow's graph (nodes and edges)."""
-    compiled = ctx.services.graph(resolve_workflow(ctx, assistant_id))
+    compiled = ctx.services.graph(resolve_workflow(ctx.services.workflows, assistant_id))
     drawable = (await compiled.aget_graph()).to_json()
     for node in drawable["nodes"]:
         if isinstance(node.get("data"), dict):
@@ -60,7 +60,7 @@ async def graph(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
 @router.get("/{assistant_id}/schemas")
 async def schemas(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
     """Input, output and state JSON schemas."""
-    name = resolve_workflow(ctx, assistant_id)
+    name = resolve_workflow(ctx.services.workflows, assistant_id)
     compiled = ctx.services.graph(name)
     return {
         "graph_id": name,

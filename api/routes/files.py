@@ -11,27 +11,12 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import StreamingResponse
 
 from api.body import StrictJsonRoute
-from api.context import ApiContext, Ctx, User
+from api.context import Ctx, User
 from api.schemas import FileUpload
-from tools.storage import file_keys
 
 router = APIRouter(prefix="/files", tags=["files"], route_class=StrictJsonRoute)
 
 FileKey = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.[a-z0-9]{1,8}$")]
-
-
-async def require_own_files(ctx: ApiContext, user: str, value: Any) -> None:
-    """Refuse (422) a request whose JSON names a file key that is not one of the caller's files.
-
-    Whatever goes into a thread's state must not smuggle in another user's file: a run
-    reads the files its state names and derives new ones from them. Someone else's file and
-    a file that was never stored get the same answer.
-    """
-    if unknown := await ctx.db.unknown_files(user, file_keys(value)):
-        raise HTTPException(
-            422,
-            f"no file '{unknown[0]}': name only files your runs made or you uploaded (POST /files)",
-        )
 
 
 @router.post("", status_code=201)

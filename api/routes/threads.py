@@ -11,7 +11,7 @@ from langgraph.errors import InvalidUpdateError
 from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
 from api.executor import interrupts_of, thread_status_of
-from api.routes.files import require_own_files
+from api.launch import check_own_files
 from api.schemas import (
     ThreadCount,
     ThreadCreate,
@@ -188,7 +188,7 @@ async def update_state(
         raise HTTPException(400, "the thread has never run: no workflow to update the state of")
     if await ctx.db.active_runs(thread_id):
         raise HTTPException(409, "the thread is running; update its state when it stops")
-    await require_own_files(ctx, user, body.values)
+    await check_own_files(ctx.db, user, body.values)
     graph = ctx.services.graph(thread["workflow"])
     try:
         config = await graph.aupdate_state(

@@ -4,8 +4,8 @@ LangGraph keeps a plain ``Command(resume=value)`` as a pending write on the pare
 checkpoint until the whole agent subgraph finishes; a multi-gate agent (the script writer)
 cut off between two of its gates would hand the old decision to the next gate when it
 continues. Auteur's drivers bind every decision to its gate's interrupt id
-(``tests.helpers.answer``, ``RunStop.answer``, the API), so a continued run stops at the
-next gate, undecided. Here every stage's draft is cut off once, right as it starts.
+(``tests.helpers.answer``; the API, whose path the CLI and the evals take too), so a continued
+run stops at the next gate, undecided. Here every stage's draft is cut off once, right as it starts.
 """
 
 from __future__ import annotations
