@@ -122,8 +122,8 @@ def run_workflow(
     auto_approve: AutoApprove = False,
 ) -> None:
     """Start a workflow with your own input, gate by gate."""
-    if (brief is None) == (input_file is None):
-        _fail("give the input as either --brief TEXT or --input FILE")
+    if brief is not None and input_file is not None:
+        _fail("give the input as either --brief TEXT or --input FILE, not both")
     if input_file is not None:
         try:
             payload = json.loads(input_file.read_text())
@@ -132,7 +132,7 @@ def run_workflow(
         if not isinstance(payload, dict):
             _fail(f'the input {input_file} must be a JSON object, like {{"brief": "..."}}')
     else:
-        payload = {"brief": brief}
+        payload = {} if brief is None else {"brief": brief}
     _run(_start(_settings(), workflow, payload, project=project, auto_approve=auto_approve))
 
 
@@ -155,7 +155,9 @@ async def _start(
     async with open_driver(settings) as driver:
         out.print(f"[bold]LLM:[/bold] {driver.services.context.models.describe()}")
         out.print(f"[bold]Generation:[/bold] {driver.services.context.backend.name} renderer")
-        run = await driver.start(workflow, payload, project_id=project)
+        run = await driver.start(workflow, payload, project_id=project, new_project=True)
+        thread = await driver.thread(run["thread_id"])
+        out.print(f"[bold]Project:[/bold] {thread['project_id']}")
         out.print(f"[bold]Thread:[/bold] {run['thread_id']}")
         with _observed(settings):
             await _drive(driver, await _executed(driver, run), auto_approve=auto_approve)
@@ -197,6 +199,32 @@ async def _runs(settings: Settings, limit: int) -> None:
 
     async with open_driver(settings) as driver:
         show.thread_table(out, await driver.threads(limit))
+
+
+@app.command()
+def artifacts(
+    project: Annotated[str, typer.Argument(help="Project id (`auteur run` prints it).")],
+    history: Annotated[bool, typer.Option(help="List every version too.")] = False,
+) -> None:
+    """List a project's current approved artifacts: version, who approved them, what is stale."""
+    _run(_artifacts(_settings(), project, history=history))
+
+
+async def _artifacts(settings: Settings, project: str, *, history: bool) -> None:
+    from api import console as show
+    from api.artifacts import ProjectArtifacts
+    from api.context import LOCAL_USER
+    from api.db import Database
+    from api.runs import open_services
+
+    async with open_services(settings) as services:
+        db = Database(services.persistence.pool)
+        if not await db.fetch_one(
+            "SELECT 1 FROM auteur_projects WHERE project_id = %s AND owner = %s",
+            (project, LOCAL_USER),
+        ):
+            raise KeyError(f"no project '{project}'")
+        show.artifact_table(out, await ProjectArtifacts(db).listing(project, history=history))
 
 
 @contextmanager

@@ -152,6 +152,34 @@ def thread_table(out: Console, threads: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def artifact_table(out: Console, listing: dict[str, Any]) -> None:
+    """A project's current artifacts (and every version, when listed) for ``auteur artifacts``."""
+    table = Table("artifact", "version", "approved by", "at", "stale", title=listing["branch"])
+    for row in listing["current"]:
+        because = ", ".join(row["stale_because"])
+        table.add_row(
+            row["kind"],
+            str(row["version"]),
+            row["approved_by"],
+            row["approved_at"][:19],
+            f"yes ({because} changed)" if row["stale"] else "",
+        )
+    out.print(table)
+    if "versions" in listing:
+        history = Table("artifact", "version", "parent", "branch", "approved by", "at", "run")
+        for row in listing["versions"]:
+            history.add_row(
+                row["kind"],
+                str(row["version"]),
+                str(row["parent_version"] or "—"),
+                row["branch"],
+                row["approved_by"],
+                row["approved_at"][:19],
+                row["run_id"] or "—",
+            )
+        out.print(history)
+
+
 def costs(out: Console, summary: dict[str, Any]) -> None:
     """What the command's runs spent: tokens and cost per agent and stage, then totals."""
     totals = summary["totals"]

@@ -274,6 +274,21 @@ class Database:
         rows = await self.fetch(query, params)
         return rows[0] if rows else None
 
+    # --- projects --------------------------------------------------------------------------
+
+    async def create_project(
+        self, owner: str, name: str, brief: str, config: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A new project of ``owner``'s."""
+        row = await self.fetch_one(
+            "INSERT INTO auteur_projects (project_id, owner, name, brief, config)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING project_id, name, brief, config,"
+            " created_at, updated_at",
+            (str(uuid.uuid4()), owner, name, brief, _json(config)),
+        )
+        assert row is not None
+        return row
+
     # --- threads ---------------------------------------------------------------------------
 
     async def create_thread(

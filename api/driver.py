@@ -89,8 +89,12 @@ class Driver:
         *,
         project_id: str | None = None,
         thread_id: str | None = None,
+        new_project: bool = False,
     ) -> dict[str, Any]:
         """Check the input, create a thread (on ``project_id``) and queue its first run.
+
+        With ``new_project`` (and no ``project_id``) the thread gets a project of its own,
+        named after the input's title or brief, so what it approves is kept as the project's.
 
         Raises:
             NotFoundError: No such workflow type, or no such project of the owner's.
@@ -103,6 +107,8 @@ class Driver:
             (project_id, self.owner),
         ):
             raise NotFoundError(f"no project '{project_id}'")
+        if project_id is None and new_project:
+            project_id = await self._new_project(payload)
         thread_id = thread_id or str(uuid.uuid4())
         metadata = {"project_id": project_id} if project_id else {}
         await self.db.create_thread(thread_id, self.owner, metadata, if_exists="raise")
@@ -113,6 +119,13 @@ class Driver:
             thread_id,
             RunCreate(assistant_id=name, input=payload, stream_mode=_STREAM_MODES),
         )
+
+    async def _new_project(self, payload: dict[str, Any]) -> str:
+        """A project for a run started without one, named after its title or brief."""
+        config = payload.get("config") or {}
+        brief = str(payload.get("brief") or "")
+        name = config.get("title") or " ".join(brief.split()[:8]) or "Untitled"
+        return (await self.db.create_project(self.owner, name, brief, config))["project_id"]
 
     async def continue_thread(self, thread_id: str) -> dict[str, Any] | None:
         """The run that continues a thread cut off mid-stage, or None where none is needed.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -24,13 +23,7 @@ def _json(row: dict[str, Any]) -> dict[str, Any]:
 @router.post("", status_code=201)
 async def create(body: ProjectCreate, ctx: Ctx, user: User) -> dict[str, Any]:
     """A new project."""
-    row = await ctx.db.fetch_one(
-        f"INSERT INTO auteur_projects (project_id, owner, name, brief, config)"
-        f" VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING {_PROJECT_COLUMNS}",
-        (str(uuid.uuid4()), user, body.name, body.brief, dumps(body.config)),
-    )
-    assert row is not None
-    return _json(row)
+    return _json(await ctx.db.create_project(user, body.name, body.brief, body.config))
 
 
 @router.get("")
