@@ -127,6 +127,8 @@ class Step(ABC):
     stage: ClassVar[str]
     artifact: ClassVar[type[BaseModel]]
     requires: ClassVar[tuple[str, ...]] = ()
+    from_text: ClassVar[Callable[[str], BaseModel] | None] = None
+    """Reads the artifact from text a workflow's input gives under its key (a screenplay)."""
 
     def __init__(self, *, agent: str) -> None:
         self.agent = agent

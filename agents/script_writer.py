@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 import prompts
 from agents._scenes import draft_scenes, named_scene, only_scene
+from agents._screenplay import parse_screenplay
 from agents.artifacts import (
     MasterScene,
     MasterScript,
@@ -194,6 +195,7 @@ class ScriptStep(_SceneDocumentStep):
     stage = "script"
     artifact = Script
     requires = ("project", "treatment")
+    from_text = staticmethod(parse_screenplay)
     revision = ScriptSceneRevision
     document = "script"
     answer_shape = (

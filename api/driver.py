@@ -94,7 +94,8 @@ class Driver:
         """Check the input, create a thread (on ``project_id``) and queue its first run.
 
         With ``new_project`` (and no ``project_id``) the thread gets a project of its own,
-        named after the input's title or brief, so what it approves is kept as the project's.
+        named after the input's title or brief, so what it approves is kept as the project's
+        (not for a workflow that starts from a project's artifacts: a new one has none).
 
         Raises:
             NotFoundError: No such workflow type, or no such project of the owner's.
@@ -107,7 +108,7 @@ class Driver:
             (project_id, self.owner),
         ):
             raise NotFoundError(f"no project '{project_id}'")
-        if project_id is None and new_project:
+        if project_id is None and new_project and not self.services.workflows[name].takes:
             project_id = await self._new_project(payload)
         thread_id = thread_id or str(uuid.uuid4())
         metadata = {"project_id": project_id} if project_id else {}

@@ -18,11 +18,11 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict
 
-from agents._screenplay import parse_screenplay
 from agents.artifacts import Project, ProjectConfig
 from agents.base import (
     Context,
     ProductionAgent,
+    all_steps,
     artifact_types,
     load_agents,
     state_schema,
@@ -85,18 +85,25 @@ def workflow_state() -> type:
 
 
 def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
-    """Node: validate the brief and configuration, and parse a given screenplay."""
+    """Node: validate the brief and configuration, and read artifacts given as text.
+
+    A step that declares ``from_text`` (the script writer's script: a screenplay) reads its
+    artifact from the text the input gave under its key.
+    """
     try:
         project = Project.model_validate({**state.get("config", {}), "brief": state["brief"]})
     except (KeyError, ValidationError) as error:
         raise ValueError(f"invalid workflow input: {error}") from None
     update: dict[str, Any] = {"project": project.model_dump(mode="json")}
-    if isinstance(state.get("script"), str):
-        try:
-            script = parse_screenplay(state["script"])
-        except ValueError as error:
-            raise ValueError(f"invalid workflow input: unreadable script: {error}") from None
-        update["script"] = script.model_dump(mode="json")
+    for step in all_steps():
+        if step.from_text is not None and isinstance(state.get(step.stage), str):
+            try:
+                artifact = step.from_text(state[step.stage])
+            except ValueError as error:
+                raise ValueError(
+                    f"invalid workflow input: unreadable {step.stage}: {error}"
+                ) from None
+            update[step.stage] = artifact.model_dump(mode="json")
     return update
 
 

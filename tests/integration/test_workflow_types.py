@@ -1,0 +1,68 @@
+"""Every workflow type from the command line, on one project: the writing, the assets from the
+approved master script (again: incrementally, nothing to extract), the project's versions."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from api.settings import SAMPLE_INPUT
+from tests.integration.test_cli import auteur, cli_env
+
+__all__ = ["cli_env"]
+
+pytestmark = pytest.mark.slow
+
+SAMPLE_BRIEF = json.loads(SAMPLE_INPUT.read_text())["brief"]
+PROJECT = re.compile(r"Project: ([0-9a-f-]{36})")
+THREAD = re.compile(r"Thread: ([0-9a-f-]{36})")
+
+
+def _values(database_url: str, output: str) -> dict:
+    thread = THREAD.search(output)
+    assert thread, output
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT thread_values FROM auteur_threads WHERE thread_id = %s", (thread.group(1),)
+        ).fetchone()
+    return row["thread_values"]
+
+
+def test_script_only_then_extract_assets_on_its_project(
+    cli_env: dict[str, str], database_url: str
+) -> None:
+    written = auteur("run", "script_only", "--brief", SAMPLE_BRIEF, "--auto-approve", env=cli_env)
+    assert written.returncode == 0, written.stdout + written.stderr
+    project = PROJECT.search(written.stdout).group(1)
+    for stage in ("treatment", "script", "master_script"):
+        assert f"approving {stage}" in written.stdout
+    assert "approving assets" not in written.stdout
+
+    extracted = auteur("run", "extract_assets", "--project", project, "--auto-approve", env=cli_env)
+    assert extracted.returncode == 0, extracted.stdout + extracted.stderr
+    first = _values(database_url, extracted.stdout)
+    again = auteur("run", "extract_assets", "--project", project, "--auto-approve", env=cli_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    second = _values(database_url, again.stdout)
+
+    assert first["master_script"]["scenes"]  # taken from the project, not written again
+    assert first["asset_extraction"]["calls"] == 1
+    assert "no new or changed scenes" in again.stdout
+    assert second["asset_extraction"]["calls"] == 1  # incremental: nothing new, no model call
+    assert second["assets"] == first["assets"]
+    listed = auteur("artifacts", project, "--history", env=cli_env)
+    assert listed.returncode == 0, listed.stderr
+    for kind in ("treatment", "script", "master_script", "assets"):
+        assert re.search(rf"{kind}\s+│?\s*1\b", listed.stdout), listed.stdout
+
+
+def test_a_workflow_that_needs_a_project_says_so_in_one_line(cli_env: dict[str, str]) -> None:
+    alone = auteur("run", "extract_assets", "--auto-approve", env=cli_env)
+
+    assert alone.returncode == 1
+    assert "master_script" in alone.stdout
+    assert "Traceback" not in alone.stdout + alone.stderr
