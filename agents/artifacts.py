@@ -412,6 +412,11 @@ class Frame(_Artifact):
     references: dict[str, MediaFile] = Field(
         default_factory=dict, description="Entity id -> the reference image used for it."
     )
+    made_from: str = Field(
+        "",
+        description="Input hash of what it was drawn for (the shot, what is in frame); a "
+        "later run keeps the approved frame while that is unchanged.",
+    )
 
 
 class ReferenceOption(_Artifact):
@@ -449,6 +454,11 @@ class Clip(_Artifact):
     frame_count: int = Field(ge=1)
     workflow: str
     file: MediaFile
+    made_from: str = Field(
+        "",
+        description="Input hash of what it animates (the shot, its keyframes); a later run "
+        "keeps the approved clip while that is unchanged.",
+    )
 
 
 class ClipSet(_Artifact):

@@ -9,7 +9,9 @@ first, then its sheets); the person may pick another, and the frames showing tha
 regenerated with it (the pick holds for later rounds). Candidates accumulate at the gate:
 feedback regenerates every frame (or the shots it names, "shot 2A") and appends new
 candidates; an inpainting request repaints a region of one frame and appends the result.
-Approval keeps only the chosen file per frame.
+Approval keeps only the chosen file per frame. A run that starts with approved frames (a
+scene made again) keeps, on its first draft, the frame of every shot still drawn for the same
+shot and cast, and draws only the others.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class FrameGenerator(ProductionAgent):
         await sheets.draw(shots)  # before any keyframe: the keyframes are drawn from them
         named = (only or set()) & {s.id for s in shots}
         redo = {s.id for s in shots if not named or s.id in named}
+        # A first draft keeps each approved frame still drawn for the same shot and cast.
+        still = approved if current is None else None
         planned: list[Frame | _Keyframe] = []  # kept frames, and keyframes to draw
         in_use: dict[str, list[ReferenceOption]] = {}
         for shot in shots:
@@ -137,13 +141,18 @@ class FrameGenerator(ProductionAgent):
             for entity, option in references.items():
                 in_use.setdefault(entity, []).append(option)
             files = {entity: option.file for entity, option in references.items()}
+            made_from = _made_from(project, assets, shot)
             for position in POSITIONS:
                 kept = current.frame(shot.id, position) if current else None
                 if kept is not None and shot.id not in redo:
                     planned.append(kept)
                     continue
+                done = still.frame(shot.id, position) if still else None
+                if done is not None and done.made_from == made_from:
+                    planned.append(done)
+                    continue
                 prompt = _prompt(project, assets, shot, position, feedback)
-                planned.append(_Keyframe(shot, position, prompt, files, kept))
+                planned.append(_Keyframe(shot, position, prompt, files, made_from, kept))
         todo = [p for p in planned if isinstance(p, _Keyframe)]
         drawn = iter(await self._keyframes(runtime, project, todo, len(feedback), note))
         frames = [p if isinstance(p, Frame) else p.with_candidates(next(drawn)) for p in planned]
@@ -260,7 +269,7 @@ class FrameGenerator(ProductionAgent):
             note=f"inpainted: {turn['content']}",
         )
         frames = [
-            _frame(f.shot, f.position, [*f.candidates, candidate], f.references)
+            _frame(f.shot, f.position, [*f.candidates, candidate], f.references, f.made_from)
             if f is frame
             else f
             for f in current.frames
@@ -320,12 +329,28 @@ class _Keyframe:
     position: str
     prompt: str
     references: dict[str, MediaFile]
+    made_from: str
     kept: Frame | None  # the frame drawn before (its candidates stay), if any
 
     def with_candidates(self, new: list[FrameCandidate]) -> Frame:
         """The frame with ``new`` candidates after the kept ones; the newest is chosen."""
         old = self.kept.candidates if self.kept else []
-        return _frame(self.shot.id, self.position, [*old, *new], self.references)
+        return _frame(self.shot.id, self.position, [*old, *new], self.references, self.made_from)
+
+
+def _made_from(project: Project, assets: AssetRegistry, shot: Shot) -> str:
+    """What a shot's keyframes are drawn for: the frame format, the shot, what is in frame.
+
+    Not the references: those default to frames approved earlier, and a frame kept for its
+    unchanged shot must not be drawn again because another scene's frames changed.
+    """
+    entities = assets.entities()
+    cast = [
+        (entities[e.entity].model_dump(mode="json"), e.entity in assets.deselected)
+        for e in shot.entities
+        if e.entity in entities
+    ]
+    return input_hash(project.format.model_dump(mode="json"), shot.model_dump(mode="json"), cast)
 
 
 def _prompt(
@@ -538,7 +563,11 @@ def _picked(current: FrameSet | None, chosen: dict[str, str]) -> dict[str, Refer
 
 
 def _frame(
-    shot: str, position: str, candidates: list[FrameCandidate], references: dict[str, MediaFile]
+    shot: str,
+    position: str,
+    candidates: list[FrameCandidate],
+    references: dict[str, MediaFile],
+    made_from: str,
 ) -> Frame:
     """A frame whose file is its newest candidate."""
     newest = candidates[-1]
@@ -551,6 +580,7 @@ def _frame(
         file=newest.file,
         candidates=candidates,
         references=references,
+        made_from=made_from,
     )
 
 

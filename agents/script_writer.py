@@ -141,6 +141,8 @@ class _SceneDocumentStep(Step):
     """A step whose artifact is a list of numbered scenes, revisable one scene at a time."""
 
     revision: type[SceneRevision]
+    revise_task: str
+    """The task name of a one-scene revision (its own offline recording and records)."""
     document: str
     answer_shape: str
 
@@ -181,7 +183,7 @@ class _SceneDocumentStep(Step):
             runtime,
             prompt,
             state,
-            task="revise_scene",
+            task=self.revise_task,
             artifact=self.revision,
             with_conversation=False,
         )
@@ -197,6 +199,7 @@ class ScriptStep(_SceneDocumentStep):
     requires = ("project", "treatment")
     from_text = staticmethod(parse_screenplay)
     revision = ScriptSceneRevision
+    revise_task = "revise_scene"
     document = "script"
     answer_shape = (
         "an empty list to cut it, one scene to change it, several scenes to split it or to "
@@ -227,6 +230,7 @@ class MasterScriptStep(_SceneDocumentStep):
     artifact = MasterScript
     requires = ("project", "script")
     revision = MasterSceneRevision
+    revise_task = "revise_master_scene"
     document = "master script"
     answer_shape = "exactly one scene, with the same number and slugline."
 

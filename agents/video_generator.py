@@ -2,7 +2,9 @@
 
 Each clip is made by the image-to-video workflow (first and last frame) that discovery finds
 for the shot, called as a tool and memoised by its inputs (every shot at once, as many as the
-backend runs); assembly joins the approved clips in shot order.
+backend runs); assembly joins the approved clips in shot order. A run that starts with
+approved clips (a scene made again) keeps the clip of every shot whose shot and keyframes are
+unchanged, unless the person asks for new clips.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from agents._media import backend_of, fan_out, find_workflow, run_workflow
 from agents.artifacts import (
     Clip,
     ClipSet,
+    Frame,
     FrameSet,
     MediaFile,
     Project,
@@ -60,26 +63,37 @@ class VideoGenerator(ProductionAgent):
         return graph
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ClipSet:
-        """Render one clip per shot from its start and end frames, all shots at once."""
+        """Render one clip per shot from its start and end frames, all shots at once.
+
+        Without feedback, an approved clip still made from its shot and keyframes is kept.
+        """
         project = project_of(state)
         shots = ShotList.model_validate(state["shots"]).shots
         frames = FrameSet.model_validate(state["frames"])
         feedback = feedback_at(state, self.stage)
-        for shot in shots:
-            if frames.frame(shot.id, "start") is None or frames.frame(shot.id, "end") is None:
-                raise ValueError(f"shot {shot.id} has no approved start and end frames")
+        made_from = {shot.id: _made_from(project, shot, frames) for shot in shots}
+        approved = ClipSet.model_validate(state["clips"]).clips if state.get("clips") else []
+        kept = {
+            clip.shot: clip
+            for clip in approved
+            if not feedback and made_from.get(clip.shot) == clip.made_from
+        }
+        todo = [shot for shot in shots if shot.id not in kept]
         done = 0
 
         async def clip(number: int, shot: Shot) -> Clip:
             nonlocal done
-            label = f"clip {number}/{len(shots)}"
-            made = await self._clip(runtime, project, shot, frames, feedback, label=label)
+            label = f"clip {number}/{len(todo)}"
+            made = await self._clip(
+                runtime, project, shot, frames, feedback, made_from[shot.id], label=label
+            )
             done += 1
-            progress(runtime, self.stage, f"clip {done}/{len(shots)} done", shot=shot.id)
+            progress(runtime, self.stage, f"clip {done}/{len(todo)} done", shot=shot.id)
             return made
 
-        jobs = [partial(clip, number, shot) for number, shot in enumerate(shots, 1)]
-        return ClipSet(clips=await fan_out(runtime, jobs))
+        jobs = [partial(clip, number, shot) for number, shot in enumerate(todo, 1)]
+        made = dict(zip((s.id for s in todo), await fan_out(runtime, jobs), strict=True))
+        return ClipSet(clips=[kept.get(shot.id) or made[shot.id] for shot in shots])
 
     async def _clip(
         self,
@@ -88,11 +102,11 @@ class VideoGenerator(ProductionAgent):
         shot: Shot,
         frames: FrameSet,
         feedback: list[str],
+        made_from: str,
         *,
         label: str,
     ) -> Clip:
-        start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
-        assert start is not None and end is not None  # checked by propose
+        start, end = _keyframes(shot, frames)
         fps = project.format.fps
         width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
         prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback).user
@@ -122,6 +136,7 @@ class VideoGenerator(ProductionAgent):
             frame_count=info.frame_count,
             workflow=spec.name,
             file=file,
+            made_from=made_from,
         )
 
     async def assemble(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -152,6 +167,29 @@ class VideoGenerator(ProductionAgent):
         """Clip count and running time."""
         total = sum(c.duration_s for c in artifact.clips)
         return f"{len(artifact.clips)} clips, {total:.1f} s. Approve to assemble the video."
+
+
+def _keyframes(shot: Shot, frames: FrameSet) -> tuple[Frame, Frame]:
+    """The approved start and end frames of ``shot``.
+
+    Raises:
+        ValueError: One of them is missing.
+    """
+    start, end = frames.frame(shot.id, "start"), frames.frame(shot.id, "end")
+    if start is None or end is None:
+        raise ValueError(f"shot {shot.id} has no approved start and end frames")
+    return start, end
+
+
+def _made_from(project: Project, shot: Shot, frames: FrameSet) -> str:
+    """What a shot's clip is made from: the format, the shot and its two keyframes' files."""
+    start, end = _keyframes(shot, frames)
+    return input_hash(
+        project.format.model_dump(mode="json"),
+        shot.model_dump(mode="json"),
+        start.file.key,
+        end.file.key,
+    )
 
 
 async def _probe(runtime: Runtime[Context], file: MediaFile) -> VideoInfo:

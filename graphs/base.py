@@ -8,7 +8,7 @@ checkpointer — agent subgraphs inherit it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NotRequired
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -70,17 +70,16 @@ class BriefInput(ProjectInput):
     )
 
 
-def workflow_state() -> type:
-    """The run state plus the raw input keys the set-up node reads."""
+def workflow_state(input_model: type[BaseModel] = BriefInput) -> type:
+    """The run state plus the raw input keys the workflow's own nodes read.
+
+    LangGraph drops input keys its state lacks, so every field of the input model that is
+    not an artifact gets a channel.
+    """
     schema = state_schema()
+    inputs = [name for name in input_model.model_fields if name not in schema.__annotations__]
     return TypedDict(  # type: ignore[operator]
-        "WorkflowState",
-        {
-            **schema.__annotations__,
-            "brief": NotRequired[str],
-            "config": NotRequired[dict[str, Any]],
-            "project_id": NotRequired[str],
-        },
+        "WorkflowState", {**schema.__annotations__, **dict.fromkeys(inputs, NotRequired[Any])}
     )
 
 
@@ -107,13 +106,29 @@ def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-def agent_pipeline(agent_names: Sequence[str]) -> StateGraph:
-    """A graph that sets up the project, then runs the named agents one after another."""
+def agent_pipeline(
+    agent_names: Sequence[str],
+    *,
+    input_model: type[BaseModel] = BriefInput,
+    prepare: Sequence[Callable[[dict[str, Any]], dict[str, Any]]] = (),
+) -> StateGraph:
+    """A graph that sets up the project, then runs the named agents one after another.
+
+    Args:
+        agent_names: The agents, in order.
+        input_model: The workflow's input model (its fields get state channels).
+        prepare: Nodes run after the set-up and before the first agent, in order (each
+            named after its function).
+    """
     agents = load_agents()
-    graph = StateGraph(workflow_state(), context_schema=Context)
+    graph = StateGraph(workflow_state(input_model), context_schema=Context)
     graph.add_node(SET_UP_NODE, set_up_project)
     graph.add_edge(START, SET_UP_NODE)
     previous = SET_UP_NODE
+    for node in prepare:
+        graph.add_node(node.__name__, node)
+        graph.add_edge(previous, node.__name__)
+        previous = node.__name__
     for name in agent_names:
         agent = agents.get(name)()
         graph.add_node(name, agent.build().compile(name=name))

@@ -1,0 +1,99 @@
+"""``regenerate_scene``: one scene of a finished production made again, the rest kept.
+
+The run starts from the project's approved artifacts and asks for the scene again as the
+person would at the gates: the scene's notes are feedback on the master script and on the
+shot list, both naming the scene, so the script writer revises that master-script scene
+only and the shot lister re-lists that scene only. The asset extractor adds only what the
+changed scene brings; the frame and video generators keep the approved frames and clips of
+every unchanged shot, so only the scene's keyframes and clips are made and the video is
+assembled again. Each stage still stops at its gate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from langgraph.graph import StateGraph
+from pydantic import ConfigDict, Field
+
+from agents._scenes import named_scene
+from agents.artifacts import MasterScript
+from agents.base import Turn, artifact_types
+from graphs.base import ProjectInput, WorkflowType, agent_pipeline
+
+REOPENED = ("master_script", "shots")
+"""The stages whose approved artifact gets the scene's notes as feedback."""
+
+
+class SceneInput(ProjectInput):
+    """Which scene of the project's production to make again, and what to change."""
+
+    model_config = ConfigDict(title="SceneInput")
+
+    scene: int = Field(ge=1, description="The scene's number in the approved master script.")
+    notes: str = Field(min_length=1, description="What to change in the scene.")
+
+
+def reopen_scene(state: dict[str, Any]) -> dict[str, Any]:
+    """Node: the approved master script and shot list as drafts, with the notes as feedback.
+
+    Raises:
+        ValueError: The master script has no such scene, or the notes name another scene
+            (the agents would then redraft more than this one).
+    """
+    number = state["scene"]
+    count = len(MasterScript.model_validate(state["master_script"]).scenes)
+    if number > count:
+        raise ValueError(
+            f"invalid workflow input: scene {number} does not exist; the approved master "
+            f"script has {count} scene(s)"
+        )
+    feedback = f"scene {number}: {state['notes']}"
+    if named_scene(feedback, count) != number:
+        raise ValueError(
+            f"invalid workflow input: the notes name other scenes; regenerate_scene changes "
+            f"scene {number} only (leave other scene numbers out of the notes)"
+        )
+    types = artifact_types()
+    drafts = {stage: state[stage] for stage in REOPENED}
+    turns = [
+        turn
+        for stage in REOPENED
+        for turn in (
+            _turn(stage, "assistant", types[stage].model_validate(drafts[stage]).model_dump_json()),
+            _turn(stage, "user", feedback),
+        )
+    ]
+    return {"drafts": drafts, "conversation": turns}
+
+
+def _turn(stage: str, role: Literal["assistant", "user"], content: str) -> Turn:
+    return Turn(id=str(uuid.uuid4()), stage=stage, role=role, content=content)
+
+
+class RegenerateScene(WorkflowType):
+    """One scene's master script, shots, keyframes and clips again; the video re-assembled."""
+
+    name = "regenerate_scene"
+    description = (
+        "Makes one scene of a finished production again from your notes — its master-script "
+        "scene, shots, keyframes and clips — and re-assembles the video; nothing else is "
+        "regenerated. Each stage is approved by the person."
+    )
+    input_model = SceneInput
+    takes = ("script", "master_script", "assets", "shots", "frames", "clips")
+
+    def build(self) -> StateGraph:
+        """Reopen the scene, then the script writer (at the master script) to the assembly."""
+        return agent_pipeline(
+            [
+                "script_writer",
+                "asset_extractor",
+                "shot_lister",
+                "frame_generator",
+                "video_generator",
+            ],
+            input_model=self.input_model,
+            prepare=[reopen_scene],
+        )
