@@ -1,10 +1,12 @@
 """Every workflow type from the command line, on one project: the writing, the assets from the
-approved master script (again: incrementally, nothing to extract), the project's versions."""
+approved master script (again: incrementally, nothing to extract), the whole production,
+one scene of it made again — and the project's versions of it all."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -32,8 +34,8 @@ def _values(database_url: str, output: str) -> dict:
     return row["thread_values"]
 
 
-def test_script_only_then_extract_assets_on_its_project(
-    cli_env: dict[str, str], database_url: str
+def test_every_workflow_type_on_one_project(
+    cli_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     written = auteur("run", "script_only", "--brief", SAMPLE_BRIEF, "--auto-approve", env=cli_env)
     assert written.returncode == 0, written.stdout + written.stderr
@@ -54,10 +56,41 @@ def test_script_only_then_extract_assets_on_its_project(
     assert "no new or changed scenes" in again.stdout
     assert second["asset_extraction"]["calls"] == 1  # incremental: nothing new, no model call
     assert second["assets"] == first["assets"]
-    listed = auteur("artifacts", project, "--history", env=cli_env)
+    listed = auteur("artifacts", project, env=cli_env)
     assert listed.returncode == 0, listed.stderr
     for kind in ("treatment", "script", "master_script", "assets"):
         assert re.search(rf"{kind}\s+│?\s*1\b", listed.stdout), listed.stdout
+
+    produced = auteur(
+        "run",
+        "full_video",
+        "--project",
+        project,
+        "--brief",
+        SAMPLE_BRIEF,
+        "--auto-approve",
+        env=cli_env,
+    )
+    assert produced.returncode == 0, produced.stdout + produced.stderr
+    notes = tmp_path / "scene.json"
+    notes.write_text(json.dumps({"scene": 2, "notes": "make the landing a bouncy triumph"}))
+    regenerated = auteur(
+        "run",
+        "regenerate_scene",
+        "--project",
+        project,
+        "--input",
+        str(notes),
+        "--auto-approve",
+        env=cli_env,
+    )
+    assert regenerated.returncode == 0, regenerated.stdout + regenerated.stderr
+    assert "approving treatment" not in regenerated.stdout  # the writing is kept
+    final = auteur("artifacts", project, env=cli_env).stdout
+    for kind in ("treatment", "script"):
+        assert re.search(rf"{kind}\s+│?\s*1\b", final), final
+    for kind in ("master_script", "shots", "frames", "clips", "video"):
+        assert re.search(rf"{kind}\s+│?\s*2\b", final), final
 
 
 def test_a_workflow_that_needs_a_project_says_so_in_one_line(cli_env: dict[str, str]) -> None:
