@@ -84,6 +84,18 @@ async def reopen(project_id: str, body: Reopen, ctx: Ctx, user: User) -> dict[st
     parent = await store.branch_of(project_id, thread["branch"])
     if await ctx.db.active_runs(body.thread_id):
         raise HTTPException(409, "the thread is running: wait for it, or cancel it, first")
+    checkpoint_id, restored = await _restore_earlier_steps(
+        ctx,
+        store,
+        project_id,
+        parent,
+        body.thread_id,
+        thread["workflow"],
+        body.stage,
+        checkpoint_id,
+        kept,
+    )
+    kept |= restored
     branch = await store.fork(
         project_id,
         thread_id=body.thread_id,
@@ -129,6 +141,51 @@ async def switch(project_id: str, branch: str, ctx: Ctx, user: User) -> dict[str
     if not await ProjectArtifacts(ctx.db).switch(project_id, branch):
         raise HTTPException(404, f"project '{project_id}' has no branch '{branch}'")
     return {"project_id": project_id, "current_branch": branch}
+
+
+async def _restore_earlier_steps(
+    ctx: ApiContext,
+    store: ProjectArtifacts,
+    project_id: str,
+    branch: str,
+    thread_id: str,
+    workflow: str,
+    stage: str,
+    checkpoint_id: str,
+    kept: set[str],
+) -> tuple[str, set[str]]:
+    """A fork point whose state holds what the stage's own agent approved before it.
+
+    An agent with several steps (treatment → script → master script) is one task of the
+    parent graph: its checkpoint is the one before the agent began, and the forked run
+    starts the agent's subgraph afresh. The subgraph starts after the last step whose
+    artifact the state holds, so the approved versions of the agent's earlier steps are
+    written onto the fork point (a new checkpoint) and the gate of ``stage`` comes next.
+    """
+    agent = next(
+        a
+        for a in ctx.services.workflows[workflow].agents()
+        if stage in [step.stage for step in a.steps()]
+    )
+    stages = [step.stage for step in agent.steps()]
+    earlier = stages[: stages.index(stage)]
+    heads = await store.heads(project_id, branch)
+    restore: dict[str, object] = {}
+    for kind in earlier:
+        if kind in heads and kind not in kept:
+            restore |= {kind: heads[kind]["data"], **heads[kind]["bookkeeping"]}
+    if not restore:
+        return checkpoint_id, set()
+    graph = ctx.services.graph(workflow)
+    config = {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+    forked = await graph.aupdate_state(config, restore)
+    return forked["configurable"]["checkpoint_id"], {k for k in earlier if k in heads}
 
 
 async def _gate_checkpoint(
