@@ -1,5 +1,6 @@
 """A project worked on by two workflow types, started from the new-run dialog, with its
-versioned artifacts, a reopened stage on a branch, and a switch back to main.
+versioned artifacts, a reopened stage on a branch, a switch back to main, and what a gate
+would make stale.
 
 The dialog's workflow types and fields come from the registry (/assistants and each
 workflow's input schema), so these steps also check that nothing on screen depends on a
@@ -8,13 +9,13 @@ workflow or stage spelled in the client.
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import screenshot
 from tests.browser.test_web_client import create_sample_project, gate, get
 
 
-def artifact_row(page: Page, kind: str):  # noqa: ANN201 - a Playwright Locator
+def artifact_row(page: Page, kind: str) -> Locator:
     return page.locator(f"#project-artifacts tr[data-kind={kind}]")
 
 
@@ -71,9 +72,7 @@ def test_two_workflows_a_reopened_stage_and_a_switch_back(page: Page) -> None:
         "master_script": 1,
         "assets": 1,
     }
-    expect(page.locator("#branches li[data-current=true]")).to_have_attribute(
-        "data-branch", "main"
-    )
+    expect(page.locator("#branches li[data-current=true]")).to_have_attribute("data-branch", "main")
     screenshot(page, "project-artifacts")
 
     # reopen the master script: a new current branch, and its gate is shown again
@@ -86,9 +85,7 @@ def test_two_workflows_a_reopened_stage_and_a_switch_back(page: Page) -> None:
     expect(branch).to_contain_text("reopened at master script")
     gate(page, "master_script")
     expect(panel.locator("article.artifact[data-state=proposed]")).to_be_visible()
-    expect(page.get_by_role("tab", name="Master script")).to_have_attribute(
-        "aria-selected", "true"
-    )
+    expect(page.get_by_role("tab", name="Master script")).to_have_attribute("aria-selected", "true")
 
     # on the branch, feedback rewrites it and the new take is approved: version 2
     before = panel.locator(".screenplay").inner_text()
@@ -103,10 +100,28 @@ def test_two_workflows_a_reopened_stage_and_a_switch_back(page: Page) -> None:
 
     # switching back to main makes the earlier versions current again
     page.locator("#branches li[data-branch=main]").get_by_role("button", name="Switch").click()
-    expect(page.locator("#branches li[data-branch=main]")).to_have_attribute(
-        "data-current", "true"
-    )
+    expect(page.locator("#branches li[data-branch=main]")).to_have_attribute("data-current", "true")
     expect(artifact_row(page, "master_script")).to_have_attribute("data-version", "1")
     expect(artifact_row(page, "assets")).to_have_attribute("data-version", "1")
     assert current_versions(page, project_id)["master_script"] == 1
     screenshot(page, "project-switched-back")
+
+    # a new script_only run on main: a rewritten master script would make the assets stale,
+    # the gate says so before it is approved, and the artifacts list after
+    page.get_by_role("button", name="New run").click()
+    dialog = page.locator("dialog.new-run")
+    dialog.get_by_label("Workflow").select_option("script_only")
+    dialog.get_by_role("button", name="Start run").click()
+    for stage in ("treatment", "script"):
+        gate(page, stage).get_by_role("button", name="Approve").click()
+    gate(page, "master_script")
+    page.get_by_label("Message to the agents").fill("Make the whole thing windier.")
+    page.get_by_role("button", name="Send").click()
+    master = page.locator(".approval[data-stage=master_script] .stale-warning")
+    expect(master).to_have_text("Approving this makes assets v1 stale.")
+    screenshot(page, "project-gate-makes-stale")
+    gate(page, "master_script").get_by_role("button", name="Approve").click()
+    expect(artifact_row(page, "master_script")).to_have_attribute("data-version", "3")
+    expect(artifact_row(page, "assets")).to_have_attribute("data-stale", "true")
+    expect(artifact_row(page, "assets")).to_contain_text("made from an older master script")
+    expect(page.locator("#workflow-runs tbody tr")).to_have_count(3)
