@@ -21,7 +21,7 @@ from api.context import ApiContext, Ctx, User
 from api.db import ThreadBusyError
 from api.routes.projects import get as get_project
 from api.schemas import _Body
-from api.wire import assistant_id_of
+from api.wire import assistant_id_of, run_json
 
 router = APIRouter(prefix="/projects", tags=["projects"], route_class=StrictJsonRoute)
 
@@ -114,7 +114,12 @@ async def reopen(project_id: str, body: Reopen, ctx: Ctx, user: User) -> dict[st
         raise HTTPException(
             409, "the thread is running: wait for it, or cancel it, first"
         ) from None
-    return {"branch": branch, "parent": parent, "checkpoint_id": checkpoint_id, "run": run}
+    return {
+        "branch": branch,
+        "parent": parent,
+        "checkpoint_id": checkpoint_id,
+        "run": run_json(run),
+    }
 
 
 @router.post("/{project_id}/branches/{branch}/switch")

@@ -22,16 +22,22 @@ DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
 # --- helpers ---------------------------------------------------------------------------
 
 
-def create_sample_project(page: Page, name: str, *, screenplay: str | None = None) -> str:
-    """Create a project from the sample brief in the UI; return its id."""
+def create_sample_project(
+    page: Page, name: str, *, screenplay: str | None = None, workflow: str | None = None
+) -> str:
+    """Create a project from the sample brief in the UI (its first run of ``workflow``, by
+    default the dialog's: the one that makes the most); return its id."""
     page.goto("/")
     page.get_by_role("button", name="New project").click()
-    page.get_by_role("button", name="Use the sample brief").click()
-    page.get_by_label("Name").fill(name)
+    dialog = page.locator("dialog.new-project")
+    if workflow is not None:
+        dialog.get_by_label("Workflow").select_option(workflow)
+    dialog.get_by_role("button", name="Use the sample brief").click()
+    expect(dialog.locator("textarea[name=brief]")).not_to_have_value("")
+    dialog.get_by_label("Name").fill(name)
     if screenplay is not None:
-        page.get_by_label("Skip to script").check()
-        page.get_by_label("Your screenplay").fill(screenplay)
-    page.get_by_role("button", name="Create and start").click()
+        dialog.get_by_label("Your own screenplay").fill(screenplay)
+    dialog.get_by_role("button", name="Create and start").click()
     page.wait_for_url(re.compile(r"#/projects/[0-9a-f-]+"))
     return re.search(r"#/projects/([0-9a-f-]+)", page.url).group(1)
 

@@ -1,4 +1,6 @@
-// Artifacts per stage: what a gate proposes (with its actions) or what was approved.
+// Artifacts by their type (the model name the registry gives each artifact key): what a
+// gate proposes (with its actions) or what was approved. A new workflow's artifacts of a
+// known type render the same way; an unknown type is shown as JSON.
 
 import { api, showFile } from "./api.js";
 import { openConfig } from "./config.js";
@@ -6,30 +8,41 @@ import { h, label } from "./dom.js";
 import { openInpaint } from "./inpaint.js";
 
 const RENDERERS = {
-  treatment: treatments,
-  script,
-  master_script: masterScript,
-  assets,
-  shots,
-  frames,
-  clips,
-  video,
+  Treatments: treatments,
+  Script: script,
+  MasterScript: masterScript,
+  AssetRegistry: assets,
+  ShotList: shots,
+  FrameSet: frames,
+  ClipSet: clips,
+  Video: video,
 };
 
+/** "approving this makes shots v2, frames v1 stale", from a gate's `stale`; null if nothing. */
+export function staleText(stale) {
+  if (!stale?.length) return null;
+  const what = stale.map((s) => `${label(s.kind).toLowerCase()} v${s.version}`).join(", ");
+  return `Approving this makes ${what} stale.`;
+}
+
 /**
- * Render one stage's artifact. With `gate`, the proposal is editable and carries the
- * gate's actions; without, it is the approved artifact, read-only.
+ * Render one artifact: `key` is its name in the state, `type` its model name. With `gate`,
+ * it is the gate's proposal, editable and with the gate's actions; without, it is the
+ * approved artifact, read-only, with what `extra` adds (its version, history, actions).
  */
-export function renderArtifact(stage, artifact, { gate, view, values }) {
-  const render = RENDERERS[stage] ?? generic;
+export function renderArtifact({ key, type }, artifact, { gate, view, values, extra = null }) {
+  const render = RENDERERS[type] ?? generic;
   const draft = gate ? pendingEdit(gate, artifact) : null;
-  const ctx = { gate, view, values, draft, stage };
-  return h("article.artifact", { dataset: { stage, state: gate ? "proposed" : "approved" } },
+  const ctx = { gate, view, values, draft, stage: key };
+  const stale = gate ? staleText(gate.payload.stale) : null;
+  return h("article.artifact", { dataset: { stage: key, type, state: gate ? "proposed" : "approved" } },
     h("header.artifact-head", {},
-      h("h2", {}, label(stage)),
+      h("h2", {}, label(key)),
       h("span.chip", { class: gate ? "status-awaiting" : "status-approved" }, gate ? "Proposed — awaiting your approval" : "Approved"),
     ),
     gate ? h("p.description", {}, gate.payload.action_requests[0].description) : null,
+    stale ? h("p.stale-warning", { role: "note" }, stale) : null,
+    extra,
     render(draft ?? artifact, ctx),
     gate ? gateActions(ctx) : null,
   );
@@ -103,7 +116,7 @@ function treatments(artifact, ctx) {
       const chosen = artifact.chosen === number;
       return h("label.option", { class: chosen ? "chosen" : "" },
         gate ? h("input", {
-          type: "radio", name: "treatment", value: number, checked: chosen,
+          type: "radio", name: `chosen-${ctx.stage}`, value: number, checked: chosen,
           onchange: () => { ctx.draft.chosen = number; keepEdit(ctx); view.render(); },
         }) : null,
         h("h3", {}, `${number}. ${option.title}`, chosen ? h("span.chip.status-approved", {}, gate ? "chosen" : "written") : null),

@@ -1,13 +1,16 @@
-// The project view: stage pipeline, artifacts per stage, approval queue, chat, run history.
+// The project view: the stage pipeline, the project's artifacts (current versions, what is
+// stale, their history, reopening a stage), its branches, every run of every workflow type,
+// the approval queue and the chat. What stages and artifacts there are, and how each
+// artifact renders, comes from the workflow registry (/assistants), never from stage names.
 // State is rebuilt from the API on every open; live updates come from two SSE streams (the
 // approval queue, and each active run, resumed from its last event id after a reload).
 
 import { api, follow } from "./api.js";
-import { renderArtifact } from "./artifacts.js";
+import { renderArtifact, staleText } from "./artifacts.js";
 import { openConfig } from "./config.js";
 import { ago, h, label, mount, toast } from "./dom.js";
-import { stageLine } from "./projects.js";
-import { STREAM_MODES, WORKFLOW, startWorkflow } from "./workflow.js";
+import { STATUS_WORDS, stageLine } from "./projects.js";
+import { artifactOrder, artifactTypes, openNewRun, workflows } from "./workflow.js";
 
 export const STATUSES = {
   "not-started": "Not started",
@@ -38,7 +41,11 @@ export class ProjectView {
     this.values = {};
     this.approvals = [];
     this.runs = [];
+    this.threads = [];
     this.stages = [];
+    this.current = new Map();
+    this.versions = [];
+    this.branches = [];
     this.thread = null;
   }
 
@@ -64,29 +71,42 @@ export class ProjectView {
 
   async load() {
     const id = encodeURIComponent(this.projectId);
-    const [project, threads, approvals, runs] = await Promise.all([
+    const [project, threads, approvals, runs, artifacts, branches, assistants] = await Promise.all([
       api(`/projects/${id}`),
       api("/threads/search", {
         method: "POST",
-        body: { metadata: { project_id: this.projectId }, limit: 1, sort_by: "updated_at" },
+        body: { metadata: { project_id: this.projectId }, limit: 100, sort_by: "updated_at", sort_order: "desc" },
       }),
       api(`/approvals?project_id=${id}&limit=50`),
       api(`/projects/${id}/runs?limit=${RUN_LIMIT}`),
+      api(`/projects/${id}/artifacts?history=true`),
+      api(`/projects/${id}/branches`),
+      workflows(),
     ]);
     this.project = project;
-    this.thread = threads[0] ?? null;
+    this.threads = threads;
     this.approvals = approvals.items;
     this.runs = runs;
-    const workflow = this.thread?.metadata?.graph_id ?? runs[0]?.workflow ?? WORKFLOW;
-    const [state, assistants] = await Promise.all([
-      this.thread ? api(`/threads/${this.thread.thread_id}/state?subgraphs=true`) : null,
-      this.stages.length ? null : api("/assistants/search", { method: "POST", body: { graph_id: workflow } }),
-    ]);
+    this.branch = artifacts.branch;
+    this.current = new Map(artifacts.current.map((row) => [row.kind, row]));
+    this.versions = artifacts.versions ?? [];
+    this.branches = branches;
+    this.assistants = new Map(assistants.map((a) => [a.graph_id, a]));
+    this.types = artifactTypes(assistants);
+    // the live thread: the one waiting for the person, else the one that moved last
+    const waiting = this.approvals[0]?.thread_id;
+    this.thread = threads.find((t) => t.thread_id === waiting) ?? threads[0] ?? null;
+    const state = this.thread ? await api(`/threads/${this.thread.thread_id}/state?subgraphs=true`) : null;
     this.values = mergedValues(state);
-    if (assistants) {
-      const stages = assistants[0]?.metadata?.stages ?? [];
-      this.stages = stages.includes("clips") ? [...stages, "video"] : stages;
-    }
+    // the stages of every workflow the project ran, and whatever else it has, in order
+    const used = new Set([...threads.map((t) => t.metadata?.graph_id), ...runs.map((r) => r.workflow)]);
+    const keys = new Set([
+      ...[...used].flatMap((name) => (this.assistants.get(name)?.metadata?.artifacts ?? []).map((a) => a.key)),
+      ...this.current.keys(),
+      ...this.approvals.map((a) => a.stage),
+    ]);
+    this.stages = artifactOrder(assistants).filter((key) => keys.has(key));
+    for (const key of keys) if (!this.stages.includes(key)) this.stages.push(key);
   }
 
   async refresh() {
@@ -130,10 +150,12 @@ export class ProjectView {
     sessionStorage.removeItem(`auteur.lastEvent.${run.run_id}`);
     await this.refresh();
     const done = this.runs.find((r) => r.run_id === run.run_id);
-    // Only a completed full-video run opens the video by itself; nothing else moves the tab.
-    if (done?.status === "success" && done.workflow === WORKFLOW && this.values.video) {
-      this.select("video");
-    }
+    if (done?.status !== "success") return;
+    // What a workflow makes after its last gate (an assembled video) nobody has seen yet:
+    // it opens by itself when the run completes. Nothing else moves the tab.
+    const workflow = this.assistants.get(done.workflow)?.metadata;
+    const last = workflow?.artifacts?.at(-1)?.key;
+    if (last && !workflow.stages.includes(last) && this.approved(last)) this.select(last);
   }
 
   // --- where the production is ----------------------------------------------------------
@@ -143,25 +165,38 @@ export class ProjectView {
     return tab && (this.stages.includes(tab) || tab === "configuration") ? tab : null;
   }
 
+  /** An artifact the project has (current version), or the live thread approved. */
+  approved(key) {
+    return this.current.has(key) || Boolean(this.values[key]) || (this.values.approved ?? []).includes(key);
+  }
+
+  /**
+   * The artifact a run is working on: the stage of its latest progress when that is one of
+   * its workflow's artifacts, else the first of them not approved yet (a step without a gate
+   * of its own, such as an assembly, reports under its own name).
+   */
+  runKey(run) {
+    if (!run) return null;
+    const keys = (this.assistants.get(run.workflow)?.metadata?.artifacts ?? []).map((a) => a.key);
+    if (keys.includes(run.stage)) return run.stage;
+    return keys.find((key) => !this.approved(key)) ?? run.stage ?? null;
+  }
+
   /** The stage to open at: the gate waiting, else the stage running, else the last approved. */
   currentStage() {
     const pending = this.approvals[0]?.stage;
     if (pending) return pending;
-    const active = this.runs.find((r) => ACTIVE.has(r.status));
-    if (active?.stage && this.stages.includes(active.stage)) return active.stage;
-    if (this.values.video) return "video";
-    const approved = this.values.approved ?? [];
-    return [...this.stages].reverse().find((s) => approved.includes(s)) ?? this.stages[0] ?? "configuration";
+    const active = this.runKey(this.runs.find((r) => ACTIVE.has(r.status)));
+    if (active && this.stages.includes(active)) return active;
+    return [...this.stages].reverse().find((key) => this.approved(key)) ?? this.stages[0] ?? "configuration";
   }
 
   stageStatus(stage) {
     if (this.approvals.some((a) => a.stage === stage)) return "awaiting";
+    if (this.runs.some((r) => ACTIVE.has(r.status) && this.runKey(r) === stage)) return "running";
+    if (this.approved(stage)) return "approved";
     const latest = this.runs[0];
-    const runningStage = latest && ACTIVE.has(latest.status) ? (latest.stage === "assembly" ? "video" : latest.stage) : null;
-    if (runningStage === stage) return "running";
-    // an artifact in the state was approved, or given by the person (skip to script)
-    if (this.values[stage] || (this.values.approved ?? []).includes(stage)) return "approved";
-    if (latest?.status === "error" && (latest.stage === stage || (stage === "video" && latest.stage === "assembly"))) return "error";
+    if (latest?.status === "error" && this.runKey(latest) === stage) return "error";
     return "not-started";
   }
 
@@ -190,11 +225,17 @@ export class ProjectView {
         h("div.project-head", {},
           h("h1", {}, this.project.name),
           h("p.stage-line", {}, stageLine(this.runs[0]?.stage ?? this.thread?.stage, this.runs[0])),
-          this.thread ? null : h("button.primary", { type: "button", onclick: () => this.start() }, "Start production"),
+          h("button.primary#new-run", { type: "button", onclick: () => this.start() }, "New run"),
         ),
         this.pipeline(),
         h("div.layout", {},
-          h("div.main", {}, this.tabs(), h("div.panel#artifact", { role: "tabpanel", "aria-labelledby": `tab-${this.tab}` }, this.panel()), this.history()),
+          h("div.main", {},
+            this.tabs(),
+            h("div.panel#artifact", { role: "tabpanel", "aria-labelledby": `tab-${this.tab}` }, this.panel()),
+            this.artifactsSection(),
+            this.branchesSection(),
+            this.workflowRuns(),
+            this.history()),
           h("aside.side", {}, this.queueSection(), this.chat()),
         ),
       ),
@@ -206,6 +247,7 @@ export class ProjectView {
   renderLive() {
     const history = this.root.querySelector("#run-history");
     history?.replaceWith(this.history());
+    this.root.querySelector("#workflow-runs")?.replaceWith(this.workflowRuns());
     const log = this.root.querySelector("#progress-log");
     log?.replaceWith(this.progressLog());
     const pipeline = this.root.querySelector("#pipeline");
@@ -246,25 +288,93 @@ export class ProjectView {
 
   panel() {
     if (this.tab === "configuration") return this.configurationPanel();
-    const gate = this.approvals.find((a) => a.stage === this.tab);
-    const stage = this.tab;
-    const key = stage === "video" ? "video" : stage;
-    const approved = this.values[key];
+    const key = this.tab;
+    const gate = this.approvals.find((a) => a.stage === key);
     if (gate) {
-      return renderArtifact(stage, gate.payload.action_requests[0].args, {
-        gate,
-        view: this,
-        values: this.values,
-      });
+      const type = gate.payload.artifact_type ?? this.types.get(key);
+      return renderArtifact({ key, type }, gate.payload.action_requests[0].args, { gate, view: this, values: this.values });
     }
-    if (approved) return renderArtifact(stage, approved, { view: this, values: this.values });
-    const status = this.stageStatus(stage);
+    const type = this.types.get(key);
+    const row = this.current.get(key);
+    if (row) return renderArtifact({ key, type }, row.data, { view: this, values: this.values, extra: this.versionInfo(row) });
+    if (this.values[key]) return renderArtifact({ key, type }, this.values[key], { view: this, values: this.values });
+    const status = this.stageStatus(key);
     if (status === "running") {
-      const run = this.runs[0];
-      return h("p.placeholder", {}, `The agent is working on the ${label(stage).toLowerCase()}… `, h("span.live", {}, run?.message ?? ""));
+      const run = this.runs.find((r) => ACTIVE.has(r.status) && this.runKey(r) === key);
+      return h("p.placeholder", {}, `The agent is working on the ${label(key).toLowerCase()}… `, h("span.live", {}, run?.message ?? ""));
     }
     if (status === "error") return h("p.placeholder.error", {}, `This stage failed: ${errorText(this.runs[0]?.error)}`);
-    return h("p.placeholder", {}, `${label(stage)}: not started yet.`);
+    return h("p.placeholder", {}, `${label(key)}: not started yet.`);
+  }
+
+  /** The current version of an artifact: where it came from, whether it is stale, its history. */
+  versionInfo(row) {
+    const history = this.versions.filter((v) => v.kind === row.kind);
+    const reopenable = row.stage && row.thread_id && this.threads.some((t) => t.thread_id === row.thread_id);
+    return h("div.version-info", { dataset: { kind: row.kind, version: row.version } },
+      h("p", {},
+        h("strong", {}, `v${row.version}`),
+        ` on ${row.branch} · approved by ${row.approved_by ?? "—"} ${row.approved_at ? ago(row.approved_at) : ""}`,
+        row.stale ? h("span.chip.stale", { title: staleWhy(row) }, "stale") : null,
+        reopenable ? h("button.reopen", { type: "button", onclick: () => this.reopen(row) }, "Reopen") : null),
+      row.stale ? h("p.stale-warning", {}, staleWhy(row)) : null,
+      history.length > 1
+        ? h("details.versions", {},
+          h("summary", {}, `History (${history.length} versions)`),
+          h("ol", {}, history.map((v) => h("li", { dataset: { version: v.version }, class: v.version === row.version ? "current" : "" },
+            `v${v.version} on ${v.branch}`,
+            v.parent_version ? ` (from v${v.parent_version})` : "",
+            ` · ${v.approved_by ?? "—"} · ${v.approved_at ? ago(v.approved_at) : ""}`,
+            v.version === row.version ? h("span.chip.status-approved", {}, "current") : null))))
+        : null,
+    );
+  }
+
+  artifactsSection() {
+    const rows = this.stages.map((key) => this.current.get(key)).filter(Boolean);
+    return h("section.artifacts-list#project-artifacts", { "aria-labelledby": "artifacts-title" },
+      h("h2#artifacts-title", {}, `Artifacts on ${this.branch ?? "main"}`),
+      rows.length
+        ? h("table.artifact-versions", {},
+          h("thead", {}, h("tr", {}, ["Artifact", "Version", "Versions", "Approved", ""].map((t) => h("th", {}, t)))),
+          h("tbody", {}, rows.map((row) => h("tr", { dataset: { kind: row.kind, version: row.version, stale: String(row.stale) } },
+            h("td", {}, h("button.link", { type: "button", onclick: () => this.select(row.kind) }, label(row.kind))),
+            h("td.version", {}, `v${row.version}`),
+            h("td", {}, String(this.versions.filter((v) => v.kind === row.kind).length)),
+            h("td", {}, row.approved_at ? ago(row.approved_at) : "—"),
+            h("td", {}, row.stale ? h("span.chip.stale", { title: staleWhy(row) }, `stale: ${staleWhy(row)}`) : null)))))
+        : h("p.muted", {}, "Nothing approved yet."),
+    );
+  }
+
+  branchesSection() {
+    return h("section.branches#branches", { "aria-labelledby": "branches-title" },
+      h("h2#branches-title", {}, "Branches"),
+      h("ul.branch-list", {}, this.branches.map((b) => h("li.branch", { dataset: { branch: b.branch, current: String(b.current) } },
+        h("code", {}, b.branch),
+        b.parent ? h("span.muted", {}, ` from ${b.parent}, reopened at ${label(b.stage).toLowerCase()}`) : null,
+        b.current
+          ? h("span.chip.status-approved", {}, "current")
+          : h("button", { type: "button", onclick: () => this.switchTo(b.branch) }, "Switch"),
+      ))),
+    );
+  }
+
+  /** Every workflow run of the project: one thread each, whatever its workflow type. */
+  workflowRuns() {
+    return h("section.workflow-runs#workflow-runs", { "aria-labelledby": "workflow-runs-title" },
+      h("h2#workflow-runs-title", {}, "Workflow runs"),
+      this.threads.length
+        ? h("table.threads", {},
+          h("thead", {}, h("tr", {}, ["Workflow", "Status", "Stage", "Started", "Updated"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, this.threads.map((t) => h("tr", { dataset: { thread: t.thread_id, workflow: t.metadata?.graph_id ?? "", status: t.status } },
+            h("td", {}, label(t.metadata?.graph_id ?? "—")),
+            h("td", {}, h("span.chip", { class: `status-${t.status}` }, STATUS_WORDS[t.status] ?? t.status)),
+            h("td", {}, label(t.stage ?? "")),
+            h("td", {}, ago(t.created_at)),
+            h("td", {}, ago(t.updated_at))))))
+        : h("p.muted", {}, "No runs yet."),
+    );
   }
 
   configurationPanel() {
@@ -311,6 +421,7 @@ export class ProjectView {
     return h("li.approval", { dataset: { stage: gate.stage } },
       h("div.approval-head", {}, h("strong", {}, label(gate.stage)), h("span.muted", {}, ago(gate.created_at))),
       h("p", {}, request.description),
+      staleText(gate.payload.stale) ? h("p.stale-warning", {}, staleText(gate.payload.stale)) : null,
       gate.payload.draft_error ? h("p.error", {}, gate.payload.draft_error) : null,
       gate.payload.error ? h("p.error", {}, gate.payload.error) : null,
       problems.length ? h("ul.problems", {}, problems.map((p) => h("li", {}, p))) : null,
@@ -370,9 +481,10 @@ export class ProjectView {
       h("h2#history-title", {}, "Run history"),
       this.runs.length
         ? h("table.runs", {},
-          h("thead", {}, h("tr", {}, ["Run", "Status", "Stage", "Progress", "Started", "Trace"].map((t) => h("th", {}, t)))),
+          h("thead", {}, h("tr", {}, ["Run", "Workflow", "Status", "Stage", "Progress", "Started", "Trace"].map((t) => h("th", {}, t)))),
           h("tbody", {}, this.runs.map((run) => h("tr", { dataset: { run: run.run_id, status: run.status } },
             h("td", {}, h("code", {}, run.run_id.slice(0, 8))),
+            h("td", {}, label(run.workflow ?? "")),
             h("td", {}, h("span.chip", { class: `run-${run.status}` }, run.status)),
             h("td", {}, label(run.stage ?? "")),
             h("td.message", {}, run.status === "error" ? h("span.error", {}, errorText(run.error)) : run.message ?? ""),
@@ -387,9 +499,39 @@ export class ProjectView {
 
   async start() {
     try {
-      const run = await startWorkflow(this.project);
+      await openNewRun(this.project, {
+        have: new Set(this.current.keys()),
+        onStarted: async (run) => {
+          await this.refresh();
+          this.followRun(run);
+        },
+      });
+    } catch (error) {
+      toast(error.message, { error: true });
+    }
+  }
+
+  /** Reopen an approved stage: a new branch from its gate, whose run shows the gate again. */
+  async reopen(row) {
+    try {
+      const answer = await api(`/projects/${encodeURIComponent(this.projectId)}/branches`, {
+        method: "POST",
+        body: { thread_id: row.thread_id, stage: row.stage },
+      });
+      toast(`Reopened the ${label(row.stage).toLowerCase()} on branch ${answer.branch}.`);
       await this.refresh();
-      this.followRun(run);
+      this.followRun(answer.run);
+      this.select(row.stage);
+    } catch (error) {
+      toast(error.message, { error: true });
+    }
+  }
+
+  async switchTo(branch) {
+    try {
+      await api(`/projects/${encodeURIComponent(this.projectId)}/branches/${encodeURIComponent(branch)}/switch`, { method: "POST" });
+      toast(`Branch ${branch} is current.`);
+      await this.refresh();
     } catch (error) {
       toast(error.message, { error: true });
     }
@@ -417,6 +559,12 @@ export class ProjectView {
       return false;
     }
   }
+}
+
+/** "made from a script that changed since" for a stale artifact. */
+function staleWhy(row) {
+  const kinds = (row.stale_because ?? []).map((k) => label(k).toLowerCase());
+  return kinds.length ? `made from an older ${kinds.join(", ")}` : "made from something that changed since";
 }
 
 function errorText(error) {

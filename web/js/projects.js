@@ -1,11 +1,11 @@
 // The projects page: a card per project saying where it is, and the form to start one
-// from a brief or from an existing screenplay ("skip to script").
+// with a run of any workflow type that needs nothing approved yet.
 
 import { api } from "./api.js";
 import { ago, h, label, mount, toast } from "./dom.js";
-import { startWorkflow } from "./workflow.js";
+import { runForm, startRun, workflows } from "./workflow.js";
 
-const STATUS_WORDS = {
+export const STATUS_WORDS = {
   idle: "done",
   busy: "running",
   interrupted: "awaiting approval",
@@ -49,24 +49,26 @@ function card(project) {
 }
 
 function newProjectButton() {
-  return h("button.primary", { type: "button", onclick: () => openNewProject() }, "New project");
+  return h("button.primary", {
+    type: "button",
+    onclick: () => openNewProject().catch((error) => toast(error.message, { error: true })),
+  }, "New project");
 }
 
-/** The form to create a project: a brief, or a screenplay to skip straight to the script. */
-export function openNewProject() {
+/**
+ * The form to create a project: its name and the first run — a workflow type (those that
+ * start from nothing the project could not have yet) with that workflow's own input form,
+ * whose brief and configuration become the project's.
+ */
+export async function openNewProject() {
+  const assistants = (await workflows()).filter((a) => !(a.metadata?.takes ?? []).length);
   const dialog = h("dialog.new-project", { "aria-labelledby": "new-title" });
   const name = h("input", { name: "name", required: true, maxlength: 200, autocomplete: "off" });
-  const brief = h("textarea", { name: "brief", rows: 5, required: true });
-  const script = h("textarea", { name: "script", rows: 8, placeholder: "INT. KITCHEN - DAY\n\nPip hops onto the table…" });
-  const skip = h("input", { type: "checkbox", name: "skip", onchange: () => (scriptRow.hidden = !skip.checked) });
-  const scriptRow = h("label.field", { hidden: true }, "Your screenplay (Fountain or plain text)", script);
-  let config = {};
+  const run = runForm(assistants);
   const form = h("form", { method: "dialog" },
     h("h2#new-title", {}, "New project"),
     h("label.field", {}, "Name", name),
-    h("label.field", {}, "Brief", brief),
-    h("label.check", {}, skip, " Skip to script: I have a screenplay"),
-    scriptRow,
+    run.element,
     h("p.muted", {}, "No LLM configured? ",
       h("button.link", { type: "button", onclick: useSample }, "Use the sample brief"),
       " — the offline sample model knows it."),
@@ -77,19 +79,19 @@ export function openNewProject() {
   async function useSample() {
     const sample = await api("/sample");
     name.value ||= sample.config?.title ?? "Sample production";
-    brief.value = sample.brief;
-    config = sample.config ?? {};
+    run.set({ brief: sample.brief, config: sample.config ?? {} });
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
     try {
+      const input = run.read();
       const project = await api("/projects", {
         method: "POST",
-        body: { name: name.value.trim(), brief: brief.value.trim(), config },
+        body: { name: name.value.trim(), brief: input.brief ?? "", config: input.config ?? {} },
       });
-      await startWorkflow(project, { script: skip.checked ? script.value : undefined });
+      await startRun(project, run.assistant(), input);
       dialog.close();
       location.hash = `#/projects/${encodeURIComponent(project.project_id)}`;
     } catch (error) {
