@@ -1,5 +1,5 @@
-"""Reopening an approved stage of a project: a branch that keeps what came before the stage,
-whose run shows that stage's gate again (even inside an agent of several steps), and a
+"""Reopening an approved stage of a project: a branch from the current versions whose run
+shows that stage's gate again (even inside an agent of several steps), feedback there, and a
 switch back to the earlier versions."""
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ async def test_reopening_a_later_step_of_an_agent_shows_its_gate_on_a_new_branch
     assert answer["run"]["thread_id"] == thread_id
     gate = await _gate(http, project_id, thread_id)
     assert gate["stage"] == "master_script"
-    # the branch keeps what the script writer approved before its master script
-    assert await _current(http, project_id) == {"treatment": 1, "script": 1}
+    # the branch starts from the current versions; the reopened stage's approval replaces one
+    assert await _current(http, project_id) == {"treatment": 1, "script": 1, "master_script": 1}
     branches = (await http.get(f"/projects/{project_id}/branches")).json()
     assert [(b["branch"], b["current"]) for b in branches] == [
         ("main", False),
