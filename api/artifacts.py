@@ -106,7 +106,10 @@ class ProjectArtifacts:
     ) -> list[dict[str, Any]]:
         """Record each artifact in ``values`` that differs from its branch's current version.
 
-        Idempotent: recording the same values again adds nothing. Returns the new versions.
+        An artifact differs by its content, or — when this thread approved it — by what it
+        was made from (re-approving the same registry for a changed master script makes it
+        current for that script). Idempotent: recording the same values again adds nothing.
+        Returns the new versions.
         """
         project_id = thread.get("project_id")
         if project_id is None:
@@ -121,12 +124,19 @@ class ProjectArtifacts:
             branch = thread.get("branch") or project["current_branch"]
             cursor = await conn.execute(_HEADS, (project_id, branch))
             heads = {row["kind"]: row for row in await cursor.fetchall()}
+            approved_here = set(values.get("approved", []))
             for kind in kinds:
                 content_hash = input_hash(values[kind])
-                head = heads.get(kind)
-                if head is not None and head["content_hash"] == content_hash:
-                    continue
                 upstream = {s: input_hash(values[s]) for s in sources[kind] if s in values}
+                head = heads.get(kind)
+                # the same content approved again for changed inputs is a version made from
+                # those; taken unchanged from the project, it is not
+                if (
+                    head is not None
+                    and head["content_hash"] == content_hash
+                    and (kind not in approved_here or head["input_hash"] == input_hash(upstream))
+                ):
+                    continue
                 approval = await _approval_of(conn, thread["thread_id"], kind)
                 row = {
                     "project_id": project_id,

@@ -177,3 +177,43 @@ async def test_a_branch_or_project_of_someone_else_is_404(
         f"/projects/{project_id}/branches", json={"thread_id": "nope", "stage": "script"}
     )
     assert unknown.status_code == 404
+
+
+async def test_one_scene_of_a_finished_production_is_made_again(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    client = get_client(url=api_url, api_key="alice-key")
+    project_id = await _new_project(http)
+    production = await client.threads.create(metadata={"project_id": project_id})
+    await client.runs.wait(production["thread_id"], "full_video", input={"brief": SAMPLE["brief"]})
+    for stage in ("treatment", "script", "master_script", "assets", "shots", "frames", "clips"):
+        await _decide(http, production["thread_id"], stage)
+    before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+
+    again = await client.threads.create(metadata={"project_id": project_id})
+    stop = await client.runs.wait(
+        again["thread_id"],
+        "regenerate_scene",
+        input={"scene": 2, "notes": "make the landing a bouncy, hat-over-eyes triumph"},
+    )
+    gate = stop["__interrupt__"][0]["value"]
+    assert gate["stage"] == "master_script"
+    assert {s["kind"] for s in gate["stale"]} == {"assets", "shots", "frames", "clips", "video"}
+    for stage in ("master_script", "assets", "shots", "frames", "clips"):
+        await _decide(http, again["thread_id"], stage)
+
+    after = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    assert {k: after[k]["version"] for k in ("treatment", "script")} == {
+        "treatment": 1,
+        "script": 1,
+    }
+    for kind in ("master_script", "assets", "shots", "frames", "clips", "video"):
+        assert after[kind]["version"] == 2, kind
+        assert after[kind]["thread_id"] == again["thread_id"]
+        assert after[kind]["stale"] is False
+    old_scenes = before["master_script"]["data"]["scenes"]
+    new_scenes = after["master_script"]["data"]["scenes"]
+    assert [s for s in new_scenes if s["number"] != 2] == [
+        s for s in old_scenes if s["number"] != 2
+    ]
+    assert after["video"]["data"]["file"] != before["video"]["data"]["file"]
