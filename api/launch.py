@@ -208,7 +208,7 @@ async def queue_run(
         raise InvalidRunError("send either 'input' or 'command', not both")
     if body.input is not None:
         validate_input(workflows[workflow], body.input)
-        await _check_project(db, thread, workflows[workflow])
+        await _check_project(db, thread, workflows[workflow], body.input)
     if body.multitask_strategy in ("interrupt", "rollback"):
         await _cut_off_active_runs(db, thread_id, body.multitask_strategy)
     command = body.command.model_dump(exclude_none=True) if body.command else None
@@ -252,11 +252,14 @@ async def queue_run(
         ) from None
 
 
-async def _check_project(db: Database, thread: dict[str, Any], workflow: WorkflowType) -> None:
+async def _check_project(
+    db: Database, thread: dict[str, Any], workflow: WorkflowType, value: dict[str, Any]
+) -> None:
     """A workflow that starts from a project's approved artifacts needs a project with them.
 
     Raises:
-        InvalidRunError: The thread belongs to no project.
+        InvalidRunError: The thread belongs to no project, or the input does not fit the
+            project's artifacts (:meth:`WorkflowType.check_start`).
         ConflictError: The project lacks an artifact the workflow takes.
     """
     if not workflow.takes:
@@ -269,9 +272,13 @@ async def _check_project(db: Database, thread: dict[str, Any], workflow: Workflo
     store = ProjectArtifacts(db)
     branch = await store.branch_of(thread["project_id"], thread.get("branch"))
     try:
-        await store.start_values(thread["project_id"], branch, workflow)
+        start = await store.start_values(thread["project_id"], branch, workflow)
     except MissingArtifactsError as missing:
         raise ConflictError(str(missing)) from None
+    try:
+        workflow.check_start(workflow.check_input(value), start)
+    except ValueError as error:
+        raise InvalidRunError(str(error)) from None
 
 
 async def answer_gate(

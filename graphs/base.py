@@ -172,6 +172,16 @@ class WorkflowType(ABC):
         """
         return self.input_model.model_validate(raw)
 
+    def check_start(self, given: BaseModel, start: dict[str, Any]) -> None:
+        """Check the validated input against the project's artifacts the run starts from.
+
+        Lets the API refuse (422) an input that only the project can show to be wrong.
+
+        Raises:
+            ValueError: What is wrong with the input.
+        """
+        del given, start  # by default, any valid input fits any project that has the takes
+
     def agents(self) -> list[ProductionAgent]:
         """The agents this workflow runs, in the order its graph adds them."""
         agents = load_agents()

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Literal
 
 from langgraph.graph import StateGraph
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents._scenes import named_scene
 from agents.artifacts import MasterScript
@@ -43,18 +43,7 @@ def reopen_scene(state: dict[str, Any]) -> dict[str, Any]:
             (the agents would then redraft more than this one).
     """
     number = state["scene"]
-    count = len(MasterScript.model_validate(state["master_script"]).scenes)
-    if number > count:
-        raise ValueError(
-            f"invalid workflow input: scene {number} does not exist; the approved master "
-            f"script has {count} scene(s)"
-        )
-    feedback = f"scene {number}: {state['notes']}"
-    if named_scene(feedback, count) != number:
-        raise ValueError(
-            f"invalid workflow input: the notes name other scenes; regenerate_scene changes "
-            f"scene {number} only (leave other scene numbers out of the notes)"
-        )
+    feedback = _feedback(number, state["notes"], state["master_script"])
     types = artifact_types()
     drafts = {stage: state[stage] for stage in REOPENED}
     turns = [
@@ -66,6 +55,27 @@ def reopen_scene(state: dict[str, Any]) -> dict[str, Any]:
         )
     ]
     return {"drafts": drafts, "conversation": turns}
+
+
+def _feedback(number: int, notes: str, master_script: dict[str, Any]) -> str:
+    """The notes as feedback naming the scene.
+
+    Raises:
+        ValueError: The master script has no such scene, or the notes name another scene.
+    """
+    count = len(MasterScript.model_validate(master_script).scenes)
+    if number > count:
+        raise ValueError(
+            f"invalid workflow input: scene {number} does not exist; the approved master "
+            f"script has {count} scene(s)"
+        )
+    feedback = f"scene {number}: {notes}"
+    if named_scene(feedback, count) != number:
+        raise ValueError(
+            f"invalid workflow input: the notes name other scenes; regenerate_scene changes "
+            f"scene {number} only (leave other scene numbers out of the notes)"
+        )
+    return feedback
 
 
 def _turn(stage: str, role: Literal["assistant", "user"], content: str) -> Turn:
@@ -83,6 +93,11 @@ class RegenerateScene(WorkflowType):
     )
     input_model = SceneInput
     takes = ("script", "master_script", "assets", "shots", "frames", "clips")
+
+    def check_start(self, given: BaseModel, start: dict[str, Any]) -> None:
+        """The scene must be one of the project's master script, named alone by the notes."""
+        assert isinstance(given, SceneInput)
+        _feedback(given.scene, given.notes, start["master_script"])
 
     def build(self) -> StateGraph:
         """Reopen the scene, then the script writer (at the master script) to the assembly."""

@@ -191,6 +191,12 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
 
     again = await client.threads.create(metadata={"project_id": project_id})
+    no_such_scene = await http.post(
+        f"/threads/{again['thread_id']}/runs",
+        json={"assistant_id": "regenerate_scene", "input": {"scene": 9, "notes": "bouncier"}},
+    )
+    assert no_such_scene.status_code == 422
+    assert "scene 9 does not exist" in no_such_scene.json()["detail"]
     stop = await client.runs.wait(
         again["thread_id"],
         "regenerate_scene",
