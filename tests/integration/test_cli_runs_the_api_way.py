@@ -117,11 +117,12 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["full_video", "--input", "{bad}"], "invalid workflow input: brief: Field required"),
+        (["full_video", "--input", "{bad}"], "invalid full_video input: brief: Field required"),
         (["full_video", "--input", "{missing}"], "cannot read the input"),
         (["nope", "--brief", "Two eggs."], "no assistant (workflow type) 'nope'"),
         (["full_video", "--brief", "Two eggs.", "--project", "nope"], "no project 'nope'"),
-        (["full_video"], "either --brief TEXT or --input FILE"),
+        (["full_video"], "invalid full_video input: brief: Field required"),
+        (["full_video", "--brief", "x", "--input", "{bad}"], "either --brief TEXT or --input"),
     ],
 )
 def test_run_refuses_what_it_cannot_start_in_one_line(
