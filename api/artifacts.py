@@ -106,6 +106,9 @@ class ProjectArtifacts:
     ) -> list[dict[str, Any]]:
         """Record each artifact in ``values`` that differs from its branch's current version.
 
+        One approved again unchanged, from sources that changed since, is a new version too:
+        made from those, it is not stale.
+
         Idempotent: recording the same values again adds nothing. Returns the new versions.
         """
         project_id = thread.get("project_id")
@@ -124,10 +127,16 @@ class ProjectArtifacts:
             for kind in kinds:
                 content_hash = input_hash(values[kind])
                 head = heads.get(kind)
-                if head is not None and head["content_hash"] == content_hash:
-                    continue
                 upstream = {s: input_hash(values[s]) for s in sources[kind] if s in values}
                 approval = await _approval_of(conn, thread["thread_id"], kind)
+                if head is not None and head["content_hash"] == content_hash:
+                    # Unchanged, it is a new version only where the person approved it again,
+                    # at a gate no version records yet, from something that changed since.
+                    if not _approved_again(head, upstream, approval):
+                        continue
+                    upstream = {**head["upstream"], **upstream}
+                    if await _recorded(conn, project_id, kind, approval["approval_id"]):
+                        continue
                 row = {
                     "project_id": project_id,
                     "kind": kind,
@@ -261,6 +270,27 @@ async def _approval_of(conn: AsyncConnection, thread_id: str, stage: str) -> dic
         (thread_id, stage),
     )
     return await cursor.fetchone()
+
+
+def _approved_again(
+    head: dict[str, Any], upstream: dict[str, str], approval: dict[str, Any] | None
+) -> bool:
+    """An approval of an unchanged artifact made from changed sources (not the head's own)."""
+    made_from = head["upstream"]
+    return (
+        approval is not None
+        and approval["approval_id"] != head["approval_id"]
+        and any(made_from.get(source, hash_) != hash_ for source, hash_ in upstream.items())
+    )
+
+
+async def _recorded(conn: AsyncConnection, project_id: str, kind: str, approval_id: str) -> bool:
+    """Whether a version of ``kind`` already records that approval."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM auteur_artifacts WHERE project_id = %s AND kind = %s AND approval_id = %s",
+        (project_id, kind, approval_id),
+    )
+    return await cursor.fetchone() is not None
 
 
 async def _insert_version(conn: AsyncConnection, row: dict[str, Any]) -> dict[str, Any]:

@@ -134,8 +134,9 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     for stage in ("master_script", "assets", "shots", "frames", "clips"):
         gate(page, stage).get_by_role("button", name="Approve").click()
 
-    # the scene's artifacts are new versions, the writing before it is kept
-    for kind in ("master_script", "shots", "frames", "clips", "video"):
+    # the scene's artifacts are new versions (the assets too: approved again from the new
+    # master script), the writing before it is kept
+    for kind in ("master_script", "assets", "shots", "frames", "clips", "video"):
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "2")
     for kind in ("treatment", "script"):
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
@@ -144,7 +145,9 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     expect(page.locator("#project-artifacts tr[data-stale=true]")).to_have_count(0)
     versions = current_versions(page, project_id)
     assert {k: versions[k] for k in ("treatment", "script")} == {"treatment": 1, "script": 1}
-    assert all(versions[k] == 2 for k in ("master_script", "shots", "frames", "clips", "video"))
+    assert all(
+        versions[k] == 2 for k in ("master_script", "assets", "shots", "frames", "clips", "video")
+    )
 
     # the re-assembled video is shown
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
