@@ -131,6 +131,22 @@ async def test_reopening_a_stage_makes_a_branch_and_switching_back_restores_it(
     assert [b["branch"] for b in branches] == ["main", branch]
     assert [b["current"] for b in branches] == [False, True]
 
+    # the assets extracted again on the branch, kept as they were and approved: a new
+    # version (the same content, made from the new master script), not stale
+    again = await client.threads.create(metadata={"project_id": project_id})
+    await client.runs.wait(again["thread_id"], "extract_assets", input={})
+    kept = {"name": "assets", "args": before["assets"]["data"]}
+    await _decide(
+        http, again["thread_id"], "assets", {"decisions": [{"type": "edit", "edited_action": kept}]}
+    )
+    current = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    assert current["assets"]["version"] == 2
+    assert current["assets"]["data"] == before["assets"]["data"]
+    assert current["assets"]["stale"] is False
+    assert current["assets"]["upstream"] == {
+        "master_script": current["master_script"]["content_hash"]
+    }
+
     switched = await http.post(f"/projects/{project_id}/branches/main/switch")
     assert switched.status_code == 200
     restored = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}

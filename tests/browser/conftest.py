@@ -36,15 +36,21 @@ ARTIFACTS = Path(os.environ.get("AUTEUR_TEST_ARTIFACTS", ".test-artifacts")) / "
 
 
 @pytest.fixture(scope="module")
-def web_url(database_url: str) -> Iterator[str]:
-    """The API (and the web client at ``/``) as a local single user with the offline model."""
-    settings = Settings(
+def web_settings(database_url: str) -> Settings:
+    """The browser tests' server settings: keyless (everyone is the local user, as the CLI
+    is), offline, with a data folder of its own that a CLI process can share."""
+    return Settings(
         data_dir=Path(tempfile.mkdtemp(prefix="auteur-web-")),
         database_url=database_url,
         openai_api_key=None,
         api_keys={},
     )
-    with serve(settings) as url:
+
+
+@pytest.fixture(scope="module")
+def web_url(web_settings: Settings) -> Iterator[str]:
+    """The API (and the web client at ``/``) as a local single user with the offline model."""
+    with serve(web_settings) as url:
         yield url
 
 
