@@ -289,7 +289,7 @@ class Executor:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self._grant_produced(run)
-            await self._record_artifacts(run, thread, (await graph.aget_state(config)).values)
+            await self._record_artifacts(run, thread, graph, config)
             await self.db.log_events(run_id, thread_id, [("error", details)])
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
@@ -323,7 +323,7 @@ class Executor:
             else ("finished" if status == "idle" else None),
         )
         await self._grant_produced(run)
-        await self._record_artifacts(run, thread, snapshot.values)
+        await self._record_artifacts(run, thread, graph, config)
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}
             await self.db.open_approval(
@@ -390,9 +390,19 @@ class Executor:
         return payload, replace(context, project_artifacts=lineage)
 
     async def _record_artifacts(
-        self, run: dict[str, Any], thread: dict[str, Any], values: dict[str, Any]
+        self, run: dict[str, Any], thread: dict[str, Any], graph: Any, config: dict[str, Any]
     ) -> None:
-        """Keep what the run approved as the project's new artifact versions."""
+        """Keep what the run approved as the project's new artifact versions.
+
+        An agent of several steps is one task of the workflow graph: what its earlier steps
+        approved is in its subgraph's state until it finishes, so that is read too (the
+        treatment is the project's as soon as it is approved, not after the master script).
+        """
+        snapshot = await graph.aget_state(config, subgraphs=True)
+        values = dict(snapshot.values)
+        for task in snapshot.tasks:
+            if isinstance(task.state, StateSnapshot):
+                values |= task.state.values
         await ProjectArtifacts(self.db).record(thread=thread, run_id=run["run_id"], values=values)
 
     async def _grant_produced(self, run: dict[str, Any]) -> None:

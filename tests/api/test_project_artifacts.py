@@ -58,10 +58,12 @@ async def test_runs_record_versions_and_a_workflow_starts_from_the_projects_arti
     project_id = await _new_project(http)
     writing = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(writing["thread_id"], "script_only", input={"brief": SAMPLE["brief"]})
-    approvals = {
-        stage: await _decide(http, writing["thread_id"], stage)
-        for stage in ("treatment", "script", "master_script")
-    }
+    approvals = {}
+    for stage in ("treatment", "script", "master_script"):
+        approvals[stage] = await _decide(http, writing["thread_id"], stage)
+        # each approval is the project's as soon as it is made, inside the agent too
+        recorded = {a["kind"] for a in (await _artifacts(http, project_id))["current"]}
+        assert stage in recorded
 
     written = await _artifacts(http, project_id)
     current = {a["kind"]: a for a in written["current"]}
