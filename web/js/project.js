@@ -69,7 +69,13 @@ export class ProjectView {
     this.closed = true;
   }
 
+  /**
+   * Fetch the project's view from the API. Loads overlap (a queue event and a run's end
+   * arrive together); only the latest one started is applied, so an answer that comes back
+   * late can never put an older view over a newer one. Returns whether this one applied.
+   */
   async load() {
+    const seq = (this.loadSeq = (this.loadSeq ?? 0) + 1);
     const id = encodeURIComponent(this.projectId);
     const [project, threads, approvals, runs, artifacts, branches, assistants] = await Promise.all([
       api(`/projects/${id}`),
@@ -83,6 +89,11 @@ export class ProjectView {
       api(`/projects/${id}/branches`),
       workflows(),
     ]);
+    // the live thread: the one waiting for the person, else the one that moved last
+    const waiting = approvals.items[0]?.thread_id;
+    const thread = threads.find((t) => t.thread_id === waiting) ?? threads[0] ?? null;
+    const state = thread ? await api(`/threads/${thread.thread_id}/state?subgraphs=true`) : null;
+    if (seq !== this.loadSeq) return false;
     this.project = project;
     this.threads = threads;
     this.approvals = approvals.items;
@@ -93,10 +104,7 @@ export class ProjectView {
     this.branches = branches;
     this.assistants = new Map(assistants.map((a) => [a.graph_id, a]));
     this.types = artifactTypes(assistants);
-    // the live thread: the one waiting for the person, else the one that moved last
-    const waiting = this.approvals[0]?.thread_id;
-    this.thread = threads.find((t) => t.thread_id === waiting) ?? threads[0] ?? null;
-    const state = this.thread ? await api(`/threads/${this.thread.thread_id}/state?subgraphs=true`) : null;
+    this.thread = thread;
     this.values = mergedValues(state);
     // the stages of every workflow the project ran, and whatever else it has, in order
     const used = new Set([...threads.map((t) => t.metadata?.graph_id), ...runs.map((r) => r.workflow)]);
@@ -107,12 +115,13 @@ export class ProjectView {
     ]);
     this.stages = artifactOrder(assistants).filter((key) => keys.has(key));
     for (const key of keys) if (!this.stages.includes(key)) this.stages.push(key);
+    return true;
   }
 
   async refresh() {
     if (this.closed) return;
     try {
-      await this.load();
+      if (!(await this.load())) return; // a later refresh is under way and will render
     } catch (error) {
       toast(`Could not refresh: ${error.message}`, { error: true });
       return;
