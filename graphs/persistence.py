@@ -27,6 +27,7 @@ from types import ModuleType
 import psutil
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _SCHEMA_LOCK = 0x61757465  # advisory-lock id ("aute") serialising schema set-up
+_SCHEMA_LOCK_POLL_S = 0.1  # between tries of a process waiting for another's set-up
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -105,6 +107,28 @@ class Persistence:
 
 
 @asynccontextmanager
+async def _schema_lock(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Hold the schema set-up lock on ``conn``: one process sets the schema up at a time.
+
+    The wait is a loop of short ``pg_try_advisory_lock`` calls, not one blocking
+    ``pg_advisory_lock``: a blocked statement keeps its snapshot open, and LangGraph's
+    migrations build indexes ``CONCURRENTLY``, which waits for every open snapshot in the
+    database. The holder's set-up would wait for the waiters, which wait for the holder: a
+    cycle through the clients that Postgres cannot detect, so every process would hang.
+    """
+    while True:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SCHEMA_LOCK,))
+        row = await cursor.fetchone()
+        if row and row["locked"]:
+            break
+        await asyncio.sleep(_SCHEMA_LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+
+@asynccontextmanager
 async def open_persistence(
     database_url: str,
     *,
@@ -132,15 +156,11 @@ async def open_persistence(
     try:
         checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
-        async with pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            try:
-                await checkpointer.setup()
-                await store.setup()
-                for statement in extra_schema:
-                    await conn.execute(statement)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+        async with pool.connection() as conn, _schema_lock(conn):
+            await checkpointer.setup()
+            await store.setup()
+            for statement in extra_schema:
+                await conn.execute(statement)
         yield Persistence(
             pool=pool,
             checkpointer=checkpointer,
