@@ -289,6 +289,13 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (AUTEUR_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (AUTEUR_PORT).")] = None,
+    execute: Annotated[
+        bool,
+        typer.Option(
+            "--execute/--no-execute",
+            help="Also execute queued runs here; --no-execute leaves them to `auteur worker`s.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the HTTP API (LangGraph Agent Server compatible) and execute runs."""
     import uvicorn
@@ -304,7 +311,12 @@ def serve(
         )
         raise typer.Exit(2)
     out.print(f"Auteur API on http://{host}:{port or settings.port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings, execute=execute),
+        host=host,
+        port=port or settings.port,
+        log_level="warning",
+    )
 
 
 @app.command()
