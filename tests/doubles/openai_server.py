@@ -22,7 +22,8 @@ double answers 400 naming the mismatch (a test's script is wrong, a real server 
 have said it); a ``strict`` schema that breaks OpenAI's strict-mode rules is refused with
 OpenAI's 400. ``unconstrained`` is what the model says to any request *not* constrained by a
 schema — prose, a schema echo, as a small local model does — so output validates only when
-the schema is sent. ``context_tokens`` is the model's context: a request whose messages
+the schema is sent; ``ignores_response_format`` answers as a server (or a proxy) that drops
+it does, unconstrained. ``context_tokens`` is the model's context: a request whose messages
 (estimated at four characters a token) plus its completion budget exceed it is answered
 400 as ``overflow_style`` names: ``"openai"``, ``"vllm"`` or ``"llama.cpp"``.
 
@@ -117,6 +118,7 @@ class OpenAIServer:
         self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.delay_s = 0.0
         self.unconstrained: Reply | None = None
+        self.ignores_response_format = False
         self.context_tokens: int | None = None
         self.overflow_style: Literal["openai", "vllm", "llama.cpp"] = "openai"
         self.peak_in_flight = 0
@@ -169,7 +171,7 @@ class OpenAIServer:
     def _refusal(self, body: dict[str, Any]) -> ErrorReply | None:
         """What a real server answers before generating: a bad strict schema, an overflow."""
         response_format = body.get("response_format") or {}
-        if response_format.get("type") == "json_schema":
+        if response_format.get("type") == "json_schema" and not self.ignores_response_format:
             spec = response_format.get("json_schema", {})
             if spec.get("strict") and (problem := _strict_problem(spec.get("schema", {}), ())):
                 message = f"Invalid schema for response_format '{spec.get('name')}': {problem}"
@@ -195,7 +197,7 @@ class OpenAIServer:
     def _constrained(self, body: dict[str, Any], reply: Reply) -> Reply:
         """The reply as the request's response format lets the model say it."""
         response_format = body.get("response_format") or {}
-        if response_format.get("type") != "json_schema":
+        if self.ignores_response_format or response_format.get("type") != "json_schema":
             return reply if self.unconstrained is None else self.unconstrained
         if isinstance(reply, ErrorReply):
             return reply
