@@ -82,7 +82,7 @@ _NO_MODES: Mapping[str, StructuredOutput] = MappingProxyType({})
 _HOW_TO_CONFIGURE = (
     "To use your own brief, configure an LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for any "
     "OpenAI-compatible endpoint); choose models with AUTEUR_DEFAULT_MODEL or the per-agent "
-    "model settings."
+    "model settings (README: Make your own film)."
 )
 _NOT_THE_SAMPLE_BRIEF = (
     "No LLM is configured, and the offline sample model only knows the bundled sample brief "
