@@ -51,7 +51,10 @@ class Generation(TypedDict):
     """The record of one model call: which prompt (name and version) produced what.
 
     ``langfuse_version`` is the prompt's version in Langfuse when it came from there;
-    ``scene`` is the scene a per-scene call drafted.
+    ``scene`` is the scene a per-scene call drafted. Every call is recorded, failed or not:
+    ``outcome`` is ``valid``, ``invalid`` (a repair followed, or the draft failed) or
+    ``error`` (no answer: ``error`` says why); ``structured_output`` is how the artifact was
+    asked for. A cached record is an answer reused from the store, not a call.
     """
 
     id: str
@@ -64,6 +67,11 @@ class Generation(TypedDict):
     model: str
     cached: bool
     scene: NotRequired[int]
+    outcome: NotRequired[Literal["valid", "invalid", "error"]]
+    structured_output: NotRequired[str]
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+    error: NotRequired[str]
 
 
 class ProductionState(TypedDict):

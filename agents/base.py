@@ -59,7 +59,7 @@ from tools import ledger, tracing
 from tools.comfy_tools import MediaBackend
 from tools.discovery import WorkflowDiscovery
 from tools.draft_renderer import DraftBackend
-from tools.llm import ModelProvider, StructuredOutputError, generate_structured
+from tools.llm import Call, ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
 from tools.storage import FileStore, MediaFile, record
 
@@ -173,7 +173,8 @@ class Step(ABC):
         """Node: propose the artifact and remember it as this stage's draft.
 
         The update carries a :class:`Generation` record for every model call the proposal
-        made, so the run shows which prompt version produced each draft.
+        made, valid or not — a draft that found no valid answer too — so the run shows which
+        prompt version produced each draft and what every call came to.
         """
         progress(runtime, self.stage, f"drafting {self.stage}")
         with _cache.recording() as records:
@@ -181,7 +182,11 @@ class Step(ABC):
                 proposal = await self.propose(state, runtime)
             except StructuredOutputError as error:
                 progress(runtime, self.stage, f"no valid {self.stage}: {error}")
-                return {"drafts": {self.stage: None}, "draft_errors": {self.stage: str(error)}}
+                return {
+                    "drafts": {self.stage: None},
+                    "draft_errors": {self.stage: str(error)},
+                    "generations": records,
+                }
         return {
             "drafts": {self.stage: proposal.model_dump(mode="json")},
             "draft_errors": {self.stage: None},
@@ -311,6 +316,23 @@ class Step(ABC):
         async def on_retry(message: str) -> None:
             progress(runtime, self.stage, message)
 
+        def on_call(call: Call) -> None:
+            # the valid answer's record is the one the store keeps (id = the input hash);
+            # every other call is a record of its own
+            made = Generation(
+                **{**record, "id": key if call.outcome == "valid" else f"{key}/{uuid.uuid4()}"},
+                outcome=call.outcome,
+                structured_output=call.mode,
+                input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens,
+            )
+            if call.error is not None:
+                made["error"] = call.error
+            _cache.record(made)
+            if call.outcome == "valid":
+                record.update(made)
+
+        retry = models.retry
         with (
             ledger.attribute_to(agent=self.agent, stage=self.stage),
             tracing.link_prompt(prompt.name, prompt.langfuse_version),
@@ -319,11 +341,15 @@ class Step(ABC):
                 models.chat_model(agent=self.agent, task=task, scene=scene),
                 schema,
                 messages,
+                mode=models.structured_output(self.agent),
                 on_retry=on_retry,
+                on_call=on_call,
                 label=f"{self.stage} ({task})" if scene is None else f"{self.stage} scene {scene}",
+                max_retries=retry.retries,
+                timeout_retries=retry.timeout_retries,
+                backoff_s=retry.backoff_s,
                 slots=models.slots(),
             )
-        _cache.record(record)
         if runtime.store is not None:
             value = {"artifact": result.model_dump(mode="json"), **record}
             await runtime.store.aput(namespace, key, value, index=False)

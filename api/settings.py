@@ -17,7 +17,7 @@ from tools.comfy import ATTEMPTS, BACKOFF_S
 from tools.comfy_tools import MediaBackend, media_backend
 from tools.embeddings import EmbeddingModel, EmbeddingsKind, embedding_model
 from tools.ledger import ModelPrice
-from tools.llm import OFFLINE_LLM_TYPE, ModelProvider
+from tools.llm import OFFLINE_LLM_TYPE, AgentLLM, ModelProvider, RetryPolicy, StructuredOutput
 from tools.storage import FileStore, LocalFileStore, S3FileStore
 from tools.tracing import LangfuseConfig
 
@@ -56,7 +56,42 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Model per agent, e.g. AUTEUR_AGENT_MODELS=\'{"script_writer": "gpt-4.1"}\'.',
     )
-    llm_timeout_s: float = Field(120, gt=0)
+    llm_timeout_s: float = Field(
+        120,
+        gt=0,
+        description="Seconds one LLM call may take; a local model on a CPU may need 300 or more.",
+    )
+    llm_retries: int = Field(
+        3, ge=0, description="Retries of a call after a transient error (5xx, 429, no connection)."
+    )
+    llm_timeout_retries: int = Field(
+        1, ge=0, description="Retries of a call that timed out (each is said as progress)."
+    )
+    llm_backoff_s: float = Field(
+        1.0, ge=0, description="Wait before the first retry, doubling after each one."
+    )
+    structured_output: StructuredOutput = Field(
+        "json_schema",
+        description="How models are asked for artifacts: 'json_schema' (the schema as "
+        "response_format: OpenAI, vLLM, llama.cpp server, Ollama), 'json_mode' "
+        "(response_format json_object, schema in the prompt) or 'prompt' (the prompt alone).",
+    )
+    model_structured_output: dict[str, StructuredOutput] = Field(
+        default_factory=dict,
+        description="structured_output per model, e.g. "
+        'AUTEUR_MODEL_STRUCTURED_OUTPUT=\'{"my-old-model": "json_mode"}\'.',
+    )
+    llm_max_tokens: int | None = Field(
+        4096, ge=1, description="Most tokens one answer may have (every agent's default)."
+    )
+    llm_temperature: float | None = Field(
+        None, ge=0, le=2, description="Sampling temperature; unset = the endpoint's default."
+    )
+    agent_llm: dict[str, AgentLLM] = Field(
+        default_factory=dict,
+        description="max_tokens and temperature per agent, e.g. AUTEUR_AGENT_LLM="
+        '\'{"shot_lister": {"max_tokens": 8192, "temperature": 0.2}}\'.',
+    )
     llm_concurrency: int = Field(
         8,
         ge=1,
@@ -251,6 +286,16 @@ class Settings(BaseSettings):
             recordings=SAMPLE_RECORDINGS,
             timeout_s=self.llm_timeout_s,
             concurrency=self.llm_concurrency,
+            structured_output=self.structured_output,
+            model_structured_output=self.model_structured_output,
+            max_tokens=self.llm_max_tokens,
+            temperature=self.llm_temperature,
+            agent_llm=self.agent_llm,
+            retry=RetryPolicy(
+                retries=self.llm_retries,
+                timeout_retries=self.llm_timeout_retries,
+                backoff_s=self.llm_backoff_s,
+            ),
         )
 
 

@@ -15,6 +15,18 @@ the client waits for its answer. ``delay_s`` answers each request that much late
 model that takes its time would; ``peak_in_flight`` is the most requests it was answering at
 once, which shows whether a client's requests overlapped without timing anything.
 
+Structured output is answered as real servers do. A request's ``response_format`` json_schema
+constrains the answer: a reply is completed as constrained decoding would (a missing nullable
+field is null, a missing list empty) and must then validate against the schema, else the
+double answers 400 naming the mismatch (a test's script is wrong, a real server could not
+have said it); a ``strict`` schema that breaks OpenAI's strict-mode rules is refused with
+OpenAI's 400. ``unconstrained`` is what the model says to any request *not* constrained by a
+schema — prose, a schema echo, as a small local model does — so output validates only when
+the schema is sent; ``ignores_response_format`` answers as a server (or a proxy) that drops
+it does, unconstrained. ``context_tokens`` is the model's context: a request whose messages
+(estimated at four characters a token) plus its completion budget exceed it is answered
+400 as ``overflow_style`` names: ``"openai"``, ``"vllm"`` or ``"llama.cpp"``.
+
 ``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
 share words are close), and records the request bodies in ``embedding_requests``.
 """
@@ -31,14 +43,15 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
+import jsonschema
 from pydantic import BaseModel
 
 __all__ = [
@@ -46,6 +59,7 @@ __all__ = [
     "OpenAIServer",
     "Override",
     "Reply",
+    "estimated_tokens",
     "replay_recordings",
     "run_openai_server",
 ]
@@ -77,9 +91,13 @@ class ErrorReply:
     status: int
     message: str | None = None
     echo_authorization: bool = False
+    payload: Mapping[str, Any] | None = None
+    """The whole body, for servers whose errors are not shaped like OpenAI's."""
 
     def body(self, authorization: str | None = None) -> dict[str, Any]:
         """The ``{"error": {...}}`` body the real API sends with this status."""
+        if self.payload is not None:
+            return dict(self.payload)
         error_type, code = _ERROR_KINDS.get(self.status, ("server_error", None))
         message = self.message or f"scripted {self.status} {HTTPStatus(self.status).phrase}"
         if self.echo_authorization:
@@ -99,6 +117,10 @@ class OpenAIServer:
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.delay_s = 0.0
+        self.unconstrained: Reply | None = None
+        self.ignores_response_format = False
+        self.context_tokens: int | None = None
+        self.overflow_style: Literal["openai", "vllm", "llama.cpp"] = "openai"
         self.peak_in_flight = 0
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
@@ -134,13 +156,66 @@ class OpenAIServer:
             self.on_request(body)
         with self._lock:
             self.requests.append(body)
+            if (refused := self._refusal(body)) is not None:
+                return refused
             if self.replies:
-                return self.replies.pop(0)
-            if self.responder is not None:
-                return self.responder(body)
+                reply = self.replies.pop(0)
+            elif self.responder is not None:
+                reply = self.responder(body)
+            else:
+                return ErrorReply(
+                    400, f"openai test double: no reply scripted for request {len(self.requests)}"
+                )
+        return self._constrained(body, reply)
+
+    def _refusal(self, body: dict[str, Any]) -> ErrorReply | None:
+        """What a real server answers before generating: a bad strict schema, an overflow."""
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_schema" and not self.ignores_response_format:
+            spec = response_format.get("json_schema", {})
+            if spec.get("strict") and (problem := _strict_problem(spec.get("schema", {}), ())):
+                message = f"Invalid schema for response_format '{spec.get('name')}': {problem}"
+                return ErrorReply(
+                    400,
+                    payload={
+                        "error": {
+                            "message": message,
+                            "type": "invalid_request_error",
+                            "param": "response_format",
+                            "code": None,
+                        }
+                    },
+                )
+        if self.context_tokens is None:
+            return None
+        prompt = estimated_tokens(body.get("messages", []))
+        completion = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        if prompt + completion <= self.context_tokens:
+            return None
+        return _overflow(self.overflow_style, self.context_tokens, prompt, completion)
+
+    def _constrained(self, body: dict[str, Any], reply: Reply) -> Reply:
+        """The reply as the request's response format lets the model say it."""
+        response_format = body.get("response_format") or {}
+        if self.ignores_response_format or response_format.get("type") != "json_schema":
+            return reply if self.unconstrained is None else self.unconstrained
+        if isinstance(reply, ErrorReply):
+            return reply
+        schema = response_format.get("json_schema", {}).get("schema", {})
+        try:
+            answer = json.loads(_content(reply))
+        except json.JSONDecodeError:
+            return ErrorReply(400, "openai test double: a constrained reply must be JSON")
+        answer = _complete(answer, schema)
+        try:
+            jsonschema.validate(answer, schema)
+        except jsonschema.ValidationError as error:
             return ErrorReply(
-                400, f"openai test double: no reply scripted for request {len(self.requests)}"
+                400,
+                "openai test double: the scripted reply breaks the request's json_schema at "
+                f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}",
             )
+        return answer
 
     def completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
         """A ``chat.completion`` object answering ``body`` with ``content``."""
@@ -266,6 +341,116 @@ def replay_recordings(
         return answer[str(scene)]
 
     return respond
+
+
+def estimated_tokens(messages: list[dict[str, Any]]) -> int:
+    """The tokens of ``messages`` as the double counts them: four characters a token."""
+    return math.ceil(len(json.dumps(messages)) / 4)
+
+
+def _overflow(style: str, context: int, prompt: int, completion: int) -> ErrorReply:
+    """The 400 a real server sends when a request does not fit its context."""
+    if style == "llama.cpp":
+        return ErrorReply(
+            400,
+            payload={
+                "error": {
+                    "code": 400,
+                    "message": "the request exceeds the available context size, try increasing it",
+                    "type": "exceed_context_size_error",
+                    "n_prompt_tokens": prompt,
+                    "n_ctx": context,
+                }
+            },
+        )
+    if style == "vllm":
+        message = (
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the "
+            "completion). Please reduce the length of the messages or completion."
+        )
+        return ErrorReply(
+            400,
+            payload={
+                "error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+            },
+        )
+    message = (
+        f"This model's maximum context length is {context} tokens. However, your messages "
+        f"resulted in {prompt} tokens. Please reduce the length of the messages."
+    )
+    return ErrorReply(
+        400,
+        payload={
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+    )
+
+
+def _strict_problem(schema: Any, context: tuple[str, ...]) -> str | None:
+    """What breaks OpenAI's strict-mode rules in ``schema``, worded as OpenAI words it."""
+    if not isinstance(schema, dict):
+        return None
+    where = f"In context=({', '.join(repr(c) for c in context)}), "
+    properties = schema.get("properties")
+    if schema.get("type") == "object" or properties is not None:
+        if schema.get("additionalProperties") is not False:
+            return where + "'additionalProperties' is required to be supplied and to be false."
+        missing = [key for key in properties or {} if key not in schema.get("required", [])]
+        if missing:
+            return (
+                where + "'required' is required to be supplied and to be an array including "
+                f"every key in properties. Missing '{missing[0]}'."
+            )
+    children: list[tuple[tuple[str, ...], Any]] = [
+        ((*context, "properties", key), value) for key, value in (properties or {}).items()
+    ]
+    children += [((*context, key), schema[key]) for key in ("items",) if key in schema]
+    for key in ("anyOf", "allOf"):
+        children += [((*context, key, str(i)), s) for i, s in enumerate(schema.get(key, []))]
+    children += [((*context, "$defs", k), s) for k, s in schema.get("$defs", {}).items()]
+    for where_child, child in children:
+        if problem := _strict_problem(child, where_child):
+            return problem
+    return None
+
+
+def _complete(answer: Any, schema: Any) -> Any:
+    """``answer`` with what constrained decoding makes a model write: every required key.
+
+    A missing property the schema lets be null is null, a missing list is empty; nested
+    objects and lists are completed too. ``$ref`` is not followed (schemas are inlined).
+    """
+    if not isinstance(schema, dict):
+        return answer
+    if isinstance(answer, list) and isinstance(schema.get("items"), dict):
+        return [_complete(item, schema["items"]) for item in answer]
+    if not isinstance(answer, dict):
+        for option in schema.get("anyOf", []):
+            if isinstance(option, dict) and option.get("type") == "array":
+                return _complete(answer, option)
+        return answer
+    options = [schema, *(o for o in schema.get("anyOf", []) if isinstance(o, dict))]
+    shape = next((o for o in options if "properties" in o), None)
+    if shape is None:
+        return answer
+    completed = dict(answer)
+    for key, spec in shape["properties"].items():
+        if key in completed:
+            completed[key] = _complete(completed[key], spec)
+        elif key in shape.get("required", []):
+            kinds = [spec, *spec.get("anyOf", [])] if isinstance(spec, dict) else []
+            types = {k.get("type") for k in kinds if isinstance(k, dict)}
+            if "null" in types:
+                completed[key] = None
+            elif "array" in types:
+                completed[key] = []
+    return completed
 
 
 def _by_scene(answer: object) -> bool:

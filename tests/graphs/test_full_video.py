@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import prompts
 from agents.artifacts import ClipSet, FrameSet, ShotList, Video
 from agents.base import Context
+from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
+from tests.doubles.openai_server import replay_recordings
 from tests.helpers import APPROVE, answer, new_config, run_until_stop
+from tools import ledger
 from tools.draft_renderer import probe
+from tools.llm import ModelProvider
+
+SECOND_BRIEF = Path(__file__).resolve().parent.parent / "doubles" / "second_brief.json"
 
 pytestmark = pytest.mark.usefixtures("loop_kept_free")
 
@@ -46,3 +56,55 @@ async def test_auto_approved_run_ends_in_an_mp4(
     assert info.fps == fps
     assert abs(info.duration_s - sum(shot.duration_s for shot in shots)) <= 1 / fps
     assert (info.width, info.height) == (640, 360)
+
+
+async def test_a_brief_of_its_own_is_valid_on_every_first_call_in_schema_mode(
+    persistence: Persistence, offline_context: Context, openai_server: Any
+) -> None:
+    """A brief that is not the sample, through a model that only follows a schema it is sent.
+
+    The double answers a constrained request with the second brief's answer for its task
+    (and scene), and anything else with prose, as a small local model does.
+    """
+    second = json.loads(SECOND_BRIEF.read_text(encoding="utf-8"))
+    openai_server.responder = replay_recordings(SECOND_BRIEF, prompts.PROMPTS_DIR)
+    openai_server.unconstrained = "Sure! Here is a lovely story about a snail and a beetle."
+    context = Context(
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+        backend=offline_context.backend,
+        files=offline_context.files,
+    )
+    workflow = load_workflow_types().get("full_video")()
+    graph = workflow.compile(checkpointer=persistence.checkpointer, store=persistence.store)
+    config = new_config()
+    # a run of its own, so no earlier run's cached generation answers instead of the model
+    payload = {**second["input"], "brief": f"{second['brief']} (run {uuid.uuid4()})"}
+    gates = []
+    with ledger.collect({}) as spent:
+        gate = await run_until_stop(graph, config, payload, context)
+        while gate is not None:
+            assert gate.get("draft_error") is None, gate["draft_error"]
+            gates.append(gate["stage"])
+            gate = await answer(graph, config, APPROVE, context)
+
+    assert gates == workflow.stages()
+    values = (await graph.aget_state(config)).values
+    assert values["script"]["title"] == "Moss Takes the Leaf"
+    assert len(values["script"]["scenes"]) == 2
+    assert Video.model_validate(values["video"]).frame_count > 0
+    records = values["generations"]
+    calls = sorted((g["task"], g.get("scene")) for g in records)
+    assert calls == [
+        ("draft_script", None),
+        ("draft_treatments", None),
+        ("extract_assets", None),
+        ("list_scene_shots", 1),
+        ("list_scene_shots", 2),
+        ("write_master_scene", 1),
+        ("write_master_scene", 2),
+    ]  # one call per task and scene: every stage valid on its first call
+    assert all(g["outcome"] == "valid" and g["structured_output"] == "json_schema" for g in records)
+    assert len(openai_server.requests) == len(records) == spent.summary()["totals"]["llm_calls"]
+    assert all(r["response_format"]["type"] == "json_schema" for r in openai_server.requests)

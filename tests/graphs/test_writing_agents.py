@@ -32,6 +32,7 @@ from tests.helpers import (
     run_until_stop,
     treatment_options,
 )
+from tools import ledger
 
 DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
 RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
@@ -207,13 +208,19 @@ async def test_feedback_naming_no_single_scene_regenerates_the_whole_master_scri
 async def test_a_draft_that_never_validates_stops_at_the_gate_with_the_error(
     graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
 ) -> None:
+    openai_server.ignores_response_format = True  # as a proxy that drops it would
     openai_server.replies.extend(["not json", '{"options": []}', "still not json"])
     config = new_config()
-    gate = await run_until_stop(graph, config, _own_brief(sample_input), http_context)
+    with ledger.collect({}) as spent:
+        gate = await run_until_stop(graph, config, _own_brief(sample_input), http_context)
 
     assert gate is not None and gate["stage"] == "treatment"
     assert "treatment" in gate["draft_error"]
     assert proposal(gate) == {}
+    records = (await current_values(graph, config))["generations"]  # every failed call
+    assert [g["outcome"] for g in records] == ["invalid"] * 3
+    assert {g["prompt"] for g in records} == {"script_writer/draft_treatments"}
+    assert spent.summary()["totals"]["llm_calls"] == len(records) == 3
     assert gate["review_configs"][0]["allowed_decisions"] == ["edit", "reject"]
     refused = await answer(graph, config, APPROVE, http_context)
     assert refused is not None and "no valid treatment to approve" in refused["error"]
@@ -223,6 +230,27 @@ async def test_a_draft_that_never_validates_stops_at_the_gate_with_the_error(
 
     assert retried is not None and retried["draft_error"] is None
     assert treatment_options(retried) == RECORDED["draft_treatments"][0]
+
+
+async def test_a_context_overflow_stops_at_the_gate_not_the_run(
+    graph: Any, http_context: Context, sample_input: dict[str, Any], openai_server: Any
+) -> None:
+    openai_server.responder = lambda body: RECORDED["draft_treatments"][0]
+    openai_server.context_tokens = 300  # the prompt alone is longer
+    openai_server.overflow_style = "llama.cpp"
+    config = new_config()
+
+    gate = await run_until_stop(graph, config, _own_brief(sample_input), http_context)
+
+    assert gate is not None and gate["stage"] == "treatment"
+    assert "does not fit the context" in gate["draft_error"]
+    assert "--ctx-size" in gate["draft_error"]
+    records = (await current_values(graph, config))["generations"]
+    assert [g["outcome"] for g in records] == ["error"] * len(openai_server.requests)
+
+    openai_server.context_tokens = None  # a longer context: feedback drafts it
+    retried = await answer(graph, config, _reject("try again"), http_context)
+    assert retried is not None and retried["draft_error"] is None
 
 
 # --- prompt versions -----------------------------------------------------------------------

@@ -220,6 +220,7 @@ def test_a_draft_that_never_validates_scores_zero(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    openai_server.ignores_response_format = True  # as a proxy that drops it would
     openai_server.replies.extend(["not json", "still not json", "[]"])
 
     result, report = run_eval(
@@ -238,6 +239,11 @@ def test_a_draft_that_never_validates_scores_zero(
     [item] = report["items"]
     assert item["note"] == "no valid assets was drafted"
     assert item["scores"]["schema_valid"] == item["scores"]["entity_f1"] == 0.0
+    # every call counts, failed or not: the report, the ledger and the double agree
+    assert item["model_calls"] == report["cost"]["totals"]["llm_calls"] == 3
+    assert len(openai_server.requests) == 3
+    assert report["models"] == {"asset_extractor": "gpt-4.1-mini"}
+    assert list(report["prompts"]) == ["asset_extractor/extract_assets"]
 
 
 def test_script_with_feedback_judged_by_the_llm_double(

@@ -135,7 +135,7 @@ async def test_generate_structured_counts_the_usage_the_endpoint_reports(openai_
     )
 
     with ledger.collect(PRICES) as spent, ledger.attribute_to(agent="writer", stage="title"):
-        await generate_structured(model, Title, [HumanMessage("A title, please.")])
+        await generate_structured(model, Title, [HumanMessage("A title, please.")], mode="prompt")
 
     [row] = spent.summary()["by_agent_stage"]
     replies = [openai_server.completion(r, c) for r, c in _exchanges(openai_server)]
