@@ -9,6 +9,7 @@ from typing import Any
 
 import imageio_ffmpeg
 import pytest
+from langgraph.store.memory import InMemoryStore
 from pydantic import ValidationError
 
 from agents.artifacts import ClipSet, FrameSet, MasterScript, ShotList, Video
@@ -95,7 +96,8 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
         files=LocalFileStore(tmp_path / "files"),  # fresh: every job of this test is made
     )
     workflows = load_workflow_types()
-    stores = {"checkpointer": persistence.checkpointer, "store": persistence.store}
+    # a store of its own: other tests' runs of the sample leave answers in the shared cache
+    stores = {"checkpointer": persistence.checkpointer, "store": InMemoryStore()}
     full = workflows.get("full_video")().compile(**stores)
     # Frames and clips approved after feedback: a redraw would not give them back.
     feedback = {"frames": "shot 1A: warmer light", "clips": "slower camera moves"}
@@ -175,7 +177,8 @@ async def test_a_scene_the_production_lacks_or_notes_on_another_fail_clearly(
     error: str,
 ) -> None:
     workflows = load_workflow_types()
-    stores = {"checkpointer": persistence.checkpointer, "store": persistence.store}
+    # a store of its own: other tests' runs of the sample leave answers in the shared cache
+    stores = {"checkpointer": persistence.checkpointer, "store": InMemoryStore()}
     before, _ = await _run_to_end(
         workflows.get("script_only")().compile(**stores), sample_input, offline_context
     )
