@@ -59,11 +59,19 @@ async def persistence(database_url: str) -> AsyncIterator[Persistence]:
         yield opened
 
 
+@pytest.fixture(scope="session")
+def memory_store() -> InMemoryStore:
+    """One in-memory store for the session: its generation cache is shared, as Postgres's is."""
+    return InMemoryStore()
+
+
 @pytest.fixture(params=["memory", "postgres"])
-def saver_and_store(request: pytest.FixtureRequest, persistence: Persistence) -> tuple[Any, Any]:
+def saver_and_store(
+    request: pytest.FixtureRequest, persistence: Persistence, memory_store: InMemoryStore
+) -> tuple[Any, Any]:
     """(checkpointer, store): LangGraph's in-memory pair, or the real Postgres pair."""
     if request.param == "memory":
-        return InMemorySaver(), InMemoryStore()
+        return InMemorySaver(), memory_store
     return persistence.checkpointer, persistence.store
 
 

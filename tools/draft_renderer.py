@@ -479,11 +479,16 @@ def _concat(paths: list[Path], tmp: Path, fps: int) -> bytes:
 
 
 def probe(data: bytes) -> VideoInfo:
-    """Measure a video: size and frame rate from its header, frame count by decoding it."""
+    """Measure a video: size and frame rate from its header, frames from its sample table.
+
+    The frame count is decoded only from a file that is no MP4 with a sample table.
+    """
     with tempfile.TemporaryDirectory(prefix="auteur-probe-") as tmp:
         path = _spill(Path(tmp) / "video.mp4", data)
         metadata = _metadata(path)
-        frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        frame_count = video_frame_count(data)
+        if frame_count is None:
+            frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     width, height = metadata["size"]
     fps = float(metadata["fps"])
     return VideoInfo(
@@ -511,7 +516,15 @@ def encode_mp4(frames: Iterable[bytes], *, size: tuple[int, int], fps: int) -> b
             pix_fmt_out="yuv420p",
             macro_block_size=2,
             ffmpeg_log_level="error",
-            output_params=["-preset", "veryfast", "-movflags", "+faststart"],
+            # animatics of still cards: x264's still-image tuning at a fast preset
+            output_params=[
+                "-preset",
+                "superfast",
+                "-tune",
+                "stillimage",
+                "-movflags",
+                "+faststart",
+            ],
         )
         writer.send(None)
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
+from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from agents.base import Context, load_agents, state_schema
@@ -38,10 +39,16 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
 
 
 @pytest.fixture(scope="module")
-async def sample_values(context: Context) -> dict[str, Any]:
+def store() -> InMemoryStore:
+    """The sample run's generation cache, reused by each agent's own run (no render twice)."""
+    return InMemoryStore()
+
+
+@pytest.fixture(scope="module")
+async def sample_values(context: Context, store: InMemoryStore) -> dict[str, Any]:
     """The values of the sample production, every gate approved."""
     graph = (
-        load_workflow_types().get("full_video")().compile(checkpointer=InMemorySaver(), store=None)
+        load_workflow_types().get("full_video")().compile(checkpointer=InMemorySaver(), store=store)
     )
     config = new_config()
     gate = await run_until_stop(graph, config, json.loads(SAMPLE_INPUT.read_text()), context)
@@ -51,7 +58,7 @@ async def sample_values(context: Context) -> dict[str, Any]:
 
 
 async def approve_every_gate(
-    name: str, values: dict[str, Any], context: Context, schema: type
+    name: str, values: dict[str, Any], context: Context, schema: type, store: InMemoryStore
 ) -> dict[str, Any]:
     """Run agent ``name`` alone on what its steps require of ``values``, approving each gate."""
     agent = load_agents().get(name)()
@@ -60,7 +67,7 @@ async def approve_every_gate(
     graph = StateGraph(schema, context_schema=Context)
     graph.add_node(name, agent.build().compile(name=name))
     graph.add_edge(START, name)
-    compiled = graph.compile(checkpointer=InMemorySaver(), store=None)
+    compiled = graph.compile(checkpointer=InMemorySaver(), store=store)
     config = new_config()
     gate = await run_until_stop(compiled, config, {k: values[k] for k in needed}, context)
     while gate is not None:
@@ -79,9 +86,10 @@ async def test_an_approved_artifact_lands_in_the_state_and_the_project(
     name: str,
     sample_values: dict[str, Any],
     context: Context,
+    store: InMemoryStore,
     persistence: Persistence,
 ) -> None:
-    values = await approve_every_gate(name, sample_values, context, state_schema())
+    values = await approve_every_gate(name, sample_values, context, state_schema(), store)
 
     assert_every_artifact_landed(name, values)
     db = Database(persistence.pool)
@@ -104,12 +112,12 @@ async def test_an_approved_artifact_lands_in_the_state_and_the_project(
 
 
 async def test_the_check_fails_when_the_state_drops_an_artifact(
-    sample_values: dict[str, Any], context: Context
+    sample_values: dict[str, Any], context: Context, store: InMemoryStore
 ) -> None:
     """A state schema without the shot list's key (an agent's undeclared artifact) is caught."""
     dropping = _without(state_schema(), "shots")
 
-    values = await approve_every_gate("shot_lister", sample_values, context, dropping)
+    values = await approve_every_gate("shot_lister", sample_values, context, dropping, store)
 
     with pytest.raises(AssertionError, match="approved shots was dropped"):
         assert_every_artifact_landed("shot_lister", values)

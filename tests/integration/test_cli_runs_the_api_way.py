@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from api.db import SCHEMA
 from api.settings import SAMPLE_INPUT
-from graphs.persistence import Persistence
-from tests.integration.test_cli import AUTEUR, THREAD, assembled_video, auteur, cli_env
+from tests.integration.test_cli import AUTEUR, THREAD, auteur, cli_env
 from tests.servers import APPROVE, auteur_serve, free_port
 
 __all__ = ["cli_env"]
@@ -65,44 +62,6 @@ def test_a_gate_reached_by_demo_is_decided_through_the_api(cli_env: dict[str, st
     listed = auteur("runs", env=cli_env)
     row = next(line for line in listed.stdout.splitlines() if thread_id in line)
     assert "interrupted" in row and "script" in row
-
-
-async def test_run_starts_a_workflow_with_a_brief_on_a_project(
-    cli_env: dict[str, str], persistence: Persistence
-) -> None:
-    project_id = f"project-{uuid.uuid4()}"
-    async with persistence.pool.connection() as conn:
-        for statement in SCHEMA:
-            await conn.execute(statement)
-        await conn.execute(
-            "INSERT INTO auteur_projects (project_id, owner, name) VALUES (%s, 'local', 'Eggs')",
-            (project_id,),
-        )
-
-    done = auteur(
-        "run",
-        "full_video",
-        "--brief",
-        SAMPLE_BRIEF,
-        "--project",
-        project_id,
-        "--auto-approve",
-        env=cli_env,
-    )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assembled_video(done.stdout)
-    thread_id = THREAD.search(done.stdout).group(1)
-    async with persistence.pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT project_id, owner, status FROM auteur_threads WHERE thread_id = %s",
-            (thread_id,),
-        )
-        assert await cursor.fetchone() == {
-            "project_id": project_id,
-            "owner": "local",
-            "status": "idle",
-        }
 
 
 def _one_error_line(done: subprocess.CompletedProcess) -> str:

@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from api.settings import SAMPLE_INPUT
-from tests.integration.test_cli import auteur, cli_env
+from tests.integration.test_cli import assembled_video, auteur, cli_env
 
 __all__ = ["cli_env"]
 
@@ -72,6 +72,13 @@ def test_every_workflow_type_on_one_project(
         env=cli_env,
     )
     assert produced.returncode == 0, produced.stdout + produced.stderr
+    assembled_video(produced.stdout)
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        thread = conn.execute(
+            "SELECT project_id, owner, status FROM auteur_threads WHERE thread_id = %s",
+            (THREAD.search(produced.stdout).group(1),),
+        ).fetchone()
+    assert thread == {"project_id": project, "owner": "local", "status": "idle"}
     notes = tmp_path / "scene.json"
     notes.write_text(json.dumps({"scene": 2, "notes": "make the landing a bouncy triumph"}))
     regenerated = auteur(
