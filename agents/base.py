@@ -337,8 +337,12 @@ class Step(ABC):
             ledger.attribute_to(agent=self.agent, stage=self.stage),
             tracing.link_prompt(prompt.name, prompt.langfuse_version),
         ):
+            # building a client imports and loads certificates: not on the event loop
+            model = await asyncio.to_thread(
+                models.chat_model, agent=self.agent, task=task, scene=scene
+            )
             result = await generate_structured(
-                models.chat_model(agent=self.agent, task=task, scene=scene),
+                model,
                 schema,
                 messages,
                 mode=models.structured_output(self.agent),

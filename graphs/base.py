@@ -7,6 +7,7 @@ checkpointer — agent subgraphs inherit it.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NotRequired
@@ -185,7 +186,7 @@ class WorkflowType(ABC):
     def agents(self) -> list[ProductionAgent]:
         """The agents this workflow runs, in the order its graph adds them."""
         agents = load_agents()
-        return [agents.get(node)() for node in self.build().nodes if node in agents]
+        return [agents.get(node)() for node in _node_names(type(self)) if node in agents]
 
     def stages(self) -> list[str]:
         """Stages of the agents' steps this workflow runs, in order."""
@@ -241,3 +242,13 @@ def load_workflow_types() -> Registry[WorkflowType]:
     load_agents()
     discover("graphs")
     return WorkflowType.registry
+
+
+@functools.cache
+def _node_names(workflow: type[WorkflowType]) -> tuple[str, ...]:
+    """The nodes of ``workflow``'s graph, in the order it adds them.
+
+    Building the graph compiles every agent's subgraph; its shape is fixed by the class, so
+    the answers that list a workflow's stages and artifacts build it once per process.
+    """
+    return tuple(workflow().build().nodes)

@@ -20,10 +20,10 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound
 from langfuse import Langfuse
 
 from tools import tracing
@@ -100,7 +100,7 @@ def render(name: str, **variables: object) -> RenderedPrompt:
         template's source), and its Langfuse version when it came from Langfuse.
     """
     template = source(name)
-    text = _environment().from_string(template.text).render(**variables)
+    text = _compiled(template.text).render(**variables)
     system, marker, user = text.partition(_USER_MARKER)
     if not marker:
         raise ValueError(f"prompt {name} has no '{_USER_MARKER}' line between system and user")
@@ -125,6 +125,12 @@ class _Loader(BaseLoader):
         except FileNotFoundError:
             raise TemplateNotFound(template) from None
         return text, None, lambda: source(name).text == text
+
+
+@lru_cache(maxsize=256)
+def _compiled(text: str) -> Template:
+    """``text`` compiled once: keyed by the text, so a new Langfuse version compiles anew."""
+    return _environment().from_string(text)
 
 
 @cache

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
-from tools.mp4boxes import video_format, video_frame_count
+from tools.mp4boxes import video_format, video_frame_count, video_track
 
 __all__ = [
     "DraftBackend",
@@ -123,7 +123,7 @@ class StoryboardCard:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Measured properties of a video; ``frame_count`` is counted by decoding every frame."""
+    """Measured properties of a video; ``frame_count`` is every frame it holds."""
 
     frame_count: int
     fps: float
@@ -479,18 +479,20 @@ def _concat(paths: list[Path], tmp: Path, fps: int) -> bytes:
 
 
 def probe(data: bytes) -> VideoInfo:
-    """Measure a video: size and frame rate from its header, frames from its sample table.
+    """Measure a video: size, frames and frame rate from its MP4 header.
 
-    The frame count is decoded only from a file that is no MP4 with a sample table.
+    Only a file that is no MP4 with a video track is handed to ffmpeg, and decoded to count
+    its frames.
     """
-    with tempfile.TemporaryDirectory(prefix="auteur-probe-") as tmp:
-        path = _spill(Path(tmp) / "video.mp4", data)
-        metadata = _metadata(path)
-        frame_count = video_frame_count(data)
-        if frame_count is None:
+    if (track := video_track(data)) is not None:
+        width, height, frame_count, fps = track
+    else:
+        with tempfile.TemporaryDirectory(prefix="auteur-probe-") as tmp:
+            path = _spill(Path(tmp) / "video.mp4", data)
+            metadata = _metadata(path)
             frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    width, height = metadata["size"]
-    fps = float(metadata["fps"])
+        width, height = metadata["size"]
+        fps = float(metadata["fps"])
     return VideoInfo(
         frame_count=frame_count,
         fps=fps,
@@ -550,6 +552,9 @@ def _decoded_frames(path: Path, size: tuple[int, int]) -> Iterator[bytes]:
 
 
 def _metadata(path: Path) -> dict[str, Any]:
+    """Size and frame rate: from the MP4 header, else from ffmpeg reading the file."""
+    if (track := video_track(path.read_bytes())) is not None:
+        return {"size": (track.width, track.height), "fps": track.fps}
     reader = imageio_ffmpeg.read_frames(str(path))
     try:
         return next(reader)

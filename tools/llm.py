@@ -168,6 +168,7 @@ class ModelProvider:
         self._agent_llm = dict(agent_llm)
         self.retry = retry
         """The retry policy every call of these models follows."""
+        self._chat_models: dict[str, ChatOpenAI] = {}
 
     @property
     def offline(self) -> bool:
@@ -219,12 +220,18 @@ class ModelProvider:
         return _endpoint_slots(endpoint, self._concurrency)
 
     def chat_model(self, *, agent: str, task: str, scene: int | None = None) -> BaseChatModel:
-        """Build the chat model ``agent`` uses for ``task`` (scene ``scene`` of it, if given).
+        """The chat model ``agent`` uses for ``task`` (scene ``scene`` of it, if given).
 
         The task (and scene) pick the offline recording; an endpoint's model ignores them.
         """
         if self._api_key is None:
             return OfflineChatModel(task=task, scene=scene, recordings=self._recordings)
+        if (model := self._chat_models.get(agent)) is None:
+            model = self._chat_models[agent] = self._endpoint_model(agent)
+        return model
+
+    def _endpoint_model(self, agent: str) -> ChatOpenAI:
+        """A new client of the endpoint's model for ``agent``: built once, then reused."""
         settings = self.request_settings(agent)
         # Our own retry loop in `generate_structured` retries, so that retries are visible.
         return ChatOpenAI(

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import NamedTuple
 
-__all__ = ["video_format", "video_frame_count"]
+__all__ = ["VideoTrack", "video_format", "video_frame_count", "video_track"]
 
 _STBL = (b"mdia", b"minf", b"stbl")
 _VISUAL_ENTRY_FIELDS = 78  # a visual sample entry's fixed fields, before its child boxes
@@ -43,6 +44,41 @@ def video_frame_count(mp4: bytes) -> int | None:
         return None
     (count,) = struct.unpack_from(">I", mp4, stsz[0] + 8)  # after version+flags, sample size
     return count
+
+
+class VideoTrack(NamedTuple):
+    """What the first video track's header says: frame size, frames, average frame rate."""
+
+    width: int
+    height: int
+    frame_count: int
+    fps: float
+
+
+def video_track(mp4: bytes) -> VideoTrack | None:
+    """The first video track's size (``stsd``), frames (``stsz``) and frame rate, or None.
+
+    The frame rate is the frames over their total duration (``stts``) in the track's time
+    scale (``mdhd``): read from the header, with no decoder started.
+    """
+    trak = _video_track(mp4)
+    frame_count = video_frame_count(mp4)
+    stsd = _descend(mp4, trak, (*_STBL, b"stsd")) if trak else None
+    entry = next(_all_boxes(mp4, stsd[0] + 8, stsd[1]), None) if stsd else None
+    mdhd = _descend(mp4, trak, (b"mdia", b"mdhd")) if trak else None
+    stts = _descend(mp4, trak, (*_STBL, b"stts")) if trak else None
+    if None in (frame_count, entry, mdhd, stts) or entry[2] - entry[1] < _VISUAL_ENTRY_FIELDS:
+        return None
+    # sample entry: reserved and data reference (8), pre-defined and reserved (16), then size
+    width, height = struct.unpack_from(">HH", mp4, entry[1] + 24)
+    timescale_at = mdhd[0] + (20 if mp4[mdhd[0]] == 1 else 12)  # after the two dates
+    (timescale,) = struct.unpack_from(">I", mp4, timescale_at)
+    (entries,) = struct.unpack_from(">I", mp4, stts[0] + 4)
+    runs = [struct.unpack_from(">II", mp4, stts[0] + 8 + 8 * i) for i in range(entries)]
+    duration = sum(count * delta for count, delta in runs)
+    if not (frame_count and duration and timescale):
+        return None
+    return VideoTrack(width, height, frame_count, frame_count * timescale / duration)
 
 
 def _video_track(mp4: bytes) -> tuple[int, int] | None:

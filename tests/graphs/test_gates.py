@@ -27,6 +27,15 @@ from tools.llm import ModelProvider
 
 STAGES = load_workflow_types().get("full_video")().stages()
 FEEDBACK = "make it funnier"
+# Every gate on the Postgres pair the service runs on; the writing gates on LangGraph's
+# in-memory pair too (what `langgraph dev` runs). Past the writing, the in-memory runs would
+# only render the same frames and clips again.
+WRITING = STAGES[: STAGES.index("shots")]
+GATES = [
+    pytest.param(saver, stage, id=f"{saver}-{stage}")
+    for stage in STAGES
+    for saver in (("memory", "postgres") if stage in WRITING else ("postgres",))
+]
 
 
 @pytest.fixture
@@ -88,7 +97,7 @@ async def test_gate_payload_is_langchain_hitl_shape(
     assert len(Treatments.model_validate(request["args"]).options) == 3
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize(("saver_and_store", "stage"), GATES, indirect=["saver_and_store"])
 async def test_approve_keeps_the_proposal_and_moves_on(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
 ) -> None:
@@ -104,7 +113,7 @@ async def test_approve_keeps_the_proposal_and_moves_on(
     _artifact_model(stage).model_validate(values[stage])
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize(("saver_and_store", "stage"), GATES, indirect=["saver_and_store"])
 async def test_edit_is_applied_as_given(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
 ) -> None:
@@ -120,7 +129,7 @@ async def test_edit_is_applied_as_given(
     assert values[stage] == _approved(stage, expected)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize(("saver_and_store", "stage"), GATES, indirect=["saver_and_store"])
 async def test_feedback_regenerates_the_stage(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], stage: str
 ) -> None:
