@@ -57,8 +57,8 @@ def _all_parsed() -> list[tuple[str, Script, AssetRegistry]]:
 # --- the file as a whole -------------------------------------------------------------------
 
 
-def test_at_least_five_items_with_unique_slug_ids() -> None:
-    assert len(ITEMS) >= 5
+def test_at_least_twelve_items_with_unique_slug_ids() -> None:
+    assert len(ITEMS) >= 12
     repeated = [i for i, n in Counter(IDS).items() if n > 1]
     assert not repeated, f"repeated ids: {repeated}"
     assert all(SLUG.match(i) for i in IDS), IDS
@@ -77,7 +77,7 @@ def test_item_shape_and_models_validate(item: dict[str, Any]) -> None:
     assert set(item) == KEYS
     assert item["description"].strip()
     script, registry = _parsed(item)
-    assert 2 <= len(script.scenes) <= 3
+    assert 2 <= len(script.scenes) <= 6
     for scene in script.scenes:
         assert 3 <= len(scene.lines) <= 7, f"scene {scene.number} has {len(scene.lines)} lines"
         assert re.match(r"^(INT|EXT|INT\./EXT)\. .+ - [A-Z ]+$", scene.slugline), scene.slugline
@@ -231,6 +231,31 @@ def test_a_script_uses_parentheticals() -> None:
     assert found
     for _, parenthetical in found:
         assert not parenthetical.startswith("("), "parentheticals are stored without brackets"
+
+
+def test_scripts_run_from_two_to_six_scenes() -> None:
+    counts = {len(script.scenes) for _, script, _ in _all_parsed()}
+    assert {2, 3, 4, 5, 6} <= counts, f"scene counts {sorted(counts)}"
+
+
+def test_a_scene_is_wordless() -> None:
+    found = [
+        (item_id, scene.number)
+        for item_id, script, _ in _all_parsed()
+        for scene in script.scenes
+        if all(line.kind == "action" for line in scene.lines)
+    ]
+    assert found, "no scene with action lines only"
+
+
+def test_a_script_is_mostly_dialogue() -> None:
+    found = []
+    for item_id, script, _ in _all_parsed():
+        lines = [line for scene in script.scenes for line in scene.lines]
+        spoken = [line for line in lines if line.kind == "dialogue"]
+        if 3 * len(spoken) >= 2 * len(lines) and len({line.speaker for line in spoken}) >= 3:
+            found.append(item_id)
+    assert found, "no script with two thirds of its lines dialogue among 3+ speakers"
 
 
 def test_items_do_not_share_locations() -> None:
