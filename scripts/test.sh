@@ -19,4 +19,6 @@ fi
 .venv/bin/python -m pip install -qq --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest "$@"
+# Two test processes (pytest-xdist), a file each at a time: one alone leaves a core idle
+# while it waits on its servers, subprocesses and Postgres.
+exec .venv/bin/python -m pytest --numprocesses=auto --maxprocesses=2 --dist=loadfile "$@"

@@ -32,6 +32,11 @@ from tools.draft_renderer import DraftBackend
 from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
 
+# Tests read what the commands print in-process; Rich fixes a console's width when the
+# console is made, on import of the command's module. One wide terminal for every console,
+# whichever test (or test worker) imports the module first.
+os.environ["COLUMNS"] = "200"
+
 __all__ = ["openai_server"]
 
 # Under the seconds a blocking frames stage held the loop, above load noise: debug mode stats

@@ -110,7 +110,8 @@ def test_extraction_on_the_gold_offline_prints_precision_recall_and_f1(
         "extraction_calls": 1,
     }
     statuses = [item["status"] for item in report["items"]]
-    assert statuses.count("skipped") == 6 and statuses.count("ok") == 1
+    # the offline model knows only the sample: every other gold item is skipped
+    assert statuses.count("ok") == 1 and statuses.count("skipped") == len(statuses) - 1 >= 11
     assert "offline sample model only knows the sample brief" in result.output
     assert report["models"] == {"asset_extractor": "auteur-offline-sample"}
     assert list(report["prompts"]) == ["asset_extractor/extract_assets"]
