@@ -11,6 +11,7 @@ inside the command that needs it, so ``auteur --help`` starts in a blink
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import signal
@@ -29,6 +30,10 @@ from api.cli_workflows import workflows_app
 from evals.cli import eval_app
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    import uvicorn
+
     from api.driver import Driver, Stop
     from api.settings import Settings
 
@@ -52,8 +57,8 @@ def _stop_cleanly_on_signals() -> None:
     # SIGTERM and SIGHUP kill Python without running its exit handlers, among them
     # pgserver's release of this process's handle on the embedded Postgres (the last user
     # stops it). As a SystemExit they unwind like Ctrl-C: open services close, the handle
-    # is released. `auteur serve` shuts down gracefully first: uvicorn handles SIGTERM while
-    # it serves, then raises it again, into this handler.
+    # is released. `auteur serve` shuts down gracefully first: uvicorn handles SIGTERM (and
+    # `_hang_up` SIGHUP) while it serves, then raises it again, into this handler.
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _exit_on_signal)
 
@@ -330,12 +335,28 @@ def serve(
         )
         raise typer.Exit(2)
     out.print(f"Auteur API on http://{host}:{port or settings.port} (docs at /docs)")
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, execute=execute),
         host=host,
         port=port or settings.port,
         log_level="warning",
     )
+    server = uvicorn.Server(config)
+    signal.signal(signal.SIGHUP, functools.partial(_hang_up, server))
+    server.run()
+
+
+def _hang_up(server: uvicorn.Server, signum: int, frame: FrameType | None) -> None:
+    """Shut ``serve`` down on SIGHUP as uvicorn does on SIGTERM: its runs handed back first.
+
+    Uvicorn handles only SIGINT and SIGTERM; a SystemExit raised in the middle of its event
+    loop could leave the process waiting on worker threads. Uvicorn raises the signal again
+    once it has shut down, and this handler then exits.
+    """
+    if server.should_exit:
+        _exit_on_signal(signum, frame)
+    else:
+        server.handle_exit(signum, frame)
 
 
 @app.command()
