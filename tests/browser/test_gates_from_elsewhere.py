@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from api.settings import SAMPLE_INPUT, Settings
 from tests.browser.conftest import screenshot
 from tests.browser.test_project_artifacts import artifact_row, current_versions
 from tests.browser.test_web_client import gate, get
-from tests.integration.test_cli import AUTEUR, THREAD, embedded_env
+from tests.integration.test_cli import THREAD, demo_without_a_terminal, embedded_env
 
 PROJECT = re.compile(r"Project: ([0-9a-f-]{36})")
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
@@ -35,16 +34,7 @@ def test_a_gate_the_cli_reached_is_decided_in_the_browser(
         "AUTEUR_DATA_DIR": str(web_settings.data_dir),
         "DATABASE_URL": str(web_settings.database_url),
     }
-    demo = subprocess.run(
-        [AUTEUR, "demo"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert demo.returncode == 2, demo.stdout + demo.stderr
+    demo = demo_without_a_terminal(env)
     project_id = PROJECT.search(demo.stdout).group(1)
     thread_id = THREAD.search(demo.stdout).group(1)
 

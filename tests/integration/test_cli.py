@@ -135,17 +135,23 @@ def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:
     assert not (open_dir / ".auteur" / "postgres" / "postmaster.pid").exists()
 
 
-def test_without_a_terminal_demo_stops_at_the_gate_and_says_so(cli_env: dict[str, str]) -> None:
+def demo_without_a_terminal(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``auteur demo`` with no terminal: it stops at the treatment gate, says so, exits 2."""
     done = subprocess.run(
         [AUTEUR, "demo"],
-        env=cli_env,
+        env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stdout + done.stderr
+    return done
+
+
+def test_without_a_terminal_demo_stops_at_the_gate_and_says_so(cli_env: dict[str, str]) -> None:
+    done = demo_without_a_terminal(cli_env)
     assert "no terminal is attached" in done.stdout
     assert "--auto-approve" in done.stdout
 

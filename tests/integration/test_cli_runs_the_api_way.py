@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api.settings import SAMPLE_INPUT
-from tests.integration.test_cli import AUTEUR, THREAD, auteur, cli_env
+from tests.integration.test_cli import THREAD, auteur, cli_env, demo_without_a_terminal
 from tests.servers import APPROVE, auteur_serve, free_port
 
 __all__ = ["cli_env"]
@@ -25,16 +25,7 @@ SAMPLE_BRIEF = json.loads(SAMPLE_INPUT.read_text())["brief"]
 
 
 def test_a_gate_reached_by_demo_is_decided_through_the_api(cli_env: dict[str, str]) -> None:
-    demo = subprocess.run(
-        [AUTEUR, "demo"],
-        env=cli_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert demo.returncode == 2, demo.stdout + demo.stderr
+    demo = demo_without_a_terminal(cli_env)
     thread_id = THREAD.search(demo.stdout).group(1)
 
     port = free_port()
