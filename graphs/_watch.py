@@ -71,18 +71,29 @@ class DatabaseWatch:
             )
 
     async def run(self, pool: AsyncConnectionPool) -> None:
-        """Watch until cancelled; after an outage, refresh ``pool`` before declaring it up."""
+        """Watch until cancelled; after an outage, refresh ``pool`` before declaring it up.
+
+        A probe that timed out is tried again on a new connection before it counts: a process
+        whose event loop was held (starved of CPU, or a caller blocking it) sees its probe's
+        deadline pass before the answer is read. A server that hangs fails the new
+        connection's own timeout; one that is gone fails at once.
+        """
+        timed_out = False
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, connect_timeout=max(round(self._probe_s), 1)
                 ) as conn:
+                    timed_out = False
                     await self._back(pool)
                     while True:
                         async for _ in conn.notifies(timeout=self._probe_s):
                             pass  # nothing is sent here: a closed socket is what wakes this
                         await asyncio.wait_for(conn.execute("SELECT 1"), self._probe_s)
             except (psycopg.Error, OSError, TimeoutError) as error:
+                if isinstance(error, TimeoutError) and not timed_out and self._down_since is None:
+                    timed_out = True  # once more, on a new connection, before it counts
+                    continue
                 self._lost(error)
                 await self._start_server()
                 await asyncio.sleep(self._retry_s)
