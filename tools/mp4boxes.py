@@ -1,4 +1,8 @@
-"""Read an MP4's video format: what must match for clips to join without re-encoding.
+"""Read an MP4's video track from its boxes: size, frames, frame rate, and format.
+
+:func:`video_track` reads the size, frames and frame rate, so no decoder is started to
+measure a clip. :func:`video_format` reads what must match for clips to join without
+re-encoding.
 
 The first entry of the video track's sample description (``moov/trak/mdia/minf/stbl/stsd``)
 holds the codec, the frame size and the decoder configuration (for H.264 the ``avcC`` box:
@@ -39,7 +43,11 @@ def video_format(mp4: bytes) -> bytes | None:
 def video_frame_count(mp4: bytes) -> int | None:
     """How many frames (samples) the first video track holds, from ``stsz``; None if no MP4."""
     trak = _video_track(mp4)
-    stsz = _descend(mp4, trak, (*_STBL, b"stsz")) if trak else None
+    return _frame_count(mp4, trak) if trak else None
+
+
+def _frame_count(mp4: bytes, trak: tuple[int, int]) -> int | None:
+    stsz = _descend(mp4, trak, (*_STBL, b"stsz"))
     if stsz is None or stsz[1] - stsz[0] < 12:
         return None
     (count,) = struct.unpack_from(">I", mp4, stsz[0] + 8)  # after version+flags, sample size
@@ -61,19 +69,23 @@ def video_track(mp4: bytes) -> VideoTrack | None:
     The frame rate is the frames over their total duration (``stts``) in the track's time
     scale (``mdhd``): read from the header, with no decoder started.
     """
-    trak = _video_track(mp4)
-    frame_count = video_frame_count(mp4)
-    stsd = _descend(mp4, trak, (*_STBL, b"stsd")) if trak else None
+    if (trak := _video_track(mp4)) is None:
+        return None
+    frame_count = _frame_count(mp4, trak)
+    stsd = _descend(mp4, trak, (*_STBL, b"stsd"))
     entry = next(_all_boxes(mp4, stsd[0] + 8, stsd[1]), None) if stsd else None
-    mdhd = _descend(mp4, trak, (b"mdia", b"mdhd")) if trak else None
-    stts = _descend(mp4, trak, (*_STBL, b"stts")) if trak else None
+    mdhd = _descend(mp4, trak, (b"mdia", b"mdhd"))
+    stts = _descend(mp4, trak, (*_STBL, b"stts"))
     if None in (frame_count, entry, mdhd, stts) or entry[2] - entry[1] < _VISUAL_ENTRY_FIELDS:
         return None
+    timescale_at = mdhd[0] + (20 if mp4[mdhd[0]] == 1 else 12)  # after the two dates
+    if mdhd[1] - timescale_at < 4 or stts[1] - stts[0] < 8:
+        return None  # truncated: ffmpeg may make more of it
     # sample entry: reserved and data reference (8), pre-defined and reserved (16), then size
     width, height = struct.unpack_from(">HH", mp4, entry[1] + 24)
-    timescale_at = mdhd[0] + (20 if mp4[mdhd[0]] == 1 else 12)  # after the two dates
     (timescale,) = struct.unpack_from(">I", mp4, timescale_at)
     (entries,) = struct.unpack_from(">I", mp4, stts[0] + 4)
+    entries = min(entries, (stts[1] - stts[0] - 8) // 8)  # no more than the box holds
     runs = [struct.unpack_from(">II", mp4, stts[0] + 8 + 8 * i) for i in range(entries)]
     duration = sum(count * delta for count, delta in runs)
     if not (frame_count and duration and timescale):
