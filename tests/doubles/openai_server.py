@@ -29,6 +29,17 @@ it does, unconstrained. ``context_tokens`` is the model's context: a request who
 
 ``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
 share words are close), and records the request bodies in ``embedding_requests``.
+
+``/audio/speech`` speaks as OpenAI's text-to-speech does: the request is checked as the real
+API checks it (a voice of ``speech_voices``, input of 1 to 4096 characters, speed 0.25 to 4,
+a known format; else 400), and answered with a WAV (or raw ``pcm``) at 24 kHz, 16-bit mono,
+streamed as OpenAI streams it: the header's sizes are placeholders (0xFFFFFFFF). The audio
+is a deterministic voiced signal, a harmonic tone at a pitch of the voice's own
+(150-250 Hz) under a syllable-rate envelope, lasting 1/14 s per character divided by the
+speed, so loudness and speech-energy measurements work on it. Bodies are recorded in
+``speech_requests``; ``speech_errors`` scripts errors, answered first, in order::
+
+    server.speech_errors.append(ErrorReply(401, echo_authorization=True))
 """
 
 from __future__ import annotations
@@ -52,9 +63,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import jsonschema
+import numpy as np
 from pydantic import BaseModel
 
 __all__ = [
+    "SPEECH_VOICES",
     "ErrorReply",
     "OpenAIServer",
     "Override",
@@ -67,6 +80,15 @@ __all__ = [
 _PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
 _EMBEDDING_DIMS = 64
+_SPEECH_PATHS = frozenset({"/v1/audio/speech", "/audio/speech"})
+SPEECH_VOICES = frozenset(
+    {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer",
+     "verse", "marin", "cedar"}
+)  # fmt: skip
+_SPEECH_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
+_SPEECH_RATE = 24_000
+_SPEECH_CHARACTERS_PER_S = 14.0
+_SPEECH_MAX_INPUT = 4096
 _SCENE = re.compile(r"\bscene (\d+)\b", re.IGNORECASE)
 # OpenAI's error `type` and `code` for the statuses tests script most.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
@@ -124,6 +146,9 @@ class OpenAIServer:
         self.peak_in_flight = 0
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
+        self.speech_requests: list[dict[str, Any]] = []
+        self.speech_errors: list[ErrorReply] = []
+        self.speech_voices: frozenset[str] = SPEECH_VOICES
         self._lock = threading.Lock()
         self._in_flight = 0
         self._ids = itertools.count(1)
@@ -266,6 +291,53 @@ class OpenAIServer:
             "model": body.get("model", "unknown"),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+    def speech(self, body: dict[str, Any]) -> ErrorReply | tuple[bytes, str]:
+        """Record an ``/audio/speech`` request; its audio and content type, or its error."""
+        with self._lock:
+            self.speech_requests.append(body)
+            if self.speech_errors:
+                return self.speech_errors.pop(0)
+        if (refused := self._speech_refusal(body)) is not None:
+            return refused
+        speed = float(body.get("speed", 1.0))
+        pcm = _voiced(body["input"], body["voice"], speed)
+        if body.get("response_format", "mp3") == "pcm":
+            return pcm, "audio/pcm"
+        return _streamed_wav(pcm), "audio/wav"
+
+    def _speech_refusal(self, body: dict[str, Any]) -> ErrorReply | None:
+        """The 400 OpenAI answers to a speech request it will not speak, or None."""
+        text, voice = body.get("input"), body.get("voice")
+        response_format, speed = body.get("response_format", "mp3"), body.get("speed", 1.0)
+        problem: tuple[str, str, str] | None = None
+        if not isinstance(text, str) or not text:
+            problem = ("input", "empty_string", "Invalid 'input': empty string.")
+        elif len(text) > _SPEECH_MAX_INPUT:
+            problem = (
+                "input",
+                "string_above_max_length",
+                f"Invalid 'input': string too long. Expected a string with maximum length "
+                f"{_SPEECH_MAX_INPUT}, but got a string with length {len(text)} instead.",
+            )
+        elif voice not in self.speech_voices:
+            supported = ", ".join(f"'{v}'" for v in sorted(self.speech_voices))
+            problem = (
+                "voice",
+                "invalid_value",
+                f"Invalid value: '{voice}'. Supported values are: {supported}.",
+            )
+        elif not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
+            problem = ("speed", "invalid_value", f"Invalid 'speed': {speed}; expected 0.25 to 4.")
+        elif response_format not in _SPEECH_FORMATS:
+            problem = ("response_format", "invalid_value", f"Invalid value: '{response_format}'.")
+        elif response_format not in ("wav", "pcm"):
+            return ErrorReply(400, f"openai test double: speaks wav and pcm, not {response_format}")
+        if problem is None:
+            return None
+        param, code, message = problem
+        error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+        return ErrorReply(400, payload={"error": error})
 
     def serve(self) -> threading.Thread:
         """Serve in a daemon thread until ``close``."""
@@ -476,6 +548,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] in _SPEECH_PATHS:
+            self._speech()
+            return
         if self.path.split("?", 1)[0] in _EMBEDDING_PATHS:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             self._send_json(200, self.server.double.embeddings(body))
@@ -493,10 +568,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, self.server.double.completion(body, _content(reply)))
 
+    def _speech(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        answer = self.server.double.speech(body)
+        if isinstance(answer, ErrorReply):
+            self._send_json(answer.status, answer.body(self.headers.get("Authorization")))
+        else:
+            self._send(200, *answer)
+
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -521,3 +606,31 @@ def _bag_of_words(text: str) -> list[float]:
         vector[digest[0] % _EMBEDDING_DIMS] += 1.0 if digest[1] % 2 else -1.0
     norm = math.sqrt(sum(x * x for x in vector)) or 1.0
     return [x / norm for x in vector]
+
+
+def _voiced(text: str, voice: str, speed: float) -> bytes:
+    """16-bit PCM of a voiced signal as long as ``text`` takes to say at ``speed``.
+
+    Four harmonics of a pitch the voice's name picks (150-250 Hz), under an envelope that
+    opens and closes four times a second, as syllables do; peaks near -6 dBFS.
+    """
+    seconds = max(0.3, len(text) / _SPEECH_CHARACTERS_PER_S / speed)
+    t = np.arange(round(seconds * _SPEECH_RATE)) / _SPEECH_RATE
+    pitch = 150 + hashlib.sha256(voice.encode()).digest()[0] % 101
+    tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 5))
+    envelope = np.sin(np.pi * 4 * t) ** 2
+    signal = 0.5 * tone * envelope / np.max(np.abs(tone))
+    return (signal * 32767).astype("<i2").tobytes()
+
+
+def _streamed_wav(pcm: bytes) -> bytes:
+    """A 24 kHz mono 16-bit WAV whose RIFF and data sizes are 0xFFFFFFFF, as OpenAI sends."""
+    unknown = 0xFFFFFFFF
+    fmt = struct.pack("<HHIIHH", 1, 1, _SPEECH_RATE, _SPEECH_RATE * 2, 2, 16)
+    return (
+        struct.pack("<4sI4s", b"RIFF", unknown, b"WAVE")
+        + struct.pack("<4sI", b"fmt ", len(fmt))
+        + fmt
+        + struct.pack("<4sI", b"data", unknown)
+        + pcm
+    )
