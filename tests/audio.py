@@ -1,13 +1,16 @@
-"""Measuring audio in tests: samples, pitch and energy of WAVs."""
+"""Measuring audio in tests: samples, pitch and energy of WAVs; energy and loudness of files."""
 
 from __future__ import annotations
 
 import io
+import json
 import wave
 
 import numpy as np
 
-__all__ = ["pitch_hz", "rms", "samples"]
+from tools.sound import run_ffmpeg, spilled
+
+__all__ = ["decoded", "loudnorm_analysis", "pitch_hz", "rms", "rms_windows", "samples"]
 
 
 def samples(wav: bytes) -> tuple[np.ndarray, int]:
@@ -44,3 +47,31 @@ def pitch_hz(wav: bytes) -> float:
             found.append(rate / lag)
     assert found, "no voiced frame"
     return float(np.median(found))
+
+
+def decoded(media: bytes, rate: int = 16_000) -> np.ndarray:
+    """A file's audio decoded by ffmpeg to mono at ``rate``, in -1..1."""
+    with spilled(media, "media") as path:
+        pcm = run_ffmpeg(
+            *("-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"),
+            what="decode the audio",
+        ).stdout
+    return np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
+
+
+def rms_windows(media: bytes, window_s: float) -> list[float]:
+    """The RMS of each ``window_s`` of a file's audio (mono, 16 kHz)."""
+    signal, size = decoded(media), round(window_s * 16_000)
+    return [float(np.sqrt(np.mean(signal[i : i + size] ** 2))) for i in range(0, len(signal), size)]
+
+
+def loudnorm_analysis(media: bytes) -> tuple[float, float]:
+    """Integrated loudness and true peak by ffmpeg's loudnorm, independent of ebur128."""
+    with spilled(media, "media") as path:
+        log = run_ffmpeg(
+            *("-i", str(path), "-vn", "-af", "loudnorm=print_format=json", "-f", "null", "-"),
+            what="measure loudness",
+            loglevel="info",
+        ).stderr.decode()
+    report = json.loads(log[log.rindex("{") : log.rindex("}") + 1])
+    return float(report["input_i"]), float(report["input_tp"])
