@@ -19,9 +19,12 @@ __all__ = [
     "CHOOSES_FROM",
     "DESELECTS",
     "AssetRegistry",
+    "Cast",
+    "CastVoice",
     "Character",
     "Clip",
     "ClipSet",
+    "DialogueTrack",
     "EntityInFrame",
     "Frame",
     "FrameCandidate",
@@ -43,10 +46,12 @@ __all__ = [
     "Shot",
     "ShotDialogue",
     "ShotList",
+    "SpokenLine",
     "Treatment",
     "TreatmentOptions",
     "Treatments",
     "Video",
+    "VoiceChoice",
     "input_hash",
 ]
 
@@ -468,9 +473,82 @@ class ClipSet(_Artifact):
 
 
 class Video(_Artifact):
-    """The assembled production."""
+    """The assembled production: its dialogue mixed in, with subtitles from the placed lines."""
 
     duration_s: float = Field(gt=0)
     fps: int = Field(ge=1)
     frame_count: int = Field(ge=1)
     file: MediaFile
+    subtitles: dict[Literal["srt", "vtt"], MediaFile] = Field(
+        default_factory=dict, description="SRT and WebVTT cues of the dialogue, when it has any."
+    )
+    loudness_lufs: float | None = Field(None, description="Integrated loudness of the mix.")
+
+
+# --- sound ---------------------------------------------------------------------------------
+
+
+class CastVoice(_Artifact):
+    """The voice one speaking character is given, and how it is directed."""
+
+    speaker: str = Field(min_length=1, description='The name the script gives, e.g. "DORA".')
+    character: str | None = Field(None, description="The character's id in the asset registry.")
+    voice: str = Field(min_length=1, description="A voice id of the speech backend.")
+    label: str = Field("", description="The voice as the person sees it.")
+    direction: str = Field("", description='Standing direction, e.g. "slow, warm".')
+    sample: MediaFile | None = Field(None, description="A line of the character in this voice.")
+
+
+class VoiceChoice(_Artifact):
+    """A voice the speech backend offers."""
+
+    id: str = Field(min_length=1)
+    label: str = ""
+
+
+class Cast(_Artifact):
+    """A voice for every speaking character (none for a wordless film)."""
+
+    backend: str = Field(min_length=1, description="The speech backend the voices belong to.")
+    voices: list[CastVoice] = Field(default_factory=list)
+    choices: list[VoiceChoice] = Field(
+        default_factory=list, description="Every voice the backend offers, to swap one for."
+    )
+
+    @model_validator(mode="after")
+    def _one_voice_each(self) -> Cast:
+        speakers = [voice.speaker.casefold() for voice in self.voices]
+        if len(speakers) != len(set(speakers)):
+            raise ValueError("each speaker is cast once")
+        offered = {choice.id for choice in self.choices}
+        unknown = sorted({v.voice for v in self.voices} - offered) if offered else []
+        if unknown:
+            raise ValueError(f"not a voice of the {self.backend} backend: {', '.join(unknown)}")
+        return self
+
+    def voice_of(self, speaker: str) -> CastVoice | None:
+        """The voice cast for ``speaker`` (names compared without case)."""
+        return next((v for v in self.voices if v.speaker.casefold() == speaker.casefold()), None)
+
+
+class SpokenLine(_Artifact):
+    """One line of a shot's dialogue, spoken and placed in the shot."""
+
+    id: str = Field(pattern=r"^[0-9]+[A-Z]+-[0-9]+$", description="Shot id and line, e.g. '1B-1'.")
+    shot: str
+    scene: int = Field(ge=1)
+    speaker: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    voice: str = Field(min_length=1)
+    direction: str = ""
+    start_s: float = Field(ge=0, description="Where the line starts, from the shot's start.")
+    duration_s: float = Field(gt=0, description="How long it is spoken (after re-timing).")
+    tempo: float = Field(1.0, gt=0, description="How much it was sped up to fit the shot.")
+    fits: bool = Field(True, description="Whether it ends inside its shot.")
+    file: MediaFile
+
+
+class DialogueTrack(_Artifact):
+    """Every spoken line of the production, in shot order (none for a wordless film)."""
+
+    lines: list[SpokenLine] = Field(default_factory=list)

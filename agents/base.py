@@ -61,6 +61,7 @@ from tools.discovery import WorkflowDiscovery
 from tools.draft_renderer import DraftBackend
 from tools.llm import Call, ModelProvider, StructuredOutputError, generate_structured
 from tools.plugins import Registry, discover, is_concrete
+from tools.speech import DraftSpeech, SpeechBackend
 from tools.storage import FileStore, MediaFile, record
 
 __all__ = [
@@ -87,7 +88,7 @@ ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
 
 @dataclass(kw_only=True)
 class Context:
-    """What every run needs that is not state: models, the generation backend, storage.
+    """What every run needs that is not state: models, generation backends, storage.
 
     ``discovery`` searches the workflow catalogue by meaning for each media task; without
     one (no database: the offline test context, ``langgraph dev``) a task takes the
@@ -99,6 +100,8 @@ class Context:
     backend: MediaBackend | DraftBackend  # a plain DraftBackend runs as comfy_tools.DraftMedia
     files: FileStore
     discovery: WorkflowDiscovery | None = None
+    speech: SpeechBackend = field(default_factory=DraftSpeech)
+    """Who speaks the dialogue: the offline draft voice unless a speech endpoint is set."""
     project_artifacts: Mapping[str, Head] = field(default_factory=dict)
     """The project's current artifact versions (what a proposal would make stale)."""
 

@@ -1,5 +1,8 @@
 """Video generator: a clip per shot from its approved keyframes, then the assembled video.
 
+The assembly mixes in the approved dialogue, when the production has one, and writes its
+subtitles (see :mod:`agents._mix`).
+
 Each clip is made by the image-to-video workflow (first and last frame) that discovery finds
 for the shot, called as a tool and memoised by its inputs (every shot at once, as many as the
 backend runs); assembly joins the approved clips in shot order. A run that starts with
@@ -18,9 +21,11 @@ from langgraph.runtime import Runtime
 
 import prompts
 from agents._media import backend_of, fan_out, find_workflow, run_workflow
+from agents._mix import cut, mix_dialogue
 from agents.artifacts import (
     Clip,
     ClipSet,
+    DialogueTrack,
     Frame,
     FrameSet,
     MediaFile,
@@ -160,7 +165,13 @@ class VideoGenerator(ProductionAgent):
         )
         info = await _probe(runtime, file)
         video = Video(duration_s=info.duration_s, fps=fps, frame_count=info.frame_count, file=file)
-        progress(runtime, "assembly", f"video ready: {file.key}")
+        lines = DialogueTrack.model_validate(state.get("dialogue") or {}).lines
+        if lines:
+            progress(runtime, "assembly", f"mixing {len(lines)} lines of dialogue")
+            scenes = {s.id: s.scene for s in ShotList.model_validate(state["shots"]).shots}
+            film = cut(clips, lines, scenes, locate=lambda file: file.key)
+            video = await mix_dialogue(self, runtime, video, film)
+        progress(runtime, "assembly", f"video ready: {video.file.key}")
         return {"video": video.model_dump(mode="json")}
 
     def summary(self, artifact: ClipSet) -> str:

@@ -16,7 +16,9 @@ from agents.artifacts import (
     CHOOSES_FROM,
     DESELECTS,
     AssetRegistry,
+    Cast,
     ClipSet,
+    DialogueTrack,
     FrameSet,
     MasterScript,
     Script,
@@ -183,7 +185,8 @@ def artifact_table(out: Console, listing: dict[str, Any]) -> None:
 def costs(out: Console, summary: dict[str, Any]) -> None:
     """What the command's runs spent: tokens and cost per agent and stage, then totals."""
     totals = summary["totals"]
-    if not totals["llm_calls"] and not totals["comfyui_jobs"]:
+    speech = totals.get("speech_jobs", 0)  # a run recorded before speech was counted has none
+    if not totals["llm_calls"] and not totals["comfyui_jobs"] and not speech:
         return
     table = Table("agent", "stage", "model", "calls", "tokens in", "tokens out", "USD")
     for row in summary["by_agent_stage"]:
@@ -204,6 +207,8 @@ def costs(out: Console, summary: dict[str, Any]) -> None:
         f"${totals['cost_usd']:.4f}"
         + (f" (no price for {', '.join(unpriced)})" if unpriced else "")
         + f"; {totals['comfyui_jobs']} ComfyUI jobs, {totals['gpu_seconds']:g} GPU seconds"
+        + f"; {speech} spoken lines, {totals.get('speech_characters', 0):,} characters, "
+        f"{totals.get('speech_seconds', 0):g} s of speech"
     )
 
 
@@ -297,6 +302,36 @@ def _render_clips(out: Console, clip_set: ClipSet) -> None:
         out.print(f"  {clip.shot + ' clip':<10} {clip.file.key}  ({clip.workflow})")
 
 
+def _render_cast(out: Console, cast: Cast) -> None:
+    table = Table("speaker", "character", "voice", "direction", "sample", title=cast.backend)
+    for voice in cast.voices:
+        table.add_row(
+            voice.speaker,
+            voice.character or "—",
+            voice.label or voice.voice,
+            voice.direction,
+            voice.sample.key if voice.sample else "",
+        )
+    out.print(table)
+    out.print("Voices: " + ", ".join(f"{c.id} ({c.label})" for c in cast.choices))
+
+
+def _render_dialogue(out: Console, dialogue: DialogueTrack) -> None:
+    table = Table("line", "speaker", "text", "at s", "s", "direction", "file")
+    for line in dialogue.lines:
+        timing = f"{line.duration_s:g}" + (f" x{line.tempo:g}" if line.tempo != 1 else "")
+        table.add_row(
+            line.id,
+            line.speaker,
+            line.text,
+            f"{line.start_s:g}",
+            timing + ("" if line.fits else " [red]too long[/red]"),
+            line.direction,
+            line.file.key,
+        )
+    out.print(table)
+
+
 _RENDERERS: dict[str, tuple[type[BaseModel], Callable[[Console, Any], None]]] = {
     model.__name__: (model, render)
     for model, render in (
@@ -307,6 +342,8 @@ _RENDERERS: dict[str, tuple[type[BaseModel], Callable[[Console, Any], None]]] = 
         (ShotList, _render_shots),
         (FrameSet, _render_frames),
         (ClipSet, _render_clips),
+        (Cast, _render_cast),
+        (DialogueTrack, _render_dialogue),
     )
 }
 """Artifact type (the gate schema's ``title``) → its model and how to show it."""

@@ -88,11 +88,13 @@ def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     """The context every run gets (the CLI, the API and the eval runner alike).
 
     The configured models, media backend (ComfyUI, or the draft renderer without a URL),
-    file store, and ``discovery`` over the workflow catalogue for the media agents.
+    speech backend, file store, and ``discovery`` over the workflow catalogue for the
+    media agents.
     """
     return Context(
         models=settings.models,
         backend=settings.media_backend,
+        speech=settings.speech_backend,
         files=settings.file_store,
         discovery=discovery,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,7 @@ from tools.comfy_tools import MediaBackend, media_backend
 from tools.embeddings import EmbeddingModel, EmbeddingsKind, embedding_model
 from tools.ledger import ModelPrice
 from tools.llm import OFFLINE_LLM_TYPE, AgentLLM, ModelProvider, RetryPolicy, StructuredOutput
+from tools.speech import SpeechBackend, speech_backend
 from tools.storage import FileStore, LocalFileStore, S3FileStore
 from tools.tracing import LangfuseConfig
 
@@ -157,6 +158,19 @@ class Settings(BaseSettings):
     embeddings_model: str = Field(
         "text-embedding-3-small", description="The OpenAI embedding model (embeddings=openai)."
     )
+    speech: Literal["auto", "draft", "openai"] = Field(
+        "auto",
+        description="Who speaks the dialogue: 'draft' (espeak-ng voices installed with Auteur, "
+        "offline), 'openai' (any OpenAI-compatible /v1/audio/speech endpoint), or 'auto' "
+        "(openai when an API key is set, else draft).",
+    )
+    speech_model: str = Field("gpt-4o-mini-tts", description="The speech model (speech=openai).")
+    speech_base_url: str | None = Field(
+        None, description="The speech endpoint when it is not OPENAI_BASE_URL's."
+    )
+    speech_api_key: SecretStr | None = Field(
+        None, description="The speech endpoint's key when it is not OPENAI_API_KEY."
+    )
     s3_bucket: str | None = Field(
         None, description="Store generated files in this S3 bucket; unset = data_dir/files."
     )
@@ -262,6 +276,17 @@ class Settings(BaseSettings):
             access_key_id=_secret(self.s3_access_key_id),
             secret_access_key=_secret(self.s3_secret_access_key),
             prefix=self.s3_prefix,
+        )
+
+    @cached_property
+    def speech_backend(self) -> SpeechBackend:
+        """Who speaks the dialogue (built once: the draft voice's engine loads once)."""
+        return speech_backend(
+            backend=self.speech,
+            api_key=_secret(self.speech_api_key or self.openai_api_key),
+            base_url=self.speech_base_url or self.openai_base_url,
+            model=self.speech_model,
+            timeout_s=self.llm_timeout_s,
         )
 
     @cached_property

@@ -1,4 +1,4 @@
-"""``full_video``: brief → script → assets → shots → frames → clips → assembled video."""
+"""``full_video``: brief → script → assets → casting → shots → dialogue → frames → clips → film."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ class FullVideo(WorkflowType):
 
     name = "full_video"
     description = (
-        "From a brief to an assembled video: script, assets, shot list, keyframes, clips, "
-        "assembly — each stage approved by the person."
+        "From a brief to an assembled film: script, assets, casting, shot list, spoken "
+        "dialogue, keyframes, clips, the mixed assembly — each stage approved by the person."
     )
 
     def build(self) -> StateGraph:
@@ -22,7 +22,9 @@ class FullVideo(WorkflowType):
             [
                 "script_writer",
                 "asset_extractor",
+                "casting",
                 "shot_lister",
+                "dialogue_speaker",
                 "frame_generator",
                 "video_generator",
             ]

@@ -1,10 +1,10 @@
-"""The cost ledger of a run: tokens and cost per agent and stage, GPU seconds per ComfyUI job.
+"""The cost ledger of a run: tokens and cost, GPU seconds, characters and seconds of speech.
 
 A run opens a ledger with :func:`collect`; everything recorded while it is open (in the same
 task or the tasks it starts, as LangGraph runs nodes) lands in it. Model calls are recorded
 by :func:`tools.llm.generate_structured` under the agent and stage that
-:func:`attribute_to` names; ComfyUI jobs by :func:`record_gpu_seconds`. Outside a run both
-record nothing.
+:func:`attribute_to` names; ComfyUI jobs by :func:`record_gpu_seconds`; spoken lines by
+:func:`record_speech`. Outside a run they record nothing.
 
 Example::
 
@@ -14,8 +14,10 @@ Example::
     # {"by_agent_stage": [{"agent": "script_writer", "stage": "script", "model": ...,
     #   "calls": 1, "input_tokens": 812, "output_tokens": 240, "cost_usd": 0.0007}],
     #  "comfyui": [{"workflow": "flux_keyframe", "server": "...", "gpu_seconds": 4.2}],
+    #  "speech": [{"backend": "draft", "voice": "en-us+f2", "characters": 31, "seconds": 2.1}],
     #  "totals": {"llm_calls": 1, "input_tokens": 812, "output_tokens": 240,
     #             "cost_usd": 0.0007, "gpu_seconds": 4.2, "comfyui_jobs": 1,
+    #             "speech_jobs": 1, "speech_characters": 31, "speech_seconds": 2.1,
     #             "unpriced_models": []}}
 """
 
@@ -37,6 +39,7 @@ __all__ = [
     "attribute_to",
     "collect",
     "record_gpu_seconds",
+    "record_speech",
     "record_tokens",
 ]
 
@@ -62,6 +65,7 @@ class Ledger:
     prices: Mapping[str, ModelPrice]
     _tokens: dict[tuple[str, str, str], _Tokens] = field(default_factory=dict)
     _jobs: list[dict[str, Any]] = field(default_factory=list)
+    _speech: list[dict[str, Any]] = field(default_factory=list)
 
     def add_tokens(
         self, *, agent: str, stage: str, model: str, input_tokens: int, output_tokens: int
@@ -76,8 +80,14 @@ class Ledger:
         """Count one ComfyUI job."""
         self._jobs.append({"workflow": workflow, "server": server, "gpu_seconds": seconds})
 
+    def add_speech(self, *, backend: str, voice: str, characters: int, seconds: float) -> None:
+        """Count one spoken line (speech is billed by characters or by seconds)."""
+        self._speech.append(
+            {"backend": backend, "voice": voice, "characters": characters, "seconds": seconds}
+        )
+
     def summary(self) -> dict[str, Any]:
-        """Plain JSON: rows per agent, stage and model, rows per ComfyUI job, and totals.
+        """Plain JSON: rows per agent, stage and model, per ComfyUI job, per spoken line; totals.
 
         A model with no price has ``cost_usd`` None in its rows; the totals add up the
         priced ones and name the others in ``unpriced_models``.
@@ -108,6 +118,7 @@ class Ledger:
         return {
             "by_agent_stage": rows,
             "comfyui": list(self._jobs),
+            "speech": list(self._speech),
             "totals": {
                 "llm_calls": sum(row["calls"] for row in rows),
                 "input_tokens": sum(row["input_tokens"] for row in rows),
@@ -116,6 +127,9 @@ class Ledger:
                 "unpriced_models": sorted({r["model"] for r in rows if r["cost_usd"] is None}),
                 "comfyui_jobs": len(self._jobs),
                 "gpu_seconds": round(sum(job["gpu_seconds"] for job in self._jobs), 3),
+                "speech_jobs": len(self._speech),
+                "speech_characters": sum(line["characters"] for line in self._speech),
+                "speech_seconds": round(sum(line["seconds"] for line in self._speech), 3),
             },
         }
 
@@ -169,3 +183,9 @@ def record_gpu_seconds(workflow: str, seconds: float, server: str) -> None:
     tracing.note_gpu_seconds(seconds)
     for ledger in _ledgers.get():
         ledger.add_gpu_seconds(workflow=workflow, server=server, seconds=seconds)
+
+
+def record_speech(*, backend: str, voice: str, characters: int, seconds: float) -> None:
+    """Count one spoken line in every open ledger (none outside a run)."""
+    for ledger in _ledgers.get():
+        ledger.add_speech(backend=backend, voice=voice, characters=characters, seconds=seconds)

@@ -84,6 +84,8 @@ class SpeechBackend(Protocol):
     """What the dialogue agents call: voices to cast from, and one line spoken at a time."""
 
     name: str
+    model: str
+    """What makes the audio (with ``name``): a line is cached by backend, model, voice, text."""
 
     def voices(self) -> list[Voice]:
         """The voices this backend offers, in the order casting should consider them."""
@@ -334,6 +336,7 @@ class DraftSpeech:
     """
 
     name: ClassVar[str] = "draft"
+    model: ClassVar[str] = "espeak-ng"
 
     def voices(self) -> list[Voice]:
         """The draft cast (:data:`DRAFT_VOICES`)."""
@@ -412,7 +415,7 @@ class OpenAISpeech:
         max_retries: int = 2,
     ) -> None:
         redaction.register(api_key)
-        self._model = model
+        self.model = model
         self._voices = list(voices)
         self._endpoint = f"{model} at {base_url or _DEFAULT_BASE_URL}"
         self._client = openai.AsyncOpenAI(
@@ -444,7 +447,7 @@ class OpenAISpeech:
         speed = min(_MAX_SPEED, max(_MIN_SPEED, delivery(direction).rate))
         try:
             answer = await self._client.audio.speech.create(
-                model=self._model,
+                model=self.model,
                 voice=voice,
                 input=text,
                 response_format="wav",

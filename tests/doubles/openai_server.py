@@ -37,7 +37,8 @@ streamed as OpenAI streams it: the header's sizes are placeholders (0xFFFFFFFF).
 is a deterministic voiced signal, a harmonic tone at a pitch of the voice's own
 (150-250 Hz) under a syllable-rate envelope, lasting 1/14 s per character divided by the
 speed, so loudness and speech-energy measurements work on it. Bodies are recorded in
-``speech_requests``; ``speech_errors`` scripts errors, answered first, in order::
+``speech_requests`` (``on_speech`` sees each as it arrives); ``speech_errors`` scripts
+errors, answered first, in order::
 
     server.speech_errors.append(ErrorReply(401, echo_authorization=True))
 """
@@ -138,6 +139,7 @@ class OpenAIServer:
         self.replies: list[Reply] = []
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.on_request: Callable[[dict[str, Any]], None] | None = None
+        self.on_speech: Callable[[dict[str, Any]], None] | None = None
         self.delay_s = 0.0
         self.unconstrained: Reply | None = None
         self.ignores_response_format = False
@@ -294,6 +296,8 @@ class OpenAIServer:
 
     def speech(self, body: dict[str, Any]) -> ErrorReply | tuple[bytes, str]:
         """Record an ``/audio/speech`` request; its audio and content type, or its error."""
+        if self.on_speech is not None:
+            self.on_speech(body)
         with self._lock:
             self.speech_requests.append(body)
             if self.speech_errors:

@@ -215,7 +215,9 @@ def test_full_video_runs_every_stage_in_order() -> None:
         "script",
         "master_script",
         "assets",
+        "casting",
         "shots",
+        "dialogue",
         "frames",
         "clips",
     ]

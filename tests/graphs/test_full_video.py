@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import prompts
-from agents.artifacts import ClipSet, FrameSet, ShotList, Video
+from agents.artifacts import ClipSet, DialogueTrack, FrameSet, ShotList, Video
 from agents.base import Context
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
+from tests.audio import loudnorm_analysis, rms_windows
 from tests.doubles.openai_server import replay_recordings
 from tests.helpers import APPROVE, answer, new_config, run_until_stop
 from tools import ledger
@@ -56,6 +59,60 @@ async def test_auto_approved_run_ends_in_an_mp4(
     assert info.fps == fps
     assert abs(info.duration_s - sum(shot.duration_s for shot in shots)) <= 1 / fps
     assert (info.width, info.height) == (640, 360)
+    await asyncio.to_thread(_speaks_its_dialogue, values, offline_context.files)
+
+
+def _speaks_its_dialogue(values: dict[str, Any], files: Any) -> None:
+    """The film's audio: speech inside each placed line, silence between, -16 LUFS; subtitles."""
+    video = Video.model_validate(values["video"])
+    clips = ClipSet.model_validate(values["clips"]).clips
+    lines = DialogueTrack.model_validate(values["dialogue"]).lines
+    assert len(lines) == sum(
+        len(s.dialogue) for s in ShotList.model_validate(values["shots"]).shots
+    )
+    film = files.read(video.file)
+    starts = dict(
+        zip(
+            (c.shot for c in clips),
+            accumulate((c.duration_s for c in clips), initial=0),
+            strict=False,
+        )
+    )
+    spans = [(starts[x.shot] + x.start_s, starts[x.shot] + x.start_s + x.duration_s) for x in lines]
+    window = 0.05
+    energy = rms_windows(film, window)
+    assert len(energy) == pytest.approx(video.duration_s / window, abs=2)
+
+    def loudest(start: float, end: float) -> float:
+        return max(energy[int(start / window) : int(end / window) + 1])
+
+    for start, end in spans:
+        assert loudest(start, end) > 0.02  # someone speaks
+    margin = 0.1  # a window that touches a line's edge is neither
+    quiet = [
+        e
+        for i, e in enumerate(energy)
+        if not any(s - margin <= i * window <= t + margin for s, t in spans)
+    ]
+    assert quiet and max(quiet) < 1e-3  # silence between the lines
+    integrated, true_peak = loudnorm_analysis(film)
+    assert integrated == pytest.approx(-16, abs=1) and true_peak <= -1 + 0.2
+    assert video.loudness_lufs == pytest.approx(integrated, abs=0.5)
+
+    srt = files.read(video.subtitles["srt"]).decode()
+    vtt = files.read(video.subtitles["vtt"]).decode()
+    stamps = re.findall(r"(\d\d):(\d\d):(\d\d)[,.](\d{3}) --> (\d\d):(\d\d):(\d\d)[,.](\d{3})", srt)
+    assert [(round(_seconds(cue[:4]), 2), round(_seconds(cue[4:]), 2)) for cue in stamps] == [
+        (round(s, 2), round(t, 2)) for s, t in spans
+    ]
+    for line in lines:
+        assert line.text in srt and line.text in vtt
+    assert vtt.startswith("WEBVTT") and vtt.count(" --> ") == len(lines)
+
+
+def _seconds(stamp: tuple[str, ...]) -> float:
+    hours, minutes, seconds, millis = map(int, stamp)
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
 async def test_a_brief_of_its_own_is_valid_on_every_first_call_in_schema_mode(

@@ -69,6 +69,10 @@ def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
             edited["deselected"] = [edited["props"][0]["id"]]
         case "shots":
             edited["shots"][0]["lens"] = "85mm"
+        case "casting":
+            edited["voices"][0]["direction"] = "slower, warmer"
+        case "dialogue":
+            edited["lines"][0]["start_s"] += 0.1
         case "frames" | "clips":
             items = edited[stage]
             items[0]["prompt"] = "edited prompt"

@@ -1,8 +1,9 @@
 """``kill -9`` of the server inside every agent's draft: every gate still waits for the person.
 
 One production through ``auteur serve``: for each stage, the server is killed while the
-stage is being drafted — while it waits for the model (the kill comes from the model's
-test double as the request arrives) or between two frames or clips — and restarted. The
+stage is being drafted — while it waits for the model or for a line to be spoken (the kill
+comes from the model's test double as the request arrives) or between two frames or
+clips — and restarted. The
 restarted server resumes the run; the stage's gate must then be pending, shown once and
 decided only by the person's own request.
 """
@@ -43,7 +44,11 @@ LLM_TASKS = {
     "assets": "extract_assets",
     "shots": "list_scene_shots",
 }
+SPEECH = "speech"
+"""The casting samples and the dialogue are caught at their first line to speak."""
+SPOKEN = {"casting": SPEECH, "dialogue": SPEECH}
 FIRST_JOB = {"frames": "frame 1/", "clips": "clip 1/"}
+KILL_IN = LLM_TASKS | SPOKEN
 
 
 class Killer:
@@ -58,10 +63,13 @@ class Killer:
             path.read_text().splitlines()[0]: path.stem for path in PROMPTS.glob("*/*.md")
         }
         model.on_request = self._on_request
+        model.on_speech = lambda _body: self._kill_in(SPEECH)
 
     def _on_request(self, body: dict[str, Any]) -> None:
         system = next(m["content"] for m in body["messages"] if m["role"] == "system")
-        task = next(t for opening, t in self._system_openings.items() if system.startswith(opening))
+        self._kill_in(next(t for o, t in self._system_openings.items() if system.startswith(o)))
+
+    def _kill_in(self, task: str) -> None:
         with self._lock:
             if self.server is not None and task == self.task:
                 self.task = None
@@ -145,7 +153,7 @@ def test_a_kill_inside_every_draft_leaves_every_gate_to_the_person(
     with ExitStack() as servers:
         server = killer.server = servers.enter_context(auteur_serve(env, port))
         thread_id = http.post("/threads", json={}).json()["thread_id"]
-        killer.task = LLM_TASKS.get(STAGES[0])
+        killer.task = KILL_IN.get(STAGES[0])
         body = {"assistant_id": "full_video", "input": SAMPLE}
         run = http.post(f"/threads/{thread_id}/runs", json=body).json()
         for index, stage in enumerate(STAGES):
@@ -160,12 +168,12 @@ def test_a_kill_inside_every_draft_leaves_every_gate_to_the_person(
             state = http.get(f"/threads/{thread_id}/state").json()
             assert stage not in state["values"]["approved"]
             assert state["interrupts"][0]["value"]["stage"] == stage
-            killer.task = LLM_TASKS.get(STAGES[index + 1]) if index + 1 < len(STAGES) else None
+            killer.task = KILL_IN.get(STAGES[index + 1]) if index + 1 < len(STAGES) else None
             run = _decide(http, thread_id, gate, by_queue=index % 2 == 1)
         http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
         final = http.get(f"/threads/{thread_id}/state").json()
         approvals = _approvals(http, thread_id)
-    assert killer.killed_in == list(LLM_TASKS.values())
+    assert killer.killed_in == [KILL_IN[s] for s in STAGES if s in KILL_IN]
     assert killed_at_job == list(FIRST_JOB)
     assert [(a["stage"], a["status"], a["decided_by"]) for a in approvals] == [
         (stage, "decided", "alice") for stage in STAGES
