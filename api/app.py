@@ -32,6 +32,7 @@ from api.routes import (
     approvals,
     assistants,
     branches,
+    exports,
     files,
     meta,
     projects,
@@ -189,6 +190,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         approvals,
         projects,
         branches,
+        exports,
         files,
         workflows,
     ):

@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -250,6 +251,44 @@ async def _artifacts(settings: Settings, project: str, *, history: bool) -> None
         show.artifact_table(out, await ProjectArtifacts(db).listing(project, history=history))
 
 
+class CutFormat(StrEnum):
+    """The formats ``auteur export`` writes."""
+
+    otio = "otio"
+    fcpxml = "fcpxml"
+    edl = "edl"
+
+
+@app.command("export")
+def export_cut(
+    thread: Annotated[str, typer.Argument(help="Thread id (see `auteur runs`).")],
+    fmt: Annotated[
+        CutFormat,
+        typer.Option(
+            "--format", help="OTIO JSON, FCPXML (Final Cut, Resolve, Premiere) or a CMX 3600 EDL."
+        ),
+    ] = CutFormat.otio,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write it; default: the title, in this folder.")
+    ] = None,
+) -> None:
+    """Write a thread's cut for an editor: clips in order, dialogue on audio tracks, scenes."""
+    _run(_export(_settings(), thread, fmt.value, output))
+
+
+async def _export(settings: Settings, thread_id: str, fmt: Any, output: Path | None) -> None:
+    from api.delivery import export_cut as write_cut
+    from api.driver import open_driver
+
+    async with open_driver(settings) as driver:
+        values = (await driver.thread(thread_id))["thread_values"] or {}
+    files = settings.file_store
+    made = write_cut(values, fmt, files.location)
+    path = output or Path(made.filename)
+    await asyncio.to_thread(path.write_text, made.text, encoding="utf-8")
+    out.print(f"Cut written: {path}")
+
+
 @contextmanager
 def _observed(settings: Settings) -> Iterator[None]:
     """Trace the runs inside (in Langfuse, when configured) and print what they spent."""
@@ -289,8 +328,12 @@ async def _drive(driver: Driver, stop: Stop, *, auto_approve: bool) -> None:
     product = show.final_file(stop.values)
     if product:
         key, file = product
-        where = driver.services.context.files.location(file)
-        out.print(f"[bold green]Done.[/bold green] Final {key}: {where}")
+        files = driver.services.context.files
+        out.print(f"[bold green]Done.[/bold green] Final {key}: {files.location(file)}")
+        for kind, subtitles in (stop.values[key].get("subtitles") or {}).items():
+            out.print(f"Subtitles ({kind}): {files.location(subtitles['key'])}")
+        if stop.values.get("clips"):
+            out.print(f"For an editor: auteur export {stop.thread_id} --format otio|fcpxml|edl")
     else:
         out.print("[bold green]Done.[/bold green]")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import opentimelineio as otio
 import pexpect
 import pytest
 
 from agents.artifacts import Script
+from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
 from tools.draft_renderer import probe
@@ -105,11 +108,42 @@ def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
         threads.append(THREAD.search(done.stdout).group(1))
         video = assembled_video(done.stdout)
         assert video.is_relative_to(tmp_path / ".auteur" / "files")
+        assert "Subtitles (srt): " in done.stdout and "Subtitles (vtt): " in done.stdout
     assert threads[0] != threads[1]
+    data_env = env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")}
+    _exports_the_cut(threads[0], data_env, tmp_path)
     listed = auteur("runs", env=env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")})
     assert listed.returncode == 0, listed.stderr
     assert all(t in listed.stdout for t in threads)
     assert listed.stdout.count("idle") == 2  # finished
+
+
+def _exports_the_cut(thread: str, env: dict[str, str], folder: Path) -> None:
+    """``auteur export``: the sample's cut opens in OTIO and through its adapters."""
+    recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["list_scene_shots"][0]
+    shots = [shot for scene in recorded.values() for shot in scene["shots"]]
+    for fmt in ("otio", "fcpxml", "edl"):
+        path = folder / f"cut.{fmt}"
+        done = auteur("export", thread, "--format", fmt, "--output", str(path), env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"Cut written: {path}" in done.stdout
+        adapter = {"otio": "otio_json", "fcpxml": "fcpx_xml", "edl": "cmx_3600"}[fmt]
+        cut = otio.adapters.read_from_string(path.read_text(), adapter)
+        [video] = cut.video_tracks()
+        clips = list(video.find_clips())
+        assert len(clips) == len(shots)
+        seconds = [clip.duration().to_seconds() for clip in clips]
+        assert seconds == pytest.approx([s["duration_s"] for s in shots], abs=1 / 12)
+        if fmt == "otio":
+            assert [c.metadata["auteur"]["shot"] for c in clips] == [s["id"] for s in shots]
+            spoken = [c for track in cut.audio_tracks() for c in track.find_clips()]
+            assert sorted(c.metadata["auteur"]["text"] for c in spoken) == sorted(
+                line["text"] for shot in shots for line in shot["dialogue"]
+            )
+            assert all(Path(c.media_reference.target_url.removeprefix("file://")).exists()
+                       for c in clips + spoken)  # fmt: skip
+    missing = auteur("export", "no-such-thread", env=env)
+    assert missing.returncode == 1 and "no thread 'no-such-thread'" in missing.stdout
 
 
 def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:
