@@ -270,7 +270,8 @@ def _premix(
     bed_gain_db: float,
     duration: float,
 ) -> Path:
-    """The lines (and bed) mixed into one 48 kHz float WAV exactly ``duration`` long."""
+    """The lines (and bed) mixed into one 48 kHz float WAV ``duration`` long, to the sample."""
+    samples = round(duration * _RATE)
     inputs: list[str] = []
     graph: list[str] = []
     lines: list[str] = []
@@ -284,7 +285,7 @@ def _premix(
     if lines:
         graph.append(
             f"{''.join(lines)}amix=inputs={len(lines)}:normalize=0:duration=longest"
-            f":dropout_transition=0,apad=whole_dur={duration}[dialogue]"
+            f":dropout_transition=0,apad=whole_len={samples}[dialogue]"
         )
     mixed = "[dialogue]" if lines else None
     if bed is not None:
@@ -303,7 +304,7 @@ def _premix(
     if mixed is None:
         inputs += ["-f", "lavfi", "-i", f"anullsrc=r={_RATE}:cl=stereo"]
         mixed = "[0:a]"
-    graph.append(f"{mixed}apad=whole_dur={duration},atrim=end={duration}[mix]")
+    graph.append(f"{mixed}apad=whole_len={samples},atrim=end_sample={samples}[mix]")
     out = tmp / "premix.wav"
     run_ffmpeg(
         *inputs,

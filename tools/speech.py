@@ -87,6 +87,10 @@ class SpeechBackend(Protocol):
     model: str
     """What makes the audio (with ``name``): a line is cached by backend, model, voice, text."""
 
+    def describe(self) -> str:
+        """What speaks, for logs and the UI; never a key."""
+        ...
+
     def voices(self) -> list[Voice]:
         """The voices this backend offers, in the order casting should consider them."""
         ...
@@ -159,6 +163,11 @@ _DIRECTION_WORDS: dict[str, Delivery] = {
 
 def delivery(direction: str) -> Delivery:
     """The delivery the known words of ``direction`` ask for; unknown words are ignored.
+
+    Known: slower, faster, louder, softer (quieter), shout, angry (angrier), sad, happy
+    (excited), calm, whisper, monotone (flat), higher, lower (deeper), and a few synonyms
+    of each (``_DIRECTION_WORDS``). Words combine: rates and volumes multiply, pitch
+    shifts add.
 
     Example:
         >>> delivery("Slower, and louder please")
@@ -337,6 +346,10 @@ class DraftSpeech:
 
     name: ClassVar[str] = "draft"
     model: ClassVar[str] = "espeak-ng"
+
+    def describe(self) -> str:
+        """The engine, and that it is the offline draft voice."""
+        return "draft voice: espeak-ng on the CPU, offline"
 
     def voices(self) -> list[Voice]:
         """The draft cast (:data:`DRAFT_VOICES`)."""

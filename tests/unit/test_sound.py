@@ -24,7 +24,7 @@ from tools.sound import (
     spilled,
     wav_duration_s,
 )
-from tools.speech import DraftSpeech
+from tools.speech import DraftSpeech, OpenAISpeech
 
 FILM_S = 8.0
 AAC_FRAME_S = 1024 / 48_000
@@ -163,6 +163,27 @@ def test_the_video_stream_is_copied_and_the_audio_is_aac_as_long_as_the_video(fi
     assert audio_codec(mixed.mp4) == "aac"
     audio_s = len(decoded(mixed.mp4, 48_000)) / 48_000
     assert FILM_S <= audio_s < FILM_S + AAC_FRAME_S
+
+
+async def test_lines_from_an_openai_compatible_endpoint_mix_the_same_way(openai_server, film):
+    speech = OpenAISpeech(api_key="test-key", model="tts-1", base_url=openai_server.base_url)
+    first = await speech.synthesize("Who goes there? Speak now.", voice="onyx")
+    second = await speech.synthesize("Only the keeper of the light.", voice="nova")
+    fitted = fit_line(second, max_s=1.6)  # the double speaks 14 characters a second
+    lines = [Placement(0.5, first), Placement(5.0, fitted.wav)]
+
+    mp4 = await asyncio.to_thread(mix_into_video, film, lines)
+
+    assert fitted.fits
+    assert fitted.tempo == pytest.approx(len("Only the keeper of the light.") / 14 / 1.6, rel=1e-3)
+    energy = rms_windows(mp4, WINDOW_S)
+    spans = [(p.start_s, p.start_s + wav_duration_s(p.wav)) for p in lines]
+    inside, clear = windows_within(spans, margin_s=0.1)
+    assert min(energy[i] for i in inside) > 0.01
+    assert max(energy[i] for i in clear) < 1e-4
+    integrated, true_peak = loudnorm_analysis(mp4)
+    assert integrated == pytest.approx(-16.0, abs=1.0)
+    assert true_peak <= -1.0
 
 
 def test_a_bed_plays_throughout_and_ducks_under_the_dialogue(film):
