@@ -7,6 +7,7 @@ catalogue lasts. Each proposal speaks the character's first line in its voice, s
 person listens before approving. The person swaps a voice or writes a direction by editing;
 feedback recasts the speakers it names (all of them when it names none) with a voice they
 did not have, reading the feedback as more of the character ("older", "a woman's voice").
+A production that already has an approved cast keeps every voice of it.
 
 The proposal needs no language model: what fits a voice is in the registry already.
 """
@@ -61,10 +62,11 @@ class Casting(ProductionAgent):
         assets = AssetRegistry.model_validate(state["assets"])
         lines = _first_lines(script)
         previous = state.get("drafts", {}).get(self.stage)
-        current = Cast.model_validate(previous) if previous else None
-        feedback = feedback_at(state, self.stage)
-        named = _named_speakers(feedback[-1], list(lines)) if current and feedback else set()
-        recast = set(lines) if current and feedback and not named else named
+        before = previous or state.get("casting")  # this gate's draft, else the approved cast
+        current = Cast.model_validate(before) if before else None
+        feedback = feedback_at(state, self.stage) if previous else []
+        named = _named_speakers(feedback[-1], list(lines)) if feedback else set()
+        recast = set(lines) if feedback and not named else named
         taken: set[str] = set()
         planned: list[tuple[str, Character | None, Voice, str]] = []
         for speaker in lines:

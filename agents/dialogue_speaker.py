@@ -10,7 +10,8 @@ the shot in the shot list. The mix places the lines where this artifact says.
 Feedback directs lines: it applies to the lines it names ("1B-1: angrier", or "shot 1B:
 whisper" for all of a shot's lines), or to every line when it names none; the feedback is
 added to those lines' direction and only they are spoken again. A run that starts with an
-approved dialogue pays for no line still spoken from the same text, voice and direction.
+approved dialogue keeps the direction each unchanged line was given, and pays for no line
+still spoken from the same text, voice and direction.
 """
 
 from __future__ import annotations
@@ -71,14 +72,14 @@ class DialogueSpeaker(ProductionAgent):
         shots = ShotList.model_validate(state["shots"]).shots
         cast = Cast.model_validate(state["casting"])
         previous = state.get("drafts", {}).get(self.stage)
-        drafted = DialogueTrack.model_validate(previous).lines if previous else []
-        current = {line.id: line for line in drafted}
+        before = previous or state.get("dialogue")  # this gate's draft, else the approved lines
+        earlier = {x.id: x for x in DialogueTrack.model_validate(before).lines} if before else {}
         feedback = feedback_at(state, self.stage)
+        latest = feedback[-1] if previous and feedback else ""
+        redirected = named_lines(latest, list(earlier)) if latest else {}
         lines = _lines(shots, cast)
-        redirected = named_lines(feedback[-1], list(current)) if current and feedback else {}
-        latest = feedback[-1] if current and feedback else ""
         planned = [
-            _with_direction(line, current.get(line.id), redirected, latest) for line in lines
+            _with_direction(line, earlier.get(line.id), redirected, latest) for line in lines
         ]
         spoken = await self._speak_all(runtime, planned)
         placed: list[SpokenLine] = []
@@ -163,11 +164,16 @@ def _lines(shots: list[Shot], cast: Cast) -> list[_Line]:
 
 
 def _with_direction(
-    line: _Line, drafted: SpokenLine | None, redirected: dict[str, str], feedback: str
+    line: _Line, earlier: SpokenLine | None, redirected: dict[str, str], feedback: str
 ) -> _Line:
-    """The line as it is to be spoken now: the draft's direction, plus feedback on it."""
-    direction = drafted.direction if drafted is not None else line.direction
-    if redirected.get(line.id) or (feedback and drafted is not None and not redirected):
+    """The line as it is to be spoken now: its earlier direction, plus feedback on it.
+
+    The direction given to the same words by the same speaker earlier (in the draft, or in
+    the approved dialogue when a scene is made again) is kept.
+    """
+    same = earlier is not None and (earlier.text, earlier.speaker) == (line.text, line.speaker)
+    direction = earlier.direction if earlier is not None and same else line.direction
+    if redirected.get(line.id) or (feedback and not redirected):
         note = redirected.get(line.id) or feedback
         direction = f"{direction}; {note}" if direction else note
     return _Line(line.id, line.shot, line.speaker, line.text, line.voice, direction)

@@ -1,5 +1,9 @@
 """``regenerate_scene``: one scene of a finished production made again, the rest kept.
 
+The cast is the production's (a new speaker gets a voice); the dialogue is spoken again
+only where the scene's lines changed (every other line, its direction kept, is found in
+the generation cache).
+
 The run starts from the project's approved artifacts and asks for the scene again as the
 person would at the gates: the scene's notes are feedback on the master script and on the
 shot list, both naming the scene, so the script writer revises that master-script scene
@@ -83,16 +87,17 @@ def _turn(stage: str, role: Literal["assistant", "user"], content: str) -> Turn:
 
 
 class RegenerateScene(WorkflowType):
-    """One scene's master script, shots, keyframes and clips again; the video re-assembled."""
+    """One scene's master script, shots, dialogue, keyframes and clips again; re-assembled."""
 
     name = "regenerate_scene"
     description = (
         "Makes one scene of a finished production again from your notes — its master-script "
-        "scene, shots, keyframes and clips — and re-assembles the video; nothing else is "
-        "regenerated. Each stage is approved by the person."
+        "scene, shots, spoken lines, keyframes and clips — and re-assembles the video; nothing "
+        "else is regenerated. Each stage is approved by the person."
     )
     input_model = SceneInput
     takes = ("script", "master_script", "assets", "shots", "frames", "clips")
+    reuses = ("casting", "dialogue")
 
     def check_start(self, given: BaseModel, start: dict[str, Any]) -> None:
         """The scene must be one of the project's master script, named alone by the notes."""
@@ -105,7 +110,9 @@ class RegenerateScene(WorkflowType):
             [
                 "script_writer",
                 "asset_extractor",
+                "casting",
                 "shot_lister",
+                "dialogue_speaker",
                 "frame_generator",
                 "video_generator",
             ],

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from api.settings import SAMPLE_INPUT
+from graphs.base import load_workflow_types
 
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
@@ -57,13 +58,15 @@ def auteur_serve(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[st
 
 
 async def start_frames_run(client: Any) -> tuple[str, dict[str, Any]]:
-    """A new thread approved up to its shot list, and the run now drawing its frames.
+    """A new thread approved up to the stage before its frames, and the run now drawing them.
 
     ``client`` is a ``langgraph_sdk`` client; the run streams ``custom`` progress.
     """
+    stages = load_workflow_types().get("full_video")().stages()
+    before_frames = stages[stages.index("frames") - 1]
     thread_id = (await client.threads.create())["thread_id"]
     result = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
-    while result["__interrupt__"][0]["value"]["stage"] != "shots":
+    while result["__interrupt__"][0]["value"]["stage"] != before_frames:
         result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
     run = await client.runs.create(
         thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]

@@ -41,7 +41,15 @@ async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str)
                 break
         first.wait(timeout=30)
     before = await _values_after_restart(env, port, client, thread_id, run["run_id"], seen)
-    assert before["approved"] == ["treatment", "script", "master_script", "assets", "shots"]
+    assert before["approved"] == [
+        "treatment",
+        "script",
+        "master_script",
+        "assets",
+        "casting",
+        "shots",
+        "dialogue",
+    ]
 
 
 async def _values_after_restart(

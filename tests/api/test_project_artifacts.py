@@ -9,9 +9,11 @@ import json
 from typing import Any
 
 import httpx
+import opentimelineio as otio
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
+from graphs.base import load_workflow_types
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
@@ -197,6 +199,9 @@ async def test_a_branch_or_project_of_someone_else_is_404(
     assert unknown.status_code == 404
 
 
+REMADE = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips", "video")
+
+
 async def test_one_scene_of_a_finished_production_is_made_again(
     api_url: str, http: httpx.AsyncClient
 ) -> None:
@@ -204,9 +209,10 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     project_id = await _new_project(http)
     production = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(production["thread_id"], "full_video", input={"brief": SAMPLE["brief"]})
-    for stage in ("treatment", "script", "master_script", "assets", "shots", "frames", "clips"):
+    for stage in load_workflow_types().get("full_video")().stages():
         await _decide(http, production["thread_id"], stage)
     before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    await _exports_the_cut(http, api_url, production["thread_id"], before)
 
     again = await client.threads.create(metadata={"project_id": project_id})
     no_such_scene = await http.post(
@@ -222,8 +228,8 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     )
     gate = stop["__interrupt__"][0]["value"]
     assert gate["stage"] == "master_script"
-    assert {s["kind"] for s in gate["stale"]} == {"assets", "shots", "frames", "clips", "video"}
-    for stage in ("master_script", "assets", "shots", "frames", "clips"):
+    assert {s["kind"] for s in gate["stale"]} == set(REMADE) - {"master_script"}
+    for stage in REMADE[:-1]:  # every gate of the run: the video is the assembly's
         await _decide(http, again["thread_id"], stage)
 
     after = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
@@ -231,7 +237,7 @@ async def test_one_scene_of_a_finished_production_is_made_again(
         "treatment": 1,
         "script": 1,
     }
-    for kind in ("master_script", "assets", "shots", "frames", "clips", "video"):
+    for kind in REMADE:
         assert after[kind]["version"] == 2, kind
         assert after[kind]["thread_id"] == again["thread_id"]
         assert after[kind]["stale"] is False
@@ -241,3 +247,37 @@ async def test_one_scene_of_a_finished_production_is_made_again(
         s for s in old_scenes if s["number"] != 2
     ]
     assert after["video"]["data"]["file"] != before["video"]["data"]["file"]
+
+
+async def _exports_the_cut(
+    http: httpx.AsyncClient, api_url: str, thread_id: str, made: dict[str, Any]
+) -> None:
+    """``GET /threads/{id}/export``: the cut as OTIO, FCPXML and EDL, media as file URLs."""
+    shots = made["shots"]["data"]["shots"]
+    for fmt, adapter in (("otio", "otio_json"), ("fcpxml", "fcpx_xml"), ("edl", "cmx_3600")):
+        answer = await http.get(f"/threads/{thread_id}/export", params={"format": fmt})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-disposition"].endswith(f'.{fmt}"')
+        cut = otio.adapters.read_from_string(answer.text, adapter)
+        clips = list(cut.video_tracks()[0].find_clips())
+        assert len(clips) == len(shots)
+    urls = [c.media_reference.target_url for c in clips]
+    clip_keys = [c["file"]["key"] for c in made["clips"]["data"]["clips"]]
+    assert urls == [f"{api_url}/files/{key}" for key in clip_keys]
+    assert (await http.get(urls[0].removeprefix(api_url))).status_code == 200
+    cut = otio.adapters.read_from_string(
+        (await http.get(f"/threads/{thread_id}/export")).text, "otio_json"
+    )
+    lines = made["dialogue"]["data"]["lines"]
+    spoken = [clip for track in cut.audio_tracks() for clip in track.find_clips()]
+    assert sorted(c.metadata["auteur"]["text"] for c in spoken) == sorted(x["text"] for x in lines)
+    assert {m.name for c in cut.video_tracks()[0].find_clips() for m in c.markers} == {
+        "Scene 1",
+        "Scene 2",
+    }
+    bad = await http.get(f"/threads/{thread_id}/export", params={"format": "mov"})
+    assert bad.status_code == 422
+    empty = (await http.post("/threads", json={})).json()["thread_id"]
+    early = await http.get(f"/threads/{empty}/export")
+    assert early.status_code == 409 and "not approved" in early.json()["detail"]
+    assert (await http.get("/threads/nope/export")).status_code == 404

@@ -12,6 +12,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
+from graphs.base import load_workflow_types
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
@@ -217,7 +218,8 @@ async def test_rollback_cancels_the_running_run_and_removes_its_checkpoints(alic
 async def _running_frames(client: Any) -> tuple[str, dict[str, Any]]:
     """A thread whose run is mid-way through drawing frames."""
     thread_id, _ = await _thread_at_first_gate(client)
-    for _ in range(4):  # treatment, script, master script, assets → the shots gate
+    stages = load_workflow_types().get("full_video")().stages()
+    for _ in range(stages.index("frames") - 1):  # every gate up to the one before the frames
         await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
     run = await client.runs.create(
         thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]

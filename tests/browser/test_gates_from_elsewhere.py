@@ -103,10 +103,14 @@ def _pending(http: httpx.Client, thread_id: str) -> dict[str, Any] | None:
         time.sleep(0.05)
 
 
+REMADE = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips", "video")
+"""What making scene 2 again approves anew: the cast unchanged, but from the new assets."""
+
+
 def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) -> None:
     project_id = _produce(web_url)
     page.goto(f"/#/projects/{project_id}")
-    for kind in ("treatment", "script", "master_script", "shots", "frames", "clips", "video"):
+    for kind in ("treatment", "script", "master_script", "casting", "shots", "dialogue", "video"):
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
 
     # the new-run dialog: regenerate_scene is offered (the project has what it takes), with
@@ -121,12 +125,12 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     expect(dialog).to_have_count(0)
 
     # every gate of the run, approved from the approval queue
-    for stage in ("master_script", "assets", "shots", "frames", "clips"):
+    for stage in ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"):
         gate(page, stage).get_by_role("button", name="Approve").click()
 
     # the scene's artifacts are new versions (the assets too: approved again from the new
     # master script), the writing before it is kept
-    for kind in ("master_script", "assets", "shots", "frames", "clips", "video"):
+    for kind in REMADE:
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "2")
     for kind in ("treatment", "script"):
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
@@ -135,9 +139,7 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     expect(page.locator("#project-artifacts tr[data-stale=true]")).to_have_count(0)
     versions = current_versions(page, project_id)
     assert {k: versions[k] for k in ("treatment", "script")} == {"treatment": 1, "script": 1}
-    assert all(
-        versions[k] == 2 for k in ("master_script", "assets", "shots", "frames", "clips", "video")
-    )
+    assert all(versions[k] == 2 for k in REMADE)
 
     # the re-assembled video is shown
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")

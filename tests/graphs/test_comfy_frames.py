@@ -112,7 +112,7 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
     comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
 ) -> None:
     graph, config = _graph(), new_config()
-    await drive_to_gate(graph, config, sample_input, comfy_context, "shots")
+    await drive_to_gate(graph, config, sample_input, comfy_context, "dialogue")
     # Every job the pool takes at once (one running, one queued) fails its 3 attempts.
     failing = 3 * comfy_context.backend.capacity
     comfy_server.fail_next(failing)
@@ -243,7 +243,7 @@ async def test_two_servers_draw_sheets_then_keyframes_at_once_in_order(
             files=LocalFileStore(tmp_path),
         )
         graph, config = _graph(), new_config()
-        await drive_to_gate(graph, config, sample_input, context, "shots")
+        await drive_to_gate(graph, config, sample_input, context, "dialogue")
         events = [
             event
             async for _, event in graph.astream(

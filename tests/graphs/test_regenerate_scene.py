@@ -12,7 +12,7 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 from pydantic import ValidationError
 
-from agents.artifacts import ClipSet, FrameSet, MasterScript, ShotList, Video
+from agents.artifacts import ClipSet, DialogueTrack, FrameSet, MasterScript, ShotList, Video
 from agents.base import Context, load_agents
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import WorkflowType, load_workflow_types
@@ -66,11 +66,12 @@ async def _run_to_end(
 def _start_values(workflow: WorkflowType, values: dict[str, Any]) -> dict[str, Any]:
     """What the run driver gives a run on the project: the artifacts it takes, their
     agents' bookkeeping, the brief and the configuration."""
-    given = {kind: values[kind] for kind in workflow.takes}
+    starts = [kind for kind in (*workflow.takes, *workflow.reuses) if kind in values]
+    given = {kind: values[kind] for kind in starts}
     agents = load_agents()
     for name in agents.names():
         agent = agents.get(name)()
-        if any(step.stage in workflow.takes for step in agent.steps()):
+        if any(step.stage in starts for step in agent.steps()):
             given |= {key: values[key] for key in agent.bookkeeping if key in values}
     project = values["project"]
     config = {key: value for key, value in project.items() if key != "brief"}
@@ -109,7 +110,14 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     media.jobs, media.assemblies = [], 0
     after, gates = await _run_to_end(regenerate.compile(**stores), payload, context)
 
-    assert gates == ["master_script", "assets", "shots", "frames", "clips"]
+    assert gates == ["master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"]
+    assert after["casting"] == before["casting"]  # the cast stays
+    # Lines outside the scene are the same recordings (the draft voice never repeats a
+    # recording byte for byte, so an equal file is the cached one).
+    old_lines = {x.id: x for x in DialogueTrack.model_validate(before["dialogue"]).lines}
+    for line in DialogueTrack.model_validate(after["dialogue"]).lines:
+        if line.scene != SCENE:
+            assert line == old_lines[line.id]
     # Model calls: the master-script scene, what it adds to the registry, its shots.
     calls = sorted((g["task"], g.get("scene")) for g in after["generations"])
     assert calls == [

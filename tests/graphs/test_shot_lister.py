@@ -136,4 +136,4 @@ async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
     assert "is covered by no shot" in gate["problems"][0]
     assert proposal(gate) == ShotList.model_validate(broken).model_dump(mode="json")
     after = await answer(graph, config, APPROVE, http_context)
-    assert after is not None and after["stage"] == "frames"
+    assert after is not None and after["stage"] == "dialogue"

@@ -216,7 +216,9 @@ async def test_kill_mid_stage_then_resume_finishes(
         "script",
         "master_script",
         "assets",
+        "casting",
         "shots",
+        "dialogue",
     }
 
     listed = auteur("runs", env=cli_env)
@@ -252,22 +254,42 @@ async def test_kill_at_a_gate_keeps_every_decision(
     child.sendline("a")
     child.expect(PROMPT)  # assets gate
     child.sendline("a")
+    child.expect("Approval gate: casting")
+    child.expect("PIP")  # who speaks, in which voice
+    child.expect(PROMPT)
+    child.sendline("a")
     child.expect("Approval gate: shots")
+    child.expect(PROMPT)
+    child.sendline("a")
+    child.expect("Approval gate: dialogue")
+    child.expect(PROMPT)
+    child.sendline("f")
+    child.expect("Your feedback")
+    child.sendline("1B-1: angrier")
+    child.expect("Approval gate: dialogue")
+    child.expect("angrier")  # the line's direction, spoken again
     child.expect(PROMPT)
     child.kill(signal.SIGKILL)
     child.wait()
 
     at_gate = await thread_values(persistence, thread_id)
-    assert at_gate["approved"] == ["treatment", "script", "master_script", "assets"]
+    assert at_gate["approved"] == [
+        "treatment",
+        "script",
+        "master_script",
+        "assets",
+        "casting",
+        "shots",
+    ]
     funnier = Script.model_validate(at_gate["script"])
 
     listed = auteur("runs", env=cli_env)
     row = next(line for line in listed.stdout.splitlines() if thread_id in line)
-    assert "interrupted" in row and "shots" in row
+    assert "interrupted" in row and "dialogue" in row
 
     resumed = auteur("resume", thread_id, "--auto-approve", env=cli_env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "approving shots" in resumed.stdout
+    assert "approving dialogue" in resumed.stdout
     assert "approving script" not in resumed.stdout
     assembled_video(resumed.stdout)
     after = await thread_values(persistence, thread_id)
@@ -277,6 +299,8 @@ async def test_kill_at_a_gate_keeps_every_decision(
     assert [t["role"] for t in script_turns] == ["assistant", "user", "assistant"]
     assert script_turns[1]["content"] == "make it funnier"
     assert len({t["id"] for t in after["conversation"]}) == len(after["conversation"])
+    [directed] = [x for x in after["dialogue"]["lines"] if "angrier" in x["direction"]]
+    assert directed["id"] == "1B-1"
 
 
 EDITOR = """\

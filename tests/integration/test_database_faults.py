@@ -98,7 +98,9 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
             "script",
             "master_script",
             "assets",
+            "casting",
             "shots",
+            "dialogue",
         ]
 
 

@@ -19,6 +19,7 @@ import pytest
 from langgraph_sdk import get_client
 from psycopg.rows import dict_row
 
+from graphs.base import load_workflow_types
 from tests.cluster import Cluster, scale_cluster
 from tests.servers import APPROVE, SAMPLE
 
@@ -39,7 +40,7 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
     env = {"AUTEUR_RUN_LEASE_S": str(LEASE_S)}
     with scale_cluster(apis=2, workers=3, comfy_servers=1, job_delay_s=0.1, env=env) as cluster:
         clients = [get_client(url=url) for url in cluster.apis]
-        threads = await asyncio.gather(*(_to_shots(clients, n) for n in range(THREADS)))
+        threads = await asyncio.gather(*(_to_frames(clients, n) for n in range(THREADS)))
         frames = [
             await clients[n % 2].runs.create(
                 threads[n], "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
@@ -54,7 +55,8 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
             assert len(gate["action_requests"][0]["args"]["frames"]) == 12
 
         runs = _runs(cluster)
-        assert len(runs) == THREADS * 5 + FRAMES
+        stages = load_workflow_types().get("full_video")().stages()
+        assert len(runs) == THREADS * stages.index("frames") + FRAMES
         assert {run["status"] for run in runs.values()} == {"interrupted"}
         assert frames[0]["run_id"] in held
         for run_id, run in runs.items():  # claimed once; twice only when its worker died
@@ -65,12 +67,13 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
         _paid_once(cluster)
 
 
-async def _to_shots(clients: list[Any], n: int) -> str:
-    """A new production approved up to its shot list, each run through the other API."""
+async def _to_frames(clients: list[Any], n: int) -> str:
+    """A new production at the gate before its frames, each run through the other API."""
+    stages = load_workflow_types().get("full_video")().stages()
     thread_id = (await clients[n % 2].threads.create())["thread_id"]
     result = await clients[(n + 1) % 2].runs.wait(thread_id, "full_video", input=take(n))
     turn = n
-    while result["__interrupt__"][0]["value"]["stage"] != "shots":
+    while result["__interrupt__"][0]["value"]["stage"] != stages[stages.index("frames") - 1]:
         result = await clients[turn % 2].runs.wait(
             thread_id, "full_video", command={"resume": APPROVE}
         )

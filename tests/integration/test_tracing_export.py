@@ -22,6 +22,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
+from graphs.base import load_workflow_types
 from tests.api.conftest import api_settings, serve
 from tests.doubles.langfuse_server import LangfuseServer, run_langfuse_server
 from tools import tracing
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.slow
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 THREAD = re.compile(r"Thread: ([0-9a-f-]{36})")
 _OWN_VARIABLES = ("OPENAI_", "AUTEUR_", "LANGFUSE_")
-STAGES = ("treatment", "script", "master_script", "assets", "shots", "frames", "clips")
+STAGES = load_workflow_types().get("full_video")().stages()
 
 
 @pytest.fixture

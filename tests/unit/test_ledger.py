@@ -43,6 +43,8 @@ def test_summary_prices_rows_and_adds_up_totals():
     )
     spent.add_gpu_seconds(workflow="flux", server="http://a", seconds=2.5)
     spent.add_gpu_seconds(workflow="wan", server="http://b", seconds=10.25)
+    spent.add_speech(backend="draft", voice="girl", characters=31, seconds=2.25)
+    spent.add_speech(backend="draft", voice="boy", characters=12, seconds=0.75)
 
     summary = spent.summary()
 
@@ -78,6 +80,15 @@ def test_summary_prices_rows_and_adds_up_totals():
         "unpriced_models": ["mystery"],
         "comfyui_jobs": 2,
         "gpu_seconds": 12.75,
+        "speech_jobs": 2,
+        "speech_characters": 43,
+        "speech_seconds": 3.0,
+    }
+    assert summary["speech"][0] == {
+        "backend": "draft",
+        "voice": "girl",
+        "characters": 31,
+        "seconds": 2.25,
     }
 
 
