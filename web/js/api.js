@@ -6,7 +6,7 @@
 import { connection } from "./connection.js";
 
 const KEY = "auteur.apiKey";
-export const UNREACHABLE = "The Auteur server cannot be reached. Nothing was sent; try again once it is back.";
+const UNREACHABLE = "The Auteur server cannot be reached. Nothing was sent; try again once it is back.";
 
 export class ApiError extends Error {
   constructor(status, detail) {

@@ -31,7 +31,7 @@ const DEFAULTS = {
  * rest of a proposal only repeats values that may have been changed and saved since.
  * Without `from`, everything proposed counts.
  */
-export function proposalChanges(proposed, from) {
+function proposalChanges(proposed, from) {
   if (!from) return proposed ?? {};
   const changes = {};
   for (const [key, value] of Object.entries(proposed ?? {})) {

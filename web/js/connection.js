@@ -19,9 +19,6 @@ async function poll() {
 }
 
 export const connection = {
-  get down() {
-    return down;
-  },
   /** A request found no server. */
   lost() {
     if (down) return;

@@ -124,7 +124,7 @@ function linesOf(type, artifact) {
 }
 
 /** The lines of `after` against `before`: ["same"|"added"|"removed", line] by longest common subsequence. */
-export function diffLines(before, after) {
+function diffLines(before, after) {
   const n = before.length;
   const m = after.length;
   const common = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));

@@ -74,6 +74,9 @@ export class ProjectView {
     this.decided = new Map();
     this.regenerating = new Map();
     this.deciding = new Set();
+    // the gate whose proposal is open in its structured editor, and whose changes are shown
+    this.editing = null;
+    this.showChanges = null;
   }
 
   // --- loading -------------------------------------------------------------------------
