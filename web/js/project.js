@@ -137,9 +137,11 @@ export class ProjectView {
     this.versions = artifacts.versions ?? [];
     this.branches = branches;
     this.progress = progress;
-    for (const key of [...this.approvals.map((a) => a.stage), ...this.current.keys()]) {
-      this.decided.delete(key);
-      this.regenerating.delete(key);
+    // what was answered here gives way to what the server has: a new gate, a new version,
+    // or (for a regeneration) a run that ended without one
+    for (const key of [...this.approvals.map((a) => a.stage), ...this.current.keys()]) this.decided.delete(key);
+    for (const key of this.regenerating.keys()) {
+      if (this.approvals.some((a) => a.stage === key) || !runs.some((r) => ACTIVE.has(r.status))) this.regenerating.delete(key);
     }
     this.assistants = new Map(assistants.map((a) => [a.graph_id, a]));
     this.types = artifactTypes(assistants);
@@ -385,11 +387,6 @@ export class ProjectView {
       return renderArtifact({ key, type }, gate.payload.action_requests[0].args, { gate, view: this, values: this.values });
     }
     const type = this.types.get(key);
-    const row = this.current.get(key);
-    if (row) return renderArtifact({ key, type }, row.data, { view: this, values: this.values, extra: this.versionInfo(row) });
-    if (this.values[key]) return renderArtifact({ key, type }, this.values[key], { view: this, values: this.values });
-    if (this.decided.has(key)) return renderArtifact({ key, type }, this.decided.get(key), { view: this, values: this.values });
-    const status = this.stageStatus(key);
     const run = this.runs.find((r) => ACTIVE.has(r.status) && this.runKey(r) === key);
     const previous = this.regenerating.get(key);
     if (previous) {
@@ -397,6 +394,12 @@ export class ProjectView {
       const regenerating = h("p.regenerating", { role: "status" }, "Regenerating from your feedback… ", h("span.live", {}, run?.message ?? ""));
       return renderArtifact({ key, type: previous.payload.artifact_type ?? type }, previous.payload.action_requests[0].args, { view: this, values: this.values, extra: regenerating, state: "regenerating" });
     }
+    // just approved here: what was approved, until the server records its version
+    if (this.decided.has(key)) return renderArtifact({ key, type }, this.decided.get(key), { view: this, values: this.values });
+    const row = this.current.get(key);
+    if (row) return renderArtifact({ key, type }, row.data, { view: this, values: this.values, extra: this.versionInfo(row) });
+    if (this.values[key]) return renderArtifact({ key, type }, this.values[key], { view: this, values: this.values });
+    const status = this.stageStatus(key);
     if (status === "running") {
       return h("p.placeholder", {}, `The agent is working on the ${label(key).toLowerCase()}… `, h("span.live", {}, run?.message ?? ""));
     }
