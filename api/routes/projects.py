@@ -123,3 +123,28 @@ async def runs(
         (project_id, user, limit, offset),
     )
     return [_json({**row, "duration_s": float(row["duration_s"])}) for row in rows]
+
+
+@router.get("/{project_id}/progress")
+async def progress(
+    project_id: str,
+    ctx: Ctx,
+    user: User,
+    limit: Annotated[int, Query(ge=1, le=200)] = 40,
+) -> list[dict[str, Any]]:
+    """The project's latest progress messages over all its runs, oldest first.
+
+    Read from the run event log, so a reloaded page (or a run that failed long ago) shows
+    the same log as a page that watched the runs live; ``id`` is the event's position in
+    its run's stream, where a live stream picks up.
+    """
+    await get(project_id, ctx, user)
+    rows = await ctx.db.fetch(
+        "SELECT e.id, e.run_id, e.data->>'stage' AS stage, e.data->>'message' AS message"
+        " FROM auteur_run_events e JOIN auteur_runs r USING (run_id)"
+        " JOIN auteur_threads t ON t.thread_id = r.thread_id"
+        " WHERE t.project_id = %s AND r.owner = %s AND e.event LIKE 'custom%%'"
+        " AND e.data ? 'message' ORDER BY e.id DESC LIMIT %s",
+        (project_id, user, limit),
+    )
+    return [dict(row) for row in reversed(rows)]

@@ -130,3 +130,29 @@ async def test_each_run_shows_its_own_latest_progress(
     assert listed["latest_progress"]["stage"] == "script"
     state = await client.threads.get_state(thread["thread_id"], subgraphs=True)
     assert state["tasks"][0]["state"]["values"]["drafts"]["script"]
+
+
+async def test_the_progress_log_is_read_back_from_the_run_events(
+    api_url: str, http: httpx.AsyncClient
+) -> None:
+    project = (await http.post("/projects", json={"name": "Eggs", "brief": "eggs"})).json()
+    path = f"/projects/{project['project_id']}/progress"
+    client = get_client(url=api_url, api_key="alice-key")
+    thread = await client.threads.create(metadata={"project_id": project["project_id"]})
+    await client.runs.wait(thread["thread_id"], "full_video", input=SAMPLE)
+    await client.runs.wait(
+        thread["thread_id"], "full_video", command={"resume": {"decisions": [{"type": "approve"}]}}
+    )
+    first, second = (await http.get(f"/projects/{project['project_id']}/runs")).json()[::-1]
+
+    log = (await http.get(path)).json()
+
+    assert [(p["stage"], p["message"]) for p in log if p["run_id"] == first["run_id"]][-1] == (
+        "treatment",
+        "drafting treatment",
+    )
+    assert (log[-1]["run_id"], log[-1]["message"]) == (second["run_id"], "drafting script")
+    assert [p["id"] for p in log] == sorted(p["id"] for p in log)
+    assert (await http.get(path, params={"limit": 1})).json() == log[-1:]
+    foreign = await http.get(path, headers=BOB)
+    assert foreign.status_code == 404

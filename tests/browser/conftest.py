@@ -3,7 +3,8 @@ served on 127.0.0.1 with the offline sample model.
 
 Every page records console errors and failed requests; a test fails if any screen logged
 one. Screenshots of the main screens go to ``$AUTEUR_TEST_ARTIFACTS`` (default
-``.test-artifacts/``).
+``.test-artifacts/``). ``accessibility`` scans a screen with axe-core, the copy that the pinned
+``axe-playwright-python`` wheel ships (the ``test`` extra), injected into the page.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.base import AXE_FILE_PATH
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from api.settings import Settings
@@ -32,6 +34,7 @@ CHROMIUM_ARGS = [
 ]
 # Stages are drafted and rendered for real (offline model, draft renderer): give them time.
 expect.set_options(timeout=60_000)
+PHONE = {"width": 390, "height": 844}
 ARTIFACTS = Path(os.environ.get("AUTEUR_TEST_ARTIFACTS", ".test-artifacts")) / "screenshots"
 
 
@@ -77,6 +80,13 @@ class ConsoleProblems(list[str]):
         page.on("pageerror", lambda error: self.append(f"uncaught: {error}"))
         page.on("requestfailed", self._failed)
 
+    def forgive(self, failure: str) -> list[str]:
+        """Take out the failed requests a test caused on purpose (a server made unreachable);
+        answers them, so that the test can check there were some."""
+        taken = [problem for problem in self if failure in problem]
+        self[:] = [problem for problem in self if failure not in problem]
+        return taken
+
     def _console(self, message: ConsoleMessage) -> None:
         if message.type in ("error", "warning"):
             self.append(f"{message.type}: {message.text} ({message.location.get('url')})")
@@ -108,3 +118,22 @@ def screenshot(page: Page, name: str) -> None:
     """Save a screenshot of the current screen as a test artifact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def phone(page: Page) -> None:
+    """Make the page a phone's: 390 by 844 CSS pixels."""
+    page.set_viewport_size(PHONE)
+
+
+def accessibility(page: Page, name: str) -> None:
+    """Fail on any critical or serious axe-core violation on the screen as it is now."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=AXE_FILE_PATH)
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    grave = [
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + "; ".join(" ".join(map(str, node["target"])) for node in v["nodes"][:5])
+        for v in results["violations"]
+        if v["impact"] in ("critical", "serious")
+    ]
+    assert not grave, f"axe-core on {name}:\n" + "\n".join(grave)

@@ -36,7 +36,8 @@ def create_sample_project(
     expect(dialog.locator("textarea[name=brief]")).not_to_have_value("")
     dialog.get_by_label("Name").fill(name)
     if screenplay is not None:
-        dialog.get_by_label("Your own screenplay").fill(screenplay)
+        dialog.get_by_label("Your own screenplay").check()
+        dialog.locator("textarea[name=script]").fill(screenplay)
     dialog.get_by_role("button", name="Create and start").click()
     page.wait_for_url(re.compile(r"#/projects/[0-9a-f-]+"))
     return re.search(r"#/projects/([0-9a-f-]+)", page.url).group(1)
@@ -239,8 +240,11 @@ def test_the_configuration_modal_merges_the_proposal_and_saves_it(page: Page) ->
     assert get(page, f"/projects/{project_id}")["config"] == saved
     screenshot(page, "configuration-from-gate")
     dialog.get_by_role("button", name="Accept and save").click()
-    expect(proposed).to_have_count(0)
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toast")).to_contain_text("Configuration saved")
+    gate(page, "treatment").get_by_role("button", name="Approve").click()
     gate(page, "script")
+    expect(proposed.get_by_role("button", name="Review configuration")).to_have_count(0)
 
     config = get(page, f"/projects/{project_id}")["config"]
     assert config["visual_style"] == "Chalk pastels on black paper."

@@ -1,7 +1,12 @@
 // The API client: JSON over fetch, and server-sent events over fetch so that the API key
-// header and Last-Event-ID can be sent (EventSource can do neither).
+// header and Last-Event-ID can be sent (EventSource can do neither). A request that cannot
+// reach the server at all says so in words and tells `connection` (which shows it and
+// watches for the server to come back), instead of a raw "Failed to fetch".
+
+import { connection } from "./connection.js";
 
 const KEY = "auteur.apiKey";
+const UNREACHABLE = "The Auteur server cannot be reached. Nothing was sent; try again once it is back.";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -32,7 +37,13 @@ export async function api(path, { method = "GET", body, headers: extra = {} } = 
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    connection.lost();
+    throw new ApiError(0, UNREACHABLE);
+  }
   if (response.status === 401 && askForKey()) return api(path, { method, body, headers: extra });
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
@@ -67,6 +78,7 @@ export function follow(path, { resumeKey, onEvent, onEnd, endless = false }) {
           signal: controller.signal,
         });
         if (!response.ok) throw new ApiError(response.status, response.statusText);
+        connection.reached();
         delay = 500;
         await read(response.body, (event) => {
           if (event.id && resumeKey) sessionStorage.setItem(resumeKey, event.id);
@@ -76,6 +88,7 @@ export function follow(path, { resumeKey, onEvent, onEnd, endless = false }) {
       } catch (error) {
         if (stopped) return;
         if (error instanceof ApiError && error.status < 500) break;
+        if (!(error instanceof ApiError)) connection.lost();
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 5000);

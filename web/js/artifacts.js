@@ -1,11 +1,14 @@
 // Artifacts by their type (the model name the registry gives each artifact key): what a
 // gate proposes (with its actions) or what was approved. A new workflow's artifacts of a
-// known type render the same way; an unknown type is shown as JSON.
+// known type render the same way; an unknown type is shown as JSON, and so is an artifact
+// that is missing or too partial to render (with what is wrong).
 
 import { api, showFile } from "./api.js";
 import { openConfig } from "./config.js";
-import { h, label } from "./dom.js";
+import { h, label, toast } from "./dom.js";
+import { EDITORS, diffView } from "./editors.js";
 import { openInpaint } from "./inpaint.js";
+import { openCompare, openLarge } from "./lightbox.js";
 
 const RENDERERS = {
   Treatments: treatments,
@@ -25,60 +28,133 @@ export function staleText(stale) {
   return `Approving this makes ${what} stale.`;
 }
 
+const CHIPS = {
+  proposed: ["status-awaiting", "Proposed — awaiting your approval"],
+  approved: ["status-approved", "Approved"],
+  regenerating: ["status-busy", "Regenerating"],
+};
+
 /**
  * Render one artifact: `key` is its name in the state, `type` its model name. With `gate`,
  * it is the gate's proposal, editable and with the gate's actions; without, it is the
- * approved artifact, read-only, with what `extra` adds (its version, history, actions).
+ * approved artifact (or, `state: "regenerating"`, the draft feedback was given on),
+ * read-only, with what `extra` adds (its version, history, actions).
  */
-export function renderArtifact({ key, type }, artifact, { gate, view, values, extra = null }) {
-  const render = RENDERERS[type] ?? generic;
+export function renderArtifact({ key, type }, artifact, { gate, view, values, extra = null, state = gate ? "proposed" : "approved" }) {
   const draft = gate ? pendingEdit(gate, artifact) : null;
-  const ctx = { gate, view, values, draft, stage: key };
+  const ctx = { gate, view, values, draft, stage: key, type, changed: () => keepEdit(ctx) };
+  const editor = gate && view.editing === gate.approval_id ? EDITORS[type] : null;
   const stale = gate ? staleText(gate.payload.stale) : null;
-  return h("article.artifact", { dataset: { stage: key, type, state: gate ? "proposed" : "approved" } },
+  const failure = gate?.payload.draft_error;
+  const [chipClass, chipText] = CHIPS[state];
+  return h("article.artifact", { dataset: { stage: key, type, state } },
     h("header.artifact-head", {},
       h("h2", {}, label(key)),
-      h("span.chip", { class: gate ? "status-awaiting" : "status-approved" }, gate ? "Proposed — awaiting your approval" : "Approved"),
+      h("span.chip", { class: chipClass }, chipText),
     ),
     gate ? h("p.description", {}, gate.payload.action_requests[0].description) : null,
+    failure ? h("p.error.draft-error", { role: "alert" }, `There is no valid draft: ${failure}. Give feedback to draft it again, or edit it yourself.`) : null,
     stale ? h("p.stale-warning", { role: "note" }, stale) : null,
     extra,
-    render(draft ?? artifact, ctx),
+    gate && view.showChanges === gate.approval_id ? changesSince(ctx) : null,
+    shown(() => (editor ? editor(ctx.draft, () => ctx.changed(), () => view.render(), gate.payload.review_configs[0].args_schema) : (RENDERERS[type] ?? generic)(draft ?? artifact, ctx)), draft ?? artifact, key),
     gate ? gateActions(ctx) : null,
   );
+}
+
+/** What `draw` makes, or, when the artifact is missing or too partial for it, what is wrong and the artifact as it is. */
+function shown(draw, artifact, key) {
+  try {
+    return draw();
+  } catch (error) {
+    return h("div.unreadable", {},
+      h("p.error", {}, `This ${label(key).toLowerCase()} is incomplete and cannot be shown in full (${error.message}). As it is:`),
+      generic(artifact ?? null));
+  }
+}
+
+// --- what changed since the stage's last draft (a decided gate of the same stage) ------------
+
+const lastDrafts = new Map();
+
+function changesSince(ctx) {
+  const { gate, view } = ctx;
+  const box = h("div.changes", { "aria-live": "polite" }, h("p.muted", {}, "Loading the last draft…"));
+  const query = new URLSearchParams({ project_id: view.projectId, stage: gate.stage, status: "decided", limit: "1" });
+  if (!lastDrafts.has(gate.approval_id)) lastDrafts.set(gate.approval_id, api(`/approvals?${query}`).then((page) => page.items[0] ?? null));
+  lastDrafts.get(gate.approval_id)
+    .then((last) => box.replaceChildren(last
+      ? diffView(ctx.type, last.payload.action_requests[0].args, ctx.draft)
+      : h("p.muted", {}, "This is the stage's first draft: nothing to compare with.")))
+    .catch((error) => {
+      lastDrafts.delete(gate.approval_id);
+      box.replaceChildren(h("p.error", {}, error.message));
+    });
+  return box;
 }
 
 // --- a gate's pending edit (kept in sessionStorage: a reload keeps unsent choices) -------
 
 function pendingEdit(gate, proposal) {
   const saved = sessionStorage.getItem(`auteur.edit.${gate.approval_id}`);
-  return saved ? JSON.parse(saved) : structuredClone(proposal);
+  return saved ? JSON.parse(saved) : structuredClone(proposal ?? {});
 }
 
 function keepEdit(ctx) {
   sessionStorage.setItem(`auteur.edit.${ctx.gate.approval_id}`, JSON.stringify(ctx.draft));
 }
 
+/** Whether the person changed the gate's proposal here (a choice, an edit) and not sent it yet. */
+export function isEdited(gate) {
+  const proposal = gate.payload.action_requests[0].args;
+  return JSON.stringify(pendingEdit(gate, proposal)) !== JSON.stringify(proposal);
+}
+
+/** Send `decision` on `gate`; once taken, the edits kept for it are done with. */
+async function send(gate, view, decision) {
+  const sent = await view.decide(gate, decision);
+  if (sent) {
+    sessionStorage.removeItem(`auteur.edit.${gate.approval_id}`);
+    view.editing = null;
+  }
+  return sent;
+}
+
+/**
+ * Approve a gate with what the person chose and edited on it: an edit decision when the
+ * proposal was changed, a plain approve when not. Every Approve button means this.
+ */
+export function approveGate(gate, view) {
+  return isEdited(gate)
+    ? send(gate, view, { type: "edit", edited_action: { name: gate.stage, args: pendingEdit(gate, gate.payload.action_requests[0].args) } })
+    : send(gate, view, { type: "approve" });
+}
+
 function gateActions(ctx) {
   const { gate, view } = ctx;
-  const proposal = gate.payload.action_requests[0].args;
-  const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve");
-  const changed = () => JSON.stringify(ctx.draft) !== JSON.stringify(proposal);
-  const send = async (decision) => {
-    if (await view.decide(gate, decision)) sessionStorage.removeItem(`auteur.edit.${gate.approval_id}`);
+  const allowed = gate.payload.review_configs[0].allowed_decisions.includes("approve");
+  const approvable = () => !view.deciding.has(gate.approval_id) && (allowed || isEdited(gate));
+  const approve = h("button.primary.approve", { type: "button", disabled: !approvable(), onclick: () => approveGate(gate, view) }, `Approve ${label(gate.stage).toLowerCase()}`);
+  ctx.changed = () => {
+    keepEdit(ctx);
+    approve.disabled = !approvable();
   };
-  const approve = () =>
-    changed()
-      ? send({ type: "edit", edited_action: { name: gate.stage, args: ctx.draft } })
-      : send({ type: "approve" });
+  const editing = view.editing === gate.approval_id;
+  const toggle = (field, value) => () => {
+    view[field] = view[field] === value ? null : value;
+    view.render();
+  };
   return h("footer.gate-actions", {},
-    h("button.primary.approve", { type: "button", disabled: !canApprove && !changed(), onclick: approve }, `Approve ${label(gate.stage).toLowerCase()}`),
-    h("button", { type: "button", onclick: () => editAsJson(ctx, send) }, "Edit…"),
+    approve,
+    EDITORS[ctx.type]
+      ? h("button.edit", { type: "button", "aria-pressed": String(editing), onclick: toggle("editing", gate.approval_id) }, editing ? "Done editing" : "Edit")
+      : h("button", { type: "button", onclick: () => editAsJson(ctx) }, "Edit…"),
+    h("button.changes-toggle", { type: "button", "aria-pressed": String(view.showChanges === gate.approval_id), onclick: toggle("showChanges", gate.approval_id) }, "Changes since the last draft"),
     h("button", { type: "button", onclick: () => view.focusChat(gate) }, "Give feedback"),
   );
 }
 
-function editAsJson(ctx, send) {
+function editAsJson(ctx) {
   const dialog = h("dialog.json-edit", { "aria-label": `Edit the ${label(ctx.stage)}` });
   const text = h("textarea", { rows: 24, spellcheck: false, "aria-label": "Artifact as JSON" }, JSON.stringify(ctx.draft, null, 2));
   const error = h("p.error", { role: "alert" });
@@ -98,7 +174,7 @@ function editAsJson(ctx, send) {
       return;
     }
     dialog.close();
-    await send({ type: "edit", edited_action: { name: ctx.stage, args } });
+    await send(ctx.gate, ctx.view, { type: "edit", edited_action: { name: ctx.stage, args } });
   });
   dialog.append(form);
   dialog.addEventListener("close", () => dialog.remove());
@@ -117,7 +193,7 @@ function treatments(artifact, ctx) {
       return h("label.option", { class: chosen ? "chosen" : "" },
         gate ? h("input", {
           type: "radio", name: `chosen-${ctx.stage}`, value: number, checked: chosen,
-          onchange: () => { ctx.draft.chosen = number; keepEdit(ctx); view.render(); },
+          onchange: () => { ctx.draft.chosen = number; ctx.changed(); view.render(); },
         }) : null,
         h("h3", {}, `${number}. ${option.title}`, chosen ? h("span.chip.status-approved", {}, gate ? "chosen" : "written") : null),
         h("p.logline", {}, option.logline),
@@ -137,11 +213,15 @@ function treatments(artifact, ctx) {
             title: "Proposed configuration",
             saved: view.project.config ?? {},
             proposed: ctx.draft.configuration,
+            proposedFrom: ctx.values.project,
+            // saves the configuration and keeps it in the gate's draft; the gate is approved
+            // by its own Approve, as every gate is
             accept: async (config) => {
-              ctx.draft.configuration = config;
               view.project = await api(`/projects/${encodeURIComponent(view.projectId)}`, { method: "PATCH", body: { config } });
-              await view.decide(gate, { type: "edit", edited_action: { name: gate.stage, args: ctx.draft } });
-              sessionStorage.removeItem(`auteur.edit.${gate.approval_id}`);
+              ctx.draft.configuration = view.project.config;
+              ctx.changed();
+              view.render();
+              toast(`Configuration saved. Approving the ${label(gate.stage).toLowerCase()} goes on with it.`);
             },
           }),
         }, "Review configuration") : null)
@@ -152,6 +232,7 @@ function treatments(artifact, ctx) {
 // --- script and master script ----------------------------------------------------------
 
 function script(artifact) {
+  if (!Array.isArray(artifact.scenes)) throw new Error("it has no scenes");
   return h("div.screenplay", {},
     h("h3.title", {}, artifact.title),
     artifact.logline ? h("p.logline", {}, artifact.logline) : null,
@@ -163,6 +244,7 @@ function script(artifact) {
 }
 
 function masterScript(artifact) {
+  if (!Array.isArray(artifact.scenes)) throw new Error("it has no scenes");
   return h("div.screenplay", {},
     h("h3.title", {}, artifact.title),
     artifact.scenes.map((scene) => h("section.scene", { dataset: { scene: scene.number } },
@@ -198,7 +280,7 @@ function assets(artifact, ctx) {
                 const set = new Set(ctx.draft.deselected ?? []);
                 if (event.target.checked) set.delete(entity.id); else set.add(entity.id);
                 ctx.draft.deselected = [...set];
-                keepEdit(ctx);
+                ctx.changed();
                 view.render();
               },
             }),
@@ -215,9 +297,15 @@ function assets(artifact, ctx) {
 
 // --- shots ---------------------------------------------------------------------------------
 
-function shots(artifact) {
+/** "Egg Gerald (muddy)" for an entity in frame, named from the approved assets. */
+function inFrame(entities, assets) {
+  const names = new Map(["characters", "locations", "props"].flatMap((kind) => (assets?.[kind] ?? []).map((e) => [e.id, e.name])));
+  return entities.map((e) => `${names.get(e.entity) ?? label(e.entity)} (${e.look})`).join(", ");
+}
+
+function shots(artifact, ctx) {
   const columns = ["Shot", "Size", "Angle", "Movement", "Lens", "Duration", "Action", "Dialogue", "In frame"];
-  return h("div.table-wrap", {},
+  return h("div.table-wrap", { tabindex: 0, role: "region", "aria-label": "Shot list" },
     h("table.shots", {},
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, artifact.shots.map((shot) => h("tr", { dataset: { shot: shot.id } },
@@ -226,7 +314,7 @@ function shots(artifact) {
         h("td", {}, `${shot.duration_s} s`),
         h("td", {}, shot.action),
         h("td", {}, (shot.dialogue ?? []).map((d) => h("p", {}, h("strong", {}, d.speaker), `: ${d.text}`))),
-        h("td", {}, (shot.entities ?? []).map((e) => `${e.entity} (${e.look})`).join(", ")))))));
+        h("td.in-frame", {}, inFrame(shot.entities ?? [], ctx.values?.assets)))))));
 }
 
 // --- frames: a carousel of candidates per keyframe; choose, regenerate, inpaint ----------
@@ -259,7 +347,7 @@ function references(frame, ctx) {
       const choices = options[entity] ?? [];
       return ctx.gate && choices.length > 1
         ? h("button.ref", { type: "button", title: `Pick another reference for ${entity}`, onclick: () => pickReference(entity, file, choices, ctx) }, thumb, entity)
-        : h("span.ref", {}, thumb, entity);
+        : h("button.ref-view", { type: "button", title: `Open the reference for ${entity} large`, onclick: () => openLarge(file, `Reference for ${entity}`) }, thumb, entity);
     }));
 }
 
@@ -292,7 +380,15 @@ function carousel(frame, ctx, view, gate) {
   const chosenIndex = Math.max(0, candidates.findIndex((c) => c.file.key === frame.file.key));
   const key = `auteur.carousel.${frame.shot}.${frame.position}.${frame.file.key}`;
   let index = Math.min(Number(sessionStorage.getItem(key) ?? chosenIndex), candidates.length - 1);
-  const img = h("img", { alt: `Shot ${frame.shot}, ${frame.position} frame`, loading: "lazy" });
+  const title = `Shot ${frame.shot}, ${frame.position} frame`;
+  const img = h("img", { alt: title, loading: "lazy" });
+  const name = (i) => `Candidate ${i + 1}${candidates[i].file.key === frame.file.key ? " (chosen)" : ""}`;
+  // every candidate at once, side by side: a click shows it in the carousel
+  const thumbs = candidates.map((candidate, i) => h("button.thumb", {
+    type: "button",
+    "aria-label": `Show candidate ${i + 1}`,
+    onclick: () => { index = i; show(); },
+  }, showFile(h("img", { alt: "", loading: "lazy" }), candidate.file)));
   const counter = h("span.counter", { "aria-live": "polite" });
   const use = h("button.use", { type: "button" });
   const note = h("p.muted.note");
@@ -304,13 +400,14 @@ function carousel(frame, ctx, view, gate) {
     use.textContent = isChosen ? "Chosen" : "Use this one";
     use.disabled = !gate || isChosen;
     note.textContent = candidate.note ?? "";
+    thumbs.forEach((thumb, i) => thumb.setAttribute("aria-pressed", String(i === index)));
     sessionStorage.setItem(key, String(index));
   };
   use.addEventListener("click", () => {
     const target = ctx.draft.frames.find((f) => f.shot === frame.shot && f.position === frame.position);
     const candidate = candidates[index];
     Object.assign(target, { file: candidate.file, prompt: candidate.prompt, seed: candidate.seed, workflow: candidate.workflow });
-    keepEdit(ctx);
+    ctx.changed();
     view.render();
   });
   const step = (delta) => () => {
@@ -318,12 +415,17 @@ function carousel(frame, ctx, view, gate) {
     show();
   };
   const figure = h("figure.carousel", { dataset: { position: frame.position, candidates: candidates.length } },
-    h("div.stage-img", {}, img),
+    h("button.stage-img", { type: "button", "aria-label": `Open ${title} large`, onclick: () => openLarge(candidates[index].file, `${title}: ${name(index).toLowerCase()}`) }, img),
+    candidates.length > 1 ? h("div.candidates", { role: "group", "aria-label": "All candidates" }, thumbs) : null,
     h("figcaption", {},
       h("strong", {}, label(frame.position)),
       h("button.nav", { type: "button", "aria-label": "Previous candidate", disabled: candidates.length < 2, onclick: step(-1) }, "‹"),
       counter,
       h("button.nav", { type: "button", "aria-label": "Next candidate", disabled: candidates.length < 2, onclick: step(1) }, "›"),
+      candidates.length > 1 ? h("button.compare", {
+        type: "button",
+        onclick: () => openCompare(title, candidates.map((c, i) => ({ file: c.file, name: name(i) })), chosenIndex, index === chosenIndex ? (index + 1) % candidates.length : index),
+      }, "Compare…") : null,
       gate ? use : null,
       gate ? h("button.inpaint", {
         type: "button",

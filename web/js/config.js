@@ -1,8 +1,9 @@
 // The configuration modal. One component, two ways in:
 //  - from the Configuration tab: the saved configuration, edits auto-saved (at most one
 //    save per second while typing);
-//  - from a gate that proposes configuration: the proposal merged over the saved values,
-//    nothing saved until "Accept and save".
+//  - from a gate that proposes configuration: the proposal's changes laid over the saved
+//    values (what it changes marked), nothing saved until "Accept and save".
+// A field that is not valid (a cleared number) is never sent: the status line says why.
 // Leaving the page with unsaved edits asks first.
 
 import { h, toast } from "./dom.js";
@@ -24,6 +25,26 @@ const DEFAULTS = {
   story_rules: [],
   frame_candidates: 1,
 };
+
+/**
+ * What `proposed` changes from `from` (what the run was started with), one level deep: the
+ * rest of a proposal only repeats values that may have been changed and saved since.
+ * Without `from`, everything proposed counts.
+ */
+function proposalChanges(proposed, from) {
+  if (!from) return proposed ?? {};
+  const changes = {};
+  for (const [key, value] of Object.entries(proposed ?? {})) {
+    const isObject = value && typeof value === "object" && !Array.isArray(value);
+    if (isObject) {
+      const inner = Object.fromEntries(Object.entries(value).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(from[key]?.[k])));
+      if (Object.keys(inner).length) changes[key] = inner;
+    } else if (JSON.stringify(value) !== JSON.stringify(from[key])) {
+      changes[key] = value;
+    }
+  }
+  return changes;
+}
 
 /** `over` laid on `base`, one level deep (the format is merged key by key). */
 export function mergeConfig(base, over) {
@@ -48,31 +69,40 @@ window.addEventListener("beforeunload", (event) => {
  * @param {string} options.title
  * @param {object} options.saved - the project's saved configuration
  * @param {object} [options.proposed] - a gate's proposal (opens in proposal mode)
+ * @param {object} [options.proposedFrom] - the configuration the proposal was made from
  * @param {(config: object) => Promise<object>} [options.autosave] - saves, answers the saved config
  * @param {(config: object) => Promise<void>} [options.accept] - proposal mode: accept and save
  * @param {() => void} [options.onClose]
  */
-export function openConfig({ title, saved, proposed, autosave, accept, onClose }) {
+export function openConfig({ title, saved, proposed, proposedFrom, autosave, accept, onClose }) {
   const proposal = proposed !== undefined;
-  let values = mergeConfig(mergeConfig(DEFAULTS, saved), proposal ? proposed : {});
+  const changes = proposal ? proposalChanges(proposed, proposedFrom) : {};
+  const before = mergeConfig(DEFAULTS, saved);
+  let values = mergeConfig(before, changes);
   let timer = null;
   let saving = Promise.resolve();
   const status = h("span.save-status", { role: "status", "aria-live": "polite" }, proposal ? "Proposed — not saved yet" : "All changes saved");
 
-  const field = (labelText, input) => h("label.field", {}, labelText, input);
+  // a field the proposal changes says so, with the saved value it replaces
+  const field = (labelText, input, [key, sub] = []) => {
+    const change = sub ? changes[key]?.[sub] : changes[key];
+    const was = sub ? before[key]?.[sub] : before[key];
+    return h("label.field", { class: change !== undefined ? "proposed-change" : "" }, labelText, input,
+      change !== undefined ? h("span.change-note", {}, `Changed by the proposal; saved: ${JSON.stringify(was) ?? "—"}`) : null);
+  };
   const input = (name, attrs = {}) => h("input", { name, ...attrs });
   const title_ = input("title", { value: values.title, maxlength: 200 });
   const aspect = h("select", { name: "aspect_ratio" }, ASPECT_RATIOS.map((r) => h("option", { value: r, selected: values.format.aspect_ratio === r }, r)));
-  const fps = input("fps", { type: "number", min: 1, max: 60, value: values.format.fps });
-  const duration = input("target_duration_s", { type: "number", min: 1, max: 3600, step: "any", value: values.format.target_duration_s });
-  const segment = input("segment_length_s", { type: "number", min: 0.5, max: 60, step: "any", value: values.format.segment_length_s });
+  const fps = input("fps", { type: "number", required: true, min: 1, max: 60, value: values.format.fps });
+  const duration = input("target_duration_s", { type: "number", required: true, min: 1, max: 3600, step: "any", value: values.format.target_duration_s });
+  const segment = input("segment_length_s", { type: "number", required: true, min: 0.5, max: 60, step: "any", value: values.format.segment_length_s });
   const capsuleName = Object.keys(CAPSULES).find((name) => CAPSULES[name] === values.visual_style);
   const mode = h("select", { name: "style_mode", "aria-label": "Visual style kind" },
     h("option", { value: "free", selected: !capsuleName }, "Free-text visual description"),
     Object.keys(CAPSULES).map((name) => h("option", { value: name, selected: capsuleName === name }, `Style capsule: ${name}`)));
-  const visual = h("textarea", { name: "visual_style", rows: 3 }, values.visual_style);
+  const visual = h("textarea", { name: "visual_style", rows: 3, "aria-label": "Visual style description" }, values.visual_style);
   const written = h("textarea", { name: "written_style", rows: 2 }, values.written_style);
-  const candidates = input("frame_candidates", { type: "number", min: 1, max: 8, value: values.frame_candidates });
+  const candidates = input("frame_candidates", { type: "number", required: true, min: 1, max: 8, value: values.frame_candidates });
   const rules = h("textarea", { name: "story_rules", rows: 4, placeholder: "One rule per line, e.g. All characters are eggs." }, values.story_rules.join("\n"));
 
   const read = () => ({
@@ -108,8 +138,23 @@ export function openConfig({ title, saved, proposed, autosave, accept, onClose }
     await saving;
   }
 
+  /** The first field that is not valid, said in words; null when all are. */
+  function invalid() {
+    const bad = [...form.elements].find((el) => el.willValidate && !el.checkValidity());
+    if (!bad) return null;
+    const name = bad.closest("label")?.firstChild?.textContent ?? bad.name;
+    return `${name}: ${bad.validationMessage}`;
+  }
+
   function changed() {
     dirty = true;
+    const problem = invalid();
+    if (problem) {
+      clearTimeout(timer);
+      timer = null;
+      status.textContent = `Not saved — ${problem}`;
+      return;
+    }
     if (proposal) {
       status.textContent = "Edited — not saved yet";
       return;
@@ -127,15 +172,15 @@ export function openConfig({ title, saved, proposed, autosave, accept, onClose }
   const dialog = document.getElementById("config-dialog");
   const form = h("form.config", { method: "dialog" },
     h("h2#config-title", {}, title),
-    field("Title", title_),
+    field("Title", title_, ["title"]),
     h("fieldset", {}, h("legend", {}, "Format"),
-      h("div.row", {}, field("Aspect ratio", aspect), field("Frames per second", fps),
-        field("Target duration (s)", duration), field("Segment length (s)", segment))),
-    field("Visual style", mode),
+      h("div.row", {}, field("Aspect ratio", aspect, ["format", "aspect_ratio"]), field("Frames per second", fps, ["format", "fps"]),
+        field("Target duration (s)", duration, ["format", "target_duration_s"]), field("Segment length (s)", segment, ["format", "segment_length_s"]))),
+    field("Visual style", mode, ["visual_style"]),
     visual,
-    field("Written style", written),
-    field("Story rules", rules),
-    field("Keyframe candidates per frame", candidates),
+    field("Written style", written, ["written_style"]),
+    field("Story rules", rules, ["story_rules"]),
+    field("Keyframe candidates per frame", candidates, ["frame_candidates"]),
     h("div.actions", {},
       status,
       proposal ? h("button", { type: "button", value: "cancel", onclick: () => close(false) }, "Cancel") : null,
@@ -146,6 +191,11 @@ export function openConfig({ title, saved, proposed, autosave, accept, onClose }
   form.addEventListener("input", changed);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const problem = invalid();
+    if (problem) {
+      status.textContent = `Not saved — ${problem}`;
+      return;
+    }
     try {
       await accept(read());
       dirty = false;
@@ -156,6 +206,7 @@ export function openConfig({ title, saved, proposed, autosave, accept, onClose }
   });
 
   async function close(flush) {
+    if (flush && invalid()) flush = false; // nothing invalid is sent: ask before dropping it
     if (flush && timer) {
       clearTimeout(timer);
       await save();

@@ -61,9 +61,17 @@ export function ago(iso) {
   return new Date(iso).toLocaleDateString();
 }
 
-/** Show a short message at the bottom of the screen (errors stay longer). */
+/**
+ * Show a short message at the bottom of the screen (errors stay longer). With a modal open,
+ * the messages show inside it: everything outside a modal is inert, under its backdrop.
+ */
 export function toast(message, { error = false } = {}) {
   const box = document.getElementById("toast");
+  const modal = [...document.querySelectorAll("dialog:modal")].at(-1);
+  if (modal && box.parentElement !== modal) {
+    modal.append(box);
+    modal.addEventListener("close", () => document.body.append(box), { once: true });
+  }
   const item = h("div.toast-item", { class: error ? "error" : "", role: error ? "alert" : "status" }, message);
   box.append(item);
   setTimeout(() => item.remove(), error ? 8000 : 3000);

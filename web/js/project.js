@@ -3,14 +3,16 @@
 // the approval queue and the chat. What stages and artifacts there are, and how each
 // artifact renders, comes from the workflow registry (/assistants), never from stage names.
 // State is rebuilt from the API on every open; live updates come from two SSE streams (the
-// approval queue, and each active run, resumed from its last event id after a reload).
+// approval queue, and each active run, resumed from its last event id after a reload). A
+// render replaces only the regions whose content changed: typed text, open details, focus
+// and loaded images elsewhere stay as they are.
 
 import { api, follow } from "./api.js";
-import { renderArtifact, staleText } from "./artifacts.js";
+import { approveGate, isEdited, renderArtifact, staleText } from "./artifacts.js";
 import { openConfig } from "./config.js";
 import { ago, h, label, mount, toast } from "./dom.js";
 import { STATUS_WORDS, stageLine } from "./projects.js";
-import { artifactOrder, artifactTypes, openNewRun, workflows } from "./workflow.js";
+import { STREAM_MODES, artifactOrder, artifactTypes, openNewRun, workflows } from "./workflow.js";
 
 export const STATUSES = {
   "not-started": "Not started",
@@ -19,8 +21,27 @@ export const STATUSES = {
   approved: "Approved",
   error: "Error",
 };
+// The status in a word beside each stage's colour (never colour alone).
+const STATUS_MARKS = { "not-started": "to do", running: "running", awaiting: "review", approved: "done", error: "failed" };
 const ACTIVE = new Set(["pending", "running"]);
 const RUN_LIMIT = 10;
+const PROGRESS_LIMIT = 40;
+// The HTML each region was drawn from: a region is replaced only when that changes.
+const drawn = new WeakMap();
+
+/** A short stable digest of a text (cyrb53): the same decision gets the same key. */
+function digest(text) {
+  let a = 0xdeadbeef;
+  let b = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 2654435761);
+    b = Math.imul(b ^ c, 1597334677);
+  }
+  a = Math.imul(a ^ (a >>> 16), 2246822507) ^ Math.imul(b ^ (b >>> 13), 3266489909);
+  b = Math.imul(b ^ (b >>> 16), 2246822507) ^ Math.imul(a ^ (a >>> 13), 3266489909);
+  return (4294967296 * (2097151 & b) + (a >>> 0)).toString(36);
+}
 
 /** The thread's values with the running stage's own (newer) values laid over them. */
 export function mergedValues(state) {
@@ -47,6 +68,15 @@ export class ProjectView {
     this.versions = [];
     this.branches = [];
     this.thread = null;
+    this.elsewhere = 0;
+    // gates answered here, until the server's view catches up: what was approved (shown as
+    // approved while the next stage runs) and what got feedback (shown while regenerating)
+    this.decided = new Map();
+    this.regenerating = new Map();
+    this.deciding = new Set();
+    // the gate whose proposal is open in its structured editor, and whose changes are shown
+    this.editing = null;
+    this.showChanges = null;
   }
 
   // --- loading -------------------------------------------------------------------------
@@ -58,12 +88,15 @@ export class ProjectView {
     this.tab = this.requestedTab ?? this.storedTab();
     this.tabChosen = Boolean(this.tab);
     this.render();
-    this.queue = follow("/approvals/stream", { endless: true, onEvent: () => this.refresh() });
+    this.queue = follow("/approvals/stream", { endless: true, onEvent: (event) => this.onQueue(event.data) });
+    this.online = () => this.refresh();
+    window.addEventListener("auteur:online", this.online);
     for (const run of this.runs.filter((r) => ACTIVE.has(r.status))) this.followRun(run);
   }
 
   close() {
     this.queue?.stop();
+    window.removeEventListener("auteur:online", this.online);
     for (const stream of this.follows.values()) stream.stop();
     this.follows.clear();
     this.closed = true;
@@ -77,7 +110,7 @@ export class ProjectView {
   async load() {
     const seq = (this.loadSeq = (this.loadSeq ?? 0) + 1);
     const id = encodeURIComponent(this.projectId);
-    const [project, threads, approvals, runs, artifacts, branches, assistants] = await Promise.all([
+    const [project, threads, approvals, runs, artifacts, branches, progress, assistants] = await Promise.all([
       api(`/projects/${id}`),
       api("/threads/search", {
         method: "POST",
@@ -87,6 +120,7 @@ export class ProjectView {
       api(`/projects/${id}/runs?limit=${RUN_LIMIT}`),
       api(`/projects/${id}/artifacts?history=true`),
       api(`/projects/${id}/branches`),
+      api(`/projects/${id}/progress?limit=${PROGRESS_LIMIT}`),
       workflows(),
     ]);
     // the live thread: the one waiting for the person, else the one that moved last
@@ -102,6 +136,13 @@ export class ProjectView {
     this.current = new Map(artifacts.current.map((row) => [row.kind, row]));
     this.versions = artifacts.versions ?? [];
     this.branches = branches;
+    this.progress = progress;
+    // what was answered here gives way to what the server has: a new gate, a new version,
+    // or (for a regeneration) a run that ended without one
+    for (const key of [...this.approvals.map((a) => a.stage), ...this.current.keys()]) this.decided.delete(key);
+    for (const key of this.regenerating.keys()) {
+      if (this.approvals.some((a) => a.stage === key) || !runs.some((r) => ACTIVE.has(r.status))) this.regenerating.delete(key);
+    }
     this.assistants = new Map(assistants.map((a) => [a.graph_id, a]));
     this.types = artifactTypes(assistants);
     this.thread = thread;
@@ -130,9 +171,23 @@ export class ProjectView {
     this.render();
   }
 
+  /**
+   * A queue change: this project's gates changed (refresh), or only another project's (the
+   * count of what waits elsewhere changes, nothing else).
+   */
+  onQueue(queue) {
+    const items = queue?.items ?? [];
+    const mine = items.filter((a) => a.project_id === this.projectId).map((a) => a.approval_id).sort();
+    this.elsewhere = (queue?.total ?? items.length) - mine.length;
+    const shown = this.approvals.map((a) => a.approval_id).sort();
+    if (mine.join() !== shown.join()) this.refresh();
+    else this.render();
+  }
+
   followRun(run) {
     if (this.follows.has(run.run_id)) return;
-    const stream = follow(`/threads/${run.thread_id}/runs/${run.run_id}/stream`, {
+    const modes = STREAM_MODES.map((mode) => `stream_mode=${mode}`).join("&");
+    const stream = follow(`/threads/${run.thread_id}/runs/${run.run_id}/stream?${modes}`, {
       resumeKey: `auteur.lastEvent.${run.run_id}`,
       onEvent: (event) => this.onRunEvent(run, event),
       onEnd: () => this.onRunEnd(run),
@@ -145,12 +200,15 @@ export class ProjectView {
     const row = this.runs.find((r) => r.run_id === run.run_id);
     if (kind === "custom" && event.data?.message) {
       if (row) Object.assign(row, { stage: event.data.stage, message: event.data.message, status: "running" });
-      this.progress.push({ stage: event.data.stage, message: event.data.message });
-      this.progress = this.progress.slice(-40);
-      this.renderLive();
+      const id = Number(event.id);
+      if (!this.progress.some((p) => p.id === id)) {
+        this.progress.push({ id, run_id: run.run_id, stage: event.data.stage, message: event.data.message });
+        this.progress = this.progress.slice(-PROGRESS_LIMIT);
+      }
+      this.render();
     } else if (kind === "error") {
       if (row) Object.assign(row, { status: "error", error: event.data });
-      this.renderLive();
+      this.render();
     }
   }
 
@@ -176,7 +234,7 @@ export class ProjectView {
 
   /** An artifact the project has (current version), or the live thread approved. */
   approved(key) {
-    return this.current.has(key) || Boolean(this.values[key]) || (this.values.approved ?? []).includes(key);
+    return this.current.has(key) || this.decided.has(key) || Boolean(this.values[key]) || (this.values.approved ?? []).includes(key);
   }
 
   /**
@@ -228,19 +286,18 @@ export class ProjectView {
     const crumbs = document.getElementById("crumbs");
     mount(crumbs, h("a", { href: "#/" }, "Projects"), " / ", h("span", {}, this.project.name));
     const focused = document.activeElement?.id;
-    mount(
-      this.root,
+    this.update(
       h("section.project", {},
         h("div.project-head", {},
           h("h1", {}, this.project.name),
-          h("p.stage-line", {}, stageLine(this.runs[0]?.stage ?? this.thread?.stage, this.runs[0])),
+          h("p.stage-line", { dataset: { region: "stage-line" } }, stageLine(this.runs[0]?.stage ?? this.thread?.stage, this.runs[0])),
           h("button.primary#new-run", { type: "button", onclick: () => this.start() }, "New run"),
         ),
         this.pipeline(),
         h("div.layout", {},
           h("div.main", {},
             this.tabs(),
-            h("div.panel#artifact", { role: "tabpanel", "aria-labelledby": `tab-${this.tab}` }, this.panel()),
+            h("div.panel#artifact", { role: "tabpanel", tabindex: 0, "aria-labelledby": `tab-${this.tab}`, dataset: { region: "artifact" } }, this.panel()),
             this.artifactsSection(),
             this.branchesSection(),
             this.workflowRuns(),
@@ -249,24 +306,35 @@ export class ProjectView {
         ),
       ),
     );
-    if (focused) document.getElementById(focused)?.focus();
+    if (focused && document.activeElement?.id !== focused) document.getElementById(focused)?.focus();
   }
 
-  /** Re-render only what live progress changes (keeps focus and typed text elsewhere). */
-  renderLive() {
-    const history = this.root.querySelector("#run-history");
-    history?.replaceWith(this.history());
-    this.root.querySelector("#workflow-runs")?.replaceWith(this.workflowRuns());
-    const log = this.root.querySelector("#progress-log");
-    log?.replaceWith(this.progressLog());
-    const pipeline = this.root.querySelector("#pipeline");
-    pipeline?.replaceWith(this.pipeline());
-    const line = this.root.querySelector(".project-head .stage-line");
-    if (line) line.textContent = stageLine(this.runs[0]?.stage, this.runs[0]);
+  /**
+   * Put `next` on screen: the first time whole, then region by region (each element with a
+   * `data-region`), replacing only those drawn from different HTML than before.
+   */
+  update(next) {
+    const regions = (root) => new Map([...root.querySelectorAll("[data-region]")].map((el) => [el.dataset.region, el]));
+    const old = this.root.querySelector("section.project") ? regions(this.root) : null;
+    const replaced = [];
+    if (!old) {
+      mount(this.root, next);
+      replaced.push(...regions(next).values());
+    } else {
+      for (const [name, fresh] of regions(next)) {
+        const shown = old.get(name);
+        if (shown && drawn.get(shown) === fresh.outerHTML) continue;
+        shown?.replaceWith(fresh);
+        replaced.push(fresh);
+      }
+    }
+    for (const el of replaced) drawn.set(el, el.outerHTML);
+    const messages = replaced.find((el) => el.dataset.region === "messages");
+    if (messages) messages.scrollTop = messages.scrollHeight; // the newest message in view
   }
 
   pipeline() {
-    return h("nav.pipeline#pipeline", { "aria-label": "Stage pipeline" },
+    return h("nav.pipeline#pipeline", { "aria-label": "Stage pipeline", dataset: { region: "pipeline" } },
       h("ol", {}, this.stages.map((stage) => {
         const status = this.stageStatus(stage);
         return h("li", {},
@@ -276,7 +344,7 @@ export class ProjectView {
             "aria-label": `${label(stage)}: ${STATUSES[status]}`,
             dataset: { stage, status },
             onclick: () => this.select(stage),
-          }, h("span.dot", { "aria-hidden": "true" }), label(stage)));
+          }, h("span.dot", { "aria-hidden": "true" }), label(stage), h("span.mark", { "aria-hidden": "true" }, STATUS_MARKS[status])));
       })),
       h("ul.legend", { "aria-label": "Legend" },
         Object.entries(STATUSES).map(([key, text]) => h("li", { class: `status-${key}` }, h("span.dot", { "aria-hidden": "true" }), text))),
@@ -285,12 +353,27 @@ export class ProjectView {
 
   tabs() {
     const tabs = [...this.stages, "configuration"];
-    return h("div.tabs", { role: "tablist", "aria-label": "Stages" },
+    // one tab stop; the arrow keys, Home and End move between the tabs
+    const keys = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    const onkeydown = (event) => {
+      const at = tabs.indexOf(this.tab);
+      let to = null;
+      if (event.key in keys) to = tabs[(at + keys[event.key] + tabs.length) % tabs.length];
+      else if (event.key === "Home") to = tabs[0];
+      else if (event.key === "End") to = tabs.at(-1);
+      if (to === null) return;
+      event.preventDefault();
+      this.select(to);
+      document.getElementById(`tab-${to}`)?.focus();
+    };
+    return h("div.tabs", { role: "tablist", "aria-label": "Stages", onkeydown, dataset: { region: "tabs" } },
       tabs.map((tab) => h("button.tab", {
         type: "button",
         role: "tab",
         id: `tab-${tab}`,
+        tabindex: this.tab === tab ? 0 : -1,
         "aria-selected": String(this.tab === tab),
+        "aria-controls": "artifact",
         onclick: () => this.select(tab),
       }, label(tab))));
   }
@@ -304,15 +387,27 @@ export class ProjectView {
       return renderArtifact({ key, type }, gate.payload.action_requests[0].args, { gate, view: this, values: this.values });
     }
     const type = this.types.get(key);
+    const run = this.runs.find((r) => ACTIVE.has(r.status) && this.runKey(r) === key);
+    const previous = this.regenerating.get(key);
+    if (previous) {
+      // the draft the feedback was on stays in view until the new one comes
+      const regenerating = h("p.regenerating", { role: "status" }, "Regenerating from your feedback… ", h("span.live", {}, run?.message ?? ""));
+      return renderArtifact({ key, type: previous.payload.artifact_type ?? type }, previous.payload.action_requests[0].args, { view: this, values: this.values, extra: regenerating, state: "regenerating" });
+    }
+    // just approved here: what was approved, until the server records its version
+    if (this.decided.has(key)) return renderArtifact({ key, type }, this.decided.get(key), { view: this, values: this.values });
     const row = this.current.get(key);
     if (row) return renderArtifact({ key, type }, row.data, { view: this, values: this.values, extra: this.versionInfo(row) });
     if (this.values[key]) return renderArtifact({ key, type }, this.values[key], { view: this, values: this.values });
     const status = this.stageStatus(key);
     if (status === "running") {
-      const run = this.runs.find((r) => ACTIVE.has(r.status) && this.runKey(r) === key);
       return h("p.placeholder", {}, `The agent is working on the ${label(key).toLowerCase()}… `, h("span.live", {}, run?.message ?? ""));
     }
-    if (status === "error") return h("p.placeholder.error", {}, `This stage failed: ${errorText(this.runs[0]?.error)}`);
+    if (status === "error") {
+      return h("div.failed", {},
+        h("p.placeholder.error", {}, `This stage failed: ${errorText(this.runs[0]?.error)}`),
+        h("button.primary", { type: "button", disabled: this.deciding.has(this.runs[0].run_id), onclick: () => this.resume(this.runs[0]) }, "Retry from the last checkpoint"));
+    }
     return h("p.placeholder", {}, `${label(key)}: not started yet.`);
   }
 
@@ -341,7 +436,7 @@ export class ProjectView {
 
   artifactsSection() {
     const rows = this.stages.map((key) => this.current.get(key)).filter(Boolean);
-    return h("section.artifacts-list#project-artifacts", { "aria-labelledby": "artifacts-title" },
+    return h("section.artifacts-list#project-artifacts", { "aria-labelledby": "artifacts-title", dataset: { region: "artifacts" } },
       h("h2#artifacts-title", {}, `Artifacts on ${this.branch ?? "main"}`),
       rows.length
         ? h("table.artifact-versions", {},
@@ -357,7 +452,7 @@ export class ProjectView {
   }
 
   branchesSection() {
-    return h("section.branches#branches", { "aria-labelledby": "branches-title" },
+    return h("section.branches#branches", { "aria-labelledby": "branches-title", dataset: { region: "branches" } },
       h("h2#branches-title", {}, "Branches"),
       h("ul.branch-list", {}, this.branches.map((b) => h("li.branch", { dataset: { branch: b.branch, current: String(b.current) } },
         h("code", {}, b.branch),
@@ -371,7 +466,7 @@ export class ProjectView {
 
   /** Every workflow run of the project: one thread each, whatever its workflow type. */
   workflowRuns() {
-    return h("section.workflow-runs#workflow-runs", { "aria-labelledby": "workflow-runs-title" },
+    return h("section.workflow-runs#workflow-runs", { "aria-labelledby": "workflow-runs-title", dataset: { region: "workflow-runs" } },
       h("h2#workflow-runs-title", {}, "Workflow runs"),
       this.threads.length
         ? h("table.threads", {},
@@ -415,18 +510,19 @@ export class ProjectView {
   }
 
   queueSection() {
-    return h("section.queue", { "aria-labelledby": "queue-title" },
+    return h("section.queue", { "aria-labelledby": "queue-title", dataset: { region: "queue" } },
       h("h2#queue-title", {}, `Approvals (${this.approvals.length})`),
       this.approvals.length
-        ? h("ol.approvals", {}, this.approvals.map((gate) => this.approvalItem(gate)))
+        ? h("ol.approvals", { tabindex: 0, "aria-label": "Gates waiting for you" }, this.approvals.map((gate) => this.approvalItem(gate)))
         : h("p.muted", {}, "Nothing waiting for you."),
+      this.elsewhere ? h("p.elsewhere", {}, h("a", { href: "#/" }, `${this.elsewhere} more waiting in other projects`)) : null,
     );
   }
 
   approvalItem(gate) {
     const request = gate.payload.action_requests[0];
     const problems = gate.payload.problems ?? [];
-    const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve");
+    const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve") || isEdited(gate);
     return h("li.approval", { dataset: { stage: gate.stage } },
       h("div.approval-head", {}, h("strong", {}, label(gate.stage)), h("span.muted", {}, ago(gate.created_at))),
       h("p", {}, request.description),
@@ -435,7 +531,7 @@ export class ProjectView {
       gate.payload.error ? h("p.error", {}, gate.payload.error) : null,
       problems.length ? h("ul.problems", {}, problems.map((p) => h("li", {}, p))) : null,
       h("div.actions", {},
-        h("button.primary", { type: "button", disabled: !canApprove, onclick: () => this.decide(gate, { type: "approve" }) }, "Approve"),
+        h("button.primary", { type: "button", disabled: this.deciding.has(gate.approval_id) || !canApprove, onclick: () => approveGate(gate, this) }, "Approve"),
         h("button", { type: "button", onclick: () => this.select(gate.stage) }, "Review & edit"),
         h("button", { type: "button", onclick: () => this.focusChat(gate) }, "Feedback"),
       ),
@@ -444,20 +540,26 @@ export class ProjectView {
 
   chat() {
     const gate = this.approvals[0];
+    const unsent = `auteur.chat.${this.projectId}`;
     const input = h("textarea#chat-input", {
       rows: 3,
       disabled: !gate,
       "aria-label": "Message to the agents",
       placeholder: gate ? `Feedback on the ${label(gate.stage).toLowerCase()} — e.g. "make it funnier"` : "The agents will ask you when something needs your eyes.",
+      oninput: () => sessionStorage.setItem(unsent, input.value),
     });
-    const form = h("form.chat-form", {},
+    input.value = sessionStorage.getItem(unsent) ?? ""; // a property: not part of the drawn HTML
+    const form = h("form.chat-form", { dataset: { region: "chat-form" } },
       input,
-      h("button.primary", { type: "submit", disabled: !gate }, "Send"));
+      h("button.primary", { type: "submit", disabled: !gate || this.deciding.has(gate.approval_id) }, "Send"));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const message = input.value.trim();
       if (!message || !gate) return;
-      if (await this.decide(gate, { type: "reject", message })) input.value = "";
+      if (await this.decide(gate, { type: "reject", message })) {
+        input.value = "";
+        sessionStorage.removeItem(unsent);
+      }
     });
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
@@ -465,7 +567,7 @@ export class ProjectView {
     const turns = (this.values.conversation ?? []).slice(-30);
     return h("section.chat", { "aria-labelledby": "chat-title" },
       h("h2#chat-title", {}, "Chat with the agents"),
-      h("ol.messages", { "aria-live": "polite" },
+      h("ol.messages", { "aria-live": "polite", tabindex: 0, "aria-label": "Conversation", dataset: { region: "messages" } },
         turns.map((turn) => h("li", { class: `turn ${turn.role}` },
           h("span.who", {}, turn.role === "user" ? "You" : `${label(turn.stage)} agent`),
           turn.role === "user" ? turn.content : `Drafted the ${label(turn.stage).toLowerCase()}.`))),
@@ -475,7 +577,7 @@ export class ProjectView {
   }
 
   progressLog() {
-    return h("ol.progress#progress-log", { "aria-label": "Progress" },
+    return h("ol.progress#progress-log", { "aria-label": "Progress", dataset: { region: "progress" } },
       this.progress.slice(-6).map((p) => h("li", {}, h("span.muted", {}, label(p.stage)), " ", p.message)));
   }
 
@@ -486,7 +588,7 @@ export class ProjectView {
   }
 
   history() {
-    return h("section.history#run-history", { "aria-labelledby": "history-title" },
+    return h("section.history#run-history", { "aria-labelledby": "history-title", dataset: { region: "history" } },
       h("h2#history-title", {}, "Run history"),
       this.runs.length
         ? h("table.runs", {},
@@ -496,7 +598,9 @@ export class ProjectView {
             h("td", {}, label(run.workflow ?? "")),
             h("td", {}, h("span.chip", { class: `run-${run.status}` }, run.status)),
             h("td", {}, label(run.stage ?? "")),
-            h("td.message", {}, run.status === "error" ? h("span.error", {}, errorText(run.error)) : run.message ?? ""),
+            h("td.message", {}, run.status === "error"
+              ? [h("span.error", {}, errorText(run.error)), " ", h("button.resume", { type: "button", disabled: run !== this.runs[0] || this.deciding.has(run.run_id), onclick: () => this.resume(run) }, "Resume")]
+              : run.message ?? ""),
             h("td", {}, ago(run.created_at)),
             h("td", {}, run.trace_url ? h("a", { href: run.trace_url, target: "_blank", rel: "noopener" }, "Trace") : "—"),
           ))))
@@ -546,27 +650,66 @@ export class ProjectView {
     }
   }
 
-  /** Send a decision on a gate; the run resumes and its stream is followed. */
-  async decide(gate, decision) {
+  /** Run `action` once at a time per `id` (a gate, a run), its buttons disabled meanwhile. */
+  async once(id, action) {
+    if (this.deciding.has(id)) return false;
+    this.deciding.add(id);
+    this.render();
     try {
-      const answer = await api(`/approvals/${gate.approval_id}`, {
-        method: "POST",
-        body: { decisions: [decision] },
-        headers: { "idempotency-key": `${gate.approval_id}:${JSON.stringify(decision).length}:${Date.now()}` },
-      });
-      this.approvals = this.approvals.filter((a) => a.approval_id !== gate.approval_id);
-      if (answer.run) {
-        this.runs = [{ ...answer.run, workflow: answer.run.metadata?.graph_id, stage: gate.stage, message: "resuming" }, ...this.runs].slice(0, RUN_LIMIT);
-        this.followRun(answer.run);
-      }
+      return await action();
+    } finally {
+      this.deciding.delete(id);
       this.render();
-      toast(decision.type === "reject" ? "Feedback sent — regenerating." : `${label(gate.stage)} ${decision.type === "edit" ? "saved" : "approved"}.`);
-      return true;
-    } catch (error) {
-      toast(error.message, { error: true });
-      await this.refresh();
-      return false;
     }
+  }
+
+  /**
+   * Send a decision on a gate; the run resumes and its stream is followed. The idempotency
+   * key is the decision's own, so a request sent again (a double click, a retry after a
+   * lost answer) is the same request, never a second decision.
+   */
+  decide(gate, decision) {
+    return this.once(gate.approval_id, async () => {
+      try {
+        const answer = await api(`/approvals/${gate.approval_id}`, {
+          method: "POST",
+          body: { decisions: [decision] },
+          headers: { "idempotency-key": `${gate.approval_id}:${digest(JSON.stringify(decision))}` },
+        });
+        this.approvals = this.approvals.filter((a) => a.approval_id !== gate.approval_id);
+        if (decision.type === "reject") this.regenerating.set(gate.stage, gate);
+        else this.decided.set(gate.stage, decision.edited_action?.args ?? gate.payload.action_requests[0].args);
+        if (answer.run) this.started(answer.run, "resuming");
+        toast(decision.type === "reject" ? "Feedback sent — regenerating." : `${label(gate.stage)} ${decision.type === "edit" ? "saved" : "approved"}.`);
+        return true;
+      } catch (error) {
+        toast(error.message, { error: true });
+        await this.refresh();
+        return false;
+      }
+    });
+  }
+
+  /** A run just queued: listed and followed before the next load says so. */
+  started(run, message) {
+    this.runs = [{ ...run, workflow: run.metadata?.graph_id, stage: null, message }, ...this.runs].slice(0, RUN_LIMIT);
+    this.followRun(run);
+  }
+
+  /** Resume a failed run's thread from its last checkpoint: a new run, no new input. */
+  resume(run) {
+    return this.once(run.run_id, async () => {
+      try {
+        const again = await api(`/threads/${encodeURIComponent(run.thread_id)}/runs`, {
+          method: "POST",
+          body: { assistant_id: run.workflow, stream_mode: STREAM_MODES },
+        });
+        this.started(again, "resuming from the last checkpoint");
+        toast("Resumed from the last checkpoint.");
+      } catch (error) {
+        toast(error.message, { error: true });
+      }
+    });
   }
 }
 

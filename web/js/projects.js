@@ -2,7 +2,7 @@
 // with a run of any workflow type that needs nothing approved yet.
 
 import { api } from "./api.js";
-import { ago, h, label, mount, toast } from "./dom.js";
+import { ago, h, label, toast } from "./dom.js";
 import { runForm, startRun, workflows } from "./workflow.js";
 
 export const STATUS_WORDS = {
@@ -20,17 +20,16 @@ export function stageLine(stage, progress) {
   return scene ? `Scene ${scene} · ${label(stage)}` : label(stage);
 }
 
-export async function renderProjects(view) {
-  document.getElementById("crumbs").replaceChildren();
+/** The projects page, once its projects are loaded. */
+export async function projectsPage() {
   const projects = await api("/projects?limit=100");
-  mount(
-    view,
+  return (
     h("section.page", {},
       h("div.page-head", {}, h("h1", {}, "Projects"), newProjectButton()),
       projects.length
         ? h("ul.cards", { "aria-label": "Projects" }, projects.map(card))
         : h("p.empty", {}, "No projects yet. Start one from a brief or from your own screenplay."),
-    ),
+    )
   );
 }
 
@@ -39,7 +38,7 @@ function card(project) {
   return h("li.card", { dataset: { status: status ?? "none" } },
     h("a.card-link", { href: `#/projects/${encodeURIComponent(project.project_id)}` },
       h("h2", {}, project.name),
-      h("p.stage-line", {}, stageLine(project.latest_stage, project.latest_progress)),
+      h("p.stage-line", {}, status === "idle" && !project.latest_stage ? "Finished" : stageLine(project.latest_stage, project.latest_progress)),
       h("p.muted", {},
         status ? h("span.chip", { class: `status-${status}` }, STATUS_WORDS[status] ?? status) : null,
         " ", `created ${ago(project.created_at)}`),

@@ -6,7 +6,8 @@ import { api } from "./api.js";
 import { openConfig } from "./config.js";
 import { h, label } from "./dom.js";
 
-export const STREAM_MODES = ["values", "updates", "custom"];
+// The only stream mode the client reads (progress); values come from the thread's state.
+export const STREAM_MODES = ["custom"];
 // A string without a (short) length limit is long text: a brief, a screenplay, notes.
 const SHORT_TEXT = 200;
 // Object-valued inputs with an editor of their own, by model name (from the registry).
@@ -207,6 +208,9 @@ function field(name, schema, value, required, title) {
     const input = h("input", { name, type: "checkbox", checked: Boolean(initial) });
     return row(input, () => input.checked);
   }
+  if (schema.type === "string" && !required && schema.default == null && (!schema.maxLength || schema.maxLength > SHORT_TEXT)) {
+    return optionalText(name, schema, initial, title);
+  }
   if (schema.type === "string") {
     const long = !schema.maxLength || schema.maxLength > SHORT_TEXT;
     const control = long
@@ -228,6 +232,26 @@ function field(name, schema, value, required, title) {
       throw new Error(`${title}: not valid JSON (${problem.message})`);
     }
   });
+}
+
+/**
+ * An optional long text (your own screenplay): a tick box saying what it is for, and the text
+ * only once ticked — unticked, it is not sent at all.
+ */
+function optionalText(name, schema, value, title) {
+  const text = h("textarea", { name, rows: 5, "aria-label": title, hidden: !value }, value ?? "");
+  const use = h("input", { type: "checkbox", name: `use_${name}`, checked: Boolean(value) });
+  use.addEventListener("change", () => {
+    text.hidden = !use.checked;
+    if (use.checked) text.focus();
+  });
+  return {
+    name,
+    required: false,
+    element: h("div.field.optional-text", { dataset: { input: name } },
+      h("label.check", {}, use, schema.description ?? title), text),
+    read: () => (use.checked ? text.value.trim() : undefined),
+  };
 }
 
 /** The project configuration: a summary and the configuration modal to change it. */
