@@ -423,6 +423,15 @@ def test_the_keyboard_reaches_the_stage_tabs_and_chat(page: Page) -> None:
 # --- 9, 10d, 10k, the shot table, axe-core on every screen at both sizes ------------------
 
 
+def plays(audio: Any) -> None:
+    """The person presses play: the recording loads and time passes in it."""
+    audio.scroll_into_view_if_needed()
+    audio.evaluate("el => el.play()")
+    expect(audio).to_have_js_property("paused", False)
+    audio.page.wait_for_function("el => el.currentTime > 0", arg=audio.element_handle())
+    audio.evaluate("el => el.pause()")
+
+
 def both_sizes(page: Page, name: str) -> None:
     """Scan and photograph the screen at 1280 by 800 and at a phone's 390 by 844."""
     accessibility(page, name)
@@ -460,6 +469,17 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     ):
         approve_at(page, stage, tab)
 
+    # casting: a voice per speaker, heard, one swapped; approving sends the swap
+    gate(page, "casting")
+    page.get_by_role("tab", name="Casting").click()
+    expect(page.locator("table.cast tbody tr")).to_have_count(2)
+    plays(page.get_by_label("Sample of DORA"))
+    page.get_by_label("Voice for DORA").select_option("old-woman")
+    page.get_by_label("Direction for DORA").fill("dry, unimpressed")
+    page.get_by_label("Direction for DORA").press("Tab")
+    both_sizes(page, "casting-gate")
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve casting").click()
+
     # the shot list: who is in frame by name, and a table of editable cells
     gate(page, "shots")
     page.get_by_role("tab", name="Shots").click()
@@ -477,7 +497,25 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     page.get_by_label(f"Shot {shot} action").fill("One egg waddles to the edge of the table.")
     both_sizes(page, "shots-editor")
     page.locator("footer.gate-actions").get_by_role("button", name="Approve shots").click()
+
+    # the dialogue: each line heard, one spoken again as directed, then approved
+    gate(page, "dialogue")
+    page.get_by_role("tab", name="Dialogue").click()
+    line = page.locator("li.line[data-line='1B-1']")
+    expect(line).to_contain_text("DORA")
+    plays(line.locator("audio"))
+    before = line.locator("audio").get_attribute("data-key")
+    line.get_by_label("Direction for line 1B-1").fill("angrier")
+    line.get_by_role("button", name="Speak again").click()
+    expect(line).to_contain_text("directed: dry, unimpressed; 1B-1: angrier")
+    assert line.locator("audio").get_attribute("data-key") != before
+    both_sizes(page, "dialogue-gate")
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve dialogue").click()
     gate(page, "frames")
+    spoken = thread_values(page, project_id)["dialogue"]["lines"]
+    dora = [x for x in spoken if x["speaker"] == "DORA"]
+    assert {x["voice"] for x in dora} == {"old-woman"}
+    assert [x["id"] for x in spoken if "angrier" in x["direction"]] == ["1B-1"]
     shots = thread_values(page, project_id)["shots"]["shots"]
     assert next(s for s in shots if s["id"] == shot)["action"] == (
         "One egg waddles to the edge of the table."
@@ -539,6 +577,15 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     approve_at(page, "clips", "Clips")
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#video-preview")).to_be_visible()
+    expect(page.locator("#video-preview track[kind=subtitles]")).to_have_count(1)
+    assert page.evaluate(
+        "() => new Promise(done => { const t = document.querySelector('#video-preview track');"
+        " t.track.mode = 'showing'; const check = () => t.readyState === 2"
+        " ? done(t.track.cues.length) : setTimeout(check, 50); check(); })"
+    ) == len(spoken)
+    for name in ("OTIO", "FCPXML", "EDL"):
+        href = page.get_by_role("link", name=name, exact=True).get_attribute("href")
+        assert page.request.get(href).ok, href
     both_sizes(page, "video")
     page.get_by_role("tab", name="Configuration").click()
     both_sizes(page, "configuration")

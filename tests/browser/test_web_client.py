@@ -127,6 +127,9 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     prop.get_by_role("checkbox").uncheck()
     screenshot(page, "project-assets-gate")
     page.get_by_role("button", name="Approve assets").click()
+    gate(page, "casting")
+    page.get_by_role("tab", name="Casting").click()
+    page.get_by_role("button", name="Approve casting").click()
 
     # the shot list as a table
     gate(page, "shots")
@@ -135,6 +138,9 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     expect(page.locator("table.shots tbody tr").first).to_be_visible()
     screenshot(page, "project-shots-gate")
     page.get_by_role("button", name="Approve shots").click()
+    gate(page, "dialogue")
+    page.get_by_role("tab", name="Dialogue").click()
+    page.get_by_role("button", name="Approve dialogue").click()
 
     # a reload while the frames are drawn: the view comes back and the stream resumes
     expect(page.locator("#run-history tr[data-status=running]").first).to_be_visible()

@@ -9,6 +9,7 @@ import { h, label, toast } from "./dom.js";
 import { EDITORS, diffView } from "./editors.js";
 import { openInpaint } from "./inpaint.js";
 import { openCompare, openLarge } from "./lightbox.js";
+import { cast, dialogue } from "./sound.js";
 
 const RENDERERS = {
   Treatments: treatments,
@@ -19,6 +20,8 @@ const RENDERERS = {
   FrameSet: frames,
   ClipSet: clips,
   Video: video,
+  Cast: cast,
+  DialogueTrack: dialogue,
 };
 
 /** "approving this makes shots v2, frames v1 stale", from a gate's `stale`; null if nothing. */
@@ -445,11 +448,21 @@ function clips(artifact) {
     h("figcaption", {}, `Shot ${clip.shot} · ${clip.duration_s.toFixed(1)} s`))));
 }
 
-function video(artifact) {
+/** The film with its subtitles, its downloads, and its cut for an editor. */
+function video(artifact, ctx) {
+  const { srt, vtt } = artifact.subtitles ?? {};
+  const player = h("video#video-preview", { controls: true, preload: "metadata" },
+    vtt ? showFile(h("track", { kind: "subtitles", srclang: "en", label: "Dialogue", default: true }), vtt) : null);
+  const thread = ctx.view.current?.get("video")?.thread_id ?? ctx.view.thread?.thread_id;
+  const link = (href, text, name) => h("a", { href, download: name }, text);
   return h("figure.video-preview", {},
-    showFile(h("video#video-preview", { controls: true, preload: "metadata" }), artifact.file),
-    h("figcaption", {}, `${artifact.duration_s.toFixed(1)} s · ${artifact.fps} fps · `,
-      h("a", { href: `/files/${artifact.file.key}`, download: "auteur.mp4" }, "Download")));
+    showFile(player, artifact.file),
+    h("figcaption", {}, `${artifact.duration_s.toFixed(1)} s · ${artifact.fps} fps`,
+      artifact.loudness_lufs != null ? ` · ${artifact.loudness_lufs} LUFS` : "", " · ",
+      link(`/files/${artifact.file.key}`, "Download", "auteur.mp4"),
+      srt ? [" · ", link(`/files/${srt.key}`, "Subtitles (SRT)", "auteur.srt")] : null,
+      thread ? [" · For an editor: ", ["otio", "fcpxml", "edl"].flatMap((format, i) => [i ? ", " : "",
+        link(`/threads/${thread}/export?format=${format}`, format.toUpperCase(), `auteur.${format}`)])] : null));
 }
 
 function generic(artifact) {
