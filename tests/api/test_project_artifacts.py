@@ -199,7 +199,11 @@ async def test_a_branch_or_project_of_someone_else_is_404(
     assert unknown.status_code == 404
 
 
-REMADE = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips", "video")
+GATES = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips")
+"""The gates of making scene 2 again."""
+REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "video")
+"""What it makes anew: the assets come back the same but from a new master script; the
+cast, from the same script and the same assets, stays as it was."""
 
 
 async def test_one_scene_of_a_finished_production_is_made_again(
@@ -228,14 +232,15 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     )
     gate = stop["__interrupt__"][0]["value"]
     assert gate["stage"] == "master_script"
-    assert {s["kind"] for s in gate["stale"]} == set(REMADE) - {"master_script"}
-    for stage in REMADE[:-1]:  # every gate of the run: the video is the assembly's
+    assert {s["kind"] for s in gate["stale"]} == {*REMADE, "casting"} - {"master_script"}
+    for stage in GATES:
         await _decide(http, again["thread_id"], stage)
 
     after = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
-    assert {k: after[k]["version"] for k in ("treatment", "script")} == {
+    assert {k: after[k]["version"] for k in ("treatment", "script", "casting")} == {
         "treatment": 1,
         "script": 1,
+        "casting": 1,
     }
     for kind in REMADE:
         assert after[kind]["version"] == 2, kind

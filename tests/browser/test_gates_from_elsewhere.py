@@ -103,8 +103,8 @@ def _pending(http: httpx.Client, thread_id: str) -> dict[str, Any] | None:
         time.sleep(0.05)
 
 
-REMADE = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips", "video")
-"""What making scene 2 again approves anew: the cast unchanged, but from the new assets."""
+REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "video")
+"""What making scene 2 again makes anew (the cast, from the same script and assets, stays)."""
 
 
 def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) -> None:
@@ -132,7 +132,7 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     # master script), the writing before it is kept
     for kind in REMADE:
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "2")
-    for kind in ("treatment", "script"):
+    for kind in ("treatment", "script", "casting"):
         expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
     # the assets came back unchanged, approved again from the new master script: nothing
     # on the project is made from something older

@@ -150,7 +150,7 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
         lambda r: resumed.append(r) if "/stream" in r.url and "/runs/" in r.url else None,
     )
     page.reload()
-    expect(page.get_by_role("tab", name="Shots")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Dialogue")).to_have_attribute("aria-selected", "true")
     frames_gate = gate(page, "frames")
     page.get_by_role("tab", name="Frames").click()
     frame_messages = [r for r in resumed if r.headers.get("last-event-id")]
