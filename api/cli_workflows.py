@@ -9,7 +9,6 @@ are stored. A file dropped into ``comfy_workflows/`` is found by the next comman
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 from collections.abc import Coroutine
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from api._startup import libraries_loading, load_settings
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -44,9 +45,7 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="How many to show.")] = 5,
 ) -> None:
     """Rank the workflows by how well they fit TEXT, best first."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_search(Settings(), text, limit))
+    _run(_search(load_settings(), text, limit))
 
 
 async def _search(settings: Settings, text: str, limit: int) -> None:
@@ -63,9 +62,7 @@ async def _search(settings: Settings, text: str, limit: int) -> None:
 @workflows_app.command("list")
 def list_workflows() -> None:
     """List the workflows of the library with their inputs."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_list(Settings()))
+    _run(_list(load_settings()))
 
 
 async def _list(settings: Settings) -> None:
@@ -95,9 +92,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one workflow and print where its outputs are stored."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_run_workflow(Settings(), name, assignments or []))
+    _run(_run_workflow(load_settings(), name, assignments or []))
 
 
 async def _run_workflow(settings: Settings, name: str, assignments: list[str]) -> None:
@@ -174,8 +169,11 @@ def _typed(item: WorkflowInput, raw: str, files: FileStore) -> Any:
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
-    from tools.comfy import ComfyError, ComfyJobFailed
-    from tools.embeddings import EmbeddingsUnavailable
+    with libraries_loading():
+        import asyncio
+
+        from tools.comfy import ComfyError, ComfyJobFailed
+        from tools.embeddings import EmbeddingsUnavailable
 
     try:
         asyncio.run(coroutine)
