@@ -49,10 +49,10 @@ def search(
 
 
 async def _search(settings: Settings, text: str, limit: int) -> None:
-    from api.runs import open_services
+    from api.runs import open_discovery
 
-    async with open_services(settings) as services:
-        ranked = await services.discovery.search(text, k=limit)
+    async with open_discovery(settings) as discovery:
+        ranked = await discovery.search(text, k=limit)
     table = Table("#", "workflow", "score", "category", "what it does", title=f"“{text}”")
     for rank, (spec, score) in enumerate(ranked, start=1):
         table.add_row(str(rank), spec.name, f"{score:.3f}", spec.category, spec.description)
@@ -66,10 +66,10 @@ def list_workflows() -> None:
 
 
 async def _list(settings: Settings) -> None:
-    from api.runs import open_services
+    from api.runs import open_discovery
 
-    async with open_services(settings) as services:
-        specs = await services.discovery.workflows()
+    async with open_discovery(settings) as discovery:
+        specs = await discovery.workflows()
     table = Table("workflow", "category", "inputs", "outputs")
     for spec in sorted(specs.values(), key=lambda s: s.name):
         inputs = ", ".join(
