@@ -51,7 +51,7 @@ def search(
 async def _search(settings: Settings, text: str, limit: int) -> None:
     from api.runs import open_discovery
 
-    async with open_discovery(settings) as discovery:
+    async with open_discovery(settings, load_model=True) as discovery:
         ranked = await discovery.search(text, k=limit)
     table = Table("#", "workflow", "score", "category", "what it does", title=f"“{text}”")
     for rank, (spec, score) in enumerate(ranked, start=1):

@@ -8,6 +8,7 @@ or list the catalogue: it imports neither the plugins nor LangGraph, which
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -91,15 +92,25 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
 
 
 @asynccontextmanager
-async def open_discovery(settings: Settings) -> AsyncIterator[WorkflowDiscovery]:
+async def open_discovery(
+    settings: Settings, *, load_model: bool = False
+) -> AsyncIterator[WorkflowDiscovery]:
     """Open the database and yield workflow discovery over the configured catalogue.
 
     The same discovery as :attr:`Services.discovery`, without what only runs need: no
-    plugins, no checkpointer or store (discovery sets its own table up). The settings'
-    secrets are redacted from here on, as with :func:`open_services`.
+    plugins, no checkpointer or store (discovery sets its own table up). With
+    ``load_model`` (a search needs it, a listing does not) the embedding model loads while
+    the embedded server starts: both take a few tenths of a second. The settings' secrets
+    are redacted from here on, as with :func:`open_services`.
     """
     _redact_secrets(settings)
-    url, restart = _database(settings)
+    starting = asyncio.to_thread(_database, settings)
+    if load_model:
+        (url, restart), _ = await asyncio.gather(
+            starting, asyncio.to_thread(settings.embedding_model.load)
+        )
+    else:
+        url, restart = await starting
     async with open_pool(url, restart=restart) as pool:
         yield WorkflowDiscovery(pool, settings.embedding_model)
 

@@ -61,6 +61,18 @@ class EmbeddingModel:
     id: str
     embeddings: Embeddings
 
+    def load(self) -> None:
+        """Load the model into this process now rather than at its first use.
+
+        The local model loads once per process (about half a second); a remote one has
+        nothing to load.
+
+        Raises:
+            EmbeddingsUnavailable: The local model is not installed.
+        """
+        if isinstance(self.embeddings, LocalEmbeddings):
+            _load_local_model()
+
 
 class LocalEmbeddings(Embeddings):
     """``all-MiniLM-L6-v2`` (int8 ONNX) on onnxruntime, on CPU, offline.
