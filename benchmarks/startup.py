@@ -13,7 +13,9 @@ but stopped (the last process to exit stops it). The samples are interleaved (on
 command in turn), so a load that comes and goes on a shared machine touches every command
 alike. ``--baseline REV`` (e.g. ``main``) measures the same commands of that git revision
 too, from a ``git archive`` in a scratch folder with its own data folder, interleaved with
-this tree's, and prints this tree's medians over the baseline's.
+this tree's, and prints this tree's medians over the baseline's. Beside the wall time it
+prints the CPU time (user + system) of each process and the processes it waited for: what
+other work on a shared machine slows down but does not add to.
 Targets: ``--help`` ≤ 0.5 s, ``workflows search`` ≤ 2 s.
 
 **models**: the default local model (``all-MiniLM-L6-v2`` int8 on onnxruntime) against
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,9 +88,20 @@ _LOAD_MINILM = (
 
 def timed_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     """Seconds one process takes from start to exit (it must exit 0)."""
+    return cpu_timed_process(argv, env, cwd)[0]
+
+
+def cpu_timed_process(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one process (it must exit 0)."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median_process(argv: list[str], env: dict[str, str], runs: int) -> float:
@@ -111,7 +125,7 @@ def bench_cli(runs: int, baseline: str | None) -> None:
         label: _offline_env(AUTEUR_DATA_DIR=str(work / f"data-{i}"), PYTHONPATH=str(tree))
         for i, (label, tree) in enumerate(trees.items())
     }
-    samples: dict[tuple[str, str], list[float]] = {
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {
         (label, name): [] for label in trees for name in commands
     }
     try:
@@ -120,24 +134,30 @@ def bench_cli(runs: int, baseline: str | None) -> None:
         for _ in range(runs):
             for name, argv in commands.items():
                 for label, tree in trees.items():
-                    seconds = timed_process([sys.executable, *argv], envs[label], tree)
-                    samples[label, name].append(seconds)
+                    sample = cpu_timed_process([sys.executable, *argv], envs[label], tree)
+                    samples[label, name].append(sample)
     finally:
         for env in envs.values():
             _stop_leftover_postgres(Path(env["AUTEUR_DATA_DIR"]) / "postgres")
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    medians = {key: statistics.median(values) for key, values in samples.items()}
+    medians = {key: statistics.median(w for w, _ in values) for key, values in samples.items()}
+    cpu = {key: statistics.median(c for _, c in values) for key, values in samples.items()}
     base = medians["this tree", "python -c pass"]
-    columns = ["command", "median s", "/ python -c pass"]
+    columns = ["command", "median s", "/ python -c pass", "CPU s"]
     if baseline is not None:
-        columns += [f"{baseline} median s", f"/ {baseline}"]
-    table = Table(*columns, title=f"cold starts, {runs} interleaved runs")
+        columns += [f"{baseline} median s", f"{baseline} CPU s", f"/ {baseline}", "CPU /"]
+    table = Table(*columns, title=f"cold starts, {runs} interleaved runs (medians)")
     for name in commands:
         seconds = medians["this tree", name]
-        row = [name, f"{seconds:.2f}", f"{seconds / base:.1f}x"]
+        row = [name, f"{seconds:.2f}", f"{seconds / base:.1f}x", f"{cpu['this tree', name]:.2f}"]
         if baseline is not None:
-            before = medians[baseline, name]
-            row += [f"{before:.2f}", f"{seconds / before:.2f}x"]
+            before, before_cpu = medians[baseline, name], cpu[baseline, name]
+            row += [
+                f"{before:.2f}",
+                f"{before_cpu:.2f}",
+                f"{seconds / before:.2f}x",
+                f"{cpu['this tree', name] / before_cpu:.2f}x",
+            ]
         table.add_row(*row)
     out.print(table)
     out.print(
