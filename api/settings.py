@@ -4,7 +4,8 @@ Keys are read from the environment only and never logged (they are ``SecretStr``
 secret here is redacted from whatever leaves the process (:mod:`tools.redaction`).
 
 Every command reads the settings, so this module imports only what its fields are made of;
-the LLM, ComfyUI and Langfuse clients are imported by the properties that build them.
+the LLM models, the media backend and Langfuse are imported by the properties that build
+them (openai, LangChain and Langfuse take seconds to import).
 """
 
 from __future__ import annotations
