@@ -172,13 +172,20 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     with libraries_loading():
         import asyncio
 
-        from tools.comfy import ComfyError, ComfyJobFailed
-        from tools.embeddings import EmbeddingsUnavailable
-
     try:
         asyncio.run(coroutine)
-    # ValueError covers a broken workflow file (WorkflowError) and bad arguments.
-    except (ValueError, KeyError, EmbeddingsUnavailable, ComfyError, ComfyJobFailed) as error:
+    except _expected_failures() as error:  # evaluated only once something was raised
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         out.print(f"[red]error:[/red] {message}")
         raise typer.Exit(1) from None
+
+
+def _expected_failures() -> tuple[type[Exception], ...]:
+    """What a command reports in one line; the ComfyUI client is imported only for this.
+
+    ValueError covers a broken workflow file (WorkflowError) and bad arguments.
+    """
+    from tools.comfy import ComfyError, ComfyJobFailed
+    from tools.embeddings import EmbeddingsUnavailable
+
+    return (ValueError, KeyError, EmbeddingsUnavailable, ComfyError, ComfyJobFailed)

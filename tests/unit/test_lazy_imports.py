@@ -2,8 +2,9 @@
 
 ``auteur --help`` reads the CLI alone; every command reads the settings; ``auteur workflows
 search`` opens discovery alone. None of them needs the LLM clients, Langfuse, LangChain,
-LangGraph or the plugins, which cost seconds to import (``benchmarks/startup.py`` times the
-commands; no test does). Each check runs in a fresh interpreter and reads ``sys.modules``.
+LangGraph or the plugins, which cost seconds to import, and a search needs no ComfyUI
+client (``benchmarks/startup.py`` times the commands; no test does). Each check runs in a
+fresh interpreter and reads ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -52,4 +53,4 @@ def test_a_workflow_search_loads_no_plugin_and_no_langgraph(tmp_path, database_u
     imported = _imported(search, AUTEUR_DATA_DIR=str(tmp_path), DATABASE_URL=database_url)
 
     assert "onnxruntime" in imported  # it did embed the intent
-    assert imported & (RUNS_ONLY | {"graphs.base"}) == set()
+    assert imported & (RUNS_ONLY | {"graphs.base", "httpx", "websockets"}) == set()
