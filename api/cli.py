@@ -10,9 +10,7 @@ inside the command that needs it, so ``auteur --help`` starts in a blink
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import gc
 import json
 import signal
 import sys
@@ -26,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from api._startup import libraries_loading, load_settings
 from api.cli_prompts import prompts_app
 from api.cli_workflows import workflows_app
 from evals.cli import eval_app
@@ -72,25 +71,11 @@ class GateDeferred(Exception):
     """The run stopped at a gate nobody can answer here; it waits for ``auteur resume``."""
 
 
-@contextmanager
-def _libraries_loading() -> Iterator[None]:
-    """Pause the garbage collector while the service's libraries load, then freeze them.
-
-    LangGraph, LangChain, FastAPI and their models are a few hundred thousand objects that
-    live as long as the process; scanning them again and again as they load took a quarter
-    of every command's start-up.
-    """
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
-
-
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run a command; an expected failure (a service down, a bad id) is one line, exit 1."""
-    with _libraries_loading():
+    with libraries_loading():
+        import asyncio
+
         from api import console as show
         from api.launch import RunRefused
         from tools.errors import failure_line
@@ -129,7 +114,7 @@ def demo(
     from api.settings import SAMPLE_INPUT
 
     payload = json.loads(SAMPLE_INPUT.read_text())
-    _run(_start(_settings(), workflow, payload, project=None, auto_approve=auto_approve))
+    _run(_start(load_settings(), workflow, payload, project=None, auto_approve=auto_approve))
 
 
 @app.command("run")
@@ -157,13 +142,7 @@ def run_workflow(
             _fail(f'the input {input_file} must be a JSON object, like {{"brief": "..."}}')
     else:
         payload = {} if brief is None else {"brief": brief}
-    _run(_start(_settings(), workflow, payload, project=project, auto_approve=auto_approve))
-
-
-def _settings() -> Settings:
-    from api.settings import Settings
-
-    return Settings()
+    _run(_start(load_settings(), workflow, payload, project=project, auto_approve=auto_approve))
 
 
 async def _start(
@@ -193,7 +172,7 @@ def resume(
     auto_approve: AutoApprove = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after Ctrl-C, kill -9 or a reboot)."""
-    _run(_resume(_settings(), thread, auto_approve=auto_approve))
+    _run(_resume(load_settings(), thread, auto_approve=auto_approve))
 
 
 async def _resume(settings: Settings, thread_id: str, *, auto_approve: bool) -> None:
@@ -214,7 +193,7 @@ async def _resume(settings: Settings, thread_id: str, *, auto_approve: bool) -> 
 @app.command()
 def runs(limit: Annotated[int, typer.Option(min=1, help="How many to list.")] = 20) -> None:
     """List threads with their status and current stage, newest first."""
-    _run(_runs(_settings(), limit))
+    _run(_runs(load_settings(), limit))
 
 
 async def _runs(settings: Settings, limit: int) -> None:
@@ -231,7 +210,7 @@ def artifacts(
     history: Annotated[bool, typer.Option(help="List every version too.")] = False,
 ) -> None:
     """List a project's current approved artifacts: version, who approved them, what is stale."""
-    _run(_artifacts(_settings(), project, history=history))
+    _run(_artifacts(load_settings(), project, history=history))
 
 
 async def _artifacts(settings: Settings, project: str, *, history: bool) -> None:
@@ -273,10 +252,12 @@ def export_cut(
     ] = None,
 ) -> None:
     """Write a thread's cut for an editor: clips in order, dialogue on audio tracks, scenes."""
-    _run(_export(_settings(), thread, fmt.value, output))
+    _run(_export(load_settings(), thread, fmt.value, output))
 
 
 async def _export(settings: Settings, thread_id: str, fmt: Any, output: Path | None) -> None:
+    import asyncio
+
     from api.delivery import export_cut as write_cut
     from api.driver import open_driver
 
@@ -364,12 +345,12 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the HTTP API (LangGraph Agent Server compatible) and execute runs."""
-    with _libraries_loading():
+    with libraries_loading():
         import uvicorn
 
         from api.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     host = host or settings.host
     if not settings.api_keys and host not in LOCAL_HOSTS:
         out.print(
@@ -405,7 +386,7 @@ def _hang_up(server: uvicorn.Server, signum: int, frame: FrameType | None) -> No
 @app.command()
 def worker() -> None:
     """Execute queued runs against the configured database (add as many as you like)."""
-    _run(_worker(_settings()))
+    _run(_worker(load_settings()))
 
 
 async def _worker(settings: Settings) -> None:

@@ -9,7 +9,6 @@ are stored. A file dropped into ``comfy_workflows/`` is found by the next comman
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 from collections.abc import Coroutine
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from api._startup import libraries_loading, load_settings
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -44,16 +45,14 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-k", min=1, help="How many to show.")] = 5,
 ) -> None:
     """Rank the workflows by how well they fit TEXT, best first."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_search(Settings(), text, limit))
+    _run(_search(load_settings(), text, limit))
 
 
 async def _search(settings: Settings, text: str, limit: int) -> None:
-    from api.runs import open_services
+    from api.runs import open_discovery
 
-    async with open_services(settings) as services:
-        ranked = await services.discovery.search(text, k=limit)
+    async with open_discovery(settings, load_model=True) as discovery:
+        ranked = await discovery.search(text, k=limit)
     table = Table("#", "workflow", "score", "category", "what it does", title=f"“{text}”")
     for rank, (spec, score) in enumerate(ranked, start=1):
         table.add_row(str(rank), spec.name, f"{score:.3f}", spec.category, spec.description)
@@ -63,16 +62,14 @@ async def _search(settings: Settings, text: str, limit: int) -> None:
 @workflows_app.command("list")
 def list_workflows() -> None:
     """List the workflows of the library with their inputs."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_list(Settings()))
+    _run(_list(load_settings()))
 
 
 async def _list(settings: Settings) -> None:
-    from api.runs import open_services
+    from api.runs import open_discovery
 
-    async with open_services(settings) as services:
-        specs = await services.discovery.workflows()
+    async with open_discovery(settings) as discovery:
+        specs = await discovery.workflows()
     table = Table("workflow", "category", "inputs", "outputs")
     for spec in sorted(specs.values(), key=lambda s: s.name):
         inputs = ", ".join(
@@ -95,9 +92,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one workflow and print where its outputs are stored."""
-    from api.settings import Settings  # imported here: `auteur --help` stays fast
-
-    _run(_run_workflow(Settings(), name, assignments or []))
+    _run(_run_workflow(load_settings(), name, assignments or []))
 
 
 async def _run_workflow(settings: Settings, name: str, assignments: list[str]) -> None:
@@ -174,13 +169,23 @@ def _typed(item: WorkflowInput, raw: str, files: FileStore) -> Any:
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
-    from tools.comfy import ComfyError, ComfyJobFailed
-    from tools.embeddings import EmbeddingsUnavailable
+    with libraries_loading():
+        import asyncio
 
     try:
         asyncio.run(coroutine)
-    # ValueError covers a broken workflow file (WorkflowError) and bad arguments.
-    except (ValueError, KeyError, EmbeddingsUnavailable, ComfyError, ComfyJobFailed) as error:
+    except _expected_failures() as error:  # evaluated only once something was raised
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         out.print(f"[red]error:[/red] {message}")
         raise typer.Exit(1) from None
+
+
+def _expected_failures() -> tuple[type[Exception], ...]:
+    """What a command reports in one line; the ComfyUI client is imported only for this.
+
+    ValueError covers a broken workflow file (WorkflowError) and bad arguments.
+    """
+    from tools.comfy import ComfyError, ComfyJobFailed
+    from tools.embeddings import EmbeddingsUnavailable
+
+    return (ValueError, KeyError, EmbeddingsUnavailable, ComfyError, ComfyJobFailed)

@@ -1,31 +1,38 @@
 """Opening the service's resources: plugins, database, the context every run gets.
 
 Shared by the API, ``auteur worker``, the CLI's driver (:mod:`api.driver`) and the evals.
+:func:`open_discovery` opens workflow discovery alone, for the commands that only search
+or list the catalogue: it imports neither the plugins nor LangGraph, which
+:func:`open_services` loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
-from langgraph.graph.state import CompiledStateGraph
-
-from agents.base import Context
-from api.db import SCHEMA
 from api.settings import Settings
-from graphs.base import WorkflowType, load_workflow_types
 from graphs.persistence import (
     Persistence,
     embedded_database_url,
     open_persistence,
+    open_pool,
     restart_embedded_server,
 )
 from tools import redaction
 from tools.discovery import WorkflowDiscovery
 
-__all__ = ["Services", "open_services", "run_context"]
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from agents.base import Context
+    from graphs.base import WorkflowType
+
+__all__ = ["Services", "open_discovery", "open_services", "run_context"]
 
 
 @dataclass
@@ -66,11 +73,11 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
 
     From here on the settings' secrets are redacted from stored rows, logs and answers.
     """
-    redaction.register(*settings.secrets())
-    redaction.install_log_redaction()
+    from api.db import SCHEMA
+
+    _redact_secrets(settings)
     workflows = {name: cls() for name, cls in _workflow_classes().items()}
-    url = settings.database_url or embedded_database_url(settings.data_dir)
-    restart = None if settings.database_url else partial(restart_embedded_server, settings.data_dir)
+    url, restart = _database(settings)
     async with open_persistence(url, extra_schema=SCHEMA, restart=restart) as persistence:
         discovery = WorkflowDiscovery(persistence.pool, settings.embedding_model)
         yield Services(
@@ -84,6 +91,30 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
         )
 
 
+@asynccontextmanager
+async def open_discovery(
+    settings: Settings, *, load_model: bool = False
+) -> AsyncIterator[WorkflowDiscovery]:
+    """Open the database and yield workflow discovery over the configured catalogue.
+
+    The same discovery as :attr:`Services.discovery`, without what only runs need: no
+    plugins, no checkpointer or store (discovery sets its own table up). With
+    ``load_model`` (a search needs it, a listing does not) the embedding model loads while
+    the embedded server starts: both take a few tenths of a second. The settings' secrets
+    are redacted from here on, as with :func:`open_services`.
+    """
+    _redact_secrets(settings)
+    starting = asyncio.to_thread(_database, settings)
+    if load_model:
+        (url, restart), _ = await asyncio.gather(
+            starting, asyncio.to_thread(settings.embedding_model.load)
+        )
+    else:
+        url, restart = await starting
+    async with open_pool(url, restart=restart) as pool:
+        yield WorkflowDiscovery(pool, settings.embedding_model)
+
+
 def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     """The context every run gets (the CLI, the API and the eval runner alike).
 
@@ -91,6 +122,8 @@ def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     speech backend, file store, and ``discovery`` over the workflow catalogue for the
     media agents.
     """
+    from agents.base import Context
+
     return Context(
         models=settings.models,
         backend=settings.media_backend,
@@ -100,6 +133,22 @@ def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     )
 
 
+def _redact_secrets(settings: Settings) -> None:
+    redaction.register(*settings.secrets())
+    redaction.install_log_redaction()
+
+
+def _database(settings: Settings) -> tuple[str, Callable[[], None] | None]:
+    """The database's URL (starting the embedded server without one) and how to restart it."""
+    if settings.database_url:
+        return settings.database_url, None
+    return embedded_database_url(settings.data_dir), partial(
+        restart_embedded_server, settings.data_dir
+    )
+
+
 def _workflow_classes() -> dict[str, type[WorkflowType]]:
+    from graphs.base import load_workflow_types
+
     registry = load_workflow_types()
     return {name: registry.get(name) for name in registry.names()}

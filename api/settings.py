@@ -2,25 +2,32 @@
 
 Keys are read from the environment only and never logged (they are ``SecretStr``); every
 secret here is redacted from whatever leaves the process (:mod:`tools.redaction`).
+
+Every command reads the settings, so this module imports only what its fields are made of;
+the LLM models, the media and speech backends and Langfuse are imported by the properties
+that build them (openai, LangChain and Langfuse take seconds to import).
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.comfy import ATTEMPTS, BACKOFF_S
-from tools.comfy_tools import MediaBackend, media_backend
 from tools.embeddings import EmbeddingModel, EmbeddingsKind, embedding_model
 from tools.ledger import ModelPrice
-from tools.llm import OFFLINE_LLM_TYPE, AgentLLM, ModelProvider, RetryPolicy, StructuredOutput
-from tools.speech import SpeechBackend, speech_backend
+from tools.llm_options import OFFLINE_LLM_TYPE, AgentLLM, RetryPolicy, StructuredOutput
 from tools.storage import FileStore, LocalFileStore, S3FileStore
-from tools.tracing import LangfuseConfig
+
+if TYPE_CHECKING:
+    from tools.comfy_tools import MediaBackend
+    from tools.llm import ModelProvider
+    from tools.speech import SpeechBackend
+    from tools.tracing import LangfuseConfig
 
 __all__ = ["SAMPLE_INPUT", "SAMPLE_RECORDINGS", "Settings"]
 
@@ -240,6 +247,8 @@ class Settings(BaseSettings):
     @property
     def langfuse(self) -> LangfuseConfig | None:
         """Where to trace runs and keep prompts; None unless both keys and the URL are set."""
+        from tools.tracing import LangfuseConfig
+
         secret = self.langfuse_secret_key.get_secret_value() if self.langfuse_secret_key else ""
         if not (self.langfuse_public_key and secret and self.langfuse_base_url):
             return None
@@ -255,6 +264,8 @@ class Settings(BaseSettings):
     @property
     def media_backend(self) -> MediaBackend:
         """ComfyUI on the configured servers, or the draft backend without any."""
+        from tools.comfy_tools import media_backend
+
         return media_backend(
             self.comfyui_urls,
             timeout_s=self.comfyui_timeout_s,
@@ -281,6 +292,8 @@ class Settings(BaseSettings):
     @cached_property
     def speech_backend(self) -> SpeechBackend:
         """Who speaks the dialogue (built once: the draft voice's engine loads once)."""
+        from tools.speech import speech_backend
+
         return speech_backend(
             backend=self.speech,
             api_key=_secret(self.speech_api_key or self.openai_api_key),
@@ -303,6 +316,8 @@ class Settings(BaseSettings):
     @cached_property
     def models(self) -> ModelProvider:
         """The LLM factory these settings describe."""
+        from tools.llm import ModelProvider
+
         return ModelProvider(
             api_key=self.openai_api_key.get_secret_value() if self.openai_api_key else None,
             base_url=self.openai_base_url,

@@ -2,12 +2,20 @@
 
 Run by hand from the repository root::
 
-    python benchmarks/startup.py [--runs 7] [--only cli|models]
+    python benchmarks/startup.py [--runs 7] [--only cli|models] [--baseline REV]
 
 **cli**: the median wall time of ``--runs`` fresh processes each (after one unmeasured
 run that creates the data folder and the catalogue's vectors) of ``auteur --help``,
 ``auteur runs`` and ``auteur workflows search "make it 4k"`` on the embedded defaults in a
 scratch data folder, beside ``python -c pass`` as the baseline, with their ratios to it.
+Each command starts as a user would run it: the embedded Postgres is initialised on disk
+but stopped (the last process to exit stops it). The samples are interleaved (one of each
+command in turn), so a load that comes and goes on a shared machine touches every command
+alike. ``--baseline REV`` (e.g. ``main``) measures the same commands of that git revision
+too, from a ``git archive`` in a scratch folder with its own data folder, interleaved with
+this tree's, and prints this tree's medians over the baseline's. Beside the wall time it
+prints the CPU time (user + system) of each process and the processes it waited for: what
+other work on a shared machine slows down but does not add to.
 Targets: ``--help`` ≤ 0.5 s, ``workflows search`` ≤ 2 s.
 
 **models**: the default local model (``all-MiniLM-L6-v2`` int8 on onnxruntime) against
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,11 +86,22 @@ _LOAD_MINILM = (
 )
 
 
-def timed_process(argv: list[str], env: dict[str, str]) -> float:
+def timed_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     """Seconds one process takes from start to exit (it must exit 0)."""
+    return cpu_timed_process(argv, env, cwd)[0]
+
+
+def cpu_timed_process(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one process (it must exit 0)."""
+    cpu = _children_cpu()
     start = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median_process(argv: list[str], env: dict[str, str], runs: int) -> float:
@@ -89,33 +109,71 @@ def median_process(argv: list[str], env: dict[str, str], runs: int) -> float:
     return statistics.median(timed_process(argv, env) for _ in range(runs))
 
 
-def bench_cli(runs: int) -> None:
-    """Median cold times of the CLI commands against ``python -c pass``."""
+def bench_cli(runs: int, baseline: str | None) -> None:
+    """Median cold times of the CLI commands against ``python -c pass`` (and a baseline)."""
     work = _open_dir("auteur-startup-")
-    data = work / "data"
-    env = _offline_env(AUTEUR_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
-    cli = [sys.executable, "-m", "api.cli"]
+    trees = {"this tree": ROOT}
+    if baseline is not None:
+        trees[baseline] = _checkout(baseline, work / "baseline")
     commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "auteur --help": [*cli, "--help"],
-        "auteur runs": [*cli, "runs"],
-        "auteur workflows search": [*cli, "workflows", "search", "make it 4k"],
+        "python -c pass": ["-c", "pass"],
+        "auteur --help": ["-m", "api.cli", "--help"],
+        "auteur runs": ["-m", "api.cli", "runs"],
+        "auteur workflows search": ["-m", "api.cli", "workflows", "search", "make it 4k"],
+    }
+    envs = {
+        label: _offline_env(AUTEUR_DATA_DIR=str(work / f"data-{i}"), PYTHONPATH=str(tree))
+        for i, (label, tree) in enumerate(trees.items())
+    }
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {
+        (label, name): [] for label in trees for name in commands
     }
     try:
-        timed_process(commands["auteur workflows search"], env)  # initdb, index the library
-        medians = {name: median_process(argv, env, runs) for name, argv in commands.items()}
+        for label, tree in trees.items():  # initdb, index the library
+            timed_process([sys.executable, *commands["auteur workflows search"]], envs[label], tree)
+        for _ in range(runs):
+            for name, argv in commands.items():
+                for label, tree in trees.items():
+                    sample = cpu_timed_process([sys.executable, *argv], envs[label], tree)
+                    samples[label, name].append(sample)
     finally:
-        _stop_leftover_postgres(data / "pgdata")
+        for env in envs.values():
+            _stop_leftover_postgres(Path(env["AUTEUR_DATA_DIR"]) / "postgres")
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    base = medians["python -c pass"]
-    table = Table("command", "median s", "/ python -c pass", title=f"cold starts, {runs} runs")
-    for name, seconds in medians.items():
-        table.add_row(name, f"{seconds:.2f}", f"{seconds / base:.1f}x")
+    medians = {key: statistics.median(w for w, _ in values) for key, values in samples.items()}
+    cpu = {key: statistics.median(c for _, c in values) for key, values in samples.items()}
+    base = medians["this tree", "python -c pass"]
+    columns = ["command", "median s", "/ python -c pass", "CPU s"]
+    if baseline is not None:
+        columns += [f"{baseline} median s", f"{baseline} CPU s", f"/ {baseline}", "CPU /"]
+    table = Table(*columns, title=f"cold starts, {runs} interleaved runs (medians)")
+    for name in commands:
+        seconds = medians["this tree", name]
+        row = [name, f"{seconds:.2f}", f"{seconds / base:.1f}x", f"{cpu['this tree', name]:.2f}"]
+        if baseline is not None:
+            before, before_cpu = medians[baseline, name], cpu[baseline, name]
+            row += [
+                f"{before:.2f}",
+                f"{before_cpu:.2f}",
+                f"{seconds / before:.2f}x",
+                f"{cpu['this tree', name] / before_cpu:.2f}x",
+            ]
+        table.add_row(*row)
     out.print(table)
     out.print(
-        f"targets: --help ≤ 0.5 s ({medians['auteur --help']:.2f}), workflows search ≤ 2 s "
-        f"({medians['auteur workflows search']:.2f})"
+        f"targets: --help ≤ 0.5 s ({medians['this tree', 'auteur --help']:.2f}), workflows "
+        f"search ≤ 2 s ({medians['this tree', 'auteur workflows search']:.2f})"
     )
+
+
+def _checkout(revision: str, folder: Path) -> Path:
+    """The files of ``revision`` of this repository, extracted into ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", revision], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def local_model() -> Embed:
@@ -228,9 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="Processes timed per command.")
     parser.add_argument("--only", choices=("cli", "models"), help="Run one part only.")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="Also time the CLI of this git revision, interleaved."
+    )
     args = parser.parse_args(argv)
     if args.only != "models":
-        bench_cli(args.runs)
+        bench_cli(args.runs, args.baseline)
     if args.only != "cli":
         bench_models(args.runs)
     return 0

@@ -7,7 +7,6 @@ error (unknown metric, unreadable dataset, ``--push`` without Langfuse keys).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -92,6 +91,8 @@ def run(
     ] = None,
 ) -> None:
     """Run every item of a dataset, score it, write a report and check the thresholds."""
+    import asyncio
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -23,20 +23,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import psutil
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphs._watch import DatabaseWatch, WatchedPool
 
+if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
 __all__ = [
     "Persistence",
     "embedded_database_url",
     "open_persistence",
+    "open_pool",
     "restart_embedded_server",
     "stop_embedded_server",
 ]
@@ -129,17 +133,14 @@ async def _schema_lock(conn: AsyncConnection) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def open_persistence(
-    database_url: str,
-    *,
-    extra_schema: Sequence[str] = (),
-    restart: Callable[[], None] | None = None,
-) -> AsyncIterator[Persistence]:
-    """Connect, set the schema up (idempotent, serialised across processes) and yield.
+async def open_pool(
+    database_url: str, *, restart: Callable[[], None] | None = None
+) -> AsyncIterator[WatchedPool]:
+    """Connect a pool to the database and watch it while open; no schema set-up.
 
-    ``extra_schema`` statements (the API's service tables) run after LangGraph's, under
-    the same advisory lock. While open, the database is watched; if it goes away,
-    ``restart`` (the embedded server's) starts it again.
+    :func:`open_persistence` builds on it; what needs the database but not LangGraph's
+    checkpointer or store (the CLI's workflow search) opens this alone. If the database
+    goes away, ``restart`` (the embedded server's) starts it again.
     """
     watch = DatabaseWatch(database_url, restart=restart)
     pool = WatchedPool(
@@ -154,6 +155,31 @@ async def open_persistence(
     await pool.open(wait=True)
     watching = asyncio.create_task(watch.run(pool), name="auteur-database-watch")
     try:
+        yield pool
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_persistence(
+    database_url: str,
+    *,
+    extra_schema: Sequence[str] = (),
+    restart: Callable[[], None] | None = None,
+) -> AsyncIterator[Persistence]:
+    """Connect, set the schema up (idempotent, serialised across processes) and yield.
+
+    ``extra_schema`` statements (the API's service tables) run after LangGraph's, under
+    the same advisory lock. While open, the database is watched; if it goes away,
+    ``restart`` (the embedded server's) starts it again.
+    """
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    async with open_pool(database_url, restart=restart) as pool:
         checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
         async with pool.connection() as conn, _schema_lock(conn):
@@ -165,10 +191,5 @@ async def open_persistence(
             pool=pool,
             checkpointer=checkpointer,
             store=store,
-            watch=watch,
+            watch=pool.watch,
         )
-    finally:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
-        await pool.close()

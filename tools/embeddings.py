@@ -8,8 +8,11 @@ cosine of 0.998 or more (``benchmarks/startup.py`` compares the rankings). With
 ``AUTEUR_EMBEDDINGS=openai`` the texts go to the configured OpenAI-compatible endpoint
 instead.
 
-Both are LangChain ``Embeddings``. An :class:`EmbeddingModel` pairs one with an ``id``
-that its vectors are stored under, so vectors of different models never mix.
+Both have LangChain's ``Embeddings`` interface (:class:`TextEmbeddings`); the local
+model does not derive from LangChain's class, whose import (callbacks, tracers) would add a
+quarter of a second to every ``auteur workflows search``. An :class:`EmbeddingModel` pairs
+one with an ``id`` that its vectors are stored under, so vectors of different models never
+mix.
 
 Example:
     >>> model = embedding_model("local")
@@ -19,12 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from langchain_core.embeddings import Embeddings
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tools.errors import ExpectedFailure
 
@@ -38,6 +40,7 @@ __all__ = [
     "EmbeddingsKind",
     "EmbeddingsUnavailable",
     "LocalEmbeddings",
+    "TextEmbeddings",
     "embedding_model",
 ]
 
@@ -54,22 +57,46 @@ class EmbeddingsUnavailable(ExpectedFailure):
     """The configured embedding model cannot be used here (not installed, no key)."""
 
 
+class TextEmbeddings(Protocol):
+    """What discovery embeds with: the async half of LangChain's ``Embeddings`` interface."""
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts`` without blocking the event loop."""
+        ...
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed one search text without blocking the event loop."""
+        ...
+
+
 @dataclass(frozen=True)
 class EmbeddingModel:
     """An embedding model and the id its vectors are stored under."""
 
     id: str
-    embeddings: Embeddings
+    embeddings: TextEmbeddings
+
+    def load(self) -> None:
+        """Load the model into this process now rather than at its first use.
+
+        The local model loads once per process (about half a second); a remote one has
+        nothing to load.
+
+        Raises:
+            EmbeddingsUnavailable: The local model is not installed.
+        """
+        if isinstance(self.embeddings, LocalEmbeddings):
+            _load_local_model()
 
 
-class LocalEmbeddings(Embeddings):
+class LocalEmbeddings:
     """``all-MiniLM-L6-v2`` (int8 ONNX) on onnxruntime, on CPU, offline.
 
     The model loads once per process, on first use, and is shared by
     every instance and thread. Its pipeline is sentence-transformers' for this model:
     WordPiece tokens (at most 256), mean pooling over the real tokens, L2 normalisation,
-    so cosine similarity is the vectors' dot product. The async methods (LangChain's
-    defaults) run it in a worker thread, off the event loop.
+    so cosine similarity is the vectors' dot product. The async methods run it in a worker
+    thread, off the event loop, as LangChain's defaults do.
     """
 
     name = "all-MiniLM-L6-v2-int8"
@@ -91,6 +118,14 @@ class LocalEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one search text."""
         return self.embed_documents([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts`` in a worker thread."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed one search text in a worker thread."""
+        return await asyncio.to_thread(self.embed_query, text)
 
 
 @cache

@@ -31,8 +31,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools import tracing
-
 __all__ = [
     "Ledger",
     "ModelPrice",
@@ -180,6 +178,8 @@ def record_gpu_seconds(workflow: str, seconds: float, server: str) -> None:
 
     Inside :func:`tools.tracing.comfy_span` the seconds also show on the job's span.
     """
+    from tools import tracing  # Langfuse: not for every reader of the settings' prices
+
     tracing.note_gpu_seconds(seconds)
     for ledger in _ledgers.get():
         ledger.add_gpu_seconds(workflow=workflow, server=server, seconds=seconds)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -46,10 +46,11 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from tools import ledger
 from tools.errors import ExpectedFailure
+from tools.llm_options import OFFLINE_LLM_TYPE, AgentLLM, RetryPolicy, StructuredOutput
 
 __all__ = [
     "OFFLINE_LLM_TYPE",
@@ -69,12 +70,6 @@ __all__ = [
 ]
 
 T = TypeVar("T", bound=BaseModel)
-
-StructuredOutput: TypeAlias = Literal["json_schema", "json_mode", "prompt"]
-"""How a model is asked for an artifact, strongest first: the schema as the request's
-``response_format`` (constrained output), any JSON object (JSON mode), or the prompt alone."""
-
-OFFLINE_LLM_TYPE = "auteur-offline-sample"
 
 _DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _NO_AGENT_MODELS: Mapping[str, str] = MappingProxyType({})
@@ -112,27 +107,6 @@ class LLMUnavailableError(LLMError):
 
 
 _NO_AGENT_LLM: Mapping[str, Any] = MappingProxyType({})
-
-
-class AgentLLM(BaseModel):
-    """One agent's request settings; unset ones take the defaults."""
-
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens one answer may have.")
-    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """How failed requests are tried again.
-
-    ``retries`` transient errors (5xx, 429, a lost connection) with backoff from
-    ``backoff_s``, doubling; ``timeout_retries`` timeouts (a slow model is rarely faster the
-    second time, so once at most by default).
-    """
-
-    retries: int = 3
-    timeout_retries: int = 1
-    backoff_s: float = 1.0
 
 
 class ModelProvider:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tools.comfy import ATTEMPTS, BACKOFF_S
 from tools.comfy.client import (
     ComfyClient,
     ComfyError,
@@ -35,8 +36,6 @@ from tools.errors import ExpectedFailure
 
 __all__ = ["ATTEMPTS", "BACKOFF_S", "QUEUE_AHEAD", "ComfyJobFailed", "ComfyPool", "ImageInput"]
 
-ATTEMPTS = 5
-BACKOFF_S = 4.0  # the first wait; doubling, the four waits add up to 60 s
 QUEUE_AHEAD = 1  # prompts kept waiting on each server beyond those it runs
 
 
