@@ -2,21 +2,22 @@
 
 The speakers are the names the approved script gives its dialogue; each is matched to its
 character in the registry (by name or id) and given the backend's voice whose gender and
-age best fit the character's description, every speaker a different voice while the
-catalogue lasts. Each proposal speaks the character's first line in its voice, so the
-person listens before approving. The person swaps a voice or writes a direction by editing;
-feedback recasts the speakers it names (all of them when it names none) with a voice they
-did not have, reading the feedback as more of the character ("older", "a woman's voice").
+age best fit the character's description and the script's action lines about them alone
+(their pronouns), every speaker a different voice while the catalogue lasts. Each proposal
+speaks the character's first line in its voice, so the person listens before approving.
+The person swaps a voice or writes a direction by editing; feedback recasts the speakers it
+names (all of them when it names none) with a voice they did not have, reading the
+feedback as more of the character ("older", "a woman's voice").
 A production that already has an approved cast keeps every voice of it.
 
-The proposal needs no language model: what fits a voice is in the registry already.
+The proposal needs no language model: what fits a voice is in the registry and the script.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from langgraph.runtime import Runtime
 
@@ -77,7 +78,13 @@ class Casting(ProductionAgent):
                 planned.append((speaker, character, voice, kept.direction))
                 taken.add(voice.id)
                 continue
-            traits = _description(character) + " " + " ".join(feedback if speaker in recast else [])
+            traits = " ".join(
+                [
+                    _description(character),
+                    *_actions_about(script, speaker, lines),
+                    *(feedback if speaker in recast else []),
+                ]
+            )
             avoid = {kept.voice} if kept is not None else set()
             voice = best_voice(catalogue, traits, taken=taken, avoid=avoid)
             taken.add(voice.id)
@@ -159,6 +166,20 @@ def _character(assets: AssetRegistry, speaker: str) -> Character | None:
     return next(
         (c for c in assets.characters if wanted in {c.name.casefold(), c.id.casefold()}), None
     )
+
+
+def _actions_about(script: Script, speaker: str, speakers: Iterable[str]) -> list[str]:
+    """The script's action lines that name ``speaker`` and no other speaker.
+
+    Their pronouns ("Dora keeps stirring her bowl") say what the registry may not.
+    """
+    others = [s for s in speakers if s.casefold() != speaker.casefold()]
+    return [
+        line.text
+        for scene in script.scenes
+        for line in scene.lines
+        if line.kind == "action" and _named_speakers(line.text, [speaker, *others]) == {speaker}
+    ]
 
 
 def _description(character: Character | None) -> str:

@@ -42,6 +42,8 @@ TAIL_S = 0.1
 """Silence kept after a shot's last line."""
 MAX_TEMPO = 1.35
 """The most a line is sped up to fit its shot: faster starts to sound rushed."""
+LINES_AT_ONCE = 4
+"""Lines one draft asks the speech backend for at once (an endpoint's rate limit is low)."""
 
 _MENTION = re.compile(r"\b([0-9]+[A-Za-z]+)(?:-([0-9]+))?\b")
 
@@ -90,17 +92,21 @@ class DialogueSpeaker(ProductionAgent):
     async def _speak_all(
         self, runtime: Runtime[Context], planned: list[_Line]
     ) -> list[tuple[_Line, MediaFile]]:
-        """Each planned line's natural recording, all at once.
+        """Each planned line's natural recording, :data:`LINES_AT_ONCE` at a time.
 
         A line spoken before from the same text, voice and direction (an earlier draft, the
         approved dialogue, a resumed run) is found by :func:`~agents._voices.speak`, not paid
         for again.
         """
         done = 0
+        slots = asyncio.Semaphore(LINES_AT_ONCE)
 
         async def one(line: _Line) -> tuple[_Line, MediaFile]:
             nonlocal done
-            file = await speak(self, runtime, line.text, voice=line.voice, direction=line.direction)
+            async with slots:
+                file = await speak(
+                    self, runtime, line.text, voice=line.voice, direction=line.direction
+                )
             done += 1
             progress(runtime, self.stage, f"line {done}/{len(planned)} spoken", shot=line.shot.id)
             return line, file
