@@ -49,6 +49,7 @@ __all__ = [
     "mix_into_video",
     "run_ffmpeg",
     "spilled",
+    "to_wav",
     "wav_duration_s",
 ]
 
@@ -93,6 +94,40 @@ def spilled(data: bytes, name: str) -> Iterator[Path]:
 
 
 # --- lines ----------------------------------------------------------------------------------
+
+
+def to_wav(audio: bytes) -> bytes:
+    """Any audio ffmpeg reads (a ComfyUI workflow's FLAC, say) as a 16-bit mono PCM WAV.
+
+    The form every line and bed is stored in, so the mix, the timing and the web player
+    read one format; the sample rate is kept.
+
+    Raises:
+        FFmpegError: If ffmpeg cannot read ``audio``.
+
+    """
+    with spilled(audio, "audio") as path:
+        done = run_ffmpeg(
+            *("-i", str(path), "-map", "0:a:0", "-ac", "1", "-c:a", "pcm_s16le"),
+            *("-fflags", "+bitexact", "-f", "wav", "pipe:1"),
+            what="decode the audio to WAV",
+        )
+    return _with_sizes(done.stdout)
+
+
+def _with_sizes(wav: bytes) -> bytes:
+    """A WAV ffmpeg wrote to a pipe, its header's sizes (left unknown) filled in."""
+    data = wav.find(b"data", 12)
+    if data < 0:
+        raise FFmpegError("ffmpeg wrote a WAV without samples")
+    body = len(wav) - data - 8
+    return (
+        wav[:4]
+        + (len(wav) - 8).to_bytes(4, "little")
+        + wav[8 : data + 4]
+        + body.to_bytes(4, "little")
+        + wav[data + 8 :]
+    )
 
 
 def wav_duration_s(wav: bytes) -> float:
