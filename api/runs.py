@@ -23,7 +23,9 @@ from graphs.persistence import (
     restart_embedded_server,
 )
 from tools import redaction
+from tools.comfy_speech import comfy_speech
 from tools.discovery import WorkflowDiscovery
+from tools.speech import SpeechBackend
 
 __all__ = ["Services", "open_services", "run_context"]
 
@@ -76,7 +78,7 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
         yield Services(
             settings=settings,
             persistence=persistence,
-            context=run_context(settings, discovery),
+            context=await run_context(settings, discovery),
             workflows=workflows,
             database_url=url,
             discovery=discovery,
@@ -84,17 +86,26 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
         )
 
 
-def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
+async def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     """The context every run gets (the CLI, the API and the eval runner alike).
 
     The configured models, media backend (ComfyUI, or the draft renderer without a URL),
     speech backend, file store, and ``discovery`` over the workflow catalogue for the
-    media agents.
+    media agents. With ``speech=comfyui`` the speech workflow is found here, through
+    ``discovery``, and runs on the same media backend (one pool for every job).
+
+    Raises:
+        SpeechError: If ``speech=comfyui`` has no ComfyUI server or speech workflow.
     """
+    backend = settings.media_backend
+    if settings.speech == "comfyui":
+        speech: SpeechBackend = await comfy_speech(backend, discovery)
+    else:
+        speech = settings.speech_backend
     return Context(
         models=settings.models,
-        backend=settings.media_backend,
-        speech=settings.speech_backend,
+        backend=backend,
+        speech=speech,
         files=settings.file_store,
         discovery=discovery,
     )
