@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from api.runs import run_context
+from api.settings import Settings
 from tests.doubles.comfy_server import ComfyServer, comfy_server
 from tools.comfy import ComfyPool
 from tools.comfy_speech import ComfySpeech, comfy_speech, directed
@@ -99,3 +102,10 @@ def test_direction_goes_to_the_parameters_the_workflow_has_within_their_limits()
 async def test_comfyui_speech_without_a_comfyui_server_says_what_to_set() -> None:
     with pytest.raises(SpeechError, match=r"^AUTEUR_SPEECH=comfyui .*AUTEUR_COMFYUI_URLS$"):
         await comfy_speech(DraftMedia(), None)
+
+
+async def test_the_run_context_refuses_comfyui_speech_without_servers(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, speech="comfyui", comfyui_urls=[], data_dir=tmp_path)
+
+    with pytest.raises(SpeechError, match=r"set AUTEUR_COMFYUI_URLS$"):
+        await run_context(settings, discovery=None)  # type: ignore[arg-type]  # never reached

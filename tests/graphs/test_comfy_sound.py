@@ -1,0 +1,68 @@
+"""Sound through ComfyUI (the test server): a bed per scene at the dialogue gate, one remade.
+
+The ComfyUI backend with the library's ``text_to_audio`` workflow makes each scene's ambience
+bed at the dialogue stage; every bed is a job the test server counts (a prompt saving audio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.artifacts import DialogueTrack, ShotList
+from agents.base import Context
+from graphs.base import load_workflow_types
+from graphs.persistence import Persistence
+from tests.doubles.comfy_server import ComfyServer
+from tests.helpers import answer, drive_to_gate, new_config, proposal
+from tools.sound import wav_duration_s
+from tools.workflows import load_workflows
+
+
+def _bed_prompts(server: ComfyServer) -> list[str]:
+    """The prompt of every bed job the server accepted, in order."""
+    prompt = load_workflows()["ambience_stable_audio"].inputs["prompt"]
+    return [
+        body["prompt"][prompt.node]["inputs"][prompt.field]
+        for body in server.submitted
+        if any(node["class_type"] == "EmptyLatentAudio" for node in body["prompt"].values())
+    ]
+
+
+async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_bed(
+    persistence: Persistence,
+    comfy_server: ComfyServer,
+    comfy_context: Context,
+    sample_input: dict[str, Any],
+) -> None:
+    workflow = load_workflow_types().get("full_video")()
+    graph = workflow.compile(checkpointer=persistence.checkpointer, store=persistence.store)
+    config = new_config()
+
+    gate = await drive_to_gate(graph, config, sample_input, comfy_context, "dialogue")
+
+    values = (await graph.aget_state(config)).values
+    shots = ShotList.model_validate(values["shots"]).shots
+    scenes = sorted({shot.scene for shot in shots})
+    track = DialogueTrack.model_validate(proposal(gate))
+    assert [bed.scene for bed in track.beds] == scenes and len(scenes) >= 2
+    assert sorted(_bed_prompts(comfy_server)) == sorted(bed.prompt for bed in track.beds)
+    slugs = {s["number"]: s["slugline"] for s in values["master_script"]["scenes"]}
+    for bed in track.beds:
+        length = sum(shot.duration_s for shot in shots if shot.scene == bed.scene)
+        assert bed.duration_s == round(length, 3)
+        assert bed.prompt.startswith(f"Ambience of {slugs[bed.scene]}.")
+        wav = comfy_context.files.read(bed.file)
+        assert bed.file.media_type == "audio/wav"
+        assert wav_duration_s(wav) == round(length, 1)  # the test server makes what is asked
+    jobs = comfy_server.jobs
+
+    reject = {"decisions": [{"type": "reject", "message": "scene 2 ambience: distant thunder"}]}
+    gate = await answer(graph, config, reject, comfy_context)
+
+    again = DialogueTrack.model_validate(proposal(gate))
+    assert comfy_server.jobs == jobs + 1  # that bed alone: no line, no other bed
+    assert _bed_prompts(comfy_server)[-1] == f"{track.beds[1].prompt}; distant thunder"
+    assert again.lines == track.lines  # feedback on the ambience directs no line
+    changed = [b.scene for a, b in zip(track.beds, again.beds, strict=True) if a != b]
+    assert changed == [2]
+    assert again.beds[1].prompt.endswith("; distant thunder")
