@@ -2,18 +2,24 @@
 
 The ComfyUI backend with the library's ``text_to_audio`` workflow makes each scene's ambience
 bed at the dialogue stage; every bed is a job the test server counts (a prompt saving audio).
+The assembly mixes them under their scenes and the export lays them on their own track.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agents.artifacts import DialogueTrack, ShotList
+import opentimelineio as otio
+import pytest
+
+from agents.artifacts import ClipSet, DialogueTrack, ShotList, Video
 from agents.base import Context
+from api.delivery import export_cut
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
+from tests.audio import rms_windows
 from tests.doubles.comfy_server import ComfyServer
-from tests.helpers import answer, drive_to_gate, new_config, proposal
+from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal
 from tools.sound import wav_duration_s
 from tools.workflows import load_workflows
 
@@ -43,6 +49,7 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
     values = (await graph.aget_state(config)).values
     shots = ShotList.model_validate(values["shots"]).shots
     scenes = sorted({shot.scene for shot in shots})
+    shots_by_id = {shot.id: shot for shot in shots}
     track = DialogueTrack.model_validate(proposal(gate))
     assert [bed.scene for bed in track.beds] == scenes and len(scenes) >= 2
     assert sorted(_bed_prompts(comfy_server)) == sorted(bed.prompt for bed in track.beds)
@@ -66,3 +73,25 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
     changed = [b.scene for a, b in zip(track.beds, again.beds, strict=True) if a != b]
     assert changed == [2]
     assert again.beds[1].prompt.endswith("; distant thunder")
+
+    while gate is not None:  # on to the assembly, which mixes each bed under its scene
+        gate = await answer(graph, config, APPROVE, comfy_context)
+    values = (await graph.aget_state(config)).values
+    video = Video.model_validate(values["video"])
+    assert video.loudness_lufs == pytest.approx(-16.0, abs=1.0)
+    film = comfy_context.files.read(video.file)
+    clips = ClipSet.model_validate(values["clips"]).clips
+    assert min(rms_windows(film, 0.5)[:-1]) > 1e-3  # a bed under every moment: no silence
+    cut = otio.adapters.read_from_string(
+        export_cut(values, "otio", lambda file: file.key).text, "otio_json"
+    )
+    ambience = next(track for track in cut.audio_tracks() if track.name == "Ambience")
+    spans = [
+        sum(c.duration_s for c in clips if shots_by_id[c.shot].scene == scene) for scene in scenes
+    ]
+    assert [clip.duration().to_seconds() for clip in ambience.find_clips()] == pytest.approx(
+        spans, abs=1 / 12
+    )
+    assert [c.media_reference.target_url for c in ambience.find_clips()] == [
+        bed.file.key for bed in again.beds
+    ]
