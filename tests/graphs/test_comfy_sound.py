@@ -7,12 +7,13 @@ The assembly mixes them under their scenes and the export lays them on their own
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import opentimelineio as otio
 import pytest
 
-from agents.artifacts import ClipSet, DialogueTrack, ShotList, Video
+from agents.artifacts import Cast, ClipSet, DialogueTrack, ShotList, Video
 from agents.base import Context
 from api.delivery import export_cut
 from graphs.base import load_workflow_types
@@ -20,6 +21,7 @@ from graphs.persistence import Persistence
 from tests.audio import rms_windows
 from tests.doubles.comfy_server import ComfyServer
 from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal
+from tools.comfy_speech import comfy_speech
 from tools.sound import wav_duration_s
 from tools.workflows import load_workflows
 
@@ -95,3 +97,28 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
     assert [c.media_reference.target_url for c in ambience.find_clips()] == [
         bed.file.key for bed in again.beds
     ]
+
+
+async def test_comfyui_speech_casts_from_the_workflows_voices_and_speaks_each_sample_once(
+    persistence: Persistence,
+    comfy_server: ComfyServer,
+    comfy_context: Context,
+    sample_input: dict[str, Any],
+) -> None:
+    speech = await comfy_speech(comfy_context.backend, None)
+    context = replace(comfy_context, speech=speech)
+    workflow = load_workflow_types().get("full_video")()
+    graph = workflow.compile(checkpointer=persistence.checkpointer, store=persistence.store)
+
+    gate = await drive_to_gate(graph, new_config(), sample_input, context, "casting")
+
+    cast = Cast.model_validate(proposal(gate))
+    assert cast.backend == "comfyui"
+    assert [choice.id for choice in cast.choices] == [voice.id for voice in speech.voices()]
+    selector = load_workflows()["text_to_speech_fish"].inputs["voice"]
+    asked = sorted(
+        body["prompt"][selector.node]["inputs"][selector.field] for body in comfy_server.submitted
+    )
+    assert asked == sorted(voice.voice for voice in cast.voices)  # a job per sample, its voice
+    assert comfy_server.jobs == len(cast.voices)
+    assert all(voice.sample is not None for voice in cast.voices)
