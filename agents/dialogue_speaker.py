@@ -74,12 +74,13 @@ class DialogueSpeaker(ProductionAgent):
     description = "Speaks each shot's dialogue in the cast voices and fits it to the shot."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> DialogueTrack:
-        """Speak the lines (only those the feedback names, when it names some)."""
+        """Speak the lines (only those the feedback names, when it names some), make the beds."""
         shots = ShotList.model_validate(state["shots"]).shots
         cast = Cast.model_validate(state["casting"])
         previous = state.get("drafts", {}).get(self.stage)
         before = previous or state.get("dialogue")  # this gate's draft, else the approved lines
-        earlier = {x.id: x for x in DialogueTrack.model_validate(before).lines} if before else {}
+        track = DialogueTrack.model_validate(before) if before else DialogueTrack()
+        earlier = {x.id: x for x in track.lines}
         feedback = feedback_at(state, self.stage)
         latest = feedback[-1] if previous and feedback else ""
         on_beds = about_beds(latest)
@@ -96,7 +97,7 @@ class DialogueSpeaker(ProductionAgent):
                 runtime,
                 shots,
                 MasterScript.model_validate(state["master_script"]),
-                DialogueTrack.model_validate(before).beds if before else [],
+                track.beds,
                 latest if on_beds else "",
             ),
         )
