@@ -19,12 +19,21 @@ from langgraph.runtime import Runtime
 from agents.artifacts import input_hash
 from agents.base import Context, Step, progress
 from tools.comfy_tools import MediaBackend, as_media_backend, pick_workflow, workflow_tool
+from tools.sound import to_wav
 from tools.storage import MediaFile
 from tools.workflows import WorkflowSpec
 
 __all__ = ["backend_of", "fan_out", "find_workflow", "run_workflow"]
 
 T = TypeVar("T")
+
+# How each kind of output is kept: audio (ComfyUI saves FLAC) as the WAV the mix and the web
+# player read, like every spoken line.
+_STORED = {
+    "image": ("png", "image/png"),
+    "video": ("mp4", "video/mp4"),
+    "audio": ("wav", "audio/wav"),
+}
 
 
 def backend_of(runtime: Runtime[Context]) -> MediaBackend:
@@ -53,6 +62,8 @@ async def run_workflow(
 ) -> MediaFile:
     """Call ``spec`` as a tool with ``arguments`` (images as store keys); return one output.
 
+    An image is kept as PNG, a video as MP4, audio as a 16-bit mono WAV.
+
     Progress and retries of the job stream as progress events of the step's stage.
     """
     backend = backend_of(runtime)
@@ -64,12 +75,13 @@ async def run_workflow(
     tool = workflow_tool(spec, backend, files, label=label, on_progress=say)
     # Images and masks are content-addressed store keys: the arguments name their content.
     key = input_hash(backend.name, spec.name, spec.version, arguments, output)
-    extension = "mp4" if spec.outputs[output].kind == "video" else "png"
-    media_type = "video/mp4" if extension == "mp4" else "image/png"
+    kind = spec.outputs[output].kind
+    extension, media_type = _STORED[kind]
 
     async def make() -> bytes:
         result = await tool.ainvoke(arguments)
-        return await asyncio.to_thread(files.read, result["outputs"][output]["key"])
+        data = await asyncio.to_thread(files.read, result["outputs"][output]["key"])
+        return await asyncio.to_thread(to_wav, data) if kind == "audio" else data
 
     return await step.generate_media(runtime, key, make, extension=extension, media_type=media_type)
 

@@ -40,6 +40,7 @@ __all__ = [
     "Prop",
     "ReferenceOption",
     "Scene",
+    "SceneBed",
     "SceneUsage",
     "Script",
     "ScriptLine",
@@ -548,7 +549,21 @@ class SpokenLine(_Artifact):
     file: MediaFile
 
 
+class SceneBed(_Artifact):
+    """A scene's ambience or music bed, made from a prompt to play under the whole scene."""
+
+    scene: int = Field(ge=1)
+    prompt: str = Field(min_length=1, description="What the scene sounds like.")
+    duration_s: float = Field(gt=0, description="The scene's length it was made for.")
+    file: MediaFile
+
+
 class DialogueTrack(_Artifact):
-    """Every spoken line of the production, in shot order (none for a wordless film)."""
+    """Every spoken line of the production, in shot order (none for a wordless film).
+
+    ``beds`` holds a bed per scene when a ComfyUI ``text_to_audio`` workflow made them;
+    none otherwise (the draft backend makes no sound).
+    """
 
     lines: list[SpokenLine] = Field(default_factory=list)
+    beds: list[SceneBed] = Field(default_factory=list)

@@ -12,6 +12,10 @@ whisper" for all of a shot's lines), or to every line when it names none; the fe
 added to those lines' direction and only they are spoken again. A run that starts with an
 approved dialogue keeps the direction each unchanged line was given, and pays for no line
 still spoken from the same text, voice and direction.
+
+On ComfyUI with a ``text_to_audio`` workflow in the library, the stage also makes an
+ambience bed per scene (:mod:`agents._beds`); feedback about the ambience ("scene 2
+ambience: distant thunder") makes only that bed again and leaves the lines as they are.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass
 
 from langgraph.runtime import Runtime
 
+from agents._beds import about_beds, scene_beds
 from agents._voices import speak
 from agents.artifacts import (
     Cast,
     DialogueTrack,
+    MasterScript,
     MediaFile,
     Shot,
     ShotList,
@@ -66,28 +72,41 @@ class DialogueSpeaker(ProductionAgent):
     name = "dialogue_speaker"
     stage = "dialogue"
     artifact = DialogueTrack
-    requires = ("shots", "casting")
+    requires = ("shots", "casting", "master_script")
     description = "Speaks each shot's dialogue in the cast voices and fits it to the shot."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> DialogueTrack:
-        """Speak the lines (only those the feedback names, when it names some)."""
+        """Speak the lines (only those the feedback names, when it names some), make the beds."""
         shots = ShotList.model_validate(state["shots"]).shots
         cast = Cast.model_validate(state["casting"])
         previous = state.get("drafts", {}).get(self.stage)
         before = previous or state.get("dialogue")  # this gate's draft, else the approved lines
-        earlier = {x.id: x for x in DialogueTrack.model_validate(before).lines} if before else {}
+        track = DialogueTrack.model_validate(before) if before else DialogueTrack()
+        earlier = {x.id: x for x in track.lines}
         feedback = feedback_at(state, self.stage)
         latest = feedback[-1] if previous and feedback else ""
-        redirected = named_lines(latest, list(earlier)) if latest else {}
+        on_beds = about_beds(latest)
+        on_lines = "" if on_beds else latest
+        redirected = named_lines(on_lines, list(earlier)) if on_lines else {}
         lines = _lines(shots, cast)
         planned = [
-            _with_direction(line, earlier.get(line.id), redirected, latest) for line in lines
+            _with_direction(line, earlier.get(line.id), redirected, on_lines) for line in lines
         ]
-        spoken = await self._speak_all(runtime, planned)
+        spoken, beds = await asyncio.gather(
+            self._speak_all(runtime, planned),
+            scene_beds(
+                self,
+                runtime,
+                shots,
+                MasterScript.model_validate(state["master_script"]),
+                track.beds,
+                latest if on_beds else "",
+            ),
+        )
         placed: list[SpokenLine] = []
         for shot in shots:
             placed += await _placed(runtime, shot, [s for s in spoken if s[0].shot is shot])
-        return DialogueTrack(lines=placed)
+        return DialogueTrack(lines=placed, beds=beds)
 
     async def _speak_all(
         self, runtime: Runtime[Context], planned: list[_Line]
@@ -123,14 +142,20 @@ class DialogueSpeaker(ProductionAgent):
         ]
 
     def summary(self, artifact: DialogueTrack) -> str:
-        """Line count and speech time."""
+        """Line count and speech time, and the scene beds if there are any."""
+        beds = (
+            f" {len(artifact.beds)} scene ambience beds: direct one with "
+            '"scene 1 ambience: distant thunder".'
+            if artifact.beds
+            else ""
+        )
         if not artifact.lines:
-            return "No line is spoken in this film. Approve to go on."
+            return f"No line is spoken in this film.{beds} Approve to go on."
         shots = len({line.shot for line in artifact.lines})
         seconds = sum(line.duration_s for line in artifact.lines)
         return (
-            f"{len(artifact.lines)} lines in {shots} shots, {seconds:.1f} s of speech. Listen, "
-            'direct a line ("1B-1: angrier"), then approve.'
+            f"{len(artifact.lines)} lines in {shots} shots, {seconds:.1f} s of speech.{beds} "
+            'Listen, direct a line ("1B-1: angrier"), then approve.'
         )
 
 

@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 
 import prompts
 from agents._media import backend_of, fan_out, find_workflow, run_workflow
-from agents._mix import cut, mix_dialogue
+from agents._mix import cut, cut_beds, mix_dialogue
 from agents.artifacts import (
     Clip,
     ClipSet,
@@ -165,12 +165,17 @@ class VideoGenerator(ProductionAgent):
         )
         info = await _probe(runtime, file)
         video = Video(duration_s=info.duration_s, fps=fps, frame_count=info.frame_count, file=file)
-        lines = DialogueTrack.model_validate(state.get("dialogue") or {}).lines
-        if lines:
-            progress(runtime, "assembly", f"mixing {len(lines)} lines of dialogue")
+        track = DialogueTrack.model_validate(state.get("dialogue") or {})
+        if track.lines or track.beds:
+            progress(
+                runtime,
+                "assembly",
+                f"mixing {len(track.lines)} lines of dialogue and {len(track.beds)} scene beds",
+            )
             scenes = {s.id: s.scene for s in ShotList.model_validate(state["shots"]).shots}
-            film = cut(clips, lines, scenes, locate=lambda file: file.key)
-            video = await mix_dialogue(self, runtime, video, film)
+            film = cut(clips, track.lines, scenes, locate=lambda file: file.key)
+            beds = cut_beds(track.beds, locate=lambda file: file.key)
+            video = await mix_dialogue(self, runtime, video, film, beds)
         progress(runtime, "assembly", f"video ready: {video.file.key}")
         return {"video": video.model_dump(mode="json")}
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents._mix import cut
+from agents._mix import cut, cut_beds
 from agents.artifacts import ClipSet, DialogueTrack, MediaFile, ShotList
 from tools.editorial import ExportFormat, export, timeline
 
@@ -51,11 +51,12 @@ def export_cut(
         raise NothingToExportError("nothing to export yet: the clips are not approved")
     clips = ClipSet.model_validate(values["clips"]).clips
     shots = ShotList.model_validate(values["shots"]).shots
-    lines = DialogueTrack.model_validate(values.get("dialogue") or {}).lines
+    track = DialogueTrack.model_validate(values.get("dialogue") or {})
     title = (values.get("script") or {}).get("title") or values["project"]["title"] or "Auteur"
-    film = cut(clips, lines, {shot.id: shot.scene for shot in shots}, locate)
+    film = cut(clips, track.lines, {shot.id: shot.scene for shot in shots}, locate)
+    beds = cut_beds(track.beds, locate)
     media_type, extension = EXPORT_FORMATS[fmt]
-    text = export(timeline(title, film, fps=values["project"]["format"]["fps"]), fmt)
+    text = export(timeline(title, film, fps=values["project"]["format"]["fps"], beds=beds), fmt)
     return Export(text, media_type, f"{_slug(title)}.{extension}")
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from agents.base import Context
     from graphs.base import WorkflowType
+    from tools.speech import SpeechBackend
 
 __all__ = ["Services", "open_discovery", "open_services", "run_context"]
 
@@ -83,7 +84,7 @@ async def open_services(settings: Settings, *, cache: bool = True) -> AsyncItera
         yield Services(
             settings=settings,
             persistence=persistence,
-            context=run_context(settings, discovery),
+            context=await run_context(settings, discovery),
             workflows=workflows,
             database_url=url,
             discovery=discovery,
@@ -115,19 +116,30 @@ async def open_discovery(
         yield WorkflowDiscovery(pool, settings.embedding_model)
 
 
-def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
+async def run_context(settings: Settings, discovery: WorkflowDiscovery) -> Context:
     """The context every run gets (the CLI, the API and the eval runner alike).
 
     The configured models, media backend (ComfyUI, or the draft renderer without a URL),
     speech backend, file store, and ``discovery`` over the workflow catalogue for the
-    media agents.
+    media agents. With ``speech=comfyui`` the speech workflow is found here, through
+    ``discovery``, and runs on the same media backend (one pool for every job).
+
+    Raises:
+        SpeechError: If ``speech=comfyui`` has no ComfyUI server or speech workflow.
     """
     from agents.base import Context
 
+    backend = settings.media_backend
+    if settings.speech == "comfyui":
+        from tools.comfy_speech import comfy_speech
+
+        speech: SpeechBackend = await comfy_speech(backend, discovery)
+    else:
+        speech = settings.speech_backend
     return Context(
         models=settings.models,
-        backend=settings.media_backend,
-        speech=settings.speech_backend,
+        backend=backend,
+        speech=speech,
         files=settings.file_store,
         discovery=discovery,
     )

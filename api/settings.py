@@ -165,11 +165,12 @@ class Settings(BaseSettings):
     embeddings_model: str = Field(
         "text-embedding-3-small", description="The OpenAI embedding model (embeddings=openai)."
     )
-    speech: Literal["auto", "draft", "openai"] = Field(
+    speech: Literal["auto", "draft", "openai", "comfyui"] = Field(
         "auto",
         description="Who speaks the dialogue: 'draft' (espeak-ng voices installed with Auteur, "
-        "offline), 'openai' (any OpenAI-compatible /v1/audio/speech endpoint), or 'auto' "
-        "(openai when an API key is set, else draft).",
+        "offline), 'openai' (any OpenAI-compatible /v1/audio/speech endpoint), 'comfyui' (the "
+        "library's text_to_speech workflow on the ComfyUI servers, found by discovery; needs "
+        "AUTEUR_COMFYUI_URLS), or 'auto' (openai when an API key is set, else draft).",
     )
     speech_model: str = Field("gpt-4o-mini-tts", description="The speech model (speech=openai).")
     speech_base_url: str | None = Field(
@@ -291,9 +292,15 @@ class Settings(BaseSettings):
 
     @cached_property
     def speech_backend(self) -> SpeechBackend:
-        """Who speaks the dialogue (built once: the draft voice's engine loads once)."""
-        from tools.speech import speech_backend
+        """Who speaks the dialogue (built once: the draft voice's engine loads once).
 
+        Not for ``speech=comfyui``: that backend runs on the run's media backend and is
+        found by workflow discovery, so :func:`api.runs.run_context` builds it.
+        """
+        from tools.speech import SpeechError, speech_backend
+
+        if self.speech == "comfyui":
+            raise SpeechError("speech=comfyui is built with the run's context (run_context)")
         return speech_backend(
             backend=self.speech,
             api_key=_secret(self.speech_api_key or self.openai_api_key),

@@ -168,7 +168,7 @@ async def _driving(suite: Suite, settings: Settings) -> AsyncIterator[tuple[Cont
     url = settings.database_url or embedded_database_url(settings.data_dir)
     async with open_persistence(url) as persistence:
         # as `auteur demo` runs: the configured ComfyUI or the draft renderer
-        context = run_context(
+        context = await run_context(
             settings, WorkflowDiscovery(persistence.pool, settings.embedding_model)
         )
         graph = uncompiled.compile(checkpointer=persistence.checkpointer, name=suite.target)

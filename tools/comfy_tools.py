@@ -30,7 +30,7 @@ import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from langchain_core.tools import StructuredTool
 from PIL import Image
@@ -67,7 +67,14 @@ __all__ = [
 
 OnProgress = Callable[[str], Awaitable[None]]
 
-_MEDIA_TYPES = {"png": "image/png", "mp4": "video/mp4", "webp": "image/webp", "gif": "image/gif"}
+_MEDIA_TYPES = {
+    "png": "image/png",
+    "mp4": "video/mp4",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+}
 _ARG_TYPES: dict[str, type] = {
     "string": str,
     "int": int,
@@ -397,7 +404,7 @@ def as_media_backend(backend: object) -> MediaBackend:
 
 
 def _field(item: WorkflowInput) -> tuple[Any, Any]:
-    kind = _ARG_TYPES[item.type]
+    kind: Any = Literal[tuple(item.choices)] if item.choices else _ARG_TYPES[item.type]
     described = item.description or item.type
     if item.type in ("image", "mask"):
         described = f"{described} (key of a file in the store)"

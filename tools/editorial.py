@@ -2,7 +2,8 @@
 
 A film maker finishes a cut in an editor. :func:`timeline` builds the film as an
 OpenTimelineIO timeline: one clip per shot on a video track, with its media and in and out
-points; every spoken line on an audio track, where it was placed; a marker where each scene
+points; every spoken line on an audio track, where it was placed; each scene's ambience bed,
+if it has one, under the scene on an audio track of its own; a marker where each scene
 starts. :func:`export` writes it as OTIO JSON, or through OTIO's adapter plugins as FCPXML
 (Final Cut Pro, DaVinci Resolve, Premiere) or a CMX 3600 EDL. :func:`subtitle_cues` places
 the same lines for :func:`srt` and :func:`webvtt`, so subtitles and cut agree.
@@ -29,9 +30,11 @@ import opentimelineio as otio
 __all__ = [
     "Cue",
     "ExportFormat",
+    "TimelineBed",
     "TimelineLine",
     "TimelineShot",
     "export",
+    "scene_spans",
     "srt",
     "subtitle_cues",
     "timeline",
@@ -156,6 +159,26 @@ class TimelineShot:
     lines: Sequence[TimelineLine] = ()
 
 
+@dataclass(frozen=True)
+class TimelineBed:
+    """A scene's ambience or music bed (a URL or path, as for lines), under the whole scene."""
+
+    scene: int
+    media: str
+    prompt: str = ""
+
+
+def scene_spans(shots: Sequence[TimelineShot]) -> dict[int, tuple[float, float]]:
+    """Each scene's start in the film and its length, in seconds (shots play in order)."""
+    spans: dict[int, tuple[float, float]] = {}
+    start = 0.0
+    for shot in shots:
+        first, length = spans.get(shot.scene, (start, 0.0))
+        spans[shot.scene] = (first, length + shot.duration_s)
+        start += shot.duration_s
+    return spans
+
+
 def subtitle_cues(shots: Sequence[TimelineShot]) -> list[Cue]:
     """The shots' lines as cues, at their places in the film (shots play in order)."""
     cues: list[Cue] = []
@@ -170,13 +193,16 @@ def subtitle_cues(shots: Sequence[TimelineShot]) -> list[Cue]:
     return cues
 
 
-def timeline(title: str, shots: Sequence[TimelineShot], fps: float) -> otio.schema.Timeline:
+def timeline(
+    title: str, shots: Sequence[TimelineShot], fps: float, beds: Sequence[TimelineBed] = ()
+) -> otio.schema.Timeline:
     """The cut as an OTIO timeline at ``fps``, every time rounded to a frame.
 
     One video track holds a clip per shot, in order, each its media from frame 0 for its
     duration, with a marker where a new scene starts. The lines are on audio tracks, as
     many as lines overlap, gaps between them; a line's clip is named for its speaker and
-    carries its text in its metadata (``auteur.text``).
+    carries its text in its metadata (``auteur.text``). The beds are on an ``Ambience``
+    audio track, each spanning its scene's shots (its prompt in ``auteur.prompt``).
 
     Raises:
         ValueError: If ``fps`` is not positive.
@@ -187,9 +213,12 @@ def timeline(title: str, shots: Sequence[TimelineShot], fps: float) -> otio.sche
     film = otio.schema.Timeline(name=title, global_start_time=otio.opentime.RationalTime(0, fps))
     video = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
     placed: list[_Placed] = []
+    spans: dict[int, tuple[int, int]] = {}  # each scene's first frame and length in frames
     start, scene = 0, None
     for shot in shots:
         frames = _frames(shot.duration_s, fps)
+        first, length = spans.get(shot.scene, (start, 0))
+        spans[shot.scene] = (first, length + frames)
         clip = _clip(shot.id, shot.media, frames, fps)
         clip.metadata["auteur"] = {"shot": shot.id, "scene": shot.scene}
         if shot.scene != scene:
@@ -210,6 +239,8 @@ def timeline(title: str, shots: Sequence[TimelineShot], fps: float) -> otio.sche
     film.tracks.append(video)
     for number, lines in enumerate(_lanes(placed), start=1):
         film.tracks.append(_dialogue_track(f"Dialogue {number}", lines, fps))
+    if placed_beds := [bed for bed in beds if bed.scene in spans]:
+        film.tracks.append(_bed_track(placed_beds, spans, fps))
     return film
 
 
@@ -241,6 +272,22 @@ def _dialogue_track(name: str, lines: list[_Placed], fps: float) -> otio.schema.
             track.append(otio.schema.Gap(source_range=_range(0, start - end, fps)))
         clip = _clip(line.speaker or "line", line.media, frames, fps)
         clip.metadata["auteur"] = {"shot": shot, "speaker": line.speaker, "text": line.text}
+        track.append(clip)
+        end = start + frames
+    return track
+
+
+def _bed_track(
+    beds: list[TimelineBed], spans: dict[int, tuple[int, int]], fps: float
+) -> otio.schema.Track:
+    track = otio.schema.Track(name="Ambience", kind=otio.schema.TrackKind.Audio)
+    end = 0
+    for bed in sorted(beds, key=lambda bed: spans[bed.scene][0]):
+        start, frames = spans[bed.scene]
+        if start > end:
+            track.append(otio.schema.Gap(source_range=_range(0, start - end, fps)))
+        clip = _clip(f"Scene {bed.scene} ambience", bed.media, frames, fps)
+        clip.metadata["auteur"] = {"scene": bed.scene, "prompt": bed.prompt}
         track.append(clip)
         end = start + frames
     return track

@@ -1,4 +1,4 @@
-"""Dialogue fitted to shots, mixed and mastered into the assembled film with ffmpeg.
+"""Dialogue fitted to shots, mixed with the scenes' beds and mastered into the film with ffmpeg.
 
 The ffmpeg binary is imageio-ffmpeg's (ffmpeg 7: loudnorm, adelay, amix, atempo, alimiter
 and its native AAC encoder). Every function here is synchronous and CPU-bound, and spills
@@ -18,7 +18,8 @@ between the lines.
 Example::
 
     line = fit_line(wav, max_s=2.5)
-    mp4 = mix_into_video(assembled, [Placement(start_s=1.0, wav=line.wav)])
+    mp4 = mix_into_video(assembled, [Placement(start_s=1.0, wav=line.wav)], beds=[
+        Bed(start_s=0.0, duration_s=4.0, audio=rain_flac)])
     loudness(mp4).integrated_lufs  # about -16.0
 """
 
@@ -40,6 +41,7 @@ import imageio_ffmpeg
 from tools.mp4boxes import video_track
 
 __all__ = [
+    "Bed",
     "FFmpegError",
     "FittedLine",
     "Loudness",
@@ -49,6 +51,7 @@ __all__ = [
     "mix_into_video",
     "run_ffmpeg",
     "spilled",
+    "to_wav",
     "wav_duration_s",
 ]
 
@@ -93,6 +96,40 @@ def spilled(data: bytes, name: str) -> Iterator[Path]:
 
 
 # --- lines ----------------------------------------------------------------------------------
+
+
+def to_wav(audio: bytes) -> bytes:
+    """Any audio ffmpeg reads (a ComfyUI workflow's FLAC, say) as a 16-bit mono PCM WAV.
+
+    The form every line and bed is stored in, so the mix, the timing and the web player
+    read one format; the sample rate is kept.
+
+    Raises:
+        FFmpegError: If ffmpeg cannot read ``audio``.
+
+    """
+    with spilled(audio, "audio") as path:
+        done = run_ffmpeg(
+            *("-i", str(path), "-map", "0:a:0", "-ac", "1", "-c:a", "pcm_s16le"),
+            *("-fflags", "+bitexact", "-f", "wav", "pipe:1"),
+            what="decode the audio to WAV",
+        )
+    return _with_sizes(done.stdout)
+
+
+def _with_sizes(wav: bytes) -> bytes:
+    """A WAV ffmpeg wrote to a pipe, its header's sizes (left unknown) filled in."""
+    data = wav.find(b"data", 12)
+    if data < 0:
+        raise FFmpegError("ffmpeg wrote a WAV without samples")
+    body = len(wav) - data - 8
+    return (
+        wav[:4]
+        + (len(wav) - 8).to_bytes(4, "little")
+        + wav[8 : data + 4]
+        + body.to_bytes(4, "little")
+        + wav[data + 8 :]
+    )
 
 
 def wav_duration_s(wav: bytes) -> float:
@@ -214,26 +251,42 @@ class Placement:
     wav: bytes
 
 
+@dataclass(frozen=True)
+class Bed:
+    """An ambience or music bed (any audio ffmpeg reads) under ``duration_s`` of the film.
+
+    It plays from ``start_s``, looped when shorter than its span and cut at its end.
+    """
+
+    start_s: float
+    duration_s: float
+    audio: bytes
+
+
+_BED_FADE_S = 0.05  # in and out, so a bed starting or ending mid-film does not click
+
+
 def mix_into_video(
     video_mp4: bytes,
     placements: Sequence[Placement],
     *,
-    bed: bytes | None = None,
+    beds: Sequence[Bed] = (),
     bed_gain_db: float = -12.0,
     target_lufs: float = -16.0,
     true_peak_db: float = -1.0,
 ) -> bytes:
-    """The film with its dialogue (and bed) mixed, mastered and encoded as AAC.
+    """The film with its dialogue (and beds) mixed, mastered and encoded as AAC.
 
-    Each line starts at its placement; lines that overlap are summed. ``bed`` (any audio
-    ffmpeg reads, looped to the film's length) is lowered by ``bed_gain_db`` and ducked
-    under the dialogue. The audio is mastered to ``target_lufs`` integrated with true peaks
-    at most ``true_peak_db``, and lasts exactly as long as the video, whose stream is
-    copied unchanged; any audio the video had is replaced. With nothing to play, the film
-    gets a silent track.
+    Each line starts at its placement; lines that overlap are summed. Each bed plays under
+    its span (a scene's), lowered by ``bed_gain_db`` and ducked under the dialogue. The
+    audio is mastered to ``target_lufs`` integrated with true peaks at most
+    ``true_peak_db``, and lasts exactly as long as the video, whose stream is copied
+    unchanged; any audio the video had is replaced. With nothing to play, the film gets a
+    silent track.
 
     Raises:
-        ValueError: If the video is no MP4 with a video track, or a line starts outside it.
+        ValueError: If the video is no MP4 with a video track, or a line or bed starts
+            outside it.
         FFmpegError: If ffmpeg fails.
 
     """
@@ -241,16 +294,18 @@ def mix_into_video(
     if track is None:
         raise ValueError("mix_into_video needs an MP4 with a video track")
     duration = track.frame_count / track.fps
-    for placement in placements:
-        if not 0 <= placement.start_s < duration:
+    for what, start in [("line", p.start_s) for p in placements] + [
+        ("bed", b.start_s) for b in beds
+    ]:
+        if not 0 <= start < duration:
             raise ValueError(
-                f"a line placed at {placement.start_s} s starts outside the {duration:.3f} s film"
+                f"a {what} placed at {start} s starts outside the {duration:.3f} s film"
             )
     with tempfile.TemporaryDirectory(prefix="auteur-mix-") as name:
         tmp = Path(name)
         video = tmp / "video.mp4"
         video.write_bytes(video_mp4)
-        mix = _premix(tmp, placements, bed, bed_gain_db=bed_gain_db, duration=duration)
+        mix = _premix(tmp, placements, beds, bed_gain_db=bed_gain_db, duration=duration)
         mix, gain_db = _leveled(mix, target_lufs=target_lufs, true_peak_db=true_peak_db)
         out = tmp / "mixed.mp4"
         run_ffmpeg(
@@ -265,12 +320,12 @@ def mix_into_video(
 def _premix(
     tmp: Path,
     placements: Sequence[Placement],
-    bed: bytes | None,
+    beds: Sequence[Bed],
     *,
     bed_gain_db: float,
     duration: float,
 ) -> Path:
-    """The lines (and bed) mixed into one 48 kHz float WAV ``duration`` long, to the sample."""
+    """The lines (and beds) mixed into one 48 kHz float WAV ``duration`` long, to the sample."""
     samples = round(duration * _RATE)
     inputs: list[str] = []
     graph: list[str] = []
@@ -288,11 +343,8 @@ def _premix(
             f":dropout_transition=0,apad=whole_len={samples}[dialogue]"
         )
     mixed = "[dialogue]" if lines else None
-    if bed is not None:
-        path = tmp / "bed"
-        path.write_bytes(bed)
-        inputs += ["-stream_loop", "-1", "-i", str(path)]
-        graph.append(f"[{len(placements)}:a]{_STEREO},volume={bed_gain_db}dB[bed]")
+    if beds:
+        graph.append(_beds(tmp, beds, inputs, first=len(placements), gain_db=bed_gain_db))
         mixed = "[bed]"
         if lines:
             graph += [
@@ -312,6 +364,25 @@ def _premix(
         what="mix the dialogue",
     )
     return out
+
+
+def _beds(tmp: Path, beds: Sequence[Bed], inputs: list[str], *, first: int, gain_db: float) -> str:
+    """The filters laying every bed under its span (inputs from ``first`` on), as ``[bed]``."""
+    chains, labels = [], []
+    for n, bed in enumerate(beds):
+        path = tmp / f"bed-{n}"
+        path.write_bytes(bed.audio)
+        inputs += ["-stream_loop", "-1", "-i", str(path)]
+        length = round(bed.duration_s * _RATE)
+        fade = min(_BED_FADE_S, bed.duration_s / 2)
+        chains.append(
+            f"[{first + n}:a]{_STEREO},atrim=end_sample={length},volume={gain_db}dB,"
+            f"afade=t=in:d={fade},afade=t=out:st={bed.duration_s - fade:.6f}:d={fade},"
+            f"adelay=delays={round(bed.start_s * _RATE)}S:all=1[bed{n}]"
+        )
+        labels.append(f"[bed{n}]")
+    mixed = f"{''.join(labels)}amix=inputs={len(labels)}:normalize=0:duration=longest[bed]"
+    return ";".join([*chains, mixed])
 
 
 def _leveled(mix: Path, *, target_lufs: float, true_peak_db: float) -> tuple[Path, float]:

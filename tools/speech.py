@@ -2,7 +2,8 @@
 
 Every backend is a :class:`SpeechBackend`: it lists the voices it offers (so casting can
 propose one per character from gender and age) and turns one line into a WAV, 16-bit PCM
-mono, whatever its rate. Two ship here:
+mono, whatever its rate. Two ship here, and a third speaks through the ComfyUI workflow
+library (:mod:`tools.comfy_speech`):
 
 - :class:`DraftSpeech` speaks offline on the CPU with espeak-ng, whose library and data ship
   in the ``espeakng-loader`` wheel: nothing is downloaded at run time. Its voices are
@@ -49,8 +50,10 @@ from tools.errors import ExpectedFailure
 __all__ = [
     "DRAFT_VOICES",
     "OPENAI_VOICES",
+    "Age",
     "Delivery",
     "DraftSpeech",
+    "Gender",
     "OpenAISpeech",
     "SpeechBackend",
     "SpeechError",

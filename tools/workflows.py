@@ -19,6 +19,12 @@ Example metadata::
     outputs:
       - {node: "12", kind: image, description: the keyframe}
 
+A string input that takes one of a list lists it (``choices``), each checked against the
+server's options; an output's ``kind`` is ``image``, ``video`` or ``audio``::
+
+    voice: {node: "1", field: voice, type: string, default: "Narrator (en)",
+            choices: ["Narrator (en)", "Sarah (en)"]}
+
 A workflow whose output size follows from an input image declares how, so a request that
 would make an oversized image is refused before any job is sent (see
 :meth:`WorkflowSpec.output_size`)::
@@ -95,9 +101,17 @@ class WorkflowInput(_Meta):
     minimum: float | None = None
     maximum: float | None = None
     required: bool = False
+    choices: list[str] | None = None
+    """The values it takes, for a string that is one of a list (a voice, say): each must be
+    one of the server's options, and callers can offer them (speech casts from a workflow's
+    voices)."""
 
     @model_validator(mode="after")
     def _default_fits(self) -> WorkflowInput:
+        if self.choices is not None and self.type != "string":
+            raise ValueError(f"choices apply to strings, not to {self.type}")
+        if self.choices is not None and self.default not in (None, *self.choices):
+            raise ValueError(f"default {self.default!r} is not one of the choices")
         if self.default is None:
             return self
         allowed = _PYTHON_TYPES[self.type]
@@ -120,7 +134,7 @@ class WorkflowOutput(_Meta):
     """A node whose saved files are the workflow's result."""
 
     node: str
-    kind: Literal["image", "video"]
+    kind: Literal["image", "video", "audio"]
     description: str = ""
 
 
@@ -372,6 +386,13 @@ def validate_against_object_info(
                     f"{where}: input '{name}' {bound} {mine} is outside what "
                     f"{class_type}.{field} accepts ({limit})"
                 )
+        offered = _choices(declaration)
+        if item.choices is not None and (offered is None or set(item.choices) - set(offered)):
+            extra = sorted(set(item.choices) - set(offered or []))
+            raise WorkflowError(
+                f"{where}: input '{name}' lists choices {extra} that {class_type}.{field} "
+                f"on {server} does not offer"
+            )
 
     _check_choices(spec, object_info, server)
 

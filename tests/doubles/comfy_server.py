@@ -5,7 +5,9 @@ node classes, missing inputs, numbers out of range, images never uploaded: HTTP 
 ``node_errors``), queued, and executed one at a time by a small interpreter that gives each
 node class of the workflow library a simple Pillow meaning (a sampler paints the prompt on a
 colour derived from prompt and seed, with the references as thumbnails; the first-last-frame
-video node cross-fades; ``SaveVideo`` writes an H.264 MP4 with imageio-ffmpeg). The socket
+video node cross-fades; ``SaveVideo`` writes an H.264 MP4 with imageio-ffmpeg; speech is a
+tone pitched by the voice and as long as the text, an audio sampler brown noise seeded by
+prompt and seed, and ``SaveAudio`` writes FLAC listed under ``audio`` as ComfyUI does). The socket
 sees the event sequence of the recordings in ``shared/comfyui`` beside the checkout (copied
 here, gzipped):
 ``status``, ``execution_start``, ``execution_cached``, ``executing`` / ``progress`` /
@@ -71,6 +73,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tools.draft_renderer import encode_mp4
+from tools.sound import run_ffmpeg
 from tools.workflows import COMFY_WORKFLOWS
 
 __all__ = [
@@ -663,6 +666,8 @@ class ComfyServer:
             saved.append({"filename": filename, "subfolder": subfolder, "type": kind})
         if class_type == "SaveVideo":
             return {"images": saved, "animated": [True]}
+        if class_type == "SaveAudio":
+            return {"audio": saved}
         return {"images": saved}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -899,9 +904,11 @@ def _paint(size: tuple[int, int], cond: _Cond, seed: int) -> Image.Image:
 
 
 def _sample(server: ComfyServer, i: dict[str, Any]) -> tuple[Any, ...]:
-    latent: _Latent = i["latent_image"]
+    latent: _Latent | _AudioLatent = i["latent_image"]
     cond: _Cond = i["positive"]
     seed = int(i["seed"])
+    if isinstance(latent, _AudioLatent):
+        return (_AudioLatent(latent.seconds, cond.text, seed),)
     if latent.video is not None:
         length, start, end = latent.video
         first = (start or _paint(latent.size, cond, seed)).convert("RGB").resize(latent.size)
@@ -955,6 +962,52 @@ def _encode_video(frames: list[Image.Image], fps: float) -> bytes:
     size = (width - width % 2, height - height % 2)
     rgb = (frame.convert("RGB").resize(size).tobytes() for frame in frames)
     return encode_mp4(rgb, size=size, fps=max(1, round(fps)))
+
+
+# --- node semantics: audio -----------------------------------------------------------------
+# Sound is an ffmpeg source (lavfi) until SaveAudio encodes it as FLAC, like ComfyUI's node.
+_AUDIO_RATE = 44_100
+
+
+@dataclass
+class _AudioLatent:
+    seconds: float
+    text: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class _Sound:
+    source: str  # an ffmpeg lavfi source
+
+
+def _speak(server: ComfyServer, i: dict[str, Any]) -> tuple[Any, ...]:
+    """A tone for the line: its pitch from the voice, its length from the text."""
+    voice = str(i.get("model.voice") or "default")
+    pitch = 110 + int(hashlib.sha256(voice.encode()).hexdigest(), 16) % 220
+    seconds = min(8.0, 0.3 + 0.04 * len(str(i["text"])))
+    return (_Sound(f"sine=frequency={pitch}:sample_rate={_AUDIO_RATE}:duration={seconds:.3f}"),)
+
+
+def _decode_audio(server: ComfyServer, i: dict[str, Any]) -> tuple[Any, ...]:
+    """Brown noise, seeded by the prompt and seed the sampler was given."""
+    latent: _AudioLatent = i["samples"]
+    seed = int(hashlib.sha256(f"{latent.text}|{latent.seed}".encode()).hexdigest(), 16) % 2**31
+    return (
+        _Sound(
+            f"anoisesrc=color=brown:seed={seed}:amplitude=0.5:sample_rate={_AUDIO_RATE}"
+            f":duration={latent.seconds:.3f}"
+        ),
+    )
+
+
+def _flac(sound: _Sound) -> bytes:
+    done = run_ffmpeg(
+        *("-f", "lavfi", "-i", sound.source, "-c:a", "flac", "-fflags", "+bitexact"),
+        *("-f", "flac", "pipe:1"),
+        what="encode the test server's audio",
+    )
+    return done.stdout
 
 
 def _ref_latent(server: ComfyServer, i: dict[str, Any]) -> tuple[Any, ...]:
@@ -1017,8 +1070,14 @@ _RUNNERS: dict[str, Callable[[ComfyServer, dict[str, Any]], Any]] = {
     "SaveImage": lambda s, i: [(_png(im), "png") for im in i["images"]],
     "PreviewImage": lambda s, i: [(_png(im), "png") for im in i["images"]],
     "SaveVideo": lambda s, i: [(_encode_video(*i["video"]), "mp4")],
+    "EmptyLatentAudio": lambda s, i: (_AudioLatent(float(i["seconds"])),),
+    "ConditioningStableAudio": lambda s, i: (i["positive"], i["negative"]),
+    "VAEDecodeAudio": _decode_audio,
+    "FishAudioVoiceSelector": lambda s, i: (str(i["voice"]),),
+    "FishAudioTextToSpeech": _speak,
+    "SaveAudio": lambda s, i: [(_flac(i["audio"]), "flac")],
 }
-_SAVERS = frozenset({"SaveImage", "PreviewImage", "SaveVideo"})
+_SAVERS = frozenset({"SaveImage", "PreviewImage", "SaveVideo", "SaveAudio"})
 
 
 if __name__ == "__main__":

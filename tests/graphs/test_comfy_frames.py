@@ -71,7 +71,8 @@ async def test_full_video_through_comfyui_submits_each_generation_once(
     shots = ShotList.model_validate(values["shots"]).shots
     frames = FrameSet.model_validate(values["frames"]).frames
     assert all(f.workflow == "keyframe_from_references" and not f.candidates for f in frames)
-    unique = _sheets(values) + 2 * len(shots) + len(shots)
+    scenes = len({shot.scene for shot in shots})  # an ambience bed each
+    unique = scenes + _sheets(values) + 2 * len(shots) + len(shots)
     assert comfy_server.jobs == unique
     prompts = {json.dumps(p["prompt"], sort_keys=True) for p in comfy_server.submitted}
     assert len(prompts) == comfy_server.jobs
@@ -113,9 +114,10 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
 ) -> None:
     graph, config = _graph(), new_config()
     await drive_to_gate(graph, config, sample_input, comfy_context, "dialogue")
+    beds = comfy_server.jobs  # the scenes' ambience, made at the dialogue stage
     # Every job the pool takes at once (one running, one queued) fails its 3 attempts.
-    failing = 3 * comfy_context.backend.capacity
-    comfy_server.fail_next(failing)
+    failing = beds + 3 * comfy_context.backend.capacity
+    comfy_server.fail_next(failing - beds)
 
     with pytest.raises(ComfyJobFailed, match="failed 3 times on ComfyUI"):
         await answer(graph, config, APPROVE, comfy_context)
@@ -259,13 +261,17 @@ async def test_two_servers_draw_sheets_then_keyframes_at_once_in_order(
     gate = (await graph.aget_state(config)).interrupts[0].value
 
     sheets, keyframes = [], []
+    images: dict[str, list[tuple[float, float]]] = {one.url: [], two.url: []}
     for server in (one, two):
         for body, run in zip(server.submitted, server.executions, strict=True):
             loads = {node["class_type"] for node in body["prompt"].values()}
+            if "SaveAudio" in loads:
+                continue  # a scene's ambience, made at the dialogue stage
             (keyframes if "LoadImage" in loads else sheets).append(run)
-    assert len(sheets) == _sheets(values) and one.executions and two.executions
+            images[server.url].append(run)
+    assert len(sheets) == _sheets(values) and images[one.url] and images[two.url]
     assert max(end for _, end in sheets) <= min(start for start, _ in keyframes)
-    assert _overlapping(one.executions, two.executions)
+    assert _overlapping(images[one.url], images[two.url])
     shots = ShotList.model_validate(values["shots"]).shots
     frames = FrameSet.model_validate(proposal(gate)).frames
     assert [(f.shot, f.position) for f in frames] == [(s.id, p) for s in shots for p in POSITIONS]

@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.doubles.comfy_server import object_info_with_models
+from tools.comfy_tools import args_schema
 from tools.workflows import (
     COMFY_WORKFLOWS,
     WorkflowError,
@@ -23,6 +25,8 @@ REQUIRED_CATEGORIES = {
     "image_to_video",
     "inpaint",
     "upscale",
+    "text_to_speech",
+    "text_to_audio",
 }
 
 
@@ -283,3 +287,33 @@ def test_a_combo_value_the_server_does_not_offer_is_refused(
 
     with pytest.raises(WorkflowError, match=problem):
         load_workflows(folder, object_info=object_info_with_models())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('- "Verity (en)"', '- "Verity (en)"\n      - "Morgan Freeman (en)"', "'Morgan Freeman"),
+        ('default: "Narrator (en)"', 'default: "Sarah (de)"', "not one of the choices"),
+    ],
+)
+def test_listed_choices_must_be_the_servers(
+    tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    folder = _copy(tmp_path, "text_to_speech_fish")
+    meta = folder / "text_to_speech_fish.yaml"
+    assert old in meta.read_text()
+    meta.write_text(meta.read_text().replace(old, new, 1))
+
+    with pytest.raises(WorkflowError, match=problem) as caught:
+        load_workflows(folder, object_info=object_info_with_models())
+    assert "text_to_speech_fish.yaml" in str(caught.value)
+
+
+def test_listed_choices_are_the_tools_only_values(tmp_path: Path) -> None:
+    spec = load_workflows(_copy(tmp_path, "text_to_speech_fish"))["text_to_speech_fish"]
+
+    schema = args_schema(spec)
+
+    assert schema(text="Hello.", voice="Sarah (en)").voice == "Sarah (en)"
+    with pytest.raises(ValidationError):
+        schema(text="Hello.", voice="Sarah (de)")

@@ -9,9 +9,11 @@ import pytest
 
 from tools.editorial import (
     Cue,
+    TimelineBed,
     TimelineLine,
     TimelineShot,
     export,
+    scene_spans,
     srt,
     subtitle_cues,
     timeline,
@@ -136,6 +138,24 @@ def test_the_lines_are_placed_on_audio_tracks_as_many_as_overlap():
         (4.0, 0.75, "KEEPER", "Oh.", "lines/3.wav"),
     ]
     assert [type(item).__name__ for item in tracks[0]] == ["Gap", "Clip", "Gap", "Clip"]
+
+
+def test_each_scene_bed_spans_its_scene_on_an_ambience_track():
+    beds = [TimelineBed(2, "beds/2.wav", "Ambience of EXT. CLIFF - NIGHT. Rain.")]
+
+    film = timeline("The Keeper", SHOTS, fps=24, beds=beds)
+
+    assert scene_spans(SHOTS) == {1: (0.0, 5.5), 2: (5.5, 4.0)}
+    ambience = film.audio_tracks()[-1]
+    assert ambience.name == "Ambience"
+    assert [type(item).__name__ for item in ambience] == ["Gap", "Clip"]
+    [clip] = ambience.find_clips()
+    assert (seconds(clip.range_in_parent().start_time), seconds(clip.duration())) == (5.5, 4.0)
+    assert clip.name == "Scene 2 ambience"
+    assert clip.metadata["auteur"]["prompt"].endswith("Rain.")
+    back = otio.adapters.read_from_string(export(film, "fcpxml"), "fcpx_xml")
+    names = sorted(clip.name for track in back.audio_tracks() for clip in track.find_clips())
+    assert names == ["KEEPER", "KEEPER", "STORM", "Scene 2 ambience"]
 
 
 def test_times_are_whole_frames_at_the_rate_asked():

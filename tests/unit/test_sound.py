@@ -15,6 +15,7 @@ from tests.audio import decoded, loudnorm_analysis, pitch_hz, rms, rms_windows
 from tools.draft_renderer import StoryboardCard, render_card, render_clip
 from tools.mp4boxes import video_format, video_track
 from tools.sound import (
+    Bed,
     FFmpegError,
     Placement,
     fit_line,
@@ -186,18 +187,25 @@ async def test_lines_from_an_openai_compatible_endpoint_mix_the_same_way(openai_
     assert true_peak <= -1.0
 
 
-def test_a_bed_plays_throughout_and_ducks_under_the_dialogue(film):
-    line = tone_wav(2.0, 200)  # the bed is a 3 kHz tone: apart from the line in frequency
-    mp4 = mix_into_video(film, [Placement(3.0, line)], bed=tone_wav(1.5, 3000))
+def test_each_scene_bed_plays_under_its_scene_only_and_ducks_under_the_dialogue(film):
+    # Scene 1 is 0-3.5 s under a 3 kHz bed, scene 2 3.5-8 s under a 1 kHz one (each shorter
+    # than its scene: looped); a 200 Hz line at 5-7 s is apart from both in frequency.
+    beds = [Bed(0.0, 3.5, tone_wav(1.5, 3000)), Bed(3.5, 4.5, tone_wav(1.0, 1000))]
+    mp4 = mix_into_video(film, [Placement(5.0, tone_wav(2.0, 200))], beds=beds)
 
     signal = decoded(mp4)
-    spectrum = [
-        np.abs(np.fft.rfft(signal[i : i + 1600]))[300] for i in range(0, 16000 * 8 - 1600, 1600)
-    ]  # 0.1 s windows; bin 300 is 3 kHz
-    before, during, after = np.mean(spectrum[5:25]), np.mean(spectrum[35:45]), spectrum[-5:]
-    assert min(after) > 0.5 * before  # looped to the end
-    assert during < 0.5 * before  # ducked under the line
-    assert loudness(mp4).integrated_lufs == pytest.approx(-16.0, abs=0.5)
+    windows = range(0, 16000 * 8 - 1600, 1600)  # 0.1 s each: a bin is 10 Hz
+    high = [np.abs(np.fft.rfft(signal[i : i + 1600]))[300] for i in windows]
+    low = [np.abs(np.fft.rfft(signal[i : i + 1600]))[100] for i in windows]
+    first, second = np.mean(high[2:33]), np.mean(low[37:49])
+    assert min(high[2:33]) > 0.5 * first  # looped through its scene
+    assert max(high[37:]) < 0.01 * first  # and not a moment past it
+    assert max(low[:33]) < 0.01 * second  # the second bed waits for its scene
+    assert np.mean(low[52:68]) < 0.5 * second  # ducked under the line
+    assert min(low[76:]) > 0.5 * second  # back after it (a 0.4 s release), to the end
+    integrated, true_peak = loudnorm_analysis(mp4)
+    assert integrated == pytest.approx(-16.0, abs=1.0)
+    assert true_peak <= -1.0
 
 
 def test_a_film_with_nothing_to_say_gets_a_silent_track(film):
@@ -222,6 +230,8 @@ def test_a_line_running_past_the_end_is_cut_at_the_end(film):
 def test_bad_input_fails_clearly(film):
     with pytest.raises(ValueError, match=r"outside the 8\.000 s film"):
         mix_into_video(film, [Placement(8.0, tone_wav(1.0, 200))])
+    with pytest.raises(ValueError, match=r"a bed placed at 9\.0 s starts outside"):
+        mix_into_video(film, [], beds=[Bed(9.0, 1.0, tone_wav(1.0, 200))])
     with pytest.raises(ValueError, match="needs an MP4 with a video track"):
         mix_into_video(tone_wav(1.0, 200), [])
     with pytest.raises(FFmpegError, match=r"^ffmpeg could not mix the dialogue \(exit \d+\): .*"):

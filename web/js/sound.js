@@ -1,5 +1,6 @@
 // The sound of a production: the cast (a voice per speaking character, with a sample to hear)
-// and the spoken dialogue (every line to play, and to direct again at the gate).
+// and the spoken dialogue (every line to play, and to direct again at the gate), with each
+// scene's ambience bed when ComfyUI made one.
 
 import { showFile } from "./api.js";
 import { h } from "./dom.js";
@@ -34,19 +35,41 @@ export function cast(artifact, ctx) {
     ))));
 }
 
-/** Every line by scene and shot; at the gate, a line can be spoken again with a direction. */
+/**
+ * Every line by scene and shot, under each scene its ambience bed when ComfyUI made one; at
+ * the gate a line can be spoken again with a direction, and a bed made again from a note.
+ */
 export function dialogue(artifact, ctx) {
-  if (!artifact.lines.length) return h("p.muted", {}, "No line is spoken in this film.");
-  const scenes = Map.groupBy(artifact.lines, (line) => line.scene);
-  return h("div.spoken-dialogue", {}, [...scenes].map(([scene, lines]) => h("section.scene-lines", { dataset: { scene } },
+  const beds = new Map((artifact.beds || []).map((made) => [made.scene, made]));
+  if (!artifact.lines.length && !beds.size) return h("p.muted", {}, "No line is spoken in this film.");
+  const lines = Map.groupBy(artifact.lines, (line) => line.scene);
+  const scenes = [...new Set([...lines.keys(), ...beds.keys()])].sort((a, b) => a - b);
+  return h("div.spoken-dialogue", {}, scenes.map((scene) => h("section.scene-lines", { dataset: { scene } },
     h("h3", {}, `Scene ${scene}`),
-    h("ol.spoken-lines", {}, lines.map((line) => h("li.line", { dataset: { line: line.id } },
+    beds.has(scene) ? bed(beds.get(scene), ctx) : null,
+    h("ol.spoken-lines", {}, (lines.get(scene) || []).map((line) => h("li.line", { dataset: { line: line.id } },
       h("p", {}, h("strong", {}, `${line.id} · ${line.speaker}`), ` “${line.text}”`),
       player(line.file, `Line ${line.id}, ${line.speaker}`),
       h("p.muted", {}, timing(line), line.direction ? ` · directed: ${line.direction}` : ""),
       line.fits ? null : h("p.problem", { role: "note" }, "Runs past the end of its shot."),
       ctx.gate ? direct(line, ctx) : null,
     ))))));
+}
+
+/** A scene's bed: its player, its prompt, and at the gate "scene 2 ambience: distant thunder". */
+function bed(made, ctx) {
+  const name = `Ambience of scene ${made.scene}`;
+  const input = h("input.bed-direction", { type: "text", placeholder: "distant thunder, quieter…", "aria-label": `Note for the ${name.toLowerCase()}` });
+  const send = async (event) => {
+    event.preventDefault();
+    const note = input.value.trim();
+    if (note) await ctx.view.decide(ctx.gate, { type: "reject", message: `scene ${made.scene} ambience: ${note}` });
+  };
+  return h("div.scene-bed", { dataset: { bed: made.scene } },
+    h("p", {}, h("strong", {}, "Ambience"), ` · ${made.duration_s.toFixed(1)} s`),
+    player(made.file, name),
+    h("p.muted", {}, made.prompt),
+    ctx.gate ? h("form.direct", { onsubmit: send }, input, h("button", { type: "submit" }, "Make again")) : null);
 }
 
 function timing(line) {
