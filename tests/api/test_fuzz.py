@@ -169,12 +169,21 @@ def seeded(api_url: str, server_errors: _ErrorLog) -> Iterator[dict[str, Any]]:
             )
         )
         assert "__interrupt__" in values, values
+        # A gate of its own for the named cases: the fuzzer decides the seeded one's at random.
+        quiet = _ok(alice.post("/threads", json={}))["thread_id"]
+        _ok(
+            alice.post(
+                _path("threads", quiet, "runs", "wait"),
+                json={"assistant_id": WORKFLOW, "input": sample},
+            )
+        )
         run = _ok(alice.get(_path("threads", gated, "runs")))[0]["run_id"]
+        quiet_run = _ok(alice.get(_path("threads", quiet, "runs")))[0]["run_id"]
         history = _ok(alice.get(_path("threads", gated, "history"), params={"limit": 2}))
-        approval = next(
-            item["approval_id"]
-            for item in _ok(alice.get("/approvals", params={"limit": 200}))["items"]
-            if item["thread_id"] == gated
+        approvals = _ok(alice.get("/approvals", params={"limit": 200}))["items"]
+        approval = next(item["approval_id"] for item in approvals if item["thread_id"] == gated)
+        quiet_approval = next(
+            item["approval_id"] for item in approvals if item["thread_id"] == quiet
         )
         doomed_thread = _ok(alice.post("/threads", json={}))["thread_id"]
         errored = _ok(alice.post("/threads", json={}))["thread_id"]
@@ -209,15 +218,15 @@ def seeded(api_url: str, server_errors: _ErrorLog) -> Iterator[dict[str, Any]]:
         "touched": [],  # threads the fuzzer may have queued runs on
         # for the hand-written cases' paths
         "named": {
-            "gated": gated,
-            "run": run,
-            "approval": approval,
+            "gated": quiet,
+            "run": quiet_run,
+            "approval": quiet_approval,
             "project": project["project_id"],
         },
     }
     yield ids
     with httpx.Client(base_url=api_url, headers=ALICE, timeout=30) as alice:
-        _cancel_active_runs(alice, {gated, errored, *ids["touched"]})
+        _cancel_active_runs(alice, {gated, quiet, errored, *ids["touched"]})
 
 
 def _cancel_active_runs(client: httpx.Client, thread_ids: set[str]) -> None:

@@ -29,8 +29,8 @@ STAGES = load_workflow_types().get("full_video")().stages()
 FEEDBACK = "make it funnier"
 # Every gate on the Postgres pair the service runs on; the writing gates on LangGraph's
 # in-memory pair too (what `langgraph dev` runs). Past the writing, the in-memory runs would
-# only render the same frames and clips again.
-WRITING = STAGES[: STAGES.index("shots")]
+# only speak the same lines and render the same frames and clips again.
+WRITING = STAGES[: STAGES.index("casting")]
 GATES = [
     pytest.param(saver, stage, id=f"{saver}-{stage}")
     for stage in STAGES

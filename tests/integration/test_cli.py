@@ -122,7 +122,7 @@ def _exports_the_cut(thread: str, env: dict[str, str], folder: Path) -> None:
     """``auteur export``: the sample's cut opens in OTIO and through its adapters."""
     recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["list_scene_shots"][0]
     shots = [shot for scene in recorded.values() for shot in scene["shots"]]
-    for fmt in ("otio", "fcpxml", "edl"):
+    for fmt in ("otio", "edl"):  # the API's test reads all three formats
         path = folder / f"cut.{fmt}"
         done = auteur("export", thread, "--format", fmt, "--output", str(path), env=env)
         assert done.returncode == 0, done.stdout + done.stderr

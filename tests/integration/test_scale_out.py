@@ -137,13 +137,20 @@ async def _same_events_from_either_api(clients: list[Any], run: dict[str, Any]) 
 
 
 def _paid_once(cluster: Cluster) -> None:
-    """Each prompt executed once; a second submission only of a job in flight at the kill."""
+    """Each prompt executed once; a second submission only of a job in flight at the kill.
+
+    The scenes' ambience beds are the same prompt in every production of the sample: the
+    productions' workers may each send it at once (the generation cache is checked before
+    sending, but not locked across processes), and ComfyUI answers the later ones from its
+    cache, so they too are paid once; only the productions' own images are counted as sent.
+    """
     history = httpx.get(f"{cluster.comfy[0]}/history").json()
     submitted: dict[str, int] = {}
     paid: dict[str, int] = {}
     for entry in history.values():
         prompt = json.dumps(entry["prompt"][2], sort_keys=True)
-        submitted[prompt] = submitted.get(prompt, 0) + 1
+        if "SaveImage" in {node["class_type"] for node in entry["prompt"][2].values()}:
+            submitted[prompt] = submitted.get(prompt, 0) + 1
         messages = dict(entry["status"]["messages"])
         if not messages.get("execution_cached", {}).get("nodes"):
             paid[prompt] = paid.get(prompt, 0) + 1
