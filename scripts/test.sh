@@ -20,5 +20,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # Two test processes (pytest-xdist), a file each at a time: one alone leaves a core idle
-# while it waits on its servers, subprocesses and Postgres.
-exec .venv/bin/python -m pytest --numprocesses=auto --maxprocesses=2 --dist=loadfile "$@"
+# while it waits on its servers, subprocesses and Postgres. The 15 slowest tests are listed.
+exec .venv/bin/python -m pytest --numprocesses=auto --maxprocesses=2 --dist=loadfile \
+  --durations=15 "$@"
