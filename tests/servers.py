@@ -19,6 +19,9 @@ from graphs.base import load_workflow_types
 
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+_STAGES = load_workflow_types().get("full_video")().stages()
+BEFORE_FRAMES = _STAGES[: _STAGES.index("frames")]
+"""The full_video stages approved before its frames are drawn."""
 APPROVE = {"decisions": [{"type": "approve"}]}
 
 
@@ -62,11 +65,9 @@ async def start_frames_run(client: Any) -> tuple[str, dict[str, Any]]:
 
     ``client`` is a ``langgraph_sdk`` client; the run streams ``custom`` progress.
     """
-    stages = load_workflow_types().get("full_video")().stages()
-    before_frames = stages[stages.index("frames") - 1]
     thread_id = (await client.threads.create())["thread_id"]
     result = await client.runs.wait(thread_id, "full_video", input=SAMPLE)
-    while result["__interrupt__"][0]["value"]["stage"] != before_frames:
+    while result["__interrupt__"][0]["value"]["stage"] != BEFORE_FRAMES[-1]:
         result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
     run = await client.runs.create(
         thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]

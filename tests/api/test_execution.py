@@ -15,7 +15,7 @@ from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from tests.api.conftest import api_settings, serve
-from tests.servers import AUTEUR, auteur_serve, free_port, start_frames_run
+from tests.servers import AUTEUR, BEFORE_FRAMES, auteur_serve, free_port, start_frames_run
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 
@@ -41,15 +41,7 @@ async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str)
                 break
         first.wait(timeout=30)
     before = await _values_after_restart(env, port, client, thread_id, run["run_id"], seen)
-    assert before["approved"] == [
-        "treatment",
-        "script",
-        "master_script",
-        "assets",
-        "casting",
-        "shots",
-        "dialogue",
-    ]
+    assert before["approved"] == BEFORE_FRAMES
 
 
 async def _values_after_restart(

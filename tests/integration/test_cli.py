@@ -23,6 +23,7 @@ from agents.artifacts import Script
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
+from tests.servers import BEFORE_FRAMES
 from tools.draft_renderer import probe
 
 pytestmark = pytest.mark.slow
@@ -211,15 +212,7 @@ async def test_kill_mid_stage_then_resume_finishes(
     assert demo.returncode == -signal.SIGKILL, "".join(seen)
     thread_id = THREAD.search("".join(seen)).group(1)
     approved_before = await thread_values(persistence, thread_id)
-    assert set(approved_before["approved"]) == {
-        "treatment",
-        "script",
-        "master_script",
-        "assets",
-        "casting",
-        "shots",
-        "dialogue",
-    }
+    assert set(approved_before["approved"]) == set(BEFORE_FRAMES)
 
     listed = auteur("runs", env=cli_env)
     row = next(line for line in listed.stdout.splitlines() if thread_id in line)

@@ -25,7 +25,7 @@ from langgraph_sdk import get_client
 from pgserver.postgres_server import PostgresServer
 
 from tests.integration.test_cli import AUTEUR, THREAD, embedded_env, open_dir
-from tests.servers import auteur_serve, free_port, start_frames_run
+from tests.servers import BEFORE_FRAMES, auteur_serve, free_port, start_frames_run
 
 __all__ = ["open_dir"]
 
@@ -93,15 +93,7 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
         gate = state["interrupts"][0]["value"]
         assert gate["stage"] == "frames"
         assert len(gate["action_requests"][0]["args"]["frames"]) == 12
-        assert state["values"]["approved"] == [
-            "treatment",
-            "script",
-            "master_script",
-            "assets",
-            "casting",
-            "shots",
-            "dialogue",
-        ]
+        assert state["values"]["approved"] == BEFORE_FRAMES
 
 
 def _started(command: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
