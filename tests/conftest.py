@@ -7,11 +7,11 @@ LangGraph's own tests do; the Postgres one is the real embedded server.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,10 @@ os.environ["COLUMNS"] = "200"
 
 __all__ = ["openai_server"]
 
-# Under the seconds a blocking frames stage held the loop, above load noise: debug mode stats
-# source files for every traceback it keeps, and a loaded 2-core CI saw 0.9 s steps.
-SLOW_CALLBACK_S = 1.0
+# What one step of the event loop may take (see loop_kept_free): a blocking frames stage spent
+# seconds of CPU in one, a test's steps at most 0.15 s on an idle machine.
+SLOW_STEP_CPU_S = 0.5
+SLOW_STEP_WALL_S = 3.0
 
 
 @pytest.fixture(scope="session")
@@ -116,48 +117,52 @@ def sample_input() -> dict[str, Any]:
     return json.loads(SAMPLE_INPUT.read_text())
 
 
-class _SlowCallbacks(logging.Handler):
-    """Keeps asyncio's debug-mode reports of a callback that held the loop too long."""
+class _LoopSteps:
+    """Times every step the event loop runs, and keeps those that held it too long.
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.reports: list[str] = []
+    A step is a callback of the loop: mostly one stretch of a task between two awaits. It is
+    timed by the loop thread's own CPU time as well as by the clock, so that on a loaded
+    machine the waits for a core or for the GIL are not taken for the step's own work.
+    """
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Executing "):  # "Executing <Task ...> took 0.412 seconds"
-            self.reports.append(message)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.held: list[str] = []
+
+    def run(self, handle: asyncio.Handle, run: Callable[[asyncio.Handle], None]) -> None:
+        if getattr(handle, "_loop", None) is not self.loop:
+            run(handle)
+            return
+        cpu, wall = time.thread_time(), time.monotonic()
+        run(handle)
+        cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
+        if cpu > SLOW_STEP_CPU_S or wall > SLOW_STEP_WALL_S:
+            callback = handle._callback  # type: ignore[attr-defined]
+            task = getattr(callback, "__self__", None)
+            what = repr(task) if isinstance(task, asyncio.Task) else repr(handle)
+            self.held.append(f"{what[:400]} took {cpu:.3f} s of CPU, {wall:.3f} s in all")
 
 
 @pytest.fixture
-async def loop_kept_free(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Fail the test if a task it starts holds the event loop longer than ``SLOW_CALLBACK_S``.
+async def loop_kept_free(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """Fail the test if a task it starts holds the event loop too long.
 
-    Runs the loop in asyncio's debug mode, which logs every such callback; CPU and file work
-    that blocks (Pillow, hashing, ffmpeg, JSON, embedding) belongs in a worker thread, or
-    every other run served by the process stalls meanwhile. The graph's nodes and the clients
-    run in tasks of their own; the test's own steps (compiling, starting and stopping test
-    servers) are not held to it.
+    CPU and file work that blocks (Pillow, hashing, ffmpeg, JSON, embedding) belongs in a
+    worker thread, or every other run served by the process stalls meanwhile: a step may
+    spend at most ``SLOW_STEP_CPU_S`` of CPU, or ``SLOW_STEP_WALL_S`` waiting (on a
+    subprocess or a socket). The graph's nodes and the clients run in tasks of their own; the
+    test's own steps (compiling, starting and stopping test servers) are not held to it.
     """
-    loop = asyncio.get_running_loop()
-    debug, duration = loop.get_debug(), loop.slow_callback_duration
-    logger, handler = logging.getLogger("asyncio"), _SlowCallbacks()
-    logger.addHandler(handler)
-    loop.set_debug(True)
-    loop.slow_callback_duration = SLOW_CALLBACK_S
-    try:
-        yield
-    finally:
-        loop.set_debug(debug)
-        loop.slow_callback_duration = duration
-        logger.removeHandler(handler)
+    steps = _LoopSteps(asyncio.get_running_loop())
+    run = asyncio.Handle._run  # type: ignore[attr-defined]
+    monkeypatch.setattr(asyncio.Handle, "_run", lambda handle: steps.run(handle, run))
+    yield
+    monkeypatch.undo()
     own = f"coro=<{request.node.originalname}()"
     # the session's database watch is no task of the test's (it shares the loop, and the GIL
     # with the test's worker threads)
-    reports = [
-        report
-        for report in handler.reports
-        if own not in report and "name='auteur-database-watch'" not in report
-    ]
-    held = "\n".join(report[:400] for report in reports)
-    assert not reports, f"callbacks held the event loop:\n{held}"
+    watch = "name='auteur-database-watch'"
+    held = [step for step in steps.held if own not in step and watch not in step]
+    assert not held, "steps held the event loop:\n" + "\n".join(held)

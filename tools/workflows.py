@@ -68,6 +68,9 @@ _COMFY_TYPES: dict[str, str] = {
     "float": "FLOAT",
     "bool": "BOOLEAN",
 }
+# PyYAML's libyaml parser when its wheel has one (ten times the pure-Python one's speed; every
+# process loads the catalogue, and with it each workflow's metadata).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # How /object_info declares an input that takes one of a list of values (besides a bare list).
 _CHOICE_TYPES = ("COMBO", "COMFY_DYNAMICCOMBO_V3")
 # A choice that looks like a file name is a file the server must have (a model, mostly).
@@ -242,7 +245,7 @@ def load_workflow(
     _check_api_format(graph_path, graph)
     raw = metadata_path.read_bytes()
     try:
-        metadata = yaml.safe_load(raw)
+        metadata = yaml.load(raw, Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         raise WorkflowError(f"{metadata_path}: not readable YAML: {error}") from None
     if not isinstance(metadata, dict):

@@ -113,7 +113,9 @@ async def test_draft_lines_spoken_at_once_come_out_whole():
     together = await asyncio.gather(*(speak(voice=voice) for voice in voices))
     for one, other in zip(alone, together, strict=True):
         assert seconds(other) == pytest.approx(seconds(one), rel=0.01)  # espeak-ng varies a little
-        assert pitch_hz(other) == pytest.approx(pitch_hz(one), rel=0.05)
+        # the median pitch of one voice drifts some 8% with the phase espeak-ng carries over;
+        # another of these voices would be an octave apart
+        assert pitch_hz(other) == pytest.approx(pitch_hz(one), rel=0.15)
 
 
 # --- OpenAI-compatible endpoint -------------------------------------------------------------
