@@ -14,7 +14,16 @@ from langgraph.config import get_config
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-__all__ = ["Approve", "Decision", "Edit", "GateRequest", "Inpaint", "Reject", "review"]
+__all__ = [
+    "Approve",
+    "Decision",
+    "Edit",
+    "GateRequest",
+    "Inpaint",
+    "Reject",
+    "canonical_resume",
+    "review",
+]
 
 GATE_DECISIONS = ("approve", "edit", "reject")
 
@@ -79,6 +88,39 @@ class Resume(BaseModel):
 
 _resume_adapter = TypeAdapter(Resume)
 
+_INBOX_TYPES = ("accept", "edit", "response", "ignore")
+
+
+def canonical_resume(raw: object) -> object:
+    """A resume value in the shape :class:`Resume` reads; other values are returned as given.
+
+    Agent Inbox (and LangGraph's older ``HumanInterrupt`` clients) answer with a list of
+    ``{"type": "accept" | "edit" | "response" | "ignore", "args": ...}``: accept approves,
+    response is feedback, and edit carries ``{"action": stage, "args": artifact}``.
+
+    Raises:
+        ValueError: For ``ignore``: a gate is decided by the person, never skipped.
+    """
+    if not (
+        isinstance(raw, list)
+        and len(raw) == 1
+        and isinstance(raw[0], dict)
+        and raw[0].get("type") in _INBOX_TYPES
+    ):
+        return raw
+    kind, args = raw[0]["type"], raw[0].get("args")
+    if kind == "ignore":
+        raise ValueError(
+            "a gate cannot be ignored: accept it, edit it or respond with what to change"
+        )
+    if kind == "accept":
+        return {"decisions": [{"type": "approve"}]}
+    if kind == "response":
+        return {"decisions": [{"type": "reject", "message": args}]}
+    action = args if isinstance(args, dict) else {}
+    edited = {"name": action.get("action"), "args": action.get("args")}
+    return {"decisions": [{"type": "edit", "edited_action": edited}]}
+
 
 @dataclass(frozen=True)
 class GateRequest:
@@ -131,10 +173,11 @@ class GateRequest:
             ValueError: What is wrong with the decision, in words the person can act on.
         """
         try:
-            decision = _resume_adapter.validate_python(raw).decisions[0]
+            decision = _resume_adapter.validate_python(canonical_resume(raw)).decisions[0]
         except ValidationError as error:
             raise ValueError(
                 "a decision must look like {'decisions': [{'type': 'approve'}]}, "
+                "[{'type': 'accept'}] (Agent Inbox's), "
                 "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
                 f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
             ) from None

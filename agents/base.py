@@ -43,7 +43,7 @@ from langgraph.types import Command
 from pydantic import BaseModel
 
 from agents import _cache
-from agents._gate import Approve, Edit, GateRequest, Reject, review
+from agents._gate import Approve, Edit, GateRequest, Reject, canonical_resume, review
 from agents._lineage import Head, stale_after
 from agents._state import (
     Generation,
@@ -74,6 +74,7 @@ __all__ = [
     "all_steps",
     "artifact_sources",
     "artifact_types",
+    "canonical_resume",
     "check_decision",
     "conversation_messages",
     "feedback_at",

@@ -37,6 +37,7 @@ from api.routes import (
     meta,
     projects,
     runs,
+    stateless_runs,
     threads,
     workflows,
 )
@@ -187,6 +188,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         assistants,
         threads,
         runs,
+        stateless_runs,
         approvals,
         projects,
         branches,

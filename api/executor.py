@@ -339,9 +339,7 @@ class Executor:
                     "payload": interrupt.value,
                 }
             )
-        await self.db.finish_run(
-            run["run_id"], "interrupted" if interrupts else "success", cost=cost
-        )
+        await self.db.finish_run(run["run_id"], "success", cost=cost)
 
     async def _cancelled(
         self, run: dict[str, Any], graph: Any, config: dict[str, Any], cost: dict[str, Any]

@@ -14,11 +14,12 @@ from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import anyio
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from agents.base import check_decision
+from agents.base import canonical_resume, check_decision
 from api.artifacts import MissingArtifactsError, ProjectArtifacts
 from api.context import ApiContext
 from api.db import (
@@ -86,12 +87,21 @@ def resolve_workflow(workflows: Mapping[str, WorkflowType], assistant_id: str) -
     """The workflow type an assistant id (its name or its UUID) names.
 
     Raises:
-        NotFoundError: It names none.
+        NotFoundError: A UUID that is no assistant's.
+        InvalidRunError: Neither a UUID nor a workflow type's name, in the official server's
+            words (``Invalid assistant: ...``), which agent-chat-ui and Agent Inbox look for.
     """
     for name in workflows:
         if assistant_id in (name, assistant_id_of(name)):
             return name
     known = ", ".join(sorted(workflows))
+    try:
+        uuid.UUID(assistant_id)
+    except ValueError:
+        raise InvalidRunError(
+            f"Invalid assistant: '{assistant_id}'. Must be either a valid assistant UUID or "
+            f"one of the registered graphs: {known}"
+        ) from None
     raise NotFoundError(f"no assistant (workflow type) '{assistant_id}' (known: {known})")
 
 
@@ -134,8 +144,15 @@ async def start_run(
     *,
     gate: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    new_thread: bool = False,
 ) -> dict[str, Any]:
-    """:func:`queue_run` with the API process's services (a refusal answers 404, 409 or 422)."""
+    """:func:`queue_run` with the API process's services (a refusal answers 404, 409 or 422).
+
+    ``new_thread``: the server picked ``thread_id`` for a thread the run makes (a run sent
+    without a thread), which any server may do; otherwise only a keyless one lets clients.
+    """
+    if body.named_checkpoint() is not None:
+        body = await _from_latest(ctx, owner, thread_id, body)
     return await queue_run(
         ctx.db,
         ctx.services.workflows,
@@ -144,7 +161,7 @@ async def start_run(
         body,
         gate=gate,
         idempotency_key=idempotency_key,
-        may_create_thread=ctx.clients_pick_thread_ids,
+        may_create_thread=new_thread or ctx.clients_pick_thread_ids,
     )
 
 
@@ -204,8 +221,6 @@ async def queue_run(
         raise ConflictError(
             f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    if body.input is not None and body.command is not None:
-        raise InvalidRunError("send either 'input' or 'command', not both")
     if body.input is not None:
         validate_input(workflows[workflow], body.input)
         await _check_project(db, thread, workflows[workflow], body.input)
@@ -250,6 +265,30 @@ async def queue_run(
         raise ConflictError(
             f"the {gate['stage']} gate was already decided: its decision stands"
         ) from None
+
+
+async def _from_latest(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
+    """``body`` without its checkpoint, which must be the thread's latest.
+
+    agent-chat-ui names the thread's latest checkpoint on every run; that is no fork. A run
+    from an earlier one would fork the production behind the project's back: a stage is made
+    again by reopening it (``POST /projects/{id}/branches``), which keeps the versions apart.
+
+    Raises:
+        InvalidRunError: It names an earlier checkpoint.
+    """
+    thread = await ctx.db.thread(thread_id, owner)
+    if thread is None or thread["workflow"] is None:
+        return body.from_latest()  # a new thread has one place to start: its beginning
+    graph = ctx.services.graph(thread["workflow"])
+    latest = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    if latest.config["configurable"].get("checkpoint_id") != body.named_checkpoint():
+        raise InvalidRunError(
+            f"checkpoint '{body.named_checkpoint()}' is not the thread's latest: a production "
+            "is not forked from an earlier checkpoint; reopen the stage to make it again "
+            "(POST /projects/{project_id}/branches)"
+        )
+    return body.from_latest()
 
 
 async def _check_project(
@@ -348,9 +387,10 @@ def _interrupt_ids(resume: Any) -> list[str]:
 
 
 def _decision_for(gate: dict[str, Any], resume: Any) -> Any:
-    """The decision a resume carries, validated against the gate as the gate will (422)."""
+    """The decision a resume carries (in Auteur's shape), validated as the gate will (422)."""
     decision = resume[gate["interrupt_id"]] if _interrupt_ids(resume) else resume
     try:
+        decision = canonical_resume(decision)
         check_decision(gate["payload"], decision)
     except ValueError as error:
         raise InvalidRunError(f"invalid decision: {error}") from None
@@ -441,16 +481,30 @@ def stream_run(
     modes: set[str] | None,
     subgraphs: bool,
     headers: dict[str, str],
+    cancel_on_disconnect: bool = False,
 ) -> EventSourceResponse:
-    """SSE of a run's logged events after ``after``, live until the run ends."""
+    """SSE of a run's logged events after ``after``, live until the run ends.
+
+    ``cancel_on_disconnect`` (a run created with ``on_disconnect: cancel``): a client that goes
+    away before the run ends cancels it, keeping its checkpoints (``interrupt``).
+    """
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         rows = follow_run(ctx.db, ctx.hub, run["run_id"], after=after)
-        async with aclosing(rows):
-            async for row in rows:
-                name = _delivered_name(row["event"], modes, subgraphs)
-                if name is not None:
-                    yield ServerSentEvent(data=dumps(row["data"]), event=name, id=str(row["id"]))
+        ended = False
+        try:
+            async with aclosing(rows):
+                async for row in rows:
+                    name = _delivered_name(row["event"], modes, subgraphs)
+                    if name is not None:
+                        yield ServerSentEvent(
+                            data=dumps(row["data"]), event=name, id=str(row["id"])
+                        )
+            ended = True
+        finally:
+            if cancel_on_disconnect and not ended:
+                with anyio.CancelScope(shield=True):  # the response's own scope is cancelled
+                    await ctx.db.request_cancel(run["run_id"], "interrupt")
 
     return EventSourceResponse(
         events(), ping=HEARTBEAT_S, headers={**headers, "Cache-Control": "no-store"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.artifacts import ProjectConfig
 
@@ -143,6 +143,13 @@ class Configurable(BaseModel):
     checkpoint_id: str | None = None
 
 
+class CheckpointRef(_Body):
+    """A run's ``checkpoint``: where in the thread it starts (agent-chat-ui sends its latest)."""
+
+    checkpoint_id: str | None = Field(None, max_length=200)
+    checkpoint_ns: str = ""
+
+
 class RunConfig(BaseModel):
     """A run's ``config``: the JSON keys of LangChain's ``RunnableConfig``.
 
@@ -175,6 +182,46 @@ class RunCreate(_Body):
     multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
     if_not_exists: Literal["create", "reject"] = "reject"
     on_disconnect: Literal["cancel", "continue"] = "continue"
+    checkpoint_id: str | None = Field(None, max_length=200)
+    checkpoint: CheckpointRef | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _input_or_command(self) -> RunCreate:
+        """A run either starts from ``input`` or answers with ``command``.
+
+        agent-chat-ui sends ``"input": {}`` beside its resume command; as on the official
+        server, the command wins over an empty input. Input *and* a command is refused
+        rather than half ignored.
+        """
+        if self.command is not None and not self.input:
+            self.input = None
+        if self.input is not None and self.command is not None:
+            raise ValueError("send either 'input' or 'command', not both")
+        for field in ("interrupt_before", "interrupt_after"):
+            if getattr(self, field):
+                raise ValueError(
+                    f"{field} is not taken: every stage already stops at its approval gate"
+                )
+        return self
+
+    def named_checkpoint(self) -> str | None:
+        """The checkpoint the run is to start from, however the client named it."""
+        configurable = self.config.configurable if self.config else None
+        return (
+            self.checkpoint_id
+            or (self.checkpoint.checkpoint_id if self.checkpoint else None)
+            or (configurable.checkpoint_id if configurable else None)
+        )
+
+    def from_latest(self) -> RunCreate:
+        """This run with its checkpoint left out: it starts from the thread's latest."""
+        config = self.config
+        if config is not None and config.configurable is not None:
+            configurable = config.configurable.model_copy(update={"checkpoint_id": None})
+            config = config.model_copy(update={"configurable": configurable})
+        return self.model_copy(update={"checkpoint_id": None, "checkpoint": None, "config": config})
 
     def modes(self) -> list[str]:
         """The stream modes as a list."""

@@ -16,11 +16,15 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 "${PYTHON:-python3}" -m venv .venv
-# --no-compile: Python compiles what the tests import as they import it; compiling all of
-# every installed package up front took a fifth of the install.
-.venv/bin/python -m pip install -qq --no-compile --disable-pip-version-check -e '.[test]'
+# pip compiles every package up front: with PYTHONDONTWRITEBYTECODE set (as on this machine),
+# every process the tests start would otherwise compile what it imports, every time.
+.venv/bin/python -m pip install -qq --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Python may keep the bytecode of what it compiles (the project's modules, pytest's rewritten
+# tests), where PYTHONDONTWRITEBYTECODE is set: every process the tests start would compile them
+# again.
+unset PYTHONDONTWRITEBYTECODE
 # Two test processes (pytest-xdist), a file each at a time: one alone leaves a core idle
 # while it waits on its servers, subprocesses and Postgres. The 15 slowest tests are listed.
 exec .venv/bin/python -m pytest --numprocesses=auto --maxprocesses=2 --dist=loadfile \

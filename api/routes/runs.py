@@ -40,9 +40,7 @@ async def create(
     thread_id: str, body: RunCreate, ctx: Ctx, user: User, response: Response
 ) -> dict[str, Any]:
     """Queue a run in the background."""
-    run = await start_run(ctx, user, thread_id, body)
-    response.headers["Content-Location"] = _path(run)
-    return run_json(run)
+    return queued(await start_run(ctx, user, thread_id, body), response)
 
 
 @router.post("/stream", response_class=EventSourceResponse)
@@ -50,15 +48,7 @@ async def create_and_stream(
     thread_id: str, body: RunCreate, ctx: Ctx, user: User
 ) -> EventSourceResponse:
     """Queue a run and stream its events (SSE) until it ends."""
-    run = await start_run(ctx, user, thread_id, body)
-    return stream_run(
-        ctx,
-        run,
-        after=0,
-        modes=set(body.modes()),
-        subgraphs=body.stream_subgraphs,
-        headers=_stream_headers(run),
-    )
+    return streamed(ctx, await start_run(ctx, user, thread_id, body), body)
 
 
 @router.post("/wait")
@@ -66,7 +56,30 @@ async def create_and_wait(
     thread_id: str, body: RunCreate, ctx: Ctx, user: User, response: Response
 ) -> dict[str, Any]:
     """Queue a run and answer its final values (with ``__interrupt__`` at a gate)."""
-    run = await start_run(ctx, user, thread_id, body)
+    return await waited(ctx, await start_run(ctx, user, thread_id, body), response)
+
+
+def queued(run: dict[str, Any], response: Response) -> dict[str, Any]:
+    """The answer to a queued run: the run, and where it is."""
+    response.headers["Content-Location"] = _path(run)
+    return run_json(run)
+
+
+def streamed(ctx: ApiContext, run: dict[str, Any], body: RunCreate) -> EventSourceResponse:
+    """The answer to a queued run that streams it: its events from the first."""
+    return stream_run(
+        ctx,
+        run,
+        after=0,
+        modes=set(body.modes()),
+        subgraphs=body.stream_subgraphs,
+        headers=_stream_headers(run),
+        cancel_on_disconnect=body.on_disconnect == "cancel",
+    )
+
+
+async def waited(ctx: ApiContext, run: dict[str, Any], response: Response) -> dict[str, Any]:
+    """The answer to a queued run that waits for it: its final values."""
     base = _path(run)
     response.headers["Content-Location"] = base
     response.headers["Location"] = f"{base}/join"

@@ -396,11 +396,20 @@ def _negative_cases() -> list[Any]:
         pytest.param(
             "GET", "/threads/{gated}/history", {"params": {"limit": 0}}, 422, id="limit-below-1"
         ),
-        pytest.param("GET", "/assistants/no-such-workflow", {}, 404, id="unknown-assistant"),
+        # as the official server: a name no graph has is invalid (422), a UUID unknown (404)
+        pytest.param("GET", "/assistants/no-such-workflow", {}, 422, id="invalid-assistant"),
+        pytest.param("GET", f"/assistants/{UNKNOWN}", {}, 404, id="unknown-assistant"),
         pytest.param(
             "POST",
             "/threads/{gated}/runs",
             {"json": {"assistant_id": "no-such-workflow"}},
+            422,
+            id="run-of-invalid-assistant",
+        ),
+        pytest.param(
+            "POST",
+            "/threads/{gated}/runs",
+            {"json": {"assistant_id": UNKNOWN}},
             404,
             id="run-of-unknown-assistant",
         ),

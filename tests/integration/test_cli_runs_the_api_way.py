@@ -69,7 +69,7 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
     [
         (["full_video", "--input", "{bad}"], "invalid full_video input: brief: Field required"),
         (["full_video", "--input", "{missing}"], "cannot read the input"),
-        (["nope", "--brief", "Two eggs."], "no assistant (workflow type) 'nope'"),
+        (["nope", "--brief", "Two eggs."], "Invalid assistant: 'nope'"),
         (["full_video", "--brief", "Two eggs.", "--project", "nope"], "no project 'nope'"),
         (["full_video"], "invalid full_video input: brief: Field required"),
         (["full_video", "--brief", "x", "--input", "{bad}"], "either --brief TEXT or --input"),

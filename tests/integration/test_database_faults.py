@@ -88,7 +88,7 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
         assert postmaster(pgdata) != killed
 
         finished = until(lambda: ended(url, thread_id, run["run_id"]), "the run ends")
-        assert finished["status"] == "interrupted"
+        assert finished["status"] == "success"  # at its gate
         state = await client.threads.get_state(thread_id)
         gate = state["interrupts"][0]["value"]
         assert gate["stage"] == "frames"

@@ -57,7 +57,7 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
         runs = _runs(cluster)
         stages = load_workflow_types().get("full_video")().stages()
         assert len(runs) == THREADS * stages.index("frames") + FRAMES
-        assert {run["status"] for run in runs.values()} == {"interrupted"}
+        assert {run["status"] for run in runs.values()} == {"success"}  # each stopped at a gate
         assert frames[0]["run_id"] in held
         for run_id, run in runs.items():  # claimed once; twice only when its worker died
             assert run["attempt"] == (2 if run_id in held else 1), run
