@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NotRequired
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 __all__ = [
@@ -88,6 +89,9 @@ class ProductionState(TypedDict):
     conversation: NotRequired[Annotated[list[Turn], _append_unseen]]
     approved: NotRequired[Annotated[list[str], _append_unseen]]
     generations: NotRequired[Annotated[list[Generation], _append_unseen]]
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """The production as a chat (what each stage drafted, each decision): chat clients such
+    as agent-chat-ui show a thread's ``messages``; the agents read ``conversation``."""
 
 
 def feedback_at(state: ProductionState, stage: str) -> list[str]:

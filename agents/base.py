@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -190,6 +190,7 @@ class Step(ABC):
                     "drafts": {self.stage: None},
                     "draft_errors": {self.stage: str(error)},
                     "generations": records,
+                    "messages": [self._said(f"No valid {self.stage} could be drafted: {error}")],
                 }
         return {
             "drafts": {self.stage: proposal.model_dump(mode="json")},
@@ -203,7 +204,17 @@ class Step(ABC):
                 )
             ],
             "generations": records,
+            "messages": [self._said(self.summary(proposal))],
         }
+
+    @property
+    def label(self) -> str:
+        """The stage in words (``master script``)."""
+        return self.stage.replace("_", " ")
+
+    def _said(self, text: str) -> AIMessage:
+        """What the stage says in the production's chat (``messages``), under its name."""
+        return AIMessage(content=text, name=self.stage)
 
     def make_gate(self, next_node: str) -> Callable[..., Command]:
         """The approval-gate node; approval goes to ``next_node``, feedback back to the draft."""
@@ -241,14 +252,19 @@ class Step(ABC):
                     feedback["inpaint"] = decision.inpaint.model_dump()
                 if decision.references is not None:
                     feedback["references"] = decision.references
-                return Command(goto=self.draft_node, update={"conversation": [feedback]})
+                said = HumanMessage(content=decision.message)
+                return Command(
+                    goto=self.draft_node, update={"conversation": [feedback], "messages": [said]}
+                )
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
+            verb = "Edited and approved" if isinstance(decision, Edit) else "Approved"
             artifact = self.artifact.model_validate(accepted)
             return Command(
                 goto=next_node,
                 update={
                     self.stage: artifact.model_dump(mode="json"),
                     "approved": [self.stage],
+                    "messages": [HumanMessage(content=f"{verb} the {self.label}.")],
                     **self.on_approval(artifact, state),
                 },
             )

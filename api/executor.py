@@ -39,6 +39,7 @@ from api.batches import batched
 from api.db import TERMINAL_RUN_STATUSES, Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
+from api.wire import graph_stream_mode
 from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
@@ -252,7 +253,7 @@ class Executor:
         context = self.services.context
         if thread["project_id"] is not None:
             payload, context = await self._on_project(thread, payload, context)
-        modes = sorted({*kwargs.get("stream_mode", ["values"]), "custom"})
+        modes = sorted({*map(graph_stream_mode, kwargs.get("stream_mode", ["values"])), "custom"})
         renewal = asyncio.create_task(self._renew(run_id))
         stage = None
         try:

@@ -32,7 +32,7 @@ from api.db import (
 )
 from api.events import EventHub, wait_for
 from api.schemas import THREAD_ID_PATTERN, CommandBody, RunCreate
-from api.wire import assistant_id_of
+from api.wire import assistant_id_of, graph_stream_mode
 from graphs.base import WorkflowType
 from tools.storage import file_keys
 
@@ -221,6 +221,8 @@ async def queue_run(
         raise ConflictError(
             f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
+    if body.input is not None and body.input.keys() == {"messages"}:
+        body = await _chat_at_gate(db, owner, thread_id, body)
     if body.input is not None:
         validate_input(workflows[workflow], body.input)
         await _check_project(db, thread, workflows[workflow], body.input)
@@ -289,6 +291,44 @@ async def _from_latest(ctx: ApiContext, owner: str, thread_id: str, body: RunCre
             "(POST /projects/{project_id}/branches)"
         )
     return body.from_latest()
+
+
+async def _chat_at_gate(db: Database, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
+    """A chat message sent to a production waiting at a gate: feedback for that gate.
+
+    agent-chat-ui sends what the person types as ``{"messages": [...]}``; the last human
+    message becomes a ``reject`` with that text, so the stage is drafted again with it.
+
+    Raises:
+        InvalidRunError: The thread waits at no gate, or no message has text.
+    """
+    if await db.pending_gate(thread_id, owner, None) is None:
+        raise InvalidRunError(
+            "the thread waits at no gate, so a chat message has nothing to answer: a "
+            "production starts from input with a brief"
+        )
+    texts = [_text(m) for m in body.input["messages"] if _from_person(m)] if body.input else []
+    if not texts or not texts[-1].strip():
+        raise InvalidRunError("the chat message has no text to give the gate as feedback")
+    resume = {"decisions": [{"type": "reject", "message": texts[-1]}]}
+    return body.model_copy(update={"input": None, "command": CommandBody(resume=resume)})
+
+
+def _from_person(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("type", message.get("role")) in (
+        "human",
+        "user",
+    )
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A chat message's text: its content, or the text parts of a multi-part content."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and "text" in part
+        )
+    return content if isinstance(content, str) else ""
 
 
 async def _check_project(
@@ -441,10 +481,11 @@ def _delivered_name(event: str, modes: set[str] | None, subgraphs: bool) -> str 
     mode, _, namespace = event.partition("|")
     if mode in ("metadata", "error"):
         return event
-    if modes is not None and mode not in modes:
+    if modes is not None and mode not in {*map(graph_stream_mode, modes)}:
         return None
     if namespace and not subgraphs:
-        return mode if mode == "custom" else None  # progress from inside agents still shows
+        # progress and chat messages from inside agents (their subgraphs) still show
+        return mode if mode in ("custom", "messages") else None
     return event
 
 

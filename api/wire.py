@@ -13,8 +13,19 @@ from langgraph.types import StateSnapshot
 
 from graphs.base import WorkflowType
 
-__all__ = ["assistant_id_of", "assistant_json", "run_json", "state_json", "thread_json"]
+__all__ = [
+    "assistant_id_of",
+    "assistant_json",
+    "graph_stream_mode",
+    "run_json",
+    "state_json",
+    "thread_json",
+]
 
+# The Agent Server's stream modes that LangGraph names otherwise: its "messages" mode gives
+# (message, metadata) pairs — every message a node writes to the state (each stage's draft,
+# each decision), and a chat model's tokens — which is what "messages-tuple" sends.
+_GRAPH_MODES = {"messages-tuple": "messages"}
 # The namespace the Agent Server derives a graph's system assistant id from.
 _ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
@@ -22,6 +33,11 @@ _ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 def assistant_id_of(workflow: str) -> str:
     """The assistant id of a workflow type (as the Agent Server derives it from a graph id)."""
     return str(uuid.uuid5(_ASSISTANT_NAMESPACE, workflow))
+
+
+def graph_stream_mode(mode: str) -> str:
+    """The LangGraph stream mode that produces an Agent Server stream mode's events."""
+    return _GRAPH_MODES.get(mode, mode)
 
 
 def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:

@@ -71,6 +71,9 @@ __all__ = [
 
 T = TypeVar("T", bound=BaseModel)
 
+# A structured answer is no chat message: LangGraph's "messages" stream (agent-chat-ui's
+# messages-tuple) leaves out calls tagged "nostream"; the stages' own messages show instead.
+_CALL_CONFIG: dict[str, Any] = {"tags": ["nostream"]}
 _DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _NO_AGENT_MODELS: Mapping[str, str] = MappingProxyType({})
 _NO_MODES: Mapping[str, StructuredOutput] = MappingProxyType({})
@@ -781,7 +784,7 @@ async def _invoke_with_retries(
     while True:
         try:
             async with slots or contextlib.nullcontext():
-                answer = await runnable.ainvoke(messages, config={"run_name": label})
+                answer = await runnable.ainvoke(messages, config=_CALL_CONFIG | {"run_name": label})
         except openai.APIError as error:
             _record_usage(model, None)
             _report(on_call, Call(outcome="error", mode=mode, error=_short(error)))

@@ -1,7 +1,8 @@
 """What agent-chat-ui and Agent Inbox send, sent by the official SDK as they send it.
 
 agent-chat-ui resumes with ``"input": {}`` beside its command, names the thread's latest
-checkpoint and asks to cancel on disconnect; Agent Inbox answers a gate with the older
+checkpoint and asks to cancel on disconnect, reads the thread's ``messages`` and sends what
+the person types as a chat message (feedback at a gate); Agent Inbox answers with the older
 ``[{"type": "accept" | "response" | "edit" | "ignore", "args": ...}]`` shapes. A run may also
 be sent without a thread. Runs that stop at a gate succeed; their thread is interrupted. A
 client that asked to cancel on disconnect and goes away cancels its run.
@@ -58,6 +59,11 @@ async def _chat_ui_resume(client: Any, thread_id: str, decision: Any) -> list[An
     ]
 
 
+def _messages(parts: list[Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The (message, metadata) pairs of a stream's ``messages`` events."""
+    return [tuple(part.data) for part in parts if part.event == "messages"]
+
+
 async def _refused(call: Any) -> httpx.Response:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await call
@@ -81,6 +87,10 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     parts = await _chat_ui_resume(alice, thread_id, APPROVE)
     assert not [p for p in parts if p.event == "error"], parts
     assert (await _gate(alice, thread_id))["stage"] == "script"
+    # its messages-tuple stream: the decision, then what the next stage drafted
+    said = [(m["type"], m.get("name"), m["content"]) for m, _ in _messages(parts)]
+    assert said[0] == ("human", None, "Approved the treatment.")
+    assert [name for kind, name, _ in said[1:] if kind == "ai"] == ["script"]
 
     # an earlier checkpoint would fork the production behind the project's back
     history = await alice.threads.get_history(thread_id, limit=100)
@@ -113,9 +123,26 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     await _chat_ui_resume(
         alice, thread_id, [{"type": "edit", "args": {"action": "script", "args": edited}}]
     )
-    # and accept approves what is shown
+    # a chat message at a gate is feedback for it; accept approves what is shown
+    before = (await _gate(alice, thread_id))["value"]["action_requests"][0]["args"]
+    chat = {"messages": [{"type": "human", "content": [{"type": "text", "text": "Shorter."}]}]}
+    await alice.runs.wait(thread_id, "full_video", input=chat)
     accepted = (await _gate(alice, thread_id))["value"]["action_requests"][0]["args"]
+    assert accepted != before
     await _chat_ui_resume(alice, thread_id, [{"type": "accept", "args": accepted}])
+    said = [
+        (m["type"], m.get("name"), m["content"])
+        for m in (await alice.threads.get_state(thread_id))["values"]["messages"]
+    ]
+    assert [(kind, content) for kind, _, content in said if kind == "human"] == [
+        ("human", "Approved the treatment."),
+        ("human", "make it funnier"),
+        ("human", "Edited and approved the script."),
+        ("human", "Shorter."),
+        ("human", "Approved the master script."),
+    ]
+    drafted = [name for kind, name, _ in said if kind == "ai"]
+    assert drafted[:4] == ["treatment", "script", "script", "master_script"]
 
     values = (await alice.threads.get_state(thread_id))["values"]
     assert values["approved"] == ["treatment", "script", "master_script"]
