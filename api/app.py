@@ -38,6 +38,7 @@ from api.routes import (
     projects,
     runs,
     stateless_runs,
+    store,
     threads,
     workflows,
 )
@@ -189,6 +190,7 @@ def create_app(settings: Settings, *, execute: bool = True) -> FastAPI:
         threads,
         runs,
         stateless_runs,
+        store,
         approvals,
         projects,
         branches,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from api.body import StrictJsonRoute
-from api.context import Ctx, User
+from api.context import ApiContext, Ctx, User
 from api.launch import resolve_workflow
 from api.schemas import AssistantSearch
 from api.wire import assistant_json
@@ -47,14 +47,52 @@ async def get(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
 
 
 @router.get("/{assistant_id}/graph")
-async def graph(assistant_id: str, ctx: Ctx, _: User) -> dict[str, Any]:
-    """The workflow's graph (nodes and edges)."""
+async def graph(
+    assistant_id: str,
+    ctx: Ctx,
+    _: User,
+    xray: Annotated[str, Query(pattern=r"^(true|false|[0-9]{1,2})$")] = "false",
+) -> dict[str, Any]:
+    """The workflow's graph (nodes and edges); ``xray`` opens its agents' subgraphs (to a depth)."""
     compiled = ctx.services.graph(resolve_workflow(ctx.services.workflows, assistant_id))
-    drawable = (await compiled.aget_graph()).to_json()
+    depth: bool | int = int(xray) if xray.isdigit() else xray == "true"
+    drawable = (await compiled.aget_graph(xray=depth)).to_json()
     for node in drawable["nodes"]:
         if isinstance(node.get("data"), dict):
             node["data"].pop("id", None)
     return drawable
+
+
+@router.get("/{assistant_id}/subgraphs")
+async def subgraphs(
+    assistant_id: str, ctx: Ctx, _: User, recurse: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Each agent's subgraph by namespace, with its schemas."""
+    return await _subgraphs(ctx, assistant_id, None, recurse)
+
+
+@router.get("/{assistant_id}/subgraphs/{namespace}")
+async def subgraph(
+    assistant_id: str, namespace: str, ctx: Ctx, _: User, recurse: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The subgraph at ``namespace`` (an agent's name), with its schemas."""
+    return await _subgraphs(ctx, assistant_id, namespace, recurse)
+
+
+async def _subgraphs(
+    ctx: ApiContext, assistant_id: str, namespace: str | None, recurse: bool
+) -> dict[str, dict[str, Any]]:
+    compiled = ctx.services.graph(resolve_workflow(ctx.services.workflows, assistant_id))
+    return {
+        name: {
+            "input_schema": agent.get_input_jsonschema(),
+            "output_schema": agent.get_output_jsonschema(),
+            "state_schema": agent.get_output_jsonschema(),
+            "config_schema": None,
+            "context_schema": None,
+        }
+        async for name, agent in compiled.aget_subgraphs(namespace=namespace, recurse=recurse)
+    }
 
 
 @router.get("/{assistant_id}/schemas")

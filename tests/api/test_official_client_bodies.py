@@ -18,6 +18,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
+from graphs.base import load_workflow_types
 from tests.servers import BEFORE_FRAMES
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
@@ -211,3 +212,36 @@ async def test_a_run_without_a_thread_waits_or_streams_on_a_thread_of_its_own(
     with pytest.raises(httpx.HTTPStatusError) as hidden:
         await bob.threads.get(thread_id)
     assert hidden.value.response.status_code == 404
+
+
+async def test_the_graph_opens_its_agents_and_their_subgraphs_are_listed(alice: Any) -> None:
+    agents = [agent.name for agent in load_workflow_types().get("full_video")().agents()]
+    flat = await alice.assistants.get_graph("full_video")
+    opened = await alice.assistants.get_graph("full_video", xray=True)
+
+    assert {node["id"] for node in flat["nodes"]} >= set(agents)
+    inner = {node["id"] for node in opened["nodes"]} - {node["id"] for node in flat["nodes"]}
+    assert "script_writer:draft_treatment" in inner
+    assert set(await alice.assistants.get_subgraphs("full_video")) == set(agents)
+    one = await alice.assistants.get_subgraphs("full_video", namespace="casting")
+    assert list(one) == ["casting"] and "properties" in one["casting"]["state_schema"]
+
+
+async def test_the_store_keeps_each_users_items_apart(alice: Any, bob: Any) -> None:
+    await alice.store.put_item(["notes", "dora"], "voice", {"text": "drier"})
+    await bob.store.put_item(["notes", "dora"], "voice", {"text": "warmer"})
+
+    item = await alice.store.get_item(["notes", "dora"], "voice")
+    assert item["value"] == {"text": "drier"} and item["namespace"] == ["notes", "dora"]
+    found = await bob.store.search_items(["notes"], filter={"text": "warmer"})
+    assert [i["value"] for i in found["items"]] == [{"text": "warmer"}]
+    assert (await alice.store.list_namespaces(prefix=["notes"]))["namespaces"] == [
+        ["notes", "dora"]
+    ]
+    # the runs' generation cache, in the same store, is no one's to list
+    assert ["generations", "llm"] not in (await alice.store.list_namespaces())["namespaces"]
+    await alice.store.delete_item(["notes", "dora"], "voice")
+    assert await alice.store.get_item(["notes", "dora"], "voice") is None
+    assert (await bob.store.get_item(["notes", "dora"], "voice"))["value"] == {"text": "warmer"}
+    dotted = await _refused(alice.store.search_items(["no.dots"]))
+    assert dotted.status_code == 422
