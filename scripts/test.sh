@@ -4,16 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's Chromium for the browser tests: Playwright drives it and never downloads one.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian's Chromium for the browser tests (Playwright drives it and never downloads one), and
+# Node.js for the official JS SDK's tests.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The browser tests need Chromium: sudo apt-get install chromium" >&2
+    echo "The tests need ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi
+# The official JS SDK, at the version its lock file names.
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 
 "${PYTHON:-python3}" -m venv .venv
 # uv (itself installed by pip) installs the same pinned ranges from PyPI in seconds, where pip
