@@ -274,6 +274,13 @@ class Database:
         rows = await self.fetch(query, params)
         return rows[0] if rows else None
 
+    async def set_thread_branch(self, thread_id: str, branch: str) -> None:
+        """Move a thread (of no project) to a new branch: the gates it shows again are new."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE auteur_threads SET branch = %s WHERE thread_id = %s", (branch, thread_id)
+            )
+
     # --- projects --------------------------------------------------------------------------
 
     async def create_project(

@@ -270,27 +270,57 @@ async def queue_run(
 
 
 async def _from_latest(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
-    """``body`` without its checkpoint, which must be the thread's latest.
+    """``body`` to run from the checkpoint it names: the latest, or an earlier one (a fork).
 
     agent-chat-ui names the thread's latest checkpoint on every run; that is no fork. A run
-    from an earlier one would fork the production behind the project's back: a stage is made
-    again by reopening it (``POST /projects/{id}/branches``), which keeps the versions apart.
+    with no input from an earlier checkpoint (agent-chat-ui's regenerate) forks the thread
+    there with LangGraph's own fork: the stage the checkpoint had not yet approved is drafted
+    again and its gate shown. A project's thread moves to a new branch of the project, as
+    reopening the stage would (``POST /projects/{id}/branches``), so versions stay apart.
 
     Raises:
-        InvalidRunError: It names an earlier checkpoint.
+        InvalidRunError: A fork with input or a decision, from no checkpoint of the thread's,
+            or with nothing left to make.
+        ConflictError: A fork while the thread is running.
     """
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None or thread["workflow"] is None:
         return body.from_latest()  # a new thread has one place to start: its beginning
+    named = body.named_checkpoint()
     graph = ctx.services.graph(thread["workflow"])
     latest = await graph.aget_state({"configurable": {"thread_id": thread_id}})
-    if latest.config["configurable"].get("checkpoint_id") != body.named_checkpoint():
+    if latest.config["configurable"].get("checkpoint_id") == named:
+        return body.from_latest()
+    if body.input is not None or body.command is not None:
         raise InvalidRunError(
-            f"checkpoint '{body.named_checkpoint()}' is not the thread's latest: a production "
-            "is not forked from an earlier checkpoint; reopen the stage to make it again "
-            "(POST /projects/{project_id}/branches)"
+            f"checkpoint '{named}' is not the thread's latest: a run from an earlier checkpoint "
+            "goes back to it with no input or decision (the stage there is made again); a "
+            "decision answers the gate the thread waits at now"
         )
-    return body.from_latest()
+    earlier = await graph.aget_state(
+        {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": named}}
+    )
+    if earlier.created_at is None:
+        raise InvalidRunError(f"thread '{thread_id}' has no checkpoint '{named}'")
+    approved = earlier.values.get("approved", [])
+    stages = [s for s in ctx.services.workflows[thread["workflow"]].stages() if s not in approved]
+    if not stages:
+        raise InvalidRunError(f"nothing is left to make after checkpoint '{named}'")
+    if await ctx.db.active_runs(thread_id):
+        raise ConflictError("the thread is running: wait for it, or cancel it, first")
+    if thread["project_id"] is None:  # a branch of the thread alone: its gates shown anew
+        branch = f"{stages[0]}-{uuid.uuid4().hex[:8]}"
+        await ctx.db.set_thread_branch(thread_id, branch)
+    else:
+        store = ProjectArtifacts(ctx.db)
+        branch = await store.fork(
+            thread["project_id"],
+            thread_id=thread_id,
+            parent=await store.branch_of(thread["project_id"], thread["branch"]),
+            stage=stages[0],
+            checkpoint_id=named,
+        )
+    return body.forked_at(named, branch)
 
 
 async def _chat_at_gate(db: Database, owner: str, thread_id: str, body: RunCreate) -> RunCreate:

@@ -215,6 +215,21 @@ class RunCreate(_Body):
             or (configurable.checkpoint_id if configurable else None)
         )
 
+    def forked_at(self, checkpoint_id: str, branch: str) -> RunCreate:
+        """This run from ``checkpoint_id`` (LangGraph forks there), on ``branch``."""
+        config = self.config or RunConfig()
+        configurable = (config.configurable or Configurable()).model_copy(
+            update={"checkpoint_id": checkpoint_id, "checkpoint_ns": ""}
+        )
+        return self.model_copy(
+            update={
+                "checkpoint_id": None,
+                "checkpoint": None,
+                "config": config.model_copy(update={"configurable": configurable}),
+                "metadata": {**(self.metadata or {}), "branch": branch},
+            }
+        )
+
     def from_latest(self) -> RunCreate:
         """This run with its checkpoint left out: it starts from the thread's latest."""
         config = self.config

@@ -96,3 +96,48 @@ async def test_reopening_a_later_step_of_an_agent_shows_its_gate_on_a_new_branch
 
     assert switched.status_code == 200
     assert await _current(http, project_id) == {"treatment": 1, "script": 1, "master_script": 1}
+
+
+async def test_a_run_from_an_earlier_checkpoint_forks_the_project_onto_a_new_branch(
+    http: httpx.AsyncClient,
+) -> None:
+    project = (
+        await http.post(
+            "/projects", json={"name": "Fork", "brief": SAMPLE["brief"], "config": SAMPLE["config"]}
+        )
+    ).json()
+    project_id = project["project_id"]
+    thread_id = (await http.post("/threads", json={"metadata": {"project_id": project_id}})).json()[
+        "thread_id"
+    ]
+    started = await http.post(
+        f"/threads/{thread_id}/runs",
+        json={"assistant_id": "full_video", "input": {"brief": SAMPLE["brief"]}},
+    )
+    assert started.status_code == 200, started.text
+    for stage in ("treatment", "script", "master_script", "assets"):
+        gate = await _gate(http, project_id, thread_id)
+        assert gate["stage"] == stage
+        await http.post(
+            f"/approvals/{gate['approval_id']}", json={"decisions": [{"type": "approve"}]}
+        )
+    assert (await _gate(http, project_id, thread_id))["stage"] == "casting"
+    history = (await http.get(f"/threads/{thread_id}/history", params={"limit": 100})).json()
+    at_assets = next(
+        state["checkpoint_id"]
+        for state in history
+        if [i["value"]["stage"] for t in state["tasks"] for i in t["interrupts"]] == ["assets"]
+    )
+
+    # what agent-chat-ui's regenerate sends: no input, the earlier checkpoint
+    forked = await http.post(
+        f"/threads/{thread_id}/runs",
+        json={"assistant_id": "full_video", "checkpoint": {"checkpoint_id": at_assets}},
+    )
+
+    assert forked.status_code == 200, forked.text
+    assert (await _gate(http, project_id, thread_id))["stage"] == "assets"
+    branches = (await http.get(f"/projects/{project_id}/branches")).json()
+    current = next(b for b in branches if b["current"])
+    assert current["branch"].startswith("assets-") and current["parent"] == "main"
+    assert forked.json()["metadata"]["branch"] == current["branch"]

@@ -182,6 +182,25 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     assert again["__interrupt__"][0]["value"]["stage"] == "frames"
     assert (await alice.threads.get_state(thread_id))["values"]["approved"] == BEFORE_FRAMES
 
+    # agent-chat-ui's regenerate: no input, from an earlier checkpoint (the casting gate's):
+    # LangGraph forks there, the casting is shown again, the frames gate is stale
+    history = await alice.threads.get_history(thread_id, limit=1000)
+    at_casting = next(
+        state["checkpoint"]
+        for state in history
+        if [i["value"]["stage"] for t in state["tasks"] for i in t["interrupts"]] == ["casting"]
+    )
+    forked = await alice.runs.wait(thread_id, "full_video", input=None, checkpoint=at_casting)
+    assert forked["__interrupt__"][0]["value"]["stage"] == "casting"
+    assert "casting" not in (await alice.threads.get_state(thread_id))["values"]["approved"]
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": "Bearer alice-key"}
+    ) as http:
+        pending = (await http.get("/approvals", params={"limit": 50})).json()["items"]
+        stale = (await http.get("/approvals", params={"status": "stale", "limit": 50})).json()
+    assert [a["stage"] for a in pending if a["thread_id"] == thread_id] == ["casting"]
+    assert "frames" in [a["stage"] for a in stale["items"] if a["thread_id"] == thread_id]
+
 
 async def test_an_unknown_assistant_is_named_as_the_official_server_names_it(
     alice: Any,
