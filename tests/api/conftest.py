@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from langgraph_sdk import get_client
 
 from api.app import create_app
 from api.settings import Settings
@@ -78,3 +80,15 @@ async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
         base_url=api_url, headers={"Authorization": "Bearer alice-key"}, timeout=120
     ) as client:
         yield client
+
+
+@pytest.fixture
+def alice(api_url: str) -> Any:
+    """The official Python SDK's client of the module's server, as alice."""
+    return get_client(url=api_url, api_key="alice-key")
+
+
+@pytest.fixture
+def bob(api_url: str) -> Any:
+    """The official Python SDK's client of the module's server, as bob."""
+    return get_client(url=api_url, api_key="bob-key")

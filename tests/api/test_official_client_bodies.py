@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from graphs.base import load_workflow_types
@@ -25,16 +24,6 @@ SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
 # agent-chat-ui's stream modes for a resume (the messages come from the run's state)
 CHAT_UI_MODES = ["messages-tuple", "values", "custom"]
-
-
-@pytest.fixture
-def alice(api_url: str) -> Any:
-    return get_client(url=api_url, api_key="alice-key")
-
-
-@pytest.fixture
-def bob(api_url: str) -> Any:
-    return get_client(url=api_url, api_key="bob-key")
 
 
 async def _gate(client: Any, thread_id: str) -> dict[str, Any]:

@@ -9,23 +9,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from graphs.base import load_workflow_types
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
-
-
-@pytest.fixture
-def alice(api_url: str) -> Any:
-    return get_client(url=api_url, api_key="alice-key")
-
-
-@pytest.fixture
-def bob(api_url: str) -> Any:
-    return get_client(url=api_url, api_key="bob-key")
 
 
 async def _to_gate(client: Any, thread_id: str, payload: dict[str, Any]) -> list[Any]:
