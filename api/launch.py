@@ -152,7 +152,7 @@ async def start_run(
     without a thread), which any server may do; otherwise only a keyless one lets clients.
     """
     if body.named_checkpoint() is not None:
-        body = await _from_latest(ctx, owner, thread_id, body)
+        body = await _at_checkpoint(ctx, owner, thread_id, body)
     return await queue_run(
         ctx.db,
         ctx.services.workflows,
@@ -269,7 +269,7 @@ async def queue_run(
         ) from None
 
 
-async def _from_latest(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
+async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
     """``body`` to run from the checkpoint it names: the latest, or an earlier one (a fork).
 
     agent-chat-ui names the thread's latest checkpoint on every run; that is no fork. A run
@@ -286,6 +286,8 @@ async def _from_latest(ctx: ApiContext, owner: str, thread_id: str, body: RunCre
     thread = await ctx.db.thread(thread_id, owner)
     if thread is None or thread["workflow"] is None:
         return body.from_latest()  # a new thread has one place to start: its beginning
+    if resolve_workflow(ctx.services.workflows, body.assistant_id) != thread["workflow"]:
+        return body  # another workflow's run on this thread: queue_run refuses it
     named = body.named_checkpoint()
     graph = ctx.services.graph(thread["workflow"])
     latest = await graph.aget_state({"configurable": {"thread_id": thread_id}})

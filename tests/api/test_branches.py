@@ -129,6 +129,15 @@ async def test_a_run_from_an_earlier_checkpoint_forks_the_project_onto_a_new_bra
         if [i["value"]["stage"] for t in state["tasks"] for i in t["interrupts"]] == ["assets"]
     )
 
+    # another workflow's run from it is refused before anything forks
+    other = await http.post(
+        f"/threads/{thread_id}/runs",
+        json={"assistant_id": "script_only", "checkpoint": {"checkpoint_id": at_assets}},
+    )
+    assert other.status_code == 409, other.text
+    branches = (await http.get(f"/projects/{project_id}/branches")).json()
+    assert [b["branch"] for b in branches] == ["main"]
+
     # what agent-chat-ui's regenerate sends: no input, the earlier checkpoint
     forked = await http.post(
         f"/threads/{thread_id}/runs",
