@@ -16,12 +16,14 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 
 __all__ = [
     "Approve",
+    "Confirmation",
     "Decision",
     "Edit",
     "GateRequest",
     "Inpaint",
     "Reject",
     "canonical_resume",
+    "confirm",
     "review",
 ]
 
@@ -172,15 +174,7 @@ class GateRequest:
         Raises:
             ValueError: What is wrong with the decision, in words the person can act on.
         """
-        try:
-            decision = _resume_adapter.validate_python(canonical_resume(raw)).decisions[0]
-        except ValidationError as error:
-            raise ValueError(
-                "a decision must look like {'decisions': [{'type': 'approve'}]}, "
-                "[{'type': 'accept'}] (Agent Inbox's), "
-                "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
-                f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
-            ) from None
+        decision = _read_resume(raw)
         if decision.type not in self.allowed_decisions:
             raise ValueError(
                 f"there is no valid {self.stage} to approve ({self.draft_error}); give feedback "
@@ -199,6 +193,81 @@ class GateRequest:
         if self.check is not None:
             self.check(decision, self.proposal)
         return decision
+
+
+def _read_resume(raw: object) -> Approve | Edit | Reject:
+    """The one decision a resume value carries, in any shape :func:`canonical_resume` reads.
+
+    Raises:
+        ValueError: The value is no decision, with the shapes that are.
+    """
+    try:
+        return _resume_adapter.validate_python(canonical_resume(raw)).decisions[0]
+    except ValidationError as error:
+        raise ValueError(
+            "a decision must look like {'decisions': [{'type': 'approve'}]}, "
+            "[{'type': 'accept'}] (Agent Inbox's), "
+            "{'decisions': [{'type': 'edit', 'edited_action': {'name': ..., 'args': {...}}}]} "
+            f"or {{'decisions': [{{'type': 'reject', 'message': '...'}}]}}: {error}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A question before an agent acts for the person: go ahead, change the arguments, or not.
+
+    Shown as LangChain's human-in-the-loop request, as a gate is; ``confirm`` in the payload
+    tells it from a gate (it reviews an action, not an artifact).
+    """
+
+    action: str
+    args: dict[str, Any]
+    description: str
+
+    @classmethod
+    def of_payload(cls, payload: dict[str, Any]) -> Confirmation:
+        """The confirmation a payload of :meth:`payload` asks."""
+        request = payload["action_requests"][0]
+        return cls(request["name"], request["args"], request.get("description", ""))
+
+    def payload(self, *, error: str | None) -> dict[str, Any]:
+        """The interrupt payload."""
+        return {
+            "action_requests": [
+                {"name": self.action, "args": self.args, "description": self.description}
+            ],
+            "review_configs": [
+                {"action_name": self.action, "allowed_decisions": list(GATE_DECISIONS)}
+            ],
+            "stage": self.action,
+            "confirm": True,
+            "error": error,
+        }
+
+    def parse(self, raw: object) -> Approve | Edit | Reject:
+        """Validate a resume value; an edit must name this action.
+
+        Raises:
+            ValueError: What is wrong with the answer.
+        """
+        decision = _read_resume(raw)
+        if isinstance(decision, Edit) and decision.edited_action.name != self.action:
+            raise ValueError(
+                f"the edit names '{decision.edited_action.name}' but this asks about "
+                f"'{self.action}'"
+            )
+        return decision
+
+
+def confirm(request: Confirmation) -> Approve | Edit | Reject:
+    """Ask the person before acting, until they answer validly (as :func:`review` does)."""
+    error: str | None = None
+    while True:
+        raw = interrupt(request.payload(error=error))
+        try:
+            return request.parse(raw)
+        except ValueError as problem:
+            error = str(problem)
 
 
 def review(request: GateRequest) -> Approve | Edit | Reject:

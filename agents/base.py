@@ -43,7 +43,16 @@ from langgraph.types import Command
 from pydantic import BaseModel
 
 from agents import _cache
-from agents._gate import Approve, Edit, GateRequest, Reject, canonical_resume, review
+from agents._gate import (
+    Approve,
+    Confirmation,
+    Edit,
+    GateRequest,
+    Reject,
+    canonical_resume,
+    confirm,
+    review,
+)
 from agents._lineage import Head, stale_after
 from agents._state import (
     Generation,
@@ -63,8 +72,10 @@ from tools.llm import Call, ModelProvider, StructuredOutputError, generate_struc
 from tools.plugins import Registry, discover, is_concrete
 from tools.speech import DraftSpeech, SpeechBackend
 from tools.storage import FileStore, MediaFile, record
+from tools.studio import Studio
 
 __all__ = [
+    "Confirmation",
     "Context",
     "Generation",
     "ProductionAgent",
@@ -76,6 +87,7 @@ __all__ = [
     "artifact_types",
     "canonical_resume",
     "check_decision",
+    "confirm",
     "conversation_messages",
     "feedback_at",
     "load_agents",
@@ -105,6 +117,8 @@ class Context:
     """Who speaks the dialogue: the offline draft voice unless a speech endpoint is set."""
     project_artifacts: Mapping[str, Head] = field(default_factory=dict)
     """The project's current artifact versions (what a proposal would make stale)."""
+    studio: Studio | None = None
+    """The person's productions, for the director (the run executor binds one per run)."""
 
 
 # --- progress and conversation ---------------------------------------------------------------
@@ -499,6 +513,8 @@ def check_decision(gate: dict[str, Any], raw: object) -> Approve | Edit | Reject
     Raises:
         ValueError: What is wrong with the decision (or the gate is not Auteur's).
     """
+    if gate.get("confirm"):
+        return Confirmation.of_payload(gate).parse(raw)
     stage = gate.get("stage")
     step = next((s for s in all_steps() if s.stage == stage), None)
     if step is None:

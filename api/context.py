@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from api.db import Database
 from api.events import EventHub
-from api.executor import Executor
 from api.runs import Services
 from api.settings import Settings
+
+if TYPE_CHECKING:  # the executor gives the director a studio, which uses the launch path
+    from api.executor import Executor
 
 __all__ = ["LOCAL_USER", "ApiContext", "Ctx", "User", "current_user"]
 

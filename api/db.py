@@ -284,14 +284,20 @@ class Database:
     # --- projects --------------------------------------------------------------------------
 
     async def create_project(
-        self, owner: str, name: str, brief: str, config: dict[str, Any]
+        self,
+        owner: str,
+        name: str,
+        brief: str,
+        config: dict[str, Any],
+        *,
+        project_id: str | None = None,
     ) -> dict[str, Any]:
-        """A new project of ``owner``'s."""
+        """A new project of ``owner``'s (with ``project_id``, when the caller picked one)."""
         row = await self.fetch_one(
             "INSERT INTO auteur_projects (project_id, owner, name, brief, config)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING project_id, name, brief, config,"
             " created_at, updated_at",
-            (str(uuid.uuid4()), owner, name, brief, _json(config)),
+            (project_id or str(uuid.uuid4()), owner, name, brief, _json(config)),
         )
         assert row is not None
         return row

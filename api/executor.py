@@ -39,6 +39,7 @@ from api.batches import batched
 from api.db import TERMINAL_RUN_STATUSES, Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
+from api.studio import DbStudio
 from api.wire import graph_stream_mode
 from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
@@ -250,7 +251,10 @@ class Executor:
             payload = Command(resume=command["resume"])
         if run["started"]:  # a fork happened when it first started: continue, do not fork again
             configurable.pop("checkpoint_id", None)
-        context = self.services.context
+        context = replace(
+            self.services.context,
+            studio=DbStudio(self.db, self.hub, self.services.workflows, thread["owner"], thread_id),
+        )
         if thread["project_id"] is not None:
             payload, context = await self._on_project(thread, payload, context)
         modes = sorted({*map(graph_stream_mode, kwargs.get("stream_mode", ["values"])), "custom"})

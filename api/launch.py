@@ -221,7 +221,8 @@ async def queue_run(
         raise ConflictError(
             f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    if body.input is not None and body.input.keys() == {"messages"}:
+    chat = workflows[workflow].chat  # a chat agent reads messages itself
+    if not chat and body.input is not None and body.input.keys() == {"messages"}:
         body = await _chat_at_gate(db, owner, thread_id, body)
     if body.input is not None:
         validate_input(workflows[workflow], body.input)

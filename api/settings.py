@@ -34,6 +34,7 @@ __all__ = ["SAMPLE_INPUT", "SAMPLE_RECORDINGS", "Settings"]
 _DATASETS = Path(__file__).resolve().parent.parent / "evals" / "datasets"
 SAMPLE_INPUT = _DATASETS / "sample_input.json"
 SAMPLE_RECORDINGS = _DATASETS / "sample_responses.json"
+SAMPLE_CONVERSATION = _DATASETS / "sample_conversation.json"
 
 
 class Settings(BaseSettings):
@@ -331,6 +332,7 @@ class Settings(BaseSettings):
             default_model=self.default_model,
             agent_models=self.agent_models,
             recordings=SAMPLE_RECORDINGS,
+            conversation=SAMPLE_CONVERSATION,
             timeout_s=self.llm_timeout_s,
             concurrency=self.llm_concurrency,
             structured_output=self.structured_output,

@@ -154,6 +154,8 @@ class WorkflowType(ABC):
     input_model: ClassVar[type[BaseModel]] = BriefInput
     takes: ClassVar[tuple[str, ...]] = ()
     reuses: ClassVar[tuple[str, ...]] = ()
+    chat: ClassVar[bool] = False
+    """A chat agent (its input is chat messages) in front of the productions, not one itself."""
     registry: ClassVar[Registry[WorkflowType]] = Registry("workflow type")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

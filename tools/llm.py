@@ -64,6 +64,7 @@ __all__ = [
     "RetryPolicy",
     "StructuredOutput",
     "StructuredOutputError",
+    "estimated_usage",
     "generate_structured",
     "lenient_json",
     "response_schema",
@@ -123,6 +124,7 @@ class ModelProvider:
         default_model: str = "gpt-4.1-mini",
         agent_models: Mapping[str, str] = _NO_AGENT_MODELS,
         recordings: Path,
+        conversation: Path | None = None,
         timeout_s: float = 120,
         concurrency: int = 8,
         structured_output: StructuredOutput = "json_schema",
@@ -137,6 +139,7 @@ class ModelProvider:
         self._default_model = default_model
         self._agent_models = dict(agent_models)
         self._recordings = recordings
+        self._conversation = conversation
         self._timeout_s = timeout_s
         self._concurrency = concurrency
         self._structured_output = structured_output
@@ -206,6 +209,24 @@ class ModelProvider:
         if (model := self._chat_models.get(agent)) is None:
             model = self._chat_models[agent] = self._endpoint_model(agent)
         return model
+
+    def chat_agent(self, *, agent: str) -> BaseChatModel:
+        """The model a chat agent talks and calls tools with (the director).
+
+        Offline, the sample conversation's script plays it.
+
+        Raises:
+            NoModelConfiguredError: Offline, with no sample conversation given.
+        """
+        if self._api_key is not None:
+            return self.chat_model(agent=agent, task="chat")
+        if self._conversation is None:
+            raise NoModelConfiguredError(
+                f"{agent} needs a chat model, and none is configured. " + _HOW_TO_CONFIGURE
+            )
+        from tools.offline_chat import ScriptedChatModel  # it imports this module
+
+        return ScriptedChatModel(script=self._conversation)
 
     def _endpoint_model(self, agent: str) -> ChatOpenAI:
         """A new client of the endpoint's model for ``agent``: built once, then reused."""
@@ -303,13 +324,14 @@ class OfflineChatModel(BaseChatModel):
         content = json.dumps(answer)
         reply = AIMessage(
             content,
-            usage_metadata=_estimated_usage(messages, content),
+            usage_metadata=estimated_usage(messages, content),
             response_metadata={"model_name": self.model_name},
         )
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
-def _estimated_usage(messages: Sequence[BaseMessage], reply: str) -> UsageMetadata:
+def estimated_usage(messages: Sequence[BaseMessage], reply: str) -> UsageMetadata:
+    """Token usage as a real model reports it, estimated at four characters a token."""
     input_tokens = sum(math.ceil(len(message.text) / 4) for message in messages)
     output_tokens = math.ceil(len(reply) / 4)
     return UsageMetadata(

@@ -27,6 +27,8 @@ from tools.plugins import discover
 
 AGENT_NAMES = load_agents().names()
 WORKFLOW_NAMES = load_workflow_types().names()
+PRODUCTION_NAMES = [name for name in WORKFLOW_NAMES if not load_workflow_types().get(name).chat]
+CHAT_NAMES = sorted(set(WORKFLOW_NAMES) - set(PRODUCTION_NAMES))
 SUITE_NAMES = load_suites().names()
 
 
@@ -44,7 +46,19 @@ def _suite(name: str) -> type[Suite]:
 
 def test_registries_are_not_empty() -> None:
     assert AGENT_NAMES
-    assert WORKFLOW_NAMES
+    assert PRODUCTION_NAMES
+    assert CHAT_NAMES
+
+
+@pytest.mark.parametrize("name", CHAT_NAMES)
+def test_a_chat_workflow_type_takes_and_keeps_chat_messages(name: str) -> None:
+    """A chat client (agent-chat-ui) sends ``{"messages": [...]}`` and reads them back."""
+    workflow = _workflow(name)()
+    said = {"messages": [{"type": "human", "content": "hello"}]}
+
+    assert workflow.check_input(said).messages == said["messages"]
+    assert "messages" in workflow.build().compile().get_output_jsonschema()["properties"]
+    assert not workflow.stages()  # it runs no production agent itself
 
 
 # --- agents ------------------------------------------------------------------------------------
@@ -179,7 +193,7 @@ def test_the_data_flow_check_finds_what_nothing_provides() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+@pytest.mark.parametrize("name", PRODUCTION_NAMES)
 def test_workflow_type_runs_registered_agents(name: str) -> None:
     known_stages = set(_all_stages())
 
@@ -189,7 +203,7 @@ def test_workflow_type_runs_registered_agents(name: str) -> None:
     assert set(stages) <= known_stages
 
 
-@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+@pytest.mark.parametrize("name", PRODUCTION_NAMES)
 def test_workflow_type_agent_subgraphs_have_no_checkpointer(name: str) -> None:
     """Agent nodes are compiled subgraphs that inherit the parent's checkpointer."""
     graph = _workflow(name)().build()
