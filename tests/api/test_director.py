@@ -8,6 +8,7 @@ in the chat, or anywhere else.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -145,3 +146,27 @@ async def test_the_director_says_what_it_cannot_do(alice: Any) -> None:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await alice.runs.create(thread_id, "director", input={"brief": "eggs"})
     assert refused.value.response.status_code == 422
+
+
+async def test_the_director_searches_the_library_and_runs_a_workflow_once_confirmed(
+    alice: Any, http: httpx.AsyncClient
+) -> None:
+    thread_id = (await alice.threads.create())["thread_id"]
+    await _chat(alice, thread_id, "Search for a character turnaround sheet")
+    found = await _last_words(alice, thread_id)
+    assert "- asset_sheet: Reference sheet" in found.splitlines()[0]  # the best match first
+
+    # running one asks first: it spends GPU time
+    await _chat(alice, thread_id, "Draw Dora in her yellow raincoat")
+    asked = await _shown(alice, thread_id)
+    assert asked["confirm"] and asked["action_requests"][0]["args"]["name"] == "asset_sheet"
+    assert "spends GPU time" in asked["action_requests"][0]["description"]
+    # the person edits the arguments before it runs
+    arguments = {**asked["action_requests"][0]["args"]["arguments"], "seed": 7}
+    edit = {"name": "run_workflow", "args": {"name": "asset_sheet", "arguments": arguments}}
+    await _resume(alice, thread_id, {"decisions": [{"type": "edit", "edited_action": edit}]})
+    ran = json.loads((await _last_words(alice, thread_id)).split(" ", 3)[-1])
+    [output] = ran["outputs"]
+    assert ran["workflow"] == "asset_sheet" and output["media_type"] == "image/png"
+    drawn = await http.get(f"/files/{output['key']}")
+    assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")

@@ -2,7 +2,8 @@
 
 ``tests/js/official_sdk.mjs`` walks a production from its brief through the bodies those
 clients send — agent-chat-ui's streamed resume, Agent Inbox's respond, edit and accept — and
-their state, history and search calls; this test serves it and checks what it saw.
+their state, history and search calls — and chats with the director as agent-chat-ui does;
+this test serves it and checks what it saw.
 ``scripts/test.sh`` installs the SDK (``npm ci`` in ``tests/js``).
 """
 
@@ -37,3 +38,7 @@ def test_the_js_sdk_walks_a_production_as_the_official_clients_do(api_url: str) 
     assert ["ai", "treatment"] in seen["messages"] and ["human", None] in seen["messages"]
     assert seen["history"] == 2 and seen["listed"]
     assert "Invalid assistant: 'agent'" in seen["invalidAssistant"]
+    # the director: a chat starts the production, its gates come as the chat's interrupts
+    assert "directorError" not in seen
+    assert (seen["directorGate"], seen["directorNext"]) == ("treatment", "script")
+    assert seen["productionNext"] == "master_script"

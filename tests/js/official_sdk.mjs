@@ -17,10 +17,10 @@ const gateOf = async (threadId) => {
 
 // agent-chat-ui: a resume streamed with an empty input, its latest checkpoint, cancel on
 // disconnect; the events it gets
-const chatUiResume = async (threadId, resume) => {
+const chatUiResume = async (threadId, resume, assistant = "full_video") => {
   const { checkpoint } = await client.threads.getState(threadId);
   const events = [];
-  for await (const part of client.runs.stream(threadId, "full_video", {
+  for await (const part of client.runs.stream(threadId, assistant, {
     input: {},
     command: { resume },
     streamMode: ["messages-tuple", "values", "custom"],
@@ -64,4 +64,23 @@ try {
 } catch (error) {
   seen.invalidAssistant = String(error.message ?? error);
 }
+
+// agent-chat-ui on the director: a chat message starts the sample production, its gate
+// arrives as the director's interrupt, the chat's approve button decides it; Agent Inbox
+// accepts the next gate on the production's own thread
+const chat = await client.threads.create();
+const said = { type: "human", content: [{ type: "text", text: "Start the sample film" }] };
+for await (const part of client.runs.stream(chat.thread_id, "director", {
+  input: { messages: [said] },
+  streamMode: ["messages-tuple", "values", "custom"],
+})) {
+  if (part.event === "error") seen.directorError = part.data;
+}
+const relayed = await gateOf(chat.thread_id);
+seen.directorGate = relayed.stage;
+await chatUiResume(chat.thread_id, { decisions: [{ type: "approve" }] }, "director");
+seen.directorNext = (await gateOf(chat.thread_id)).stage;
+const production = relayed.production.thread_id;
+await client.runs.wait(production, "full_video", { command: { resume: [{ type: "accept" }] } });
+seen.productionNext = (await gateOf(production)).stage;
 console.log(JSON.stringify(seen));
