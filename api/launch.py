@@ -221,8 +221,9 @@ async def queue_run(
         raise ConflictError(
             f"thread '{thread_id}' runs workflow '{thread['workflow']}', not '{workflow}'"
         )
-    chat = workflows[workflow].chat  # a chat agent reads messages itself
-    if not chat and body.input is not None and body.input.keys() == {"messages"}:
+    # a new turn of a chat agent leaves its interrupt unanswered, as LangGraph does
+    new_turn = workflows[workflow].chat and body.input is not None
+    if not new_turn and body.input is not None and body.input.keys() == {"messages"}:
         body = await _chat_at_gate(db, owner, thread_id, body)
     if body.input is not None:
         validate_input(workflows[workflow], body.input)
@@ -249,7 +250,7 @@ async def queue_run(
         "stream_subgraphs": body.stream_subgraphs,
     }
     try:
-        return await db.create_run(
+        run = await db.create_run(
             run_id=str(uuid.uuid4()),
             thread_id=thread_id,
             assistant_id=assistant_id_of(workflow),
@@ -268,6 +269,9 @@ async def queue_run(
         raise ConflictError(
             f"the {gate['stage']} gate was already decided: its decision stands"
         ) from None
+    if new_turn:
+        await db.close_pending_approvals(thread_id, owner)
+    return run
 
 
 async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:
@@ -278,10 +282,12 @@ async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunC
     there with LangGraph's own fork: the stage the checkpoint had not yet approved is drafted
     again and its gate shown. A project's thread moves to a new branch of the project, as
     reopening the stage would (``POST /projects/{id}/branches``), so versions stay apart.
+    A chat agent's conversation (the director's) forks there as it is, with or without input
+    (agent-chat-ui's edited message): what it started elsewhere stays as it is.
 
     Raises:
-        InvalidRunError: A fork with input or a decision, from no checkpoint of the thread's,
-            or with nothing left to make.
+        InvalidRunError: A production's fork with input or a decision, from no checkpoint
+            of the thread's, or with nothing left to make.
         ConflictError: A fork while the thread is running.
     """
     thread = await ctx.db.thread(thread_id, owner)
@@ -294,17 +300,16 @@ async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunC
     latest = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     if latest.config["configurable"].get("checkpoint_id") == named:
         return body.from_latest()
+    if ctx.services.workflows[thread["workflow"]].chat:  # a conversation forks as LangGraph's
+        await _check_checkpoint(graph, thread_id, named)
+        return body.forked_at(named, None)
     if body.input is not None or body.command is not None:
         raise InvalidRunError(
             f"checkpoint '{named}' is not the thread's latest: a run from an earlier checkpoint "
             "goes back to it with no input or decision (the stage there is made again); a "
             "decision answers the gate the thread waits at now"
         )
-    earlier = await graph.aget_state(
-        {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": named}}
-    )
-    if earlier.created_at is None:
-        raise InvalidRunError(f"thread '{thread_id}' has no checkpoint '{named}'")
+    earlier = await _check_checkpoint(graph, thread_id, named)
     approved = earlier.values.get("approved", [])
     stages = [s for s in ctx.services.workflows[thread["workflow"]].stages() if s not in approved]
     if not stages:
@@ -324,6 +329,26 @@ async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunC
             checkpoint_id=named,
         )
     return body.forked_at(named, branch)
+
+
+async def _check_checkpoint(graph: Any, thread_id: str, checkpoint_id: str) -> Any:
+    """The thread's state at ``checkpoint_id``.
+
+    Raises:
+        InvalidRunError: The thread has no such checkpoint.
+    """
+    earlier = await graph.aget_state(
+        {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+    )
+    if earlier.created_at is None:
+        raise InvalidRunError(f"thread '{thread_id}' has no checkpoint '{checkpoint_id}'")
+    return earlier
 
 
 async def _chat_at_gate(db: Database, owner: str, thread_id: str, body: RunCreate) -> RunCreate:

@@ -215,28 +215,27 @@ class RunCreate(_Body):
             or (configurable.checkpoint_id if configurable else None)
         )
 
-    def forked_at(self, checkpoint_id: str, branch: str) -> RunCreate:
-        """This run from ``checkpoint_id`` (LangGraph forks there), on ``branch``."""
+    def forked_at(self, checkpoint_id: str, branch: str | None) -> RunCreate:
+        """This run from ``checkpoint_id`` (LangGraph forks there), on ``branch`` if given."""
+        metadata = {**(self.metadata or {}), **({"branch": branch} if branch else {})}
+        return self._at(checkpoint_id).model_copy(update={"metadata": metadata})
+
+    def from_latest(self) -> RunCreate:
+        """This run with its checkpoint left out: it starts from the thread's latest."""
+        return self._at(None)
+
+    def _at(self, checkpoint_id: str | None) -> RunCreate:
+        """This run from ``checkpoint_id`` (the latest when None), named in its config alone."""
         config = self.config or RunConfig()
-        configurable = (config.configurable or Configurable()).model_copy(
-            update={"checkpoint_id": checkpoint_id, "checkpoint_ns": ""}
-        )
+        named = {"checkpoint_id": checkpoint_id} | ({"checkpoint_ns": ""} if checkpoint_id else {})
+        configurable = (config.configurable or Configurable()).model_copy(update=named)
         return self.model_copy(
             update={
                 "checkpoint_id": None,
                 "checkpoint": None,
                 "config": config.model_copy(update={"configurable": configurable}),
-                "metadata": {**(self.metadata or {}), "branch": branch},
             }
         )
-
-    def from_latest(self) -> RunCreate:
-        """This run with its checkpoint left out: it starts from the thread's latest."""
-        config = self.config
-        if config is not None and config.configurable is not None:
-            configurable = config.configurable.model_copy(update={"checkpoint_id": None})
-            config = config.model_copy(update={"configurable": configurable})
-        return self.model_copy(update={"checkpoint_id": None, "checkpoint": None, "config": config})
 
     def modes(self) -> list[str]:
         """The stream modes as a list."""

@@ -18,7 +18,7 @@ from typing import Any
 from api.artifacts import ProjectArtifacts
 from api.db import Database
 from api.events import EventHub, wait_for
-from api.launch import ConflictError, RunRefused, answer_gate, queue_run
+from api.launch import ConflictError, RunRefused, answer_gate, queue_run, validate_input
 from api.schemas import RunCreate
 from graphs.base import WorkflowType
 from tools.studio import Gate, Outcome
@@ -26,6 +26,7 @@ from tools.studio import Gate, Outcome
 __all__ = ["DbStudio"]
 
 _POLL_S = 2.0
+_HAS_RUNS = "SELECT 1 FROM auteur_runs WHERE thread_id = %s LIMIT 1"
 _NAME_LENGTH = 60
 
 
@@ -53,10 +54,21 @@ class DbStudio:
         if workflow not in productions:
             known = ", ".join(productions)
             raise ValueError(f"there is no workflow type '{workflow}' (known: {known})")
+        given = {"brief": brief} if brief else {}
+        body = RunCreate(
+            assistant_id=workflow, input=given | ({"config": config} if config else {})
+        )
+        try:
+            validate_input(self.workflows[workflow], body.input or {})
+        except RunRefused as refused:
+            raise ValueError(str(refused)) from None
         production = str(uuid.uuid5(uuid.NAMESPACE_URL, f"auteur:{self.thread_id}:{key}"))
-        if (thread := await self.db.thread(production, self.owner)) is not None:
-            return thread["project_id"], production  # started by an earlier try of this call
-        if project_id is None:
+        thread = await self.db.thread(production, self.owner)
+        if thread is not None:  # an earlier try of this call made it: did it queue the run?
+            if await self.db.fetch_one(_HAS_RUNS, (production,)):
+                return thread["project_id"], production
+            project_id = thread["project_id"]
+        elif project_id is None:
             if not brief:
                 raise ValueError("a new project needs a brief: say what the film is about")
             project_id = await self._new_project(brief, config or {}, key)
@@ -67,10 +79,6 @@ class DbStudio:
             self.owner,
             {"project_id": project_id, "director_thread": self.thread_id},
             if_exists="do_nothing",
-        )
-        given = {"brief": brief} if brief else {}
-        body = RunCreate(
-            assistant_id=workflow, input=given | ({"config": config} if config else {})
         )
         try:
             await queue_run(self.db, self.workflows, self.owner, production, body)

@@ -54,6 +54,7 @@ def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
             "stages": workflow.stages(),
             "artifacts": workflow.artifacts(),
             "takes": list(workflow.takes),
+            "chat": workflow.chat,
         },
         "version": 1,
         "created_at": created_at,

@@ -112,7 +112,8 @@ async def _decide(runtime: DirectorRuntime, decision: dict[str, Any]) -> Command
     words = (
         f"Sent to the {gate.stage} gate."
         if sent
-        else f"The {gate.stage} gate was already decided elsewhere; that decision stands."
+        else f"The {gate.stage} gate was already decided elsewhere (or replaced by a newer "
+        "draft); that decision stands."
     )
     return Command(
         update={

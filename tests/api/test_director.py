@@ -93,6 +93,9 @@ async def test_the_sample_conversation_runs_a_production_gate_by_gate(
     gate = await _shown(alice, thread_id)
     assert gate["stage"] == "treatment" and gate["action_requests"][0]["args"] != first
     assert await _decisions(http, production) == [("treatment", "reject", "Make it funnier")]
+    pending = (await http.get("/approvals", params={"limit": 100})).json()["items"]
+    shown = [a for a in pending if a["thread_id"] == thread_id]
+    assert len(shown) == 1  # the gate shown before the new turn is no longer pending
 
     # "approve" asks to confirm before it approves; refusing approves nothing
     await _chat(alice, thread_id, "Approve it")
@@ -142,6 +145,18 @@ async def test_the_director_says_what_it_cannot_do(alice: Any) -> None:
     # feedback with no gate waiting is a tool error the director reads back, not a failure
     await _chat(alice, thread_id, "Make it funnier")
     assert "no gate of this conversation's project" in await _last_words(alice, thread_id)
+    # agent-chat-ui's edit of the second message: the conversation forks before it
+    history = await alice.threads.get_history(thread_id, limit=100)
+    [after_first_turn] = [
+        s["checkpoint"]
+        for s in history
+        if len(s["values"].get("messages", [])) == 2 and not s["next"]
+    ]
+    await alice.runs.wait(
+        thread_id, "director", input=_said("Search for a keyframe"), checkpoint=after_first_turn
+    )
+    said = [m["content"] for m in (await alice.threads.get_state(thread_id))["values"]["messages"]]
+    assert "opera" in str(said[0]) and "Make it funnier" not in str(said) and "keyframe" in said[-1]
     # the director's input is chat messages
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await alice.runs.create(thread_id, "director", input={"brief": "eggs"})

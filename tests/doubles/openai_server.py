@@ -27,6 +27,15 @@ it does, unconstrained. ``context_tokens`` is the model's context: a request who
 (estimated at four characters a token) plus its completion budget exceed it is answered
 400 as ``overflow_style`` names: ``"openai"``, ``"vllm"`` or ``"llama.cpp"``.
 
+Tool calls are answered as the real API answers them: a :class:`ToolCallReply` becomes
+``message.tool_calls`` with ``finish_reason: "tool_calls"``. The model can call only the
+tools the request offers, so a call of any other tool is the script's bug, answered 400
+naming it; the arguments of a ``strict`` tool must validate against its parameters, as
+strict decoding guarantees. ``play_conversation`` answers the director's requests as the
+offline sample director does, from the same script, with tool calls over the wire::
+
+    server.responder = play_conversation(SAMPLE_CONVERSATION, otherwise=replay_recordings(...))
+
 ``/embeddings`` answers every input with a deterministic bag-of-words vector (texts that
 share words are close), and records the request bodies in ``embedding_requests``.
 
@@ -55,9 +64,10 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -73,7 +83,9 @@ __all__ = [
     "OpenAIServer",
     "Override",
     "Reply",
+    "ToolCallReply",
     "estimated_tokens",
+    "play_conversation",
     "replay_recordings",
     "run_openai_server",
 ]
@@ -90,6 +102,7 @@ _SPEECH_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
 _SPEECH_RATE = 24_000
 _SPEECH_CHARACTERS_PER_S = 14.0
 _SPEECH_MAX_INPUT = 4096
+_DIRECTOR_PROMPT = Path(__file__).parents[2] / "prompts" / "director" / "chat.md"
 _SCENE = re.compile(r"\bscene (\d+)\b", re.IGNORECASE)
 # OpenAI's error `type` and `code` for the statuses tests script most.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
@@ -128,8 +141,23 @@ class ErrorReply:
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-Reply: TypeAlias = ErrorReply | str | BaseModel | dict[str, Any] | list[Any]
-"""A scripted reply: an error, text content as-is, or an object sent as JSON content."""
+@dataclass(frozen=True)
+class ToolCallReply:
+    """A scripted call of one of the request's tools, with the words said alongside (if any).
+
+    Answered as ``choices[0].message.tool_calls`` (the arguments as a JSON string, the call
+    id ``call_…``), ``finish_reason: "tool_calls"``, and ``content`` null when empty::
+
+        server.replies.append(ToolCallReply("pending_gates", {}))
+    """
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    content: str = ""
+
+
+Reply: TypeAlias = ErrorReply | ToolCallReply | str | BaseModel | dict[str, Any] | list[Any]
+"""A scripted reply: an error, a tool call, text content as-is, or an object sent as JSON."""
 
 
 class OpenAIServer:
@@ -193,7 +221,10 @@ class OpenAIServer:
                 return ErrorReply(
                     400, f"openai test double: no reply scripted for request {len(self.requests)}"
                 )
-        return self._constrained(body, reply)
+        reply = self._constrained(body, reply)
+        if isinstance(reply, ToolCallReply):
+            return _tool_call_problem(body, reply) or reply
+        return reply
 
     def _refusal(self, body: dict[str, Any]) -> ErrorReply | None:
         """What a real server answers before generating: a bad strict schema, an overflow."""
@@ -226,7 +257,7 @@ class OpenAIServer:
         response_format = body.get("response_format") or {}
         if self.ignores_response_format or response_format.get("type") != "json_schema":
             return reply if self.unconstrained is None else self.unconstrained
-        if isinstance(reply, ErrorReply):
+        if isinstance(reply, ErrorReply | ToolCallReply):  # a tool call is not the answer
             return reply
         schema = response_format.get("json_schema", {}).get("schema", {})
         try:
@@ -244,10 +275,26 @@ class OpenAIServer:
             )
         return answer
 
-    def completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
-        """A ``chat.completion`` object answering ``body`` with ``content``."""
+    def completion(
+        self, body: dict[str, Any], content: str, *, tool_call: ToolCallReply | None = None
+    ) -> dict[str, Any]:
+        """A ``chat.completion`` object answering ``body`` with ``content`` (or a tool call)."""
         prompt_tokens = len(json.dumps(body.get("messages", [])).split())
         completion_tokens = len(content.split())
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        finish_reason = "stop"
+        if tool_call is not None:
+            arguments = json.dumps(tool_call.arguments)
+            completion_tokens += len(arguments.split())
+            message["content"] = content or None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {"name": tool_call.name, "arguments": arguments},
+                }
+            ]
+            finish_reason = "tool_calls"
         return {
             "id": f"chatcmpl-double{next(self._ids)}",
             "object": "chat.completion",
@@ -256,9 +303,9 @@ class OpenAIServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": {
@@ -419,6 +466,90 @@ def replay_recordings(
     return respond
 
 
+def play_conversation(
+    script: Path,
+    *,
+    otherwise: Callable[[dict[str, Any]], Reply] | None = None,
+    prompt: Path = _DIRECTOR_PROMPT,
+) -> Callable[[dict[str, Any]], Reply]:
+    """A responder that plays the director as the offline sample director does, over the wire.
+
+    A request whose system message opens with ``prompt``'s first line is the director's: the
+    script (``evals/datasets/sample_conversation.json``) answers it through
+    :class:`tools.offline_chat.ScriptedChatModel` itself — a tool's result is passed on, the
+    person's last message matching a rule calls the rule's tool (a :class:`ToolCallReply`),
+    anything else gets the script's ``otherwise`` words. Every other request goes to
+    ``otherwise`` (``replay_recordings`` for the productions the director starts); with none,
+    it is answered 400. The tools the script calls must be among the request's, else 400.
+    """
+    from langchain_core.messages import AIMessage  # the double itself needs no LangChain
+
+    from tools.offline_chat import ScriptedChatModel
+
+    director = ScriptedChatModel(script=script)
+    opening = prompt.read_text(encoding="utf-8").splitlines()[0]
+
+    def respond(body: dict[str, Any]) -> Reply:
+        messages = body.get("messages", [])
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        if not (isinstance(system, str) and system.startswith(opening)):
+            if otherwise is None:
+                return ErrorReply(400, "openai test double: not the director's request")
+            return otherwise(body)
+        said = director.invoke([_langchain_message(m) for m in messages])
+        assert isinstance(said, AIMessage)
+        if not said.tool_calls:
+            return said.text
+        [call] = said.tool_calls  # the script calls one tool at a time
+        return ToolCallReply(call["name"], call["args"], said.text)
+
+    return respond
+
+
+def _langchain_message(message: dict[str, Any]) -> Any:
+    """A wire message as the LangChain message the scripted director reads."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    content = message.get("content") or ""
+    role = message["role"]
+    if role == "tool":
+        return ToolMessage(content, tool_call_id=message.get("tool_call_id", ""))
+    if role == "user":
+        return HumanMessage(content)
+    if role in ("system", "developer"):
+        return SystemMessage(content)
+    return AIMessage(content)
+
+
+def _tool_call_problem(body: dict[str, Any], call: ToolCallReply) -> ErrorReply | None:
+    """The 400 for a scripted tool call the request's model could not have made, or None."""
+    offered = {
+        tool["function"]["name"]: tool["function"]
+        for tool in body.get("tools") or []
+        if tool.get("type") == "function"
+    }
+    if call.name not in offered:
+        names = ", ".join(sorted(offered)) or "none"
+        return ErrorReply(
+            400,
+            f"openai test double: the scripted reply calls the tool '{call.name}', which the "
+            f"request does not offer (its tools: {names})",
+        )
+    function = offered[call.name]
+    if not function.get("strict"):
+        return None
+    try:
+        jsonschema.validate(call.arguments, function.get("parameters", {}))
+    except jsonschema.ValidationError as error:
+        return ErrorReply(
+            400,
+            f"openai test double: the scripted call of the strict tool '{call.name}' breaks "
+            f"its parameters at {'/'.join(str(p) for p in error.absolute_path) or '(root)'}: "
+            f"{error.message}",
+        )
+    return None
+
+
 def estimated_tokens(messages: list[dict[str, Any]]) -> int:
     """The tokens of ``messages`` as the double counts them: four characters a token."""
     return math.ceil(len(json.dumps(messages)) / 4)
@@ -569,6 +700,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.double.take(body)
         if isinstance(reply, ErrorReply):
             self._send_json(reply.status, reply.body(self.headers.get("Authorization")))
+        elif isinstance(reply, ToolCallReply):
+            completion = self.server.double.completion(body, reply.content, tool_call=reply)
+            self._send_json(200, completion)
         else:
             self._send_json(200, self.server.double.completion(body, _content(reply)))
 

@@ -15,10 +15,14 @@ const EDITORS = { ProjectConfig: configEditor };
 
 let loading = null;
 
-/** Every workflow type (an assistant) with its `input_schema`, in the server's order. */
+/**
+ * Every production workflow type (an assistant) with its `input_schema`, in the server's
+ * order. Chat assistants (the director) are for chat clients: they take messages, not a brief.
+ */
 export function workflows() {
   loading ??= (async () => {
-    const assistants = await api("/assistants/search", { method: "POST", body: { limit: 100 } });
+    const found = await api("/assistants/search", { method: "POST", body: { limit: 100 } });
+    const assistants = found.filter((a) => !a.metadata?.chat);
     const schemas = await Promise.all(assistants.map((a) => api(`/assistants/${a.assistant_id}/schemas`)));
     return assistants.map((assistant, i) => ({ ...assistant, input_schema: schemas[i].input_schema }));
   })().catch((error) => {
