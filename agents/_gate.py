@@ -124,6 +124,15 @@ def canonical_resume(raw: object) -> object:
     return {"decisions": [{"type": "edit", "edited_action": edited}]}
 
 
+def _action(name: str, args: dict[str, Any], description: str) -> dict[str, Any]:
+    """One of LangChain's HITL ``action_requests``.
+
+    The arguments are also under ``arguments``, the name Agent Inbox reads them by (it shows
+    no fields to edit otherwise).
+    """
+    return {"name": name, "args": args, "arguments": args, "description": description}
+
+
 @dataclass(frozen=True)
 class GateRequest:
     """What a gate asks the person to review."""
@@ -148,9 +157,7 @@ class GateRequest:
         """The interrupt payload: LangChain's HITL request plus Auteur's own fields."""
         configurable = get_config().get("configurable", {})
         return {
-            "action_requests": [
-                {"name": self.stage, "args": self.proposal, "description": self.description}
-            ],
+            "action_requests": [_action(self.stage, self.proposal, self.description)],
             "review_configs": [
                 {
                     "action_name": self.stage,
@@ -233,9 +240,7 @@ class Confirmation:
     def payload(self, *, error: str | None) -> dict[str, Any]:
         """The interrupt payload."""
         return {
-            "action_requests": [
-                {"name": self.action, "args": self.args, "description": self.description}
-            ],
+            "action_requests": [_action(self.action, self.args, self.description)],
             "review_configs": [
                 {"action_name": self.action, "allowed_decisions": list(GATE_DECISIONS)}
             ],

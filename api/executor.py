@@ -40,7 +40,7 @@ from api.db import TERMINAL_RUN_STATUSES, Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
 from api.studio import DbStudio
-from api.wire import graph_stream_mode
+from api.wire import graph_stream_mode, latest_state
 from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
@@ -312,7 +312,7 @@ class Executor:
         cost: dict[str, Any],
     ) -> None:
         """Record the thread's state, its approvals and the run's terminal status."""
-        snapshot = await graph.aget_state(config)
+        snapshot = await latest_state(graph, config)
         interrupts = interrupts_of(snapshot)
         status = thread_status_of(snapshot)
         gate = snapshot.interrupts[0].value if snapshot.interrupts else None
@@ -358,7 +358,7 @@ class Executor:
         else:
             await self._grant_produced(run)
             await self.db.finish_run(run["run_id"], "interrupted", cost=cost)
-        snapshot = await graph.aget_state(config)
+        snapshot = await latest_state(graph, config)
         await self.db.set_thread_state(
             run["thread_id"],
             status=thread_status_of(snapshot),

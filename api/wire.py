@@ -17,6 +17,7 @@ __all__ = [
     "assistant_id_of",
     "assistant_json",
     "graph_stream_mode",
+    "latest_state",
     "run_json",
     "state_json",
     "thread_json",
@@ -109,6 +110,27 @@ def _checkpoint(config: dict[str, Any] | None) -> dict[str, Any] | None:
         "checkpoint_ns": configurable.get("checkpoint_ns", ""),
         "checkpoint_id": configurable["checkpoint_id"],
     }
+
+
+async def latest_state(graph: Any, config: dict[str, Any]) -> StateSnapshot:
+    """The thread's latest state with its subgraphs', showing the waiting stage's messages.
+
+    An agent of several steps runs as a subgraph: what its steps said (each draft's message,
+    the person's feedback) reaches the parent's ``messages`` only when the agent ends. Chat
+    clients read the top-level messages — agent-chat-ui shows a gate under the last AI
+    message, and fails on a thread at a gate with none — so a thread that waits inside an
+    agent shows that agent's messages, which begin with the parent's.
+    """
+    snapshot = await graph.aget_state(config, subgraphs=True)
+    inner = snapshot
+    while (
+        deeper := next((t.state for t in inner.tasks if isinstance(t.state, StateSnapshot)), None)
+    ) is not None:
+        inner = deeper
+    messages = inner.values.get("messages") if inner is not snapshot else None
+    if not messages:
+        return snapshot
+    return snapshot._replace(values={**snapshot.values, "messages": messages})
 
 
 def state_json(snapshot: StateSnapshot) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from langgraph.errors import InvalidUpdateError
+from langgraph.types import StateSnapshot
 
 from api.body import StrictJsonRoute
 from api.context import ApiContext, Ctx, User
@@ -20,7 +21,7 @@ from api.schemas import (
     ThreadSearch,
     ThreadStateUpdate,
 )
-from api.wire import state_json, thread_json
+from api.wire import latest_state, state_json, thread_json
 
 router = APIRouter(prefix="/threads", tags=["threads"], route_class=StrictJsonRoute)
 
@@ -168,14 +169,20 @@ async def _state(
     if thread["workflow"] is None:
         return _EMPTY_STATE
     graph = ctx.services.graph(thread["workflow"])
-    snapshot = await graph.aget_state(
-        _config(thread["thread_id"], checkpoint_id), subgraphs=subgraphs
-    )
+    config = _config(thread["thread_id"], checkpoint_id)
+    if checkpoint_id is None:
+        snapshot = await latest_state(graph, config)
+    else:
+        snapshot = await graph.aget_state(config, subgraphs=subgraphs)
     if snapshot.config is None or not snapshot.created_at:
         if checkpoint_id:
             raise HTTPException(404, f"no checkpoint '{checkpoint_id}' in this thread")
         return _EMPTY_STATE
-    return state_json(snapshot)
+    shown = state_json(snapshot)
+    if not subgraphs:
+        for task in shown["tasks"]:
+            task["state"] = None
+    return shown
 
 
 @router.post("/{thread_id}/state")
@@ -196,7 +203,7 @@ async def update_state(
         )
     except (ValueError, KeyError, TypeError, InvalidUpdateError) as error:
         raise HTTPException(400, f"cannot update the state: {error}") from None
-    snapshot = await graph.aget_state(_config(thread_id))
+    snapshot = await latest_state(graph, _config(thread_id))
     await ctx.db.set_thread_state(
         thread_id,
         status=thread_status_of(snapshot),
@@ -237,7 +244,7 @@ async def _history(
         return []
     before = body.before
     graph = ctx.services.graph(thread["workflow"])
-    return [
+    states = [
         state_json(snapshot)
         async for snapshot in graph.aget_state_history(
             _config(thread["thread_id"]),
@@ -245,3 +252,12 @@ async def _history(
             before=_config(thread["thread_id"], before) if before else None,
         )
     ]
+    if states and before is None:  # the newest, as the thread's state shows it
+        latest = await latest_state(graph, _config(thread["thread_id"]))
+        if _checkpoint_id(latest) == states[0]["checkpoint_id"]:
+            states[0]["values"] = latest.values
+    return states
+
+
+def _checkpoint_id(snapshot: StateSnapshot) -> str | None:
+    return (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")

@@ -70,6 +70,12 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     assert (await alice.runs.get(thread_id, run["run_id"]))["status"] == "success"
     assert (await alice.threads.get(thread_id))["status"] == "interrupted"
     assert (await _gate(alice, thread_id))["stage"] == "treatment"
+    # agent-chat-ui shows a gate under the thread's last AI message, read from the state
+    # and from the newest history entry: the stage's draft, though its agent has not ended
+    newest = (await alice.threads.get_history(thread_id, limit=1))[0]
+    for values in ((await _gate(alice, thread_id))["state"]["values"], newest["values"]):
+        last = values["messages"][-1]
+        assert (last["type"], last["name"]) == ("ai", "treatment")
     resumed = await _refused(alice.runs.create(None, "full_video", command={"resume": APPROVE}))
     assert resumed.status_code == 422 and "nothing to resume" in resumed.json()["detail"]
 
@@ -107,8 +113,10 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     )
     assert ignored.status_code == 422 and "cannot be ignored" in ignored.json()["detail"]
 
-    # Agent Inbox's edit carries the action's name and the edited args
-    script = gate["value"]["action_requests"][0]["args"]
+    # Agent Inbox's edit carries the action's name and the edited args; it reads the
+    # proposal to edit from the action's `arguments`
+    script = gate["value"]["action_requests"][0]["arguments"]
+    assert script == gate["value"]["action_requests"][0]["args"]
     edited = {**script, "title": "Eggs Can Fly After All"}
     await _chat_ui_resume(
         alice, thread_id, [{"type": "edit", "args": {"action": "script", "args": edited}}]
