@@ -388,11 +388,12 @@ async def follow(state: DirectorState, runtime: Runtime[Context]) -> Command:
         )
         update = {"following": None, "showing": asdict(gate), "messages": [note]}
         return Command(goto="gate", update=update)
-    words = (
-        "The production finished: every stage is approved."
-        if outcome.status == "finished"
-        else f"The production stopped: {outcome.message}"
-    )
+    if outcome.status == "finished":
+        video = outcome.values.get("video") or {}
+        film = f" The film: /files/{video['file']['key']}" if video.get("file") else ""
+        words = f"The production finished: every stage is approved.{film}"
+    else:
+        words = f"The production stopped: {outcome.message}"
     note = AIMessage(words, id=f"{outcome.status}-{thread_id}-{len(state['messages'])}")
     return Command(goto=END, update={"following": None, "messages": [note]})
 

@@ -137,6 +137,15 @@ async def test_the_sample_conversation_runs_a_production_gate_by_gate(
     assert "the assets of full_video" in await _last_words(alice, thread_id)
     assert (await alice.threads.get(thread_id))["status"] == "idle"
 
+    # "show the gate" brings it back into the chat; approved there, gate by gate, to the film
+    await _chat(alice, thread_id, "Show the gate")
+    while (await alice.threads.get_state(thread_id))["interrupts"]:
+        assert (await _shown(alice, thread_id))["production"]["thread_id"] == production
+        await _resume(alice, thread_id, APPROVE)
+    words = await _last_words(alice, thread_id)
+    assert words.startswith("The production finished") and "/files/" in words
+    assert "video" in (await alice.threads.get_state(production))["values"]
+
 
 async def test_the_director_says_what_it_cannot_do(alice: Any) -> None:
     thread_id = (await alice.threads.create())["thread_id"]
