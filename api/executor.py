@@ -269,6 +269,8 @@ class Executor:
                 stream_mode=modes,
                 subgraphs=True,
                 durability="sync",
+                interrupt_before=kwargs.get("interrupt_before"),
+                interrupt_after=kwargs.get("interrupt_after"),
             )
             async for batch in batched(chunks, limit=_BATCH_LIMIT):
                 events = [("|".join([mode, *namespace]), chunk) for namespace, mode, chunk in batch]

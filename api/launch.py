@@ -241,7 +241,9 @@ async def queue_run(
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
     if thread["workflow"] is None:
         await db.bind_workflow(thread_id, workflow, metadata)
+    breakpoints = _breakpoints(workflows[workflow], body)
     kwargs = {
+        **breakpoints,
         "input": body.input,
         "command": command,
         "config": body.config.model_dump(exclude_none=True) if body.config else {},
@@ -272,6 +274,31 @@ async def queue_run(
     if new_turn:
         await db.close_pending_approvals(thread_id, owner)
     return run
+
+
+def _breakpoints(workflow: WorkflowType, body: RunCreate) -> dict[str, Any]:
+    """The run's static breakpoints (``interrupt_before`` / ``_after``), checked by name.
+
+    A breakpoint pauses the run between nodes; unlike a gate it asks nothing, and a run with
+    no input goes on from it.
+
+    Raises:
+        InvalidRunError: A breakpoint names no node of the workflow's graph.
+    """
+    nodes = workflow.nodes()
+    found = {}
+    for field in ("interrupt_before", "interrupt_after"):
+        names = getattr(body, field)
+        if not names:
+            continue
+        unknown = [name for name in names if name not in nodes] if names != "*" else []
+        if unknown:
+            raise InvalidRunError(
+                f"{field} names no node of {workflow.name}: {', '.join(unknown)} "
+                f"(its nodes: {', '.join(nodes)})"
+            )
+        found[field] = names
+    return found
 
 
 async def _at_checkpoint(ctx: ApiContext, owner: str, thread_id: str, body: RunCreate) -> RunCreate:

@@ -184,8 +184,12 @@ class RunCreate(_Body):
     on_disconnect: Literal["cancel", "continue"] = "continue"
     checkpoint_id: str | None = Field(None, max_length=200)
     checkpoint: CheckpointRef | None = None
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
+    interrupt_before: Literal["*"] | list[str] | None = Field(
+        None, description="Breakpoints: the workflow's nodes to pause before ('*': every one)."
+    )
+    interrupt_after: Literal["*"] | list[str] | None = Field(
+        None, description="Breakpoints: the workflow's nodes to pause after ('*': every one)."
+    )
 
     @model_validator(mode="after")
     def _input_or_command(self) -> RunCreate:
@@ -199,11 +203,6 @@ class RunCreate(_Body):
             self.input = None
         if self.input is not None and self.command is not None:
             raise ValueError("send either 'input' or 'command', not both")
-        for field in ("interrupt_before", "interrupt_after"):
-            if getattr(self, field):
-                raise ValueError(
-                    f"{field} is not taken: every stage already stops at its approval gate"
-                )
         return self
 
     def named_checkpoint(self) -> str | None:

@@ -185,10 +185,14 @@ class WorkflowType(ABC):
         """
         del given, start  # by default, any valid input fits any project that has the takes
 
+    def nodes(self) -> tuple[str, ...]:
+        """The nodes of the workflow's graph, in the order it adds them (breakpoints name them)."""
+        return _node_names(type(self))
+
     def agents(self) -> list[ProductionAgent]:
         """The agents this workflow runs, in the order its graph adds them."""
         agents = load_agents()
-        return [agents.get(node)() for node in _node_names(type(self)) if node in agents]
+        return [agents.get(node)() for node in self.nodes() if node in agents]
 
     def stages(self) -> list[str]:
         """Stages of the agents' steps this workflow runs, in order."""

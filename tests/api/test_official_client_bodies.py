@@ -100,7 +100,7 @@ async def test_a_production_without_a_thread_decided_as_the_official_clients_sen
     static = await _refused(
         alice.runs.create(thread_id, "full_video", input=None, interrupt_before=["script"])
     )
-    assert static.status_code == 422 and "interrupt_before" in static.text
+    assert static.status_code == 422 and "interrupt_before names no node" in static.text
 
     # Agent Inbox: respond is feedback (the stage is drafted again), ignore is refused
     before = (await _gate(alice, thread_id))["value"]["action_requests"][0]["args"]
@@ -261,3 +261,22 @@ async def test_the_store_keeps_each_users_items_apart(alice: Any, bob: Any) -> N
     assert (await bob.store.get_item(["notes", "dora"], "voice"))["value"] == {"text": "warmer"}
     dotted = await _refused(alice.store.search_items(["no.dots"]))
     assert dotted.status_code == 422
+
+
+async def test_a_breakpoint_pauses_between_agents_and_a_run_with_no_input_goes_on(
+    alice: Any,
+) -> None:
+    thread_id = (await alice.threads.create())["thread_id"]
+    paused = await alice.runs.wait(
+        thread_id, "full_video", input=SAMPLE, interrupt_after=["set_up_project"]
+    )
+    state = await alice.threads.get_state(thread_id)
+    assert "__interrupt__" not in paused and not state["interrupts"]
+    assert state["next"] == ["script_writer"] and state["values"]["project"]
+    assert (await alice.threads.get(thread_id))["status"] == "interrupted"
+    # a breakpoint asks nothing: a run with no input goes on, here to the treatment gate
+    # (and a breakpoint before the next agent holds it there first)
+    await alice.runs.wait(thread_id, "full_video", input=None, interrupt_before=["asset_extractor"])
+    assert (await _gate(alice, thread_id))["stage"] == "treatment"
+    everywhere = await alice.runs.wait(thread_id, "full_video", input=None, interrupt_before="*")
+    assert everywhere["__interrupt__"][0]["value"]["stage"] == "treatment"  # still the gate
