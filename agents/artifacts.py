@@ -39,11 +39,14 @@ __all__ = [
     "ProjectFormat",
     "Prop",
     "ReferenceOption",
+    "ReferenceSheet",
+    "ReferenceSheets",
     "Scene",
     "SceneBed",
     "SceneUsage",
     "Script",
     "ScriptLine",
+    "SheetCandidate",
     "Shot",
     "ShotDialogue",
     "ShotList",
@@ -430,6 +433,41 @@ class ReferenceOption(_Artifact):
 
     file: MediaFile
     label: str = Field(description='e.g. "reference sheet", "scene 1 · shot 1A end frame".')
+
+
+class SheetCandidate(_Artifact):
+    """One drawn (or uploaded) version of a reference sheet, kept at the gate until approval."""
+
+    prompt: str
+    seed: int
+    workflow: str
+    file: MediaFile
+    note: str = Field("", description='"regenerated: <feedback>", or "your own image".')
+
+
+class ReferenceSheet(_Artifact):
+    """The reference image of one asset in one look: a multi-view sheet on a plain background.
+
+    ``file`` is the chosen candidate (the newest by default); ``candidates`` are every version
+    so far, oldest first (dropped once approved). A skipped sheet is no asset's reference:
+    the keyframes showing it go without one.
+    """
+
+    entity: str
+    look: str
+    file: MediaFile
+    candidates: list[SheetCandidate] = Field(default_factory=list)
+    skipped: bool = False
+
+
+class ReferenceSheets(_Artifact):
+    """A reference sheet of every selected asset in each of its looks."""
+
+    sheets: list[ReferenceSheet] = Field(default_factory=list)
+
+    def sheet(self, entity: str, look: str) -> ReferenceSheet | None:
+        """The sheet of ``entity`` in ``look``, if any."""
+        return next((s for s in self.sheets if (s.entity, s.look) == (entity, look)), None)
 
 
 class FrameSet(_Artifact):

@@ -3,12 +3,13 @@
 Each keyframe is made by the keyframe workflow that discovery finds for the shot (called as
 a tool) from the shot's prompt and a reference board of the entities in frame. The reference
 of an entity in scene N is, by default, the latest approved image of it in the same look from
-an earlier scene, else its reference sheet (made once by the asset-sheet workflow). The
-proposal offers, per entity, the images it could use instead (the frames showing it, newest
-first, then its sheets); the person may pick another, and the frames showing that entity are
-regenerated with it (the pick holds for later rounds). Candidates accumulate at the gate:
-feedback regenerates every frame (or the shots it names, "shot 2A") and appends new
-candidates; an inpainting request repaints a region of one frame and appends the result.
+an earlier scene, else its approved reference sheet (the references stage's; a skipped sheet
+is no reference). The proposal offers, per entity, the images it could use instead (the
+frames showing it, newest first, then its sheets); the person may pick another, and the
+frames showing that entity are regenerated with it (the pick holds for later rounds).
+Candidates accumulate at the gate: feedback regenerates every frame (or the shots it names,
+"shot 2A") and appends new candidates; an inpainting request repaints a region of one frame
+and appends the result.
 Approval keeps only the chosen file per frame. A run that starts with approved frames (a
 scene made again) keeps, on its first draft, the frame of every shot still drawn for the same
 shot and cast, and draws only the others.
@@ -20,7 +21,6 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -36,6 +36,7 @@ from agents.artifacts import (
     MediaFile,
     Project,
     ReferenceOption,
+    ReferenceSheets,
     Shot,
     ShotList,
     input_hash,
@@ -93,8 +94,8 @@ class FrameGenerator(ProductionAgent):
     name = "frame_generator"
     stage = "frames"
     artifact = FrameSet
-    requires = ("project", "shots", "assets")
-    description = "Generates start and end keyframes per shot from the shot list and assets."
+    requires = ("project", "shots", "assets", "references")
+    description = "Generates start and end keyframes per shot from the shot list and the sheets."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> FrameSet:
         """Draft every keyframe, regenerate some (feedback, other references), or inpaint one."""
@@ -128,8 +129,7 @@ class FrameGenerator(ProductionAgent):
         approved = FrameSet.model_validate(state["frames"]) if state.get("frames") else None
         feedback = feedback_at(state, self.stage)
         picks = _picks(state, self.stage, current)
-        sheets = _Sheets(self, runtime, project, assets)
-        await sheets.draw(shots)  # before any keyframe: the keyframes are drawn from them
+        sheets = _Sheets(ReferenceSheets.model_validate(state["references"]), assets)
         named = (only or set()) & {s.id for s in shots}
         redo = {s.id for s in shots if not named or s.id in named}
         # A first draft keeps each approved frame still drawn for the same shot and cast.
@@ -400,70 +400,24 @@ class _Boards:
 
 
 class _Sheets:
-    """The reference sheets of one draft: each (entity, look) in frame made once, all at once."""
+    """The approved reference sheets, as the reference options of the entities they show."""
 
-    def __init__(
-        self,
-        step: FrameGenerator,
-        runtime: Runtime[Context],
-        project: Project,
-        assets: AssetRegistry,
-    ) -> None:
-        self.step, self.runtime, self.project, self.assets = step, runtime, project, assets
-        self.made: dict[str, list[ReferenceOption]] = {}
+    def __init__(self, references: ReferenceSheets, assets: AssetRegistry) -> None:
+        entities = assets.entities()
         self._by_look: dict[tuple[str, str], ReferenceOption] = {}
-
-    async def draw(self, shots: list[Shot]) -> None:
-        """Make the sheet of every known, selected (entity, look) in frame, in order of use."""
-        entities = self.assets.entities()
-        wanted = list(
-            dict.fromkeys(
-                (usage.entity, usage.look)
-                for shot in shots
-                for usage in shot.entities
-                if usage.entity in entities and usage.entity not in self.assets.deselected
-            )
-        )
-        jobs = [partial(self._sheet, entity, look) for entity, look in wanted]
-        for (entity, look), sheet in zip(wanted, await fan_out(self.runtime, jobs), strict=True):
-            self._by_look[(entity, look)] = sheet
-            self.made.setdefault(entity, []).append(sheet)
+        self.made: dict[str, list[ReferenceOption]] = {}
+        for sheet in references.sheets:
+            if sheet.skipped or sheet.entity not in entities:
+                continue
+            looks = entities[sheet.entity].appearances()
+            label = "reference sheet" if len(looks) == 1 else f"reference sheet ({sheet.look})"
+            option = ReferenceOption(file=sheet.file, label=label)
+            self._by_look[(sheet.entity, sheet.look)] = option
+            self.made.setdefault(sheet.entity, []).append(option)
 
     def get(self, entity_id: str, look_name: str) -> ReferenceOption | None:
-        """The sheet of an entity in a look; None when it is unknown or deselected."""
+        """The sheet of an entity in a look; None when it has none (skipped, deselected)."""
         return self._by_look.get((entity_id, look_name))
-
-    async def _sheet(self, entity_id: str, look_name: str) -> ReferenceOption:
-        entity = self.assets.entities()[entity_id]
-        looks = entity.appearances()
-        look = next((a for a in looks if a.name == look_name), None)
-        project = self.project
-        width, height = backend_of(self.runtime).frame_size(project.format.aspect_ratio)
-        prompt = f"{entity.name}: {entity.description}"
-        if look is not None:
-            prompt += f" Look '{look.name}': {look.description}"
-        if project.visual_style:
-            prompt += f" Style: {project.visual_style}"
-        arguments = {
-            "prompt": prompt,
-            "seed": int(input_hash(entity.id, look_name)[:8], 16),
-            "width": width * 2,
-            "height": height,
-        }
-        kind = type(entity).__name__.lower()
-        intent = (
-            f"reference sheet of a {kind} on a plain background, multi-view. {project.visual_style}"
-        )
-        spec = await find_workflow(self.runtime, intent, "asset_sheet", arguments)
-        file = await run_workflow(
-            self.step,
-            self.runtime,
-            spec,
-            arguments,
-            label=f"reference sheet {entity.name} ({look_name})",
-        )
-        label = "reference sheet" if len(looks) == 1 else f"reference sheet ({look_name})"
-        return ReferenceOption(file=file, label=label)
 
 
 def _references(

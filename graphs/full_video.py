@@ -1,4 +1,7 @@
-"""``full_video``: brief → script → assets → casting → shots → dialogue → frames → clips → film."""
+"""``full_video``: from a brief to the film, every production agent in order.
+
+Brief → script → assets → references → casting → shots → dialogue → frames → clips → film.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ class FullVideo(WorkflowType):
 
     name = "full_video"
     description = (
-        "From a brief to an assembled film: script, assets, casting, shot list, spoken "
-        "dialogue, keyframes, clips, the mixed assembly — each stage approved by the person."
+        "From a brief to an assembled film: script, assets, reference sheets, casting, shot "
+        "list, spoken dialogue, keyframes, clips, the mixed assembly — each stage approved by "
+        "the person."
     )
 
     def build(self) -> StateGraph:
@@ -22,6 +26,7 @@ class FullVideo(WorkflowType):
             [
                 "script_writer",
                 "asset_extractor",
+                "reference_designer",
                 "casting",
                 "shot_lister",
                 "dialogue_speaker",

@@ -96,7 +96,7 @@ class RegenerateScene(WorkflowType):
         "else is regenerated. Each stage is approved by the person."
     )
     input_model = SceneInput
-    takes = ("script", "master_script", "assets", "shots", "frames", "clips")
+    takes = ("script", "master_script", "assets", "references", "shots", "frames", "clips")
     reuses = ("casting", "dialogue")
 
     def check_start(self, given: BaseModel, start: dict[str, Any]) -> None:

@@ -42,16 +42,12 @@ def _graph(saver: Any = None, store: Any = None) -> Any:
 
 
 def _sheets(values: dict[str, Any]) -> int:
-    """Distinct (entity, look) pairs in frame that get a reference sheet."""
+    """The reference sheets: one per look of every selected asset."""
     assets = AssetRegistry.model_validate(values["assets"])
-    entities = assets.entities()
-    return len(
-        {
-            (e.entity, e.look)
-            for shot in ShotList.model_validate(values["shots"]).shots
-            for e in shot.entities
-            if e.entity in entities and e.entity not in assets.deselected
-        }
+    return sum(
+        len(entity.appearances())
+        for entity_id, entity in assets.entities().items()
+        if entity_id not in assets.deselected
     )
 
 
@@ -114,10 +110,10 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
 ) -> None:
     graph, config = _graph(), new_config()
     await drive_to_gate(graph, config, sample_input, comfy_context, "dialogue")
-    beds = comfy_server.jobs  # the scenes' ambience, made at the dialogue stage
+    before = comfy_server.jobs  # the sheets and the scenes' ambience, made before the frames
     # Every job the pool takes at once (one running, one queued) fails its 3 attempts.
-    failing = beds + 3 * comfy_context.backend.capacity
-    comfy_server.fail_next(failing - beds)
+    failing = before + 3 * comfy_context.backend.capacity
+    comfy_server.fail_next(failing - before)
 
     with pytest.raises(ComfyJobFailed, match="failed 3 times on ComfyUI"):
         await answer(graph, config, APPROVE, comfy_context)
@@ -129,7 +125,7 @@ async def test_three_failures_stop_the_run_and_it_resumes_later(
     assert gate["stage"] == "frames"
     values = (await graph.aget_state(config, subgraphs=True)).values
     shots = ShotList.model_validate(values["shots"]).shots
-    assert comfy_server.jobs == failing + _sheets(values) + 2 * len(shots)
+    assert comfy_server.jobs == failing + 2 * len(shots)
 
 
 def _mask(size: tuple[int, int]) -> bytes:

@@ -185,7 +185,7 @@ def test_the_data_flow_check_finds_what_nothing_provides() -> None:
     agents = load_agents()
     shot_lister, frames = agents.get("shot_lister")(), agents.get("frame_generator")()
 
-    problems = data_flow_problems({"project", "assets"}, [shot_lister, frames])
+    problems = data_flow_problems({"project", "assets", "references"}, [shot_lister, frames])
 
     assert problems == [
         "shots requires script, which nothing before it provides",
@@ -229,6 +229,7 @@ def test_full_video_runs_every_stage_in_order() -> None:
         "script",
         "master_script",
         "assets",
+        "references",
         "casting",
         "shots",
         "dialogue",

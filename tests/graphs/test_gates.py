@@ -51,7 +51,9 @@ def _artifact_model(stage: str) -> type:
 
 
 def _approved(stage: str, args: dict[str, Any]) -> dict[str, Any]:
-    """What approval stores: approved frames keep only the chosen file (no candidates)."""
+    """What approval stores: approved frames and sheets keep only the chosen file."""
+    if stage == "references":
+        return {"sheets": [{**sheet, "candidates": []} for sheet in args["sheets"]]}
     if stage != "frames":
         return args
     return {"frames": [{**frame, "candidates": []} for frame in args["frames"]]}
@@ -73,6 +75,8 @@ def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
             edited["voices"][0]["direction"] = "slower, warmer"
         case "dialogue":
             edited["lines"][0]["start_s"] += 0.1
+        case "references":
+            edited["sheets"][0]["skipped"] = True
         case "frames" | "clips":
             items = edited[stage]
             items[0]["prompt"] = "edited prompt"

@@ -105,6 +105,8 @@ async def test_both_stages_draft_their_scenes_concurrently_and_assemble_the_whol
 
     assets, _ = await _resume(graph, config, APPROVE, context)
     assert assets["stage"] == "assets"
+    references, _ = await _resume(graph, config, APPROVE, context)
+    assert references["stage"] == "references"
     casting, _ = await _resume(graph, config, APPROVE, context)
     assert casting["stage"] == "casting"
     llm.peak_in_flight = 0

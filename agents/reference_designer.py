@@ -1,0 +1,158 @@
+"""Reference designer: a reference sheet of every selected asset in each of its looks.
+
+Each sheet is drawn by the asset-sheet workflow that discovery finds (called as a tool): the
+asset in one look on a plain background, a character as a multi-view turnaround. The gate
+shows every sheet with its candidates. Feedback that names assets ("Dora's raincoat
+brighter") draws only those again, each with a new candidate; feedback that names none draws
+every sheet again. An edit picks another candidate of a sheet, puts an image of the person's
+own in its place (a key of a file they uploaded, ``POST /files``), or skips a sheet (the
+keyframes showing that asset then go without a reference). Deselected assets are never drawn.
+The frame generator draws its keyframes from the approved sheets.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel
+
+from agents._media import backend_of, fan_out, find_workflow, run_workflow
+from agents.artifacts import (
+    AssetRegistry,
+    Character,
+    Location,
+    Project,
+    Prop,
+    ReferenceSheet,
+    ReferenceSheets,
+    SheetCandidate,
+    input_hash,
+)
+from agents.base import Context, Edit, ProductionAgent, ProductionState, feedback_at, project_of
+
+__all__ = ["ReferenceDesigner"]
+
+
+class ReferenceDesigner(ProductionAgent):
+    """Draws the reference sheets the keyframes are drawn from, for the person to approve."""
+
+    name = "reference_designer"
+    stage = "references"
+    artifact = ReferenceSheets
+    requires = ("project", "assets")
+    description = "Draws a reference sheet of every selected asset in each of its looks."
+
+    async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ReferenceSheets:
+        """Draw every sheet, or, after feedback, the sheets of the assets it names."""
+        project = project_of(state)
+        assets = AssetRegistry.model_validate(state["assets"])
+        previous = state.get("drafts", {}).get(self.stage)
+        current = ReferenceSheets.model_validate(previous) if previous else None
+        feedback = feedback_at(state, self.stage)
+        named = _named_assets(feedback[-1], assets) if current and feedback else None
+        note = f"regenerated: {feedback[-1]}" if current and feedback else ""
+        entities = assets.entities()
+        wanted = [
+            (entity_id, look.name)
+            for entity_id, entity in entities.items()
+            if entity_id not in assets.deselected
+            for look in entity.appearances()
+        ]
+        kept = {(sheet.entity, sheet.look): sheet for sheet in (current.sheets if current else [])}
+        todo = [
+            pair
+            for pair in wanted
+            if pair not in kept or current is None or named is None or pair[0] in named
+        ]
+        jobs = [
+            partial(self._candidate, runtime, project, assets, entity, look, len(feedback), note)
+            for entity, look in todo
+        ]
+        drawn = dict(zip(todo, await fan_out(runtime, jobs), strict=True))
+        sheets = []
+        for pair in wanted:
+            old = kept.get(pair)
+            if pair not in drawn:
+                assert old is not None
+                sheets.append(old)
+                continue
+            candidates = [*(old.candidates if old else []), drawn[pair]]
+            sheets.append(
+                ReferenceSheet(
+                    entity=pair[0], look=pair[1], file=drawn[pair].file, candidates=candidates
+                )
+            )
+        return ReferenceSheets(sheets=sheets)
+
+    async def _candidate(
+        self,
+        runtime: Runtime[Context],
+        project: Project,
+        assets: AssetRegistry,
+        entity_id: str,
+        look_name: str,
+        rounds: int,
+        note: str,
+    ) -> SheetCandidate:
+        entity = assets.entities()[entity_id]
+        look = next(a for a in entity.appearances() if a.name == look_name)
+        width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
+        prompt = f"{entity.name}: {entity.description} Look '{look.name}': {look.description}"
+        if project.visual_style:
+            prompt += f" Style: {project.visual_style}"
+        seed = int(input_hash(entity.id, look_name, rounds)[:8], 16)
+        arguments = {"prompt": prompt, "seed": seed, "width": width * 2, "height": height}
+        intent = (
+            f"reference sheet of a {_kind(entity)} on a plain background, multi-view. "
+            f"{project.visual_style}"
+        )
+        spec = await find_workflow(runtime, intent, "asset_sheet", arguments)
+        file = await run_workflow(
+            self, runtime, spec, arguments, label=f"reference sheet {entity.name} ({look_name})"
+        )
+        return SheetCandidate(prompt=prompt, seed=seed, workflow=spec.name, file=file, note=note)
+
+    def summary(self, artifact: ReferenceSheets) -> str:
+        """Sheet, asset and candidate count."""
+        assets = len({sheet.entity for sheet in artifact.sheets})
+        candidates = sum(len(sheet.candidates) for sheet in artifact.sheets)
+        return (
+            f"{len(artifact.sheets)} reference sheets of {assets} assets ({candidates} "
+            "candidates). Approve, choose a candidate or your own image per sheet or skip one "
+            "(edit), or give feedback naming an asset to draw it again."
+        )
+
+    def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
+        """An edit keeps the proposal's sheets: each picks a candidate or an own image, or skips."""
+        super().check_decision(decision, proposal)
+        if not isinstance(decision, Edit) or not proposal:
+            return
+        current = ReferenceSheets.model_validate(proposal)
+        edited = ReferenceSheets.model_validate(decision.edited_action.args)
+        shown = sorted((s.entity, s.look) for s in current.sheets)
+        if sorted((s.entity, s.look) for s in edited.sheets) != shown:
+            raise ValueError("an edit of the references keeps every sheet (skip one instead)")
+
+    def on_approval(self, artifact: BaseModel, state: ProductionState) -> dict[str, Any]:
+        """The approved sheets keep only the chosen file of each (own images included)."""
+        assert isinstance(artifact, ReferenceSheets)
+        approved = [sheet.model_copy(update={"candidates": []}) for sheet in artifact.sheets]
+        return {self.stage: ReferenceSheets(sheets=approved).model_dump(mode="json")}
+
+
+def _kind(entity: Character | Location | Prop) -> str:
+    return type(entity).__name__.lower()
+
+
+def _named_assets(message: str, assets: AssetRegistry) -> set[str] | None:
+    """The ids of the assets a feedback message names (by name or id); None: it names none."""
+    words = message.lower()
+    named = {
+        entity_id
+        for entity_id, entity in assets.entities().items()
+        if re.search(rf"\b({re.escape(entity.name.lower())}|{re.escape(entity_id)})\b", words)
+    }
+    return named or None

@@ -1,0 +1,88 @@
+"""The references stage: a sheet of every selected asset's looks, decided before any keyframe.
+
+Through the ComfyUI test double (jobs counted): feedback naming one asset draws only its
+sheets again; an edit puts an image of one's own in a sheet's place and skips another; the
+keyframes are then drawn from what was approved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from agents.artifacts import AssetRegistry, FrameSet, ReferenceSheets
+from agents.base import Context
+from graphs.base import load_workflow_types
+from tests.doubles.comfy_server import ComfyServer
+from tests.helpers import APPROVE, answer, current_values, drive_to_gate, new_config, proposal
+from tools.comfy_tools import blank_png
+
+
+def _graph() -> Any:
+    workflow = load_workflow_types().get("full_video")()
+    return workflow.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+
+
+async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    graph, config = _graph(), new_config()
+    gate = await drive_to_gate(graph, config, sample_input, comfy_context, "references")
+    values = await current_values(graph, config)
+    assets = AssetRegistry.model_validate(values["assets"])
+    sheets = ReferenceSheets.model_validate(proposal(gate)).sheets
+    looks = [
+        (entity_id, look.name)
+        for entity_id, entity in assets.entities().items()
+        if entity_id not in assets.deselected
+        for look in entity.appearances()
+    ]
+    assert [(s.entity, s.look) for s in sheets] == looks  # every look of every selected asset
+    assert comfy_server.jobs == len(looks)
+    assert all(len(s.candidates) == 1 and s.file == s.candidates[0].file for s in sheets)
+
+    # "Dora's raincoat brighter": only Dora's sheets are drawn again, as new candidates
+    dora = [s for s in sheets if s.entity == "dora"]
+    gate = await answer(
+        graph,
+        config,
+        {"decisions": [{"type": "reject", "message": "Dora's raincoat brighter"}]},
+        comfy_context,
+    )
+    assert gate is not None and gate["stage"] == "references"
+    assert comfy_server.jobs == len(looks) + len(dora)
+    again = ReferenceSheets.model_validate(proposal(gate)).sheets
+    assert [len(s.candidates) for s in again] == [2 if s.entity == "dora" else 1 for s in sheets]
+    assert all(s.file == s.candidates[-1].file for s in again)  # the newest is chosen
+    redrawn = next(s for s in again if s.entity == "dora").candidates[-1]
+    assert redrawn.note == "regenerated: Dora's raincoat brighter"
+
+    # an edit: Pip's first sheet is an image of one's own, the kitchen has none
+    own = comfy_context.files.put(blank_png((96, 48)), extension="png", media_type="image/png")
+    edited = ReferenceSheets.model_validate(proposal(gate))
+    pip = next(s for s in edited.sheets if s.entity == "pip")
+    pip.file = own
+    kitchen = next(s for s in edited.sheets if s.entity.endswith("kitchen"))
+    kitchen.skipped = True
+    edit = {"name": "references", "args": edited.model_dump(mode="json")}
+    gate = await answer(
+        graph, config, {"decisions": [{"type": "edit", "edited_action": edit}]}, comfy_context
+    )
+    assert gate is not None and gate["stage"] == "casting"
+    approved = ReferenceSheets.model_validate((await current_values(graph, config))["references"])
+    assert not any(s.candidates for s in approved.sheets)
+
+    # the keyframes showing Pip in that look are drawn from the own image; the kitchen from none
+    while gate is not None and gate["stage"] != "frames":
+        gate = await answer(graph, config, APPROVE, comfy_context)
+    assert gate is not None
+    frames = FrameSet.model_validate(proposal(gate)).frames
+    values = await current_values(graph, config)
+    shots = {s["id"]: s for s in values["shots"]["shots"]}
+    for frame in frames:
+        in_frame = {e["entity"]: e["look"] for e in shots[frame.shot]["entities"]}
+        if in_frame.get("pip") == pip.look:
+            assert frame.references["pip"] == own
+        assert kitchen.entity not in frame.references
