@@ -121,7 +121,7 @@ async def test_a_run_from_an_earlier_checkpoint_forks_the_project_onto_a_new_bra
         await http.post(
             f"/approvals/{gate['approval_id']}", json={"decisions": [{"type": "approve"}]}
         )
-    assert (await _gate(http, project_id, thread_id))["stage"] == "casting"
+    assert (await _gate(http, project_id, thread_id))["stage"] == "references"
     history = (await http.get(f"/threads/{thread_id}/history", params={"limit": 100})).json()
     at_assets = next(
         state["checkpoint_id"]

@@ -466,6 +466,7 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
         ("script", "Script"),
         ("master_script", "Master script"),
         ("assets", "Assets"),
+        ("references", "References"),
     ):
         approve_at(page, stage, tab)
 

@@ -127,7 +127,21 @@ def test_a_production_from_brief_to_video(page: Page) -> None:
     prop.get_by_role("checkbox").uncheck()
     screenshot(page, "project-assets-gate")
     page.get_by_role("button", name="Approve assets").click()
+
+    # the reference sheets: one per look of every asset kept; one is skipped
+    gate(page, "references")
+    page.get_by_role("tab", name="References").click()
+    sheets = page.locator("figure.sheet")
+    expect(sheets.first).to_be_visible()
+    assert not page.locator(f"figure.sheet[data-entity={prop_id}]").count()  # deselected
+    skipped = sheets.first.get_attribute("data-entity")
+    sheets.first.locator("button.sheet-skip").click()
+    expect(page.locator("figure.sheet[data-skipped=true]")).to_have_count(1)
+    screenshot(page, "project-references-gate")
+    page.get_by_role("button", name="Approve references").click()
     gate(page, "casting")
+    approved = thread_values(page, project_id)["references"]["sheets"]
+    assert [s["entity"] for s in approved if s["skipped"]] == [skipped]
     page.get_by_role("tab", name="Casting").click()
     page.get_by_role("button", name="Approve casting").click()
 

@@ -247,6 +247,9 @@ async def test_kill_at_a_gate_keeps_every_decision(
     child.sendline("a")
     child.expect(PROMPT)  # assets gate
     child.sendline("a")
+    child.expect("Approval gate: references")
+    child.expect(PROMPT)
+    child.sendline("a")
     child.expect("Approval gate: casting")
     child.expect("PIP")  # who speaks, in which voice
     child.expect(PROMPT)
@@ -271,6 +274,7 @@ async def test_kill_at_a_gate_keeps_every_decision(
         "script",
         "master_script",
         "assets",
+        "references",
         "casting",
         "shots",
     ]

@@ -47,7 +47,7 @@ LLM_TASKS = {
 SPEECH = "speech"
 """The casting samples and the dialogue are caught at their first line to speak."""
 SPOKEN = {"casting": SPEECH, "dialogue": SPEECH}
-FIRST_JOB = {"frames": "frame 1/", "clips": "clip 1/"}
+FIRST_JOB = {"references": "reference sheet", "frames": "frame 1/", "clips": "clip 1/"}
 KILL_IN = LLM_TASKS | SPOKEN
 
 

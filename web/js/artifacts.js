@@ -16,6 +16,7 @@ const RENDERERS = {
   Script: script,
   MasterScript: masterScript,
   AssetRegistry: assets,
+  ReferenceSheets: referenceSheets,
   ShotList: shots,
   FrameSet: frames,
   ClipSet: clips,
@@ -324,6 +325,39 @@ function shots(artifact, ctx) {
 
 function candidatesOf(frame) {
   return frame.candidates?.length ? frame.candidates : [frame];
+}
+
+/**
+ * The reference sheets: one figure per asset and look. At the gate a click on a candidate
+ * chooses it, and an asset can be skipped (its keyframes then go without a reference).
+ */
+function referenceSheets(artifact, ctx) {
+  const { gate, view } = ctx;
+  const change = (i, values) => {
+    Object.assign(ctx.draft.sheets[i], values);
+    ctx.changed();
+    view.render();
+  };
+  return h("div.sheets", {}, artifact.sheets.map((sheet, i) => {
+    const title = `${label(sheet.entity)}, ${sheet.look}`;
+    const candidates = sheet.candidates?.length ? sheet.candidates : [{ file: sheet.file }];
+    return h("figure.sheet", { dataset: { entity: sheet.entity, look: sheet.look, candidates: candidates.length, skipped: String(Boolean(sheet.skipped)) } },
+      h("button.stage-img", { type: "button", "aria-label": `Open ${title} large`, onclick: () => openLarge(sheet.file, title) },
+        showFile(h("img", { alt: title, loading: "lazy" }), sheet.file)),
+      candidates.length > 1
+        ? h("div.candidates", { role: "group", "aria-label": `Candidates of ${title}` }, candidates.map((candidate, j) => h("button.thumb", {
+          type: "button",
+          "aria-label": `Candidate ${j + 1} of ${title}`,
+          "aria-pressed": String(candidate.file.key === sheet.file.key),
+          disabled: !gate,
+          onclick: () => change(i, { file: candidate.file }),
+        }, showFile(h("img", { alt: "", loading: "lazy" }), candidate.file))))
+        : null,
+      h("figcaption", {},
+        h("strong", {}, label(sheet.entity)), ` · ${sheet.look}`,
+        sheet.skipped ? h("span.muted", {}, " · skipped") : null,
+        gate ? h("button.sheet-skip", { type: "button", onclick: () => change(i, { skipped: !sheet.skipped }) }, sheet.skipped ? `Use ${title}` : `Skip ${title}`) : null));
+  }));
 }
 
 function frames(artifact, ctx) {
