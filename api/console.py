@@ -21,6 +21,7 @@ from agents.artifacts import (
     DialogueTrack,
     FrameSet,
     MasterScript,
+    ReferenceSheets,
     Script,
     ShotList,
     Treatments,
@@ -292,6 +293,13 @@ def _render_shots(out: Console, shot_list: ShotList) -> None:
     out.print(table)
 
 
+def _render_sheets(out: Console, references: ReferenceSheets) -> None:
+    for sheet in references.sheets:
+        what = f"{sheet.entity} · {sheet.look}"
+        shown = "skipped" if sheet.skipped else sheet.file.key
+        out.print(f"  {what:<28} {shown}  ({len(sheet.candidates)} candidates)")
+
+
 def _render_frames(out: Console, frame_set: FrameSet) -> None:
     for frame in frame_set.frames:
         out.print(f"  {frame.shot + ' ' + frame.position:<10} {frame.file.key}  ({frame.workflow})")
@@ -340,6 +348,7 @@ _RENDERERS: dict[str, tuple[type[BaseModel], Callable[[Console, Any], None]]] = 
         (MasterScript, _render_master_script),
         (AssetRegistry, _render_assets),
         (ShotList, _render_shots),
+        (ReferenceSheets, _render_sheets),
         (FrameSet, _render_frames),
         (ClipSet, _render_clips),
         (Cast, _render_cast),
