@@ -266,13 +266,7 @@ class Confirmation:
 
 def confirm(request: Confirmation) -> Approve | Edit | Reject:
     """Ask the person before acting, until they answer validly (as :func:`review` does)."""
-    error: str | None = None
-    while True:
-        raw = interrupt(request.payload(error=error))
-        try:
-            return request.parse(raw)
-        except ValueError as problem:
-            error = str(problem)
+    return _until_valid(request)
 
 
 def review(request: GateRequest) -> Approve | Edit | Reject:
@@ -282,6 +276,10 @@ def review(request: GateRequest) -> Approve | Edit | Reject:
     and an ``error`` saying what was wrong (earlier answers are replayed on resume, which
     is how LangGraph matches several interrupts in one node).
     """
+    return _until_valid(request)
+
+
+def _until_valid(request: GateRequest | Confirmation) -> Approve | Edit | Reject:
     error: str | None = None
     while True:
         raw = interrupt(request.payload(error=error))

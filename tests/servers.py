@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,21 @@ _STAGES = load_workflow_types().get("full_video")().stages()
 BEFORE_FRAMES = _STAGES[: _STAGES.index("frames")]
 """The full_video stages approved before its frames are drawn."""
 APPROVE = {"decisions": [{"type": "approve"}]}
+
+
+def model_env(database_url: str, base_url: str, *, prefix: str) -> dict[str, str]:
+    """A server's environment: this database, a data folder of its own, one user's key, a
+    short run lease (a killed server's runs are taken over at once), the model at ``base_url``.
+    """
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))},
+        "AUTEUR_DATABASE_URL": database_url,
+        "AUTEUR_DATA_DIR": tempfile.mkdtemp(prefix=prefix),
+        "AUTEUR_API_KEYS": json.dumps({"alice-key": "alice"}),
+        "AUTEUR_RUN_LEASE_S": "1",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": base_url,
+    }
 
 
 def free_port() -> int:

@@ -18,11 +18,8 @@ request was made twice but the one cut off.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -40,7 +37,7 @@ from tests.doubles.openai_server import (
     replay_recordings,
     run_openai_server,
 )
-from tests.servers import auteur_serve, free_port
+from tests.servers import auteur_serve, free_port, model_env
 
 pytestmark = pytest.mark.slow
 
@@ -106,15 +103,7 @@ def model() -> Iterator[OpenAIServer]:
 
 
 def _env(database_url: str, model: OpenAIServer) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))},
-        "AUTEUR_DATABASE_URL": database_url,
-        "AUTEUR_DATA_DIR": tempfile.mkdtemp(prefix="auteur-director-kill-"),
-        "AUTEUR_API_KEYS": json.dumps({"alice-key": "alice"}),
-        "AUTEUR_RUN_LEASE_S": "1",
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": model.base_url,
-    }
+    return model_env(database_url, model.base_url, prefix="auteur-director-kill-")
 
 
 def _chat(http: httpx.Client, director: str, text: str) -> dict[str, Any]:

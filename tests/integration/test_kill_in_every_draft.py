@@ -11,10 +11,8 @@ decided only by the person's own request.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ import pytest
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from tests.doubles.openai_server import OpenAIServer, replay_recordings, run_openai_server
-from tests.servers import auteur_serve, free_port
+from tests.servers import auteur_serve, free_port, model_env
 
 pytestmark = pytest.mark.slow
 
@@ -85,15 +83,7 @@ def model() -> Iterator[OpenAIServer]:
 
 
 def _env(database_url: str, model: OpenAIServer) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTEUR_"))},
-        "AUTEUR_DATABASE_URL": database_url,
-        "AUTEUR_DATA_DIR": tempfile.mkdtemp(prefix="auteur-kill-"),
-        "AUTEUR_API_KEYS": json.dumps({"alice-key": "alice"}),
-        "AUTEUR_RUN_LEASE_S": "1",
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": model.base_url,
-    }
+    return model_env(database_url, model.base_url, prefix="auteur-kill-")
 
 
 def _approvals(http: httpx.Client, thread_id: str) -> list[dict[str, Any]]:
