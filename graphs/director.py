@@ -109,12 +109,7 @@ async def _decide(runtime: DirectorRuntime, decision: dict[str, Any]) -> Command
     gate = await _gate_at_hand(runtime)
     key = runtime.tool_call_id or gate.approval_id
     sent = await _studio(runtime.context).decide(gate.approval_id, decision, key=key)
-    words = (
-        f"Sent to the {gate.stage} gate."
-        if sent
-        else f"The {gate.stage} gate was already decided elsewhere (or replaced by a newer "
-        "draft); that decision stands."
-    )
+    words = f"Sent to the {gate.stage} gate." if sent else _decided_elsewhere(gate.stage)
     return Command(
         update={
             "showing": None,
@@ -422,13 +417,18 @@ async def decide(state: DirectorState, runtime: Runtime[Context]) -> Command:
     ]
     if not sent:
         said.append(
-            AIMessage(
-                f"The {showing['stage']} gate was already decided elsewhere; that decision stands.",
-                id=f"decided-{showing['approval_id']}",
-            )
+            AIMessage(_decided_elsewhere(showing["stage"]), id=f"decided-{showing['approval_id']}")
         )
     update = {"messages": said, "following": showing["thread_id"], "showing": None, "answer": None}
     return Command(goto="follow", update=update)
+
+
+def _decided_elsewhere(stage: str) -> str:
+    """Why a decision sent to a gate was not its decision (the studio sent nothing)."""
+    return (
+        f"The {stage} gate was already decided elsewhere (or replaced by a newer draft); "
+        "that decision stands."
+    )
 
 
 def _in_words(answer: Any, stage: str) -> str:
