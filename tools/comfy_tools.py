@@ -335,7 +335,7 @@ def _open(data: bytes) -> Image.Image:
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=draft_renderer.PNG_LEVEL)
     return buffer.getvalue()
 
 

@@ -71,6 +71,8 @@ _THIRDS = (226, 222, 214)
 _NOTE = (255, 233, 170)
 
 _ELLIPSIS = "…"
+PNG_LEVEL = 1
+"""zlib level of the draft PNGs: two thirds of the default's time, files 15-20% larger."""
 # Dashes, arrow, multiplication sign and no-break space, which the built-in font lacks.
 _FALLBACKS = str.maketrans(
     {"\u2014": "-", "\u2013": "-", "\u2010": "-", "\u2192": "->", "\u00d7": "x", "\u00a0": " "}
@@ -157,7 +159,7 @@ def render_card(card: StoryboardCard, *, size: tuple[int, int]) -> bytes:
     _draw_frame_guide(draw, body, unit=unit)
     _draw_body(draw, card, _inset(body, pad), font=_font(max(11, unit // 23)))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
     return buffer.getvalue()
 
 
@@ -272,11 +274,19 @@ class _Flow:
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
     """Greedy word wrap into at most ``max_lines``; an ellipsis marks cut-off text."""
     lines: list[str] = []
+    # a line's width is its words' widths plus the spaces', each word measured once (measuring
+    # the growing line again at every word cost most of a card's drawing)
+    space, line_width = font.getlength(" "), 0.0
     for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+        word_width = font.getlength(word)
+        if lines and line_width + space + word_width <= width:
             lines[-1] = f"{lines[-1]} {word}"
+            line_width += space + word_width
+        elif len(lines) > max_lines:
+            break  # the text is cut off here: wrapping the rest would only be measured
         else:
             lines.append(word)
+            line_width = word_width
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         if lines:
@@ -288,9 +298,15 @@ def _fit(text: str, font: ImageFont.FreeTypeFont, width: float, *, cut: bool = F
     """``text`` if it fits in ``width``, else its longest prefix that fits with an ellipsis."""
     if not cut and font.getlength(text) <= width:
         return text
-    while text and font.getlength(text.rstrip() + _ELLIPSIS) > width:
-        text = text[:-1]
-    return text.rstrip() + _ELLIPSIS
+    # the longest prefix that fits, by bisection: a prompt's first line can run for pages
+    fits, too_long = 0, len(text) + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if font.getlength(text[:middle].rstrip() + _ELLIPSIS) <= width:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits].rstrip() + _ELLIPSIS
 
 
 def _printable(text: str) -> str:

@@ -390,3 +390,27 @@ def _frames(video: bytes, tmp_path) -> list[bytes]:
     reader = imageio_ffmpeg.read_frames(str(path))
     next(reader)  # metadata
     return list(reader)
+
+
+@pytest.mark.parametrize("max_lines", [1, 3, 8])
+def test_long_text_wraps_into_the_lines_it_may_fill_and_says_it_was_cut(max_lines: int) -> None:
+    font = draft_renderer._font(14)
+    words = [f"word{i}" for i in range(400)]
+    lines = draft_renderer._wrap(" ".join(words), font, 150, max_lines)
+
+    assert len(lines) == max_lines
+    assert all(font.getlength(line) <= 150 for line in lines)
+    assert lines[-1].endswith("…")
+    kept = " ".join(lines).removesuffix("…").split()
+    assert kept == words[: len(kept)]
+
+
+def test_text_that_fits_is_wrapped_whole_and_a_long_word_is_shortened() -> None:
+    font = draft_renderer._font(14)
+    text = "a few short words " + "x" * 300
+
+    lines = draft_renderer._wrap(text, font, 150, 6)
+
+    assert lines[:-1] and " ".join(lines[:-1]).split() == ["a", "few", "short", "words"]
+    assert lines[-1].startswith("xxx") and lines[-1].endswith("…")
+    assert font.getlength(lines[-1]) <= 150
