@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -116,8 +116,12 @@ class LocalEmbeddings:
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one search text."""
-        return self.embed_documents([text])[0]
+        """Embed one search text.
+
+        The agents search with a few texts again and again (one per kind of job), so the
+        process keeps the vectors of the latest 256.
+        """
+        return list(_embed_query(text))
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` in a worker thread."""
@@ -126,6 +130,11 @@ class LocalEmbeddings:
     async def aembed_query(self, text: str) -> list[float]:
         """Embed one search text in a worker thread."""
         return await asyncio.to_thread(self.embed_query, text)
+
+
+@lru_cache(maxsize=256)
+def _embed_query(text: str) -> tuple[float, ...]:
+    return tuple(LocalEmbeddings().embed_documents([text])[0])
 
 
 @cache
