@@ -2,7 +2,9 @@
 a gate with no valid draft, approval news from another project, the queue's Approve, the
 configuration merge, a reload, a lost server and a failed stage, a phone-sized window,
 structured editing and what a regeneration changed, frames large enough to judge, the
-smaller slips, and the keyboard and axe-core.
+smaller slips, and the keyboard and axe-core; and one whole production from brief to video
+(chat feedback, a reload mid-run, frame candidates, inpainting, another reference), every
+screen scanned at both sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tests.browser.test_web_client import (
     create_sample_project,
     gate,
     get,
+    press_tab_until_focused,
     stage_button,
     thread_values,
 )
@@ -456,22 +459,67 @@ def approve_at(page: Page, stage: str, tab: str) -> None:
 
 
 def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page: Page) -> None:
+    """One production from brief to video, every gate decided the way a person would, every
+    screen scanned and photographed at both sizes."""
     page.goto("/")
     page.get_by_role("button", name="New project").click()
     accessibility(page, "new project dialog")
     page.keyboard.press("Escape")
-    project_id = create_sample_project(page, "Judged")
-    for stage, tab in (
-        ("treatment", "Treatment"),
-        ("script", "Script"),
-        ("master_script", "Master script"),
-        ("assets", "Assets"),
-        ("references", "References"),
-    ):
-        approve_at(page, stage, tab)
+    project_id = create_sample_project(page, "Eggs can fly")
+
+    # the treatment gate: the project view opens at it, the pipeline says so
+    expect(gate(page, "treatment")).to_contain_text("Eggs Can't Fly")
+    expect(stage_button(page, "treatment")).to_have_attribute("data-status", "awaiting")
+    expect(stage_button(page, "script")).to_have_attribute("data-status", "not-started")
+    page.get_by_role("tab", name="Treatment", exact=True).click()
+    both_sizes(page, "treatment-gate")
+    gate(page, "treatment").get_by_role("button", name="Approve").click()
+
+    # the script gate, approved with the keyboard alone
+    gate(page, "script")
+    page.get_by_role("tab", name="Script", exact=True).click()
+    expect(page.locator(".screenplay .scene").first).to_be_visible()
+    both_sizes(page, "script-gate")
+    page.locator("body").focus()
+    press_tab_until_focused(page, "Approve script")
+    page.keyboard.press("Enter")
+    expect(stage_button(page, "script")).to_have_attribute("data-status", "approved")
+
+    # feedback in the chat regenerates the master script
+    gate(page, "master_script")
+    page.get_by_role("tab", name="Master script").click()
+    before = page.locator(".screenplay").inner_text()
+    page.get_by_label("Message to the agents").fill("Make the whole thing windier.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn.user").last).to_contain_text("Make the whole thing windier.")
+    expect(page.locator(".screenplay")).not_to_have_text(before)
+    approve_at(page, "master_script", "Master script")
+
+    # the asset checklist: grouped by kind, looks collapsed, one asset deselected
+    gate(page, "assets")
+    page.get_by_role("tab", name="Assets").click()
+    expect(page.locator("section.kind")).to_have_count(3)
+    expect(page.locator("details.looks[open]")).to_have_count(0)
+    prop = page.locator("section.kind[data-kind=props] li.asset").first
+    prop_id = prop.get_attribute("data-entity")
+    prop.get_by_role("checkbox").uncheck()
+    approve_at(page, "assets", "Assets")
+
+    # the reference sheets: one per look of every asset kept; one is skipped
+    gate(page, "references")
+    page.get_by_role("tab", name="References").click()
+    sheets = page.locator("figure.sheet")
+    expect(sheets.first).to_be_visible()
+    assert not page.locator(f"figure.sheet[data-entity={prop_id}]").count()  # deselected
+    skipped = sheets.first.get_attribute("data-entity")
+    sheets.first.locator("button.sheet-skip").click()
+    expect(page.locator("figure.sheet[data-skipped=true]")).to_have_count(1)
+    approve_at(page, "references", "References")
 
     # casting: a voice per speaker, heard, one swapped; approving sends the swap
     gate(page, "casting")
+    approved = thread_values(page, project_id)["references"]["sheets"]
+    assert [s["entity"] for s in approved if s["skipped"]] == [skipped]
     page.get_by_role("tab", name="Casting").click()
     expect(page.locator("table.cast tbody tr")).to_have_count(2)
     plays(page.get_by_label("Sample of DORA"))
@@ -483,11 +531,14 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
 
     # the shot list: who is in frame by name, and a table of editable cells
     gate(page, "shots")
-    page.get_by_role("tab", name="Shots").click()
-    assets = thread_values(page, project_id)["assets"]
+    values = thread_values(page, project_id)
+    assert prop_id in values["assets"]["deselected"]
     entities = {
-        e["id"]: e["name"] for kind in ("characters", "locations", "props") for e in assets[kind]
+        e["id"]: e["name"]
+        for kind in ("characters", "locations", "props")
+        for e in values["assets"][kind]
     }
+    page.get_by_role("tab", name="Shots").click()
     cells = page.locator("table.shots td.in-frame").all_inner_texts()
     assert any(name in " ".join(cells) for name in entities.values()), cells
     slugs = [i for i in entities if "_" in i]  # ids no name could be mistaken for
@@ -512,7 +563,21 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     assert line.locator("audio").get_attribute("data-key") != before
     both_sizes(page, "dialogue-gate")
     page.locator("footer.gate-actions").get_by_role("button", name="Approve dialogue").click()
-    gate(page, "frames")
+
+    # a reload while the frames are drawn: the view comes back and the stream resumes
+    expect(page.locator("#run-history tr[data-status=running]").first).to_be_visible()
+    resumed: list[Request] = []
+    page.on(
+        "request",
+        lambda r: resumed.append(r) if "/stream" in r.url and "/runs/" in r.url else None,
+    )
+    page.reload()
+    expect(page.get_by_role("tab", name="Dialogue")).to_have_attribute("aria-selected", "true")
+    expect(gate(page, "frames")).to_contain_text("keyframes")
+    if resumed:  # the run was still going when the page came back: it resumed, not replayed
+        assert [r for r in resumed if r.headers.get("last-event-id")], (
+            "the run stream was reopened without Last-Event-ID"
+        )
     spoken = thread_values(page, project_id)["dialogue"]["lines"]
     dora = [x for x in spoken if x["speaker"] == "DORA"]
     assert {x["voice"] for x in dora} == {"old-woman"}
@@ -568,16 +633,56 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     ), "the toast is under the modal"
     accessibility(page, "inpaint dialog")
     page.locator(".inpaint-dialog").get_by_role("button", name="Cancel").click()
-    picker = page.locator(".refs button.ref")
-    if picker.count():
-        picker.first.click()
-        accessibility(page, "reference picker")
-        page.locator(".reference-picker").get_by_role("button", name="Cancel").click()
 
+    # inpainting: brush a mask over the end frame of the first shot, say what goes there
+    end_frame = page.locator("figure.carousel").nth(1)
+    end_frame.get_by_role("button", name="Inpaint…").click()
+    mask = page.get_by_label("Mask: paint over what should change")
+    box = mask.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    page.mouse.up()
+    page.get_by_label("Prompt").fill("a red kite in the sky")
+    screenshot(page, "project-inpainting")
+    page.locator(".inpaint-dialog").get_by_role("button", name="Inpaint", exact=True).click()
+    end_frame = page.locator("figure.carousel[data-candidates='3']").first
+    expect(end_frame.locator(".note")).to_have_text("inpainted: a red kite in the sky")
+    expect(end_frame.get_by_role("button", name="Chosen")).to_be_visible()
+
+    # another reference image for an entity in the first shot redraws the frames it is in
+    first_frame = page.locator("figure.carousel").first
+    before_count = int(first_frame.get_attribute("data-candidates"))
+    first_frame.locator(".refs button.ref").first.click()
+    accessibility(page, "reference picker")
+    page.locator(".reference-picker .reference-options button:enabled").first.click()
+    count = before_count + 1
+    first_frame = page.locator(f"figure.carousel[data-candidates='{count}']").first
+    expect(first_frame.locator(".note")).to_contain_text("←")
+    expect(first_frame.locator(".counter")).to_have_text(f"{count} / {count}")
+    first_frame.get_by_role("button", name="Previous candidate").click()
+    expect(first_frame.locator(".counter")).to_have_text(f"{count - 1} / {count}")
+    older = first_frame.locator(".stage-img img").get_attribute("data-key")
+    first_frame.get_by_role("button", name="Use this one").click()
+    first_frame = page.locator("figure.carousel").first
+    expect(first_frame.get_by_role("button", name="Chosen")).to_be_visible()
     page.locator("footer.gate-actions").get_by_role("button", name="Approve frames").click()
+    gate(page, "clips")
+    assert thread_values(page, project_id)["frames"]["frames"][0]["file"]["key"] == older
+
+    # approving the clips assembles the video, and the preview opens by itself
     approve_at(page, "clips", "Clips")
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#video-preview")).to_be_visible()
+    assert (
+        page.evaluate(
+            "() => new Promise(r => { const v = document.querySelector('#video-preview');"
+            " v.readyState >= 1 ? r(v.duration) : v.addEventListener('loadedmetadata',"
+            " () => r(v.duration)) })"
+        )
+        > 0
+    )
+    expect(stage_button(page, "video")).to_have_attribute("data-status", "approved")
     expect(page.locator("#video-preview track[kind=subtitles]")).to_have_count(1)
     assert page.evaluate(
         "() => new Promise(done => { const t = document.querySelector('#video-preview track');"
@@ -593,6 +698,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     page.get_by_role("button", name="New run").click()
     accessibility(page, "new run dialog")
     page.keyboard.press("Escape")
+
+    # the projects page shows where the production is
     page.goto("/")
-    expect(page.locator(".card").first).to_be_visible()
+    expect(page.locator(".card", has_text="Eggs can fly").first).to_contain_text("done")
     both_sizes(page, "projects")

@@ -415,7 +415,9 @@ function pickReference(entity, current, choices, ctx) {
 function carousel(frame, ctx, view, gate) {
   const candidates = candidatesOf(frame);
   const chosenIndex = Math.max(0, candidates.findIndex((c) => c.file.key === frame.file.key));
-  const key = `auteur.carousel.${frame.shot}.${frame.position}.${frame.file.key}`;
+  // the candidate last viewed, kept per chosen candidate
+  const keyOf = (fileKey) => `auteur.carousel.${frame.shot}.${frame.position}.${fileKey}`;
+  const key = keyOf(frame.file.key);
   let index = Math.min(Number(sessionStorage.getItem(key) ?? chosenIndex), candidates.length - 1);
   const title = `Shot ${frame.shot}, ${frame.position} frame`;
   const img = h("img", { alt: title, loading: "lazy" });
@@ -444,6 +446,8 @@ function carousel(frame, ctx, view, gate) {
     const target = ctx.draft.frames.find((f) => f.shot === frame.shot && f.position === frame.position);
     const candidate = candidates[index];
     Object.assign(target, { file: candidate.file, prompt: candidate.prompt, seed: candidate.seed, workflow: candidate.workflow });
+    // the carousel of the new choice opens at it, not at what was last viewed under that choice
+    sessionStorage.setItem(keyOf(candidate.file.key), String(index));
     ctx.changed();
     view.render();
   });
