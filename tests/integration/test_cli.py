@@ -91,29 +91,54 @@ def open_dir() -> Iterator[Path]:
 
 
 def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
+    """The first demo sets the embedded server up; the second starts it again, and another
+    command run meanwhile shares it rather than starting its own."""
     tmp_path = open_dir
     env = embedded_env()
+    first = subprocess.run(
+        [AUTEUR, "demo", "--auto-approve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = subprocess.Popen(
+        [AUTEUR, "demo", "--auto-approve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert second.stdout is not None
+    seen: list[str] = []
+    for line in second.stdout:  # the run has started once its thread is named
+        seen.append(line)
+        if THREAD.search(line):
+            break
+    meanwhile = subprocess.run(
+        [AUTEUR, "runs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    seen.extend(second.stdout)
+    assert second.wait(timeout=300) == 0, "".join(seen)
+    assert meanwhile.returncode == 0, meanwhile.stderr
+    assert THREAD.search("".join(seen)).group(1) in meanwhile.stdout
+    assert not (tmp_path / ".auteur" / "postgres" / "postmaster.pid").exists()
+
     threads = []
-    for _ in range(2):
-        done = subprocess.run(
-            [AUTEUR, "demo", "--auto-approve"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "offline sample model" in done.stdout
-        threads.append(THREAD.search(done.stdout).group(1))
-        video = assembled_video(done.stdout)
+    for output in (first.stdout, "".join(seen)):
+        assert "offline sample model" in output
+        threads.append(THREAD.search(output).group(1))
+        video = assembled_video(output)
         assert video.is_relative_to(tmp_path / ".auteur" / "files")
-        assert "Subtitles (srt): " in done.stdout and "Subtitles (vtt): " in done.stdout
+        assert "Subtitles (srt): " in output and "Subtitles (vtt): " in output
     assert threads[0] != threads[1]
     data_env = env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")}
     _exports_the_cut(threads[0], data_env, tmp_path)
-    listed = auteur("runs", env=env | {"AUTEUR_DATA_DIR": str(tmp_path / ".auteur")})
+    listed = auteur("runs", env=data_env)
     assert listed.returncode == 0, listed.stderr
     assert all(t in listed.stdout for t in threads)
     assert listed.stdout.count("idle") == 2  # finished
@@ -145,29 +170,6 @@ def _exports_the_cut(thread: str, env: dict[str, str], folder: Path) -> None:
                        for c in clips + spoken)  # fmt: skip
     missing = auteur("export", "no-such-thread", env=env)
     assert missing.returncode == 1 and "no thread 'no-such-thread'" in missing.stdout
-
-
-def test_two_processes_share_one_embedded_server(open_dir: Path) -> None:
-    env = embedded_env()
-    demo = subprocess.Popen(
-        [AUTEUR, "demo", "--auto-approve"],
-        cwd=open_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert demo.stdout is not None
-    seen = [next(line for line in demo.stdout if THREAD.search(line))]
-    listed = subprocess.run(
-        [AUTEUR, "runs"], cwd=open_dir, env=env, capture_output=True, text=True, timeout=120
-    )
-    seen.extend(demo.stdout)
-    assert demo.wait(timeout=300) == 0, "".join(seen)
-    assert listed.returncode == 0, listed.stderr
-    assert THREAD.search(seen[0]).group(1) in listed.stdout
-    assembled_video("".join(seen))
-    assert not (open_dir / ".auteur" / "postgres" / "postmaster.pid").exists()
 
 
 def demo_without_a_terminal(env: dict[str, str]) -> subprocess.CompletedProcess:
