@@ -50,7 +50,7 @@ from langgraph.store.memory import InMemoryStore
 from agents.base import Context
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
-from tests.helpers import APPROVE, answer, drive_to_gate, new_config
+from tests.helpers import APPROVE, answer, drive_to_gate, new_config, proposal
 from tools.comfy import ComfyPool
 from tools.comfy.pool import QUEUE_AHEAD
 from tools.comfy_tools import ComfyBackend, DraftMedia
@@ -68,15 +68,37 @@ def _context(backend: Any, folder: Path) -> Context:
     )
 
 
-async def _stages(context: Context) -> AsyncIterator[tuple[str, float]]:
+def _repeated(shot_list: dict[str, Any], times: int) -> dict[str, Any]:
+    """An edit of the shot list: each shot followed by ``times - 1`` copies of itself.
+
+    The copies have ids of their own and no dialogue (each line is spoken once), so a stage
+    has ``times`` as many jobs with the same prompts' shape.
+    """
+    shots = [
+        dict(shot, id=shot["id"] + "Z" * copy, dialogue=[], covers=[]) if copy else shot
+        for shot in shot_list["shots"]
+        for copy in range(times)
+    ]
+    edited = {"name": "shots", "args": {**shot_list, "shots": shots}}
+    return {"decisions": [{"type": "edit", "edited_action": edited}]}
+
+
+async def _stages(context: Context, shots_times: int) -> AsyncIterator[tuple[str, float]]:
     """Each stage's wall seconds, from the approval before it to its gate (fresh caches).
 
     The caller may reset its counters before the first stage and after each one it is given.
     """
-    graph = load_workflow_types().get("full_video")()
-    compiled = graph.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    workflow = load_workflow_types().get("full_video")()
+    before_frames = workflow.stages()[workflow.stages().index(STAGES[0]) - 1]
+    compiled = workflow.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     config = new_config()
-    await drive_to_gate(compiled, config, json.loads(SAMPLE_INPUT.read_text()), context, "shots")
+    gate = await drive_to_gate(
+        compiled, config, json.loads(SAMPLE_INPUT.read_text()), context, "shots"
+    )
+    decision = _repeated(proposal(gate), shots_times) if shots_times > 1 else APPROVE
+    gate = await answer(compiled, config, decision, context)
+    while gate is not None and gate["stage"] != before_frames:
+        gate = await answer(compiled, config, APPROVE, context)
     for stage in STAGES:
         yield "start", 0.0
         started = time.monotonic()
@@ -157,7 +179,7 @@ def _report(
     )
 
 
-async def _comfy(n: int, job_s: float, slots: int, queue_ahead: int) -> list[str]:
+async def _comfy(n: int, job_s: float, slots: int, queue_ahead: int, shots_times: int) -> list[str]:
     lines = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="auteur-makespan-") as tmp:
         urls = [stack.enter_context(comfy_server_process(job_delay_s=job_s)).url for _ in range(n)]
@@ -173,7 +195,7 @@ async def _comfy(n: int, job_s: float, slots: int, queue_ahead: int) -> list[str
             context = _context(ComfyBackend(pool, scale=1), Path(tmp))
             seen: list[set[str]] = []
             started = 0.0
-            async for stage, makespan in _stages(context):
+            async for stage, makespan in _stages(context, shots_times):
                 histories = await asyncio.gather(
                     *(asyncio.to_thread(_history, url) for url in urls)
                 )
@@ -205,7 +227,7 @@ async def _draft(samples: int) -> list[str]:
         for name, capacity in _draft_samples(samples):
             DraftMedia.capacity = capacity
             with tempfile.TemporaryDirectory(prefix="auteur-makespan-") as tmp:
-                async for stage, seconds in _stages(_context(DraftMedia(), Path(tmp))):
+                async for stage, seconds in _stages(_context(DraftMedia(), Path(tmp)), 1):
                     times[name].setdefault(stage, []).append(seconds)
     finally:
         DraftMedia.capacity = default
@@ -230,14 +252,23 @@ async def main() -> None:
         "--queue-ahead", type=int, default=QUEUE_AHEAD, help="queued per server beyond slots"
     )
     parser.add_argument("--samples", type=int, default=3, help="draft samples per variant")
+    parser.add_argument(
+        "--shots-times",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="runs with the shot list repeated this many times (1: the sample's 6 shots)",
+    )
     args = parser.parse_args()
     print(
         f"ComfyUI test double, {args.job_s:g} s per job, {args.slots} slot(s) per server, "
         f"{args.queue_ahead} queued ahead"
     )
-    for n in args.servers:
-        for line in await _comfy(n, args.job_s, args.slots, args.queue_ahead):
-            print(line, flush=True)
+    for times in args.shots_times:
+        print(f"The sample's shot list x {times}")
+        for n in args.servers:
+            for line in await _comfy(n, args.job_s, args.slots, args.queue_ahead, times):
+                print(line, flush=True)
     print("Draft backend: one job at a time (as before) against the fan-out")
     for line in await _draft(args.samples):
         print(line, flush=True)
