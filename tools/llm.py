@@ -30,27 +30,32 @@ import inspect
 import json
 import math
 import re
+import sys
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
-import openai
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from tools import ledger
 from tools.errors import ExpectedFailure
 from tools.llm_options import OFFLINE_LLM_TYPE, AgentLLM, RetryPolicy, StructuredOutput
+
+if TYPE_CHECKING:
+    # The OpenAI SDK and its LangChain client load with the first endpoint model (a second
+    # of imports): a process on the offline sample model never needs them.
+    import openai
+    from langchain_openai import ChatOpenAI
 
 __all__ = [
     "OFFLINE_LLM_TYPE",
@@ -230,6 +235,8 @@ class ModelProvider:
 
     def _endpoint_model(self, agent: str) -> ChatOpenAI:
         """A new client of the endpoint's model for ``agent``: built once, then reused."""
+        from langchain_openai import ChatOpenAI
+
         settings = self.request_settings(agent)
         # Our own retry loop in `generate_structured` retries, so that retries are visible.
         return ChatOpenAI(
@@ -403,7 +410,7 @@ async def generate_structured(
     generation's name in traces). With ``slots``, each request holds one slot while it is in
     flight (not while it waits to be retried).
     """
-    effective = mode if isinstance(model, ChatOpenAI) else "prompt"
+    effective = mode if _is_endpoint_model(model) else "prompt"
     base = _with_json_instruction(messages, schema, effective)
     conversation = base
     shortened: set[str] = set()
@@ -540,7 +547,7 @@ def _structured(model: BaseChatModel, schema: type[BaseModel], mode: StructuredO
     The raw answer is what is validated (leniently, as the schema); LangChain's own parse of
     it is not used.
     """
-    if mode == "prompt" or not isinstance(model, ChatOpenAI):
+    if mode == "prompt" or not _is_endpoint_model(model):
         return model
     if mode == "json_mode":
         return model.with_structured_output(method="json_mode", include_raw=True)
@@ -728,6 +735,8 @@ def _first_int(text: str, patterns: Sequence[re.Pattern[str]]) -> int | None:
 
 
 def _is_context_overflow(error: openai.APIError) -> bool:
+    import openai  # loaded: it raised ``error``
+
     if not isinstance(error, openai.APIStatusError) or error.status_code not in (400, 413):
         return False
     text = f"{error.message} {json.dumps(error.body) if error.body is not None else ''}".lower()
@@ -754,7 +763,7 @@ def _shorten(
             return [*base, *without], base, model, "repairing without the answer"
     max_tokens = getattr(model, "max_tokens", None)
     if (
-        isinstance(model, ChatOpenAI)
+        _is_endpoint_model(model)
         and "completion tokens" not in done
         and overflow.context is not None
         and overflow.prompt is not None
@@ -807,7 +816,9 @@ async def _invoke_with_retries(
         try:
             async with slots or contextlib.nullcontext():
                 answer = await runnable.ainvoke(messages, config=_CALL_CONFIG | {"run_name": label})
-        except openai.APIError as error:
+        except _openai_errors() as error:
+            import openai  # loaded: it raised
+
             _record_usage(model, None)
             _report(on_call, Call(outcome="error", mode=mode, error=_short(error)))
             if _is_context_overflow(error):
@@ -891,11 +902,25 @@ def _record_usage(model: BaseChatModel, reply: AIMessage | None) -> None:
 
 
 def _is_transient(error: openai.APIError) -> bool:
+    import openai  # loaded: it raised ``error``
+
     if isinstance(error, openai.APIConnectionError):  # timeouts are handled before
         return True
     if isinstance(error, openai.APIStatusError):
         return error.status_code >= 500 or error.status_code in _TRANSIENT_STATUSES
     return False
+
+
+def _is_endpoint_model(model: object) -> TypeGuard[ChatOpenAI]:
+    """Whether ``model`` is an endpoint's ``ChatOpenAI`` (none exists before its module loads)."""
+    client = sys.modules.get("langchain_openai")
+    return client is not None and isinstance(model, client.ChatOpenAI)
+
+
+def _openai_errors() -> type[Exception] | tuple[()]:
+    """The OpenAI SDK's errors, to catch; none before the SDK is loaded, as none can be raised."""
+    sdk = sys.modules.get("openai")
+    return sdk.APIError if sdk is not None else ()
 
 
 def _endpoint(model: BaseChatModel) -> str:

@@ -38,14 +38,16 @@ import threading
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 import espeakng_loader
-import openai
 from pydantic import BaseModel, ConfigDict
 
 from tools import redaction
 from tools.errors import ExpectedFailure
+
+if TYPE_CHECKING:
+    import openai  # loaded by the OpenAI voice alone: the draft voice's processes skip it
 
 __all__ = [
     "DRAFT_VOICES",
@@ -434,6 +436,8 @@ class OpenAISpeech:
         self.model = model
         self._voices = list(voices)
         self._endpoint = f"{model} at {base_url or _DEFAULT_BASE_URL}"
+        import openai
+
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
@@ -461,6 +465,8 @@ class OpenAISpeech:
         if not text.strip():
             raise ValueError("nothing to say: the line is empty")
         speed = min(_MAX_SPEED, max(_MIN_SPEED, delivery(direction).rate))
+        import openai  # loaded by __init__
+
         try:
             answer = await self._client.audio.speech.create(
                 model=self.model,
@@ -475,6 +481,8 @@ class OpenAISpeech:
         return _mono16(answer.content, self._endpoint)
 
     def _message(self, error: openai.APIError, voice: str) -> str:
+        import openai  # loaded by __init__
+
         if isinstance(error, openai.APITimeoutError):
             return f"speech: {self._endpoint} gave no answer in time"
         if isinstance(error, openai.APIConnectionError):

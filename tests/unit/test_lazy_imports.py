@@ -54,3 +54,25 @@ def test_a_workflow_search_loads_no_plugin_and_no_langgraph(tmp_path, database_u
 
     assert "onnxruntime" in imported  # it did embed the intent
     assert imported & (RUNS_ONLY | {"graphs.base", "httpx", "websockets"}) == set()
+
+
+def test_a_process_on_the_offline_model_loads_no_openai_client():
+    offline = (
+        "import asyncio\n"
+        "import api.app, api.launch\n"
+        "from graphs.base import load_workflow_types\n"
+        "from agents.artifacts import Script\n"
+        "from api.settings import SAMPLE_RECORDINGS\n"
+        "from langchain_core.messages import HumanMessage\n"
+        "from tools.llm import ModelProvider, NoModelConfiguredError, generate_structured\n"
+        "load_workflow_types()\n"
+        "models = ModelProvider(api_key=None, recordings=SAMPLE_RECORDINGS)\n"
+        "model = models.chat_model(agent='script_writer', task='draft_script')\n"
+        "ask = generate_structured(model, Script, [HumanMessage('a brief of my own')])\n"
+        "try:\n"
+        "    asyncio.run(ask)\n"
+        "except NoModelConfiguredError:\n"  # through the call's error handling
+        "    pass\n"
+    )
+
+    assert _imported(offline) & {"openai", "langchain_openai"} == set()
