@@ -90,8 +90,17 @@ class _NotStarted(Exception):
     """A job skipped because another one of its fan-out failed."""
 
 
-async def fan_out(runtime: Runtime[Context], jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+async def fan_out(
+    runtime: Runtime[Context],
+    jobs: Sequence[Callable[[], Awaitable[T]]],
+    *,
+    sizes: Sequence[float] | None = None,
+) -> list[T]:
     """Run ``jobs`` concurrently, at most the backend's ``capacity`` at once; results in order.
+
+    With ``sizes`` (how long each job is expected to run, e.g. a clip's length), the longest
+    start first: jobs of unequal length then end close together across the servers, where
+    a long one started last would run on alone.
 
     After a failure no further job starts; those running finish (each is memoised by its
     input hash, so a resumed run reuses them) before the first failure is raised. Cancelling
@@ -116,7 +125,11 @@ async def fan_out(runtime: Runtime[Context], jobs: Sequence[Callable[[], Awaitab
                 failure = failure or error
                 raise
 
-    results = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
+    # the slots are taken in the order the jobs are started (asyncio's semaphore is fair)
+    starts = sorted(range(len(jobs)), key=lambda i: -sizes[i]) if sizes else range(len(jobs))
+    started = await asyncio.gather(*(one(jobs[i]) for i in starts), return_exceptions=True)
+    by_job = dict(zip(starts, started, strict=True))
+    results = [by_job[i] for i in range(len(jobs))]
     if failure is not None:
         raise failure
     for result in results:

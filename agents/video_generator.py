@@ -97,7 +97,10 @@ class VideoGenerator(ProductionAgent):
             return made
 
         jobs = [partial(clip, number, shot) for number, shot in enumerate(todo, 1)]
-        made = dict(zip((s.id for s in todo), await fan_out(runtime, jobs), strict=True))
+        lengths = [shot.duration_s for shot in todo]
+        made = dict(
+            zip((s.id for s in todo), await fan_out(runtime, jobs, sizes=lengths), strict=True)
+        )
         return ClipSet(clips=[kept.get(shot.id) or made[shot.id] for shot in shots])
 
     async def _clip(

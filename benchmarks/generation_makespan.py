@@ -169,11 +169,13 @@ def _report(
     per_server = " ".join(
         f"{len(jobs)}/{_peak([(job.queued, job.ended) for job in jobs])}" for jobs in jobs_by_server
     )
+    first_prompt = min(job.queued for job in runs) - window[0]
     return (
         f"{stage:<7} N={n}  jobs {len(runs):>3}  job {busy / len(runs):5.2f} s  "
         f"makespan {makespan:6.2f} s  ideal {ideal:6.2f} s  ratio {makespan / ideal:5.2f}  "
         f"rounds {rounds:6.2f} s  ratio {makespan / rounds:5.2f}  "
         f"peak {_peak([(job.started, job.ended) for job in runs])}\n"
+        f"        first prompt queued after {first_prompt:5.2f} s\n"
         f"        idle per server: before first {lead:5.2f} s  between jobs {between:5.2f} s  "
         f"after last {tail:5.2f} s;  per server jobs/peak-in-flight {per_server}"
     )

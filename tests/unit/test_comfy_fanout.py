@@ -71,6 +71,22 @@ async def test_fan_out_runs_the_backends_capacity_at_once_and_keeps_order(
     assert gauge.peak == 3
 
 
+async def test_the_longest_jobs_start_first_and_the_results_keep_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DraftMedia, "capacity", 2)
+    gauge = _Gauge()
+    seconds = [2.0, 5.0, 1.0, 5.0, 3.0]
+
+    results = await fan_out(
+        _runtime(tmp_path), [lambda n=n: gauge.job(n) for n in range(5)], sizes=seconds
+    )
+
+    assert results == list(range(5))
+    assert gauge.started == [1, 3, 4, 0, 2]  # ties keep their order
+    assert gauge.peak == 2
+
+
 async def test_after_a_failure_no_job_starts_and_the_running_ones_finish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
