@@ -43,10 +43,10 @@ from tools.embeddings import EmbeddingsUnavailable
 from tools.ledger import record_gpu_seconds
 from tools.storage import FileStore, MediaFile
 from tools.workflows import (
+    WatchedCatalogue,
     WorkflowError,
     WorkflowInput,
     WorkflowSpec,
-    load_workflows,
     validate_against_object_info,
 )
 
@@ -66,6 +66,9 @@ __all__ = [
 ]
 
 OnProgress = Callable[[str], Awaitable[None]]
+
+_LIBRARY = WatchedCatalogue()
+"""The bundled catalogue, for picking workflows by name where there is no discovery."""
 
 _MEDIA_TYPES = {
     "png": "image/png",
@@ -528,7 +531,7 @@ async def _ranked(intent: str, discovery: WorkflowDiscovery | None) -> list[Work
             return [spec for spec, _ in await discovery.search(intent, k=max(size, 1))]
         except EmbeddingsUnavailable as error:
             _warn_once(f"workflow discovery is off, workflows are taken by name: {error}")
-    library = await asyncio.to_thread(load_workflows)  # reads every file of the catalogue
+    library = await asyncio.to_thread(_LIBRARY.current)  # one directory scan when unchanged
     return [library[name] for name in sorted(library)]
 
 

@@ -25,9 +25,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tools.embeddings import EmbeddingModel
-from tools.workflows import COMFY_WORKFLOWS, WorkflowSpec, load_workflows
+from tools.workflows import COMFY_WORKFLOWS, WatchedCatalogue, WorkflowSpec
 
 __all__ = ["SCHEMA", "SyncReport", "WorkflowDiscovery"]
 
@@ -52,13 +49,6 @@ CREATE TABLE IF NOT EXISTS auteur_workflow_vectors (
 )""",
 )
 _SCHEMA_LOCK = 0x61757466  # advisory-lock id serialising the set-up across processes
-_SUFFIXES = (".json", ".yaml", ".yml")
-# A file changed less than this before its stat was taken may change again within the
-# file system's timestamp granularity without its stat changing ("racy git"); such a
-# snapshot is not trusted, and the next call compares versions again.
-_RACY_NS = 2_000_000_000
-
-_Snapshot = tuple[tuple[str, int, int, int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -88,9 +78,8 @@ class WorkflowDiscovery:
         self.model = model
         self.folder = Path(folder).resolve()
         self._catalogue = str(self.folder)
+        self._files = WatchedCatalogue(self.folder)
         self._specs: dict[str, WorkflowSpec] = {}
-        self._snapshot: _Snapshot | None = None
-        self._racy = True
         self._indexed = False
         self._lock = asyncio.Lock()
         self._schema_ready = False
@@ -164,18 +153,11 @@ class WorkflowDiscovery:
         return [(specs[row["name"]], float(row["score"])) for row in rows if row["name"] in specs]
 
     def _reload_if_changed(self) -> dict[str, WorkflowSpec]:
-        taken_ns = time.time_ns()
-        snapshot = _snapshot(self.folder)
-        if snapshot != self._snapshot or self._racy:
-            specs = load_workflows(self.folder)  # raises on a broken file: nothing changes
-            if _versions(specs) != _versions(self._specs):
-                self._indexed = False
-            self._specs = specs
-            self._snapshot = snapshot
-            self._racy = any(
-                max(mtime, ctime) >= taken_ns - _RACY_NS for _, _, mtime, ctime, _ in snapshot
-            )
-        return self._specs
+        specs = self._files.current()
+        if _versions(specs) != _versions(self._specs):
+            self._indexed = False
+        self._specs = specs
+        return specs
 
     async def _index(self) -> SyncReport:
         await self._ensure_schema()
@@ -220,24 +202,6 @@ class WorkflowDiscovery:
             for statement in SCHEMA:
                 await conn.execute(statement)
         self._schema_ready = True
-
-
-def _snapshot(folder: Path) -> _Snapshot:
-    """Name, size, change times and inode of every workflow file, sorted.
-
-    One directory scan (not a glob per pattern): this runs on every call. The inode-change
-    time (``ctime``) moves on every write and cannot be set back, so a rewrite is seen even
-    when the modification time is restored (``cp -p``, ``rsync -t``).
-    """
-    entries = []
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as scan:
-        for entry in scan:
-            if entry.name.endswith(_SUFFIXES):
-                stat = entry.stat()
-                entries.append(
-                    (entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
-                )
-    return tuple(sorted(entries))
 
 
 def _versions(specs: dict[str, WorkflowSpec]) -> dict[str, str]:

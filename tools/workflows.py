@@ -34,9 +34,13 @@ would make an oversized image is refused before any job is sent (see
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +51,7 @@ __all__ = [
     "COMFY_WORKFLOWS",
     "InputType",
     "OutputScale",
+    "WatchedCatalogue",
     "WorkflowError",
     "WorkflowInput",
     "WorkflowOutput",
@@ -476,3 +481,62 @@ def _not_offered(value: object, choices: list[Any], server: str, *, upload: bool
         listed = ", ".join(map(str, choices)) or "none"
         return f"{what} '{value}' is not installed on {server} (installed: {listed})"
     return f"{value!r} is not one of the options on {server}: {choices}"
+
+
+_SUFFIXES = (".json", ".yaml", ".yml")
+# A file changed less than this before its stat was taken may change again within the
+# file system's timestamp granularity without its stat changing ("racy git"); such a
+# snapshot is not trusted, and the next call reads the folder again.
+_RACY_NS = 2_000_000_000
+
+_Snapshot = tuple[tuple[str, int, int, int, int], ...]
+
+
+class WatchedCatalogue:
+    """A workflow folder's workflows, read again only when one of its files changed.
+
+    Each call costs one directory scan, so a new or changed file is used at once without a
+    restart, and an unchanged folder is not parsed again. Thread-safe.
+    """
+
+    def __init__(self, folder: Path = COMFY_WORKFLOWS) -> None:
+        self.folder = Path(folder).resolve()
+        self._specs: dict[str, WorkflowSpec] = {}
+        self._snapshot: _Snapshot | None = None
+        self._racy = True
+        self._lock = threading.Lock()
+
+    def current(self) -> dict[str, WorkflowSpec]:
+        """The workflows as the folder holds them now, by name (do not change the mapping).
+
+        Raises:
+            WorkflowError: A file is broken (the folder is read again on the next call).
+        """
+        with self._lock:
+            taken_ns = time.time_ns()
+            snapshot = _snapshot(self.folder)
+            if snapshot != self._snapshot or self._racy:
+                self._specs = load_workflows(self.folder)  # raises: nothing changes
+                self._snapshot = snapshot
+                self._racy = any(
+                    max(mtime, ctime) >= taken_ns - _RACY_NS for _, _, mtime, ctime, _ in snapshot
+                )
+            return self._specs
+
+
+def _snapshot(folder: Path) -> _Snapshot:
+    """Name, size, change times and inode of every workflow file, sorted.
+
+    One directory scan (not a glob per pattern): this runs on every call. The inode-change
+    time (``ctime``) moves on every write and cannot be set back, so a rewrite is seen even
+    when the modification time is restored (``cp -p``, ``rsync -t``).
+    """
+    entries = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as scan:
+        for entry in scan:
+            if entry.name.endswith(_SUFFIXES):
+                stat = entry.stat()
+                entries.append(
+                    (entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+                )
+    return tuple(sorted(entries))

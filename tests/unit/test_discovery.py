@@ -12,7 +12,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from graphs.persistence import Persistence
-from tools import embeddings
+from tools import embeddings, workflows
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import (
     EmbeddingModel,
@@ -20,7 +20,7 @@ from tools.embeddings import (
     LocalEmbeddings,
     embedding_model,
 )
-from tools.workflows import COMFY_WORKFLOWS, WorkflowError
+from tools.workflows import COMFY_WORKFLOWS, WatchedCatalogue, WorkflowError
 
 # Plain-language intents a frame or video agent (or a person) would search with.
 INTENTS = [
@@ -286,3 +286,22 @@ async def test_bad_searches_are_refused(persistence, counting, catalogue, intent
 
 async def test_an_empty_folder_finds_nothing(persistence, counting, tmp_path):
     assert await _discovery(persistence, counting, tmp_path).search("anything") == []
+
+
+def test_a_watched_catalogue_reads_its_folder_again_only_when_a_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workflows, "_RACY_NS", 0)  # trust a snapshot of files just written
+    for suffix in (".json", ".yaml"):
+        shutil.copy(COMFY_WORKFLOWS / f"asset_sheet{suffix}", tmp_path)
+    catalogue = WatchedCatalogue(tmp_path)
+
+    first = catalogue.current()
+    again = catalogue.current()
+    for suffix in (".json", ".yaml"):
+        shutil.copy(COMFY_WORKFLOWS / f"inpaint_region{suffix}", tmp_path)
+    grown = catalogue.current()
+
+    assert again is first  # not parsed again
+    assert set(first) == {"asset_sheet"}
+    assert set(grown) == {"asset_sheet", "inpaint_region"}
