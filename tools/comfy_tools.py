@@ -27,6 +27,7 @@ import copy
 import io
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -324,11 +325,45 @@ class DraftMedia:
 
 
 def _card(prompt: str, seed: int, size: tuple[int, int], title: str = "") -> bytes:
-    first, _, rest = prompt.strip().partition("\n")
-    card = draft_renderer.StoryboardCard(
-        title=title or first, description=rest.strip() if not title else prompt, seed=seed
+    return draft_renderer.render_card(_storyboard(prompt, seed=seed, title=title), size=size)
+
+
+_LABELLED = re.compile(r"^(?P<label>[^:.]{1,40}): (?P<value>.+)$")
+_NOTE_LABEL = "Note from the director"
+
+
+def _storyboard(prompt: str, *, seed: int = 0, title: str = "") -> draft_renderer.StoryboardCard:
+    """The draft card of a generation prompt, laid out as the prompt is written.
+
+    The first line is the title (unless ``title`` is given); a line ``Label: value`` (who is
+    in frame and how they look, a rule) is a row of its own, ``Style:`` goes to the small
+    print and the director's latest ``Note from the director:`` is highlighted; the other
+    lines are the description.
+    """
+    lines = [line.strip() for line in prompt.strip().splitlines() if line.strip()]
+    if not title:
+        title, lines = (lines[0], lines[1:]) if lines else ("", [])
+    description: list[str] = []
+    details: list[tuple[str, str]] = []
+    style = note = ""
+    for line in lines:
+        labelled = _LABELLED.match(line)
+        if labelled is None:
+            description.append(line)
+        elif labelled["label"] == "Style":
+            style = labelled["value"]
+        elif labelled["label"] == _NOTE_LABEL:
+            note = labelled["value"]
+        else:
+            details.append((labelled["label"], labelled["value"]))
+    return draft_renderer.StoryboardCard(
+        title=title,
+        description=" ".join(description),
+        details=tuple(details),
+        style=style,
+        note=note,
+        seed=seed,
     )
-    return draft_renderer.render_card(card, size=size)
 
 
 def _open(data: bytes) -> Image.Image:

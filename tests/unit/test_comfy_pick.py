@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+import prompts
 from graphs.persistence import Persistence
-from tools.comfy_tools import pick_workflow
+from tools.comfy_tools import _storyboard, pick_workflow
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import embedding_model
 from tools.workflows import COMFY_WORKFLOWS
@@ -62,3 +64,26 @@ async def test_without_discovery_the_first_fitting_workflow_by_name() -> None:
     spec = await pick_workflow("anything", "inpaint", ("image", "mask", "prompt"), None)
 
     assert spec.name == "inpaint_region"
+
+
+def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_the_latest_note() -> None:
+    prompt = prompts.render(
+        "frame_generator/keyframe",
+        position="start",
+        shot=SimpleNamespace(id="2A", size="medium", angle="low", lens="35mm", movement="dolly in"),
+        description="Pip peers over the edge of the table.",
+        entities=[SimpleNamespace(name="Pip", look="raincoat", description="A small brown egg.")],
+        project=SimpleNamespace(visual_style="stop-motion", story_rules=["Eggs never fly."]),
+        feedback=["make it funnier", "warmer light, please"],
+    ).user
+
+    card = _storyboard(prompt, seed=4)
+
+    assert card.title == "Start frame of shot 2A (medium, low, 35mm)."
+    assert card.description == "Pip peers over the edge of the table."
+    assert card.details == (
+        ("Camera move", "dolly in"),
+        ("Pip (raincoat)", "A small brown egg."),
+        ("Rule", "Eggs never fly."),
+    )
+    assert (card.style, card.note) == ("stop-motion", "warmer light, please")
