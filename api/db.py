@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from tools.redaction import redact, redact_json
+from tools.redaction import in_json, redact, redact_json
 
 __all__ = [
     "SCHEMA",
@@ -248,8 +248,15 @@ def plain(value: Any) -> Any:
 
 
 def _json(value: Any) -> Jsonb:
-    """``value`` for a jsonb column: plain JSON, configured secrets redacted."""
-    return Jsonb(redact_json(plain(value)))
+    """``value`` for a jsonb column: plain JSON, configured secrets redacted.
+
+    Serialized once; walked to redact only when a secret shows in the text (events carry
+    whole artifacts, and most hold none).
+    """
+    text = dumps(value)
+    if in_json(text):
+        text = dumps(redact_json(json.loads(text)))
+    return Jsonb(text, dumps=str)
 
 
 class Database:

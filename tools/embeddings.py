@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -119,9 +120,11 @@ class LocalEmbeddings:
         """Embed one search text.
 
         The agents search with a few texts again and again (one per kind of job), so the
-        process keeps the vectors of the latest 256.
+        process keeps the vectors of the latest 256. A fan-out asks for the same text from
+        many threads at once: one embeds it while the others wait for its vector.
         """
-        return list(_embed_query(text))
+        with _QUERY_LOCK:
+            return list(_embed_query(text))
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` in a worker thread."""
@@ -130,6 +133,9 @@ class LocalEmbeddings:
     async def aembed_query(self, text: str) -> list[float]:
         """Embed one search text in a worker thread."""
         return await asyncio.to_thread(self.embed_query, text)
+
+
+_QUERY_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=256)

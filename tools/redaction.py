@@ -16,10 +16,19 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-__all__ = ["MASK", "install_log_redaction", "redact", "redact_json", "register", "secrets"]
+__all__ = [
+    "MASK",
+    "in_json",
+    "install_log_redaction",
+    "redact",
+    "redact_json",
+    "register",
+    "secrets",
+]
 
 MASK = "[redacted]"
 
@@ -56,6 +65,20 @@ def redact_json(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_json(item) for item in value]
     return value
+
+
+def in_json(text: str) -> bool:
+    """Whether a registered secret is in JSON ``text``, as written or as JSON escapes it.
+
+    JSON escapes a string character by character, so a string that holds a secret holds its
+    escaped form once written: a serialized value can be checked at C speed before any walk.
+    """
+    return any(form in text for secret in _secrets for form in _written(secret))
+
+
+def _written(secret: str) -> set[str]:
+    """How JSON text can hold ``secret``: as is, escaped to ASCII, escaped only as JSON must."""
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
 
 
 def install_log_redaction() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -276,6 +277,24 @@ def test_the_local_model_gives_unit_vectors_and_loads_once():
     assert np.allclose(alone, batched, atol=1e-4)  # padding never changes a vector
     assert alone[0] @ alone[2] > alone[0] @ alone[1]  # close in meaning, close in space
     assert embeddings._load_local_model() is embeddings._load_local_model()
+
+
+def test_one_search_text_asked_from_many_threads_at_once_is_embedded_once(monkeypatch):
+    """A fan-out's jobs search with the same words at the same moment: one embedding."""
+    encoded: list[list[str]] = []
+
+    def counted(tokenizer, session, texts):
+        encoded.append(texts)
+        return real(tokenizer, session, texts)
+
+    real = embeddings._encode
+    monkeypatch.setattr(embeddings, "_encode", counted)
+    text = "draw a keyframe from its prompt and its reference board, asked at once"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        vectors = list(pool.map(LocalEmbeddings().embed_query, [text] * 8))
+
+    assert encoded == [[text]]
+    assert all(vector == vectors[0] for vector in vectors)
 
 
 @pytest.mark.parametrize(("intent", "k"), [("   ", 5), ("upscale", 0)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from langfuse.types import MaskOtelSpansParams, OtelSpanData, OtelSpanPatch
 
 from tools import tracing
-from tools.redaction import MASK, install_log_redaction, redact, redact_json, register
+from tools.redaction import MASK, in_json, install_log_redaction, redact, redact_json, register
 
 SECRET = "unit-secret-7f3a9c"
 
@@ -25,6 +26,15 @@ def test_text_and_json_lose_the_secret_and_keep_the_rest() -> None:
     assert redact("") == ""
     value = {"error": [f"key {SECRET}", 3, None], SECRET: {"ok": True}}
     assert redact_json(value) == {"error": [f"key {MASK}", 3, None], MASK: {"ok": True}}
+
+
+def test_a_secret_is_found_in_json_text_even_where_json_escapes_it() -> None:
+    quoted = 'q"uo\\te\u00e9-4d1c'
+    register(quoted)
+    assert in_json(json.dumps({"error": f"key {SECRET}"}))
+    assert in_json(json.dumps([f"<{quoted}>"]))  # written as q\"uo\\te\u00e9-4d1c
+    assert in_json(json.dumps([f"<{quoted}>"], ensure_ascii=False))
+    assert not in_json(json.dumps({"error": "key unit-secret", "other": SECRET[:-1]}))
 
 
 def test_a_log_record_loses_the_secret_in_its_message_and_traceback(
