@@ -32,7 +32,9 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 # tests), where PYTHONDONTWRITEBYTECODE is set: every process the tests start would compile them
 # again.
 unset PYTHONDONTWRITEBYTECODE
-# Two test processes (pytest-xdist), a file each at a time: one alone leaves a core idle
-# while it waits on its servers, subprocesses and Postgres. The 15 slowest tests are listed.
-exec .venv/bin/python -m pytest --numprocesses=auto --maxprocesses=2 --dist=loadfile \
+# Three test processes (pytest-xdist) on two cores, a file each at a time: each waits on its
+# servers, subprocesses and Postgres for about a third of its time, so two left the cores
+# idle. The files with the longest tests go first (tests/conftest.py), so that none is left
+# running alone at the end. The 15 slowest tests are listed.
+exec .venv/bin/python -m pytest --numprocesses=3 --dist=loadfile --no-loadscope-reorder \
   --durations=15 "$@"

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,17 @@ __all__ = ["openai_server"]
 # seconds of CPU in one, a test's steps at most 0.15 s on an idle machine.
 SLOW_STEP_CPU_S = 0.5
 SLOW_STEP_WALL_S = 3.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most ``long`` tests first, each file's tests kept together in order.
+
+    pytest-xdist hands whole files (``--dist=loadfile``) to the test processes in this order
+    (``--no-loadscope-reorder``; its own order puts files with the fewest tests last, and
+    those are the longest, so one process was left with a whole production at the end).
+    """
+    weight = Counter(item.path for item in items if item.get_closest_marker("long"))
+    items.sort(key=lambda item: -weight[item.path])
 
 
 @pytest.fixture(scope="session")

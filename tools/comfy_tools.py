@@ -576,11 +576,21 @@ def _warn_once(message: str) -> None:
 
 
 def stitch(images: Sequence[bytes], *, height: int = 512) -> bytes:
-    """A reference board: the images side by side at one height (white when there are none)."""
+    """A reference board: the images side by side at one height (white when there are none).
+
+    The height is ``height`` or the lowest image's, whichever is less: an image is scaled
+    down to it, never up (a larger board tells a model nothing more, and costs a resize).
+    """
     if not images:
         return blank_png()
     opened = [_open(data) for data in images]
-    scaled = [im.resize((max(1, round(im.width * height / im.height)), height)) for im in opened]
+    height = min(height, *(im.height for im in opened))
+    scaled = [
+        im
+        if im.height == height
+        else im.resize((max(1, round(im.width * height / im.height)), height), reducing_gap=2.0)
+        for im in opened
+    ]
     board = Image.new("RGB", (sum(im.width for im in scaled), height), (255, 255, 255))
     x = 0
     for im in scaled:

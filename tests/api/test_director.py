@@ -70,6 +70,7 @@ async def _decisions(http: httpx.AsyncClient, thread_id: str) -> list[tuple[str,
     ]
 
 
+@pytest.mark.long
 async def test_the_sample_conversation_runs_a_production_gate_by_gate(
     alice: Any, http: httpx.AsyncClient
 ) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
@@ -20,6 +21,7 @@ from tests.servers import AUTEUR, BEFORE_FRAMES, auteur_serve, free_port, start_
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 
 
+@pytest.mark.long
 async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str) -> None:
     port = free_port()
     env = {

@@ -60,6 +60,7 @@ async def _refused(call: Any) -> httpx.Response:
     return refused.value.response
 
 
+@pytest.mark.long
 async def test_a_production_without_a_thread_decided_as_the_official_clients_send(
     alice: Any, api_url: str
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import opentimelineio as otio
+import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
@@ -206,6 +207,7 @@ REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "vi
 cast, from the same script and the same assets, stays as it was."""
 
 
+@pytest.mark.long
 async def test_one_scene_of_a_finished_production_is_made_again(
     api_url: str, http: httpx.AsyncClient
 ) -> None:

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from api.settings import SAMPLE_INPUT
@@ -270,6 +271,7 @@ def test_a_lost_server_is_said_and_a_failed_stage_can_be_resumed(
 # --- 7, 10e, 10i: a phone, the new-project form, loading ------------------------------------
 
 
+@pytest.mark.long
 def test_a_phone_sized_window_shows_everything_in_one_column(page: Page) -> None:
     project_id = create_sample_project(page, "Pocket")
     gate(page, "treatment")
@@ -322,6 +324,7 @@ def test_a_slow_load_says_it_is_loading(page: Page) -> None:
 # --- 8, 10a, 10c, 10j: structured editing, what changed, a finished card ------------------
 
 
+@pytest.mark.long
 def test_scripts_are_edited_as_scenes_and_lines_and_changes_are_shown(page: Page) -> None:
     project_id = create_sample_project(page, "Edited by hand", workflow="script_only")
     gate(page, "treatment").get_by_role("button", name="Approve").click()
@@ -458,6 +461,7 @@ def approve_at(page: Page, stage: str, tab: str) -> None:
     page.locator("footer.gate-actions").get_by_role("button", name=f"Approve {tab.lower()}").click()
 
 
+@pytest.mark.long
 def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page: Page) -> None:
     """One production from brief to video, every gate decided the way a person would, every
     screen scanned and photographed at both sizes."""

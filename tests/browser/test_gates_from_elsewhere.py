@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from api.settings import SAMPLE_INPUT, Settings
@@ -107,6 +108,7 @@ REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "vi
 """What making scene 2 again makes anew (the cast, from the same script and assets, stays)."""
 
 
+@pytest.mark.long
 def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) -> None:
     project_id = _produce(web_url)
     page.goto(f"/#/projects/{project_id}")

@@ -9,6 +9,7 @@ workflow or stage spelled in the client.
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import screenshot
@@ -24,6 +25,7 @@ def current_versions(page: Page, project_id: str) -> dict[str, int]:
     return {row["kind"]: row["version"] for row in listing["current"]}
 
 
+@pytest.mark.long
 def test_two_workflows_a_reopened_stage_and_a_switch_back(page: Page) -> None:
     # the new-project dialog offers only what a new project can run; its form is the
     # chosen workflow's input schema (script_only: a brief and an optional screenplay)

@@ -51,6 +51,7 @@ def _sheets(values: dict[str, Any]) -> int:
     )
 
 
+@pytest.mark.long
 async def test_full_video_through_comfyui_submits_each_generation_once(
     persistence: Persistence,
     comfy_server: ComfyServer,

@@ -36,6 +36,7 @@ def _bed_prompts(server: ComfyServer) -> list[str]:
     ]
 
 
+@pytest.mark.long
 async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_bed(
     persistence: Persistence,
     comfy_server: ComfyServer,

@@ -115,6 +115,7 @@ def _seconds(stamp: tuple[str, ...]) -> float:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
+@pytest.mark.long
 async def test_a_brief_of_its_own_is_valid_on_every_first_call_in_schema_mode(
     persistence: Persistence, offline_context: Context, openai_server: Any
 ) -> None:

@@ -87,6 +87,7 @@ def _decoded(files: FileStore, values: dict[str, Any], folder: Path) -> list[byt
     return list(reader)
 
 
+@pytest.mark.long
 async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     persistence: Persistence, sample_input: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -90,6 +90,7 @@ def open_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.long
 def test_demo_twice_on_the_embedded_defaults(open_dir: Path) -> None:
     """The first demo sets the embedded server up; the second starts it again, and another
     command run meanwhile shares it rather than starting its own."""
@@ -193,6 +194,7 @@ def test_without_a_terminal_demo_stops_at_the_gate_and_says_so(cli_env: dict[str
     assert "--auto-approve" in done.stdout
 
 
+@pytest.mark.long
 async def test_kill_mid_stage_then_resume_finishes(
     cli_env: dict[str, str], persistence: Persistence
 ) -> None:
@@ -231,6 +233,7 @@ async def test_kill_mid_stage_then_resume_finishes(
         assert after[stage] == approved_before[stage]
 
 
+@pytest.mark.long
 async def test_kill_at_a_gate_keeps_every_decision(
     cli_env: dict[str, str], persistence: Persistence
 ) -> None:

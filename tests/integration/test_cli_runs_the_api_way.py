@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 SAMPLE_BRIEF = json.loads(SAMPLE_INPUT.read_text())["brief"]
 
 
+@pytest.mark.long
 def test_a_gate_reached_by_demo_is_decided_through_the_api(cli_env: dict[str, str]) -> None:
     demo = demo_without_a_terminal(cli_env)
     thread_id = THREAD.search(demo.stdout).group(1)

@@ -14,6 +14,7 @@ __all__ = ["cli_env", "comfy_server"]
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.long
 def test_demo_generates_through_comfyui(
     cli_env: dict[str, str], comfy_server: ComfyServer, tmp_path: Path
 ) -> None:

@@ -62,6 +62,7 @@ def ended(url: str, thread_id: str, run_id: str) -> dict[str, Any] | None:
     return None
 
 
+@pytest.mark.long
 async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

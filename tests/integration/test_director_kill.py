@@ -173,6 +173,7 @@ def _asked(model: OpenAIServer) -> Counter[str]:
     return Counter(_task(body)[0] for body in model.requests)
 
 
+@pytest.mark.long
 def test_a_kill_inside_the_director_starts_and_decides_nothing_twice(
     database_url: str, model: OpenAIServer
 ) -> None:

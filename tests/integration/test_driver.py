@@ -32,6 +32,7 @@ async def driver(database_url: str, tmp_path: Path) -> AsyncIterator[Driver]:
         yield opened
 
 
+@pytest.mark.long
 async def test_every_gate_is_an_approval_decided_through_the_queue(driver: Driver) -> None:
     progress: list[dict[str, Any]] = []
     run = await driver.start("full_video", SAMPLE)

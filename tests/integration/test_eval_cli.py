@@ -300,6 +300,7 @@ def test_script_with_feedback_judged_by_the_llm_double(
     assert report["cost"]["totals"]["cost_usd"] > 0  # the agents' calls, at gpt-4.1-mini prices
 
 
+@pytest.mark.long
 def test_the_whole_pipeline_offline(env: dict[str, str], tmp_path: Path) -> None:
     result, report = run_eval(tmp_path, "--suite", "pipeline", "--threshold", "extraction_calls=1")
 

@@ -129,6 +129,7 @@ def _decide(http: httpx.Client, thread_id: str, gate: dict[str, Any], by_queue: 
     return answer.json()
 
 
+@pytest.mark.long
 def test_a_kill_inside_every_draft_leaves_every_gate_to_the_person(
     database_url: str, model: OpenAIServer
 ) -> None:

@@ -36,6 +36,7 @@ def _exports(section: str, comment: str) -> dict[str, str]:
     return dict(export.split("=", 1) for export in exports)
 
 
+@pytest.mark.long
 def test_your_own_brief_from_the_terminal_through_an_openai_compatible_endpoint(
     cli_env: dict[str, str], database_url: str
 ) -> None:

@@ -36,6 +36,7 @@ def take(n: int) -> dict[str, Any]:
     return {**SAMPLE, "config": config}
 
 
+@pytest.mark.long
 async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> None:
     env = {"AUTEUR_RUN_LEASE_S": str(LEASE_S)}
     with scale_cluster(apis=2, workers=3, comfy_servers=1, job_delay_s=0.1, env=env) as cluster:

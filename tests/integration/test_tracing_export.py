@@ -50,6 +50,7 @@ def open_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.long
 def test_demo_exports_every_stage_with_the_session_id(
     langfuse: LangfuseServer, open_dir: Path
 ) -> None:

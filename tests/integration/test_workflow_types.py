@@ -34,6 +34,7 @@ def _values(database_url: str, output: str) -> dict:
     return row["thread_values"]
 
 
+@pytest.mark.long
 def test_every_workflow_type_on_one_project(
     cli_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:

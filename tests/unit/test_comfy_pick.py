@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from PIL import Image
 
 import prompts
 from graphs.persistence import Persistence
-from tools.comfy_tools import _storyboard, pick_workflow
+from tools.comfy_tools import _storyboard, pick_workflow, stitch
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import embedding_model
 from tools.workflows import COMFY_WORKFLOWS
@@ -87,3 +89,28 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_the_latest_note(
         ("Rule", "Eggs never fly."),
     )
     assert (card.style, card.note) == ("stop-motion", "warmer light, please")
+
+
+def _png_of(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "board"),
+    [
+        ([(1280, 360), (720, 720)], (1280 + 360, 360)),  # down to the lowest, never up
+        ([(2048, 1024), (1024, 1024)], (1024 + 512, 512)),  # at most 512 high
+    ],
+)
+def test_a_reference_board_sets_the_images_side_by_side_never_scaled_up(sizes, board):
+    colours = [(200, 30, 30), (30, 30, 200)]
+    made = Image.open(
+        io.BytesIO(stitch([_png_of(s, c) for s, c in zip(sizes, colours, strict=True)]))
+    )
+
+    assert made.size == board
+    first_width = board[0] - sizes[1][0] * board[1] // sizes[1][1]
+    assert made.getpixel((first_width // 2, board[1] // 2)) == colours[0]
+    assert made.getpixel((first_width + 10, board[1] // 2)) == colours[1]
