@@ -2,7 +2,7 @@
 
 Run by hand from the repository root::
 
-    python benchmarks/gate_capacity.py [--threads 1000] [--concurrency 32]
+    python benchmarks/gate_capacity.py [--threads 1000] [--concurrency 32] [--langgraph-dev]
 
 Starts ``auteur serve`` (embedded Postgres in a fresh temp folder, offline sample model),
 then drives ``--threads`` new threads through the API, each with ``POST
@@ -14,6 +14,11 @@ RSS per waiting run = (RSS with all waiting - RSS after warm-up) / threads. Goal
 waiting runs in under 1 GiB. The embedded Postgres (a separate set of processes) is
 reported beside it for information: proportional set size (PSS) summed over its processes,
 and its data folder on disk.
+
+The park rate (runs driven to their gate per second) is printed against ``langgraph dev``'s:
+with ``--langgraph-dev`` (needs the ``bench`` extra) the same drive is run against ``langgraph
+dev`` serving the same graph, right after Auteur on the same machine; without it, against the
+rate measured for it before on the development machine.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from typing import Any
 
 import httpx
 import psutil
-from _servers import SAMPLE, Server, auteur_server, postgres_pids, uvicorn_flavour
+from _servers import (
+    SAMPLE,
+    Server,
+    auteur_server,
+    langgraph_dev_server,
+    postgres_pids,
+    uvicorn_flavour,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -35,7 +47,7 @@ GATE = "treatment"
 GOAL_THREADS = 1000
 GOAL_BYTES = 1 << 30
 # Runs parked per second by `langgraph dev` (in-memory runtime) on the 2-core development
-# machine, the same drive (#17); it cannot run beside Auteur here without langgraph-cli.
+# machine, the same drive (#17); --langgraph-dev measures it again beside Auteur.
 LANGGRAPH_DEV_PARK_RATE = 51.0
 MIB = 1 << 20
 
@@ -139,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve Auteur on uvicorn's asyncio loop and h11, even where uvloop is installed",
     )
+    parser.add_argument(
+        "--langgraph-dev",
+        action="store_true",
+        help="also drive langgraph dev the same way and compare the park rates",
+    )
     args = parser.parse_args(argv)
 
     flavour = uvicorn_flavour(plain_asyncio=args.plain_asyncio)
@@ -184,11 +201,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{projected / MIB:.1f} MiB projected for {GOAL_THREADS:,})"
     )
     rate = args.threads / elapsed
+    if args.langgraph_dev:
+        dev_rate, measured = langgraph_dev_park_rate(args.threads, args.concurrency), "now"
+    else:
+        dev_rate, measured = LANGGRAPH_DEV_PARK_RATE, "before on the 2-core development machine"
     out.print(
-        f"park rate: {rate:.1f} runs/s = {rate / LANGGRAPH_DEV_PARK_RATE:.2f}x the "
-        f"{LANGGRAPH_DEV_PARK_RATE:.0f} runs/s measured for langgraph dev"
+        f"park rate: Auteur {rate:.1f} runs/s = {rate / dev_rate:.2f}x langgraph dev's "
+        f"{dev_rate:.1f} runs/s (measured {measured}); target ≥ 1x"
     )
     return 0 if waiting >= args.threads else 1
+
+
+def langgraph_dev_park_rate(threads: int, concurrency: int) -> float:
+    """Runs per second ``langgraph dev`` drives to the first gate, after one warm-up run."""
+    out.print("[bold]starting langgraph dev[/bold] (in-memory runtime, the same graph) …")
+    with langgraph_dev_server() as server:
+        out.print(f"  langgraph dev on {server.url} (pid {server.pid}, log {server.log})")
+        asyncio.run(fill(server, 1, 1))
+        return threads / asyncio.run(fill(server, threads, concurrency))
 
 
 if __name__ == "__main__":

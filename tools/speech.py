@@ -436,11 +436,23 @@ class OpenAISpeech:
         self.model = model
         self._voices = list(voices)
         self._endpoint = f"{model} at {base_url or _DEFAULT_BASE_URL}"
+        self._client_settings = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": timeout_s,
+            "max_retries": max_retries,
+        }
+
+    @functools.cached_property
+    def _client(self) -> openai.AsyncOpenAI:
+        """The SDK's client, made when the first line is spoken.
+
+        A server that starts with an OpenAI voice configured does not load the SDK (most of a
+        second) until it speaks.
+        """
         import openai
 
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
-        )
+        return openai.AsyncOpenAI(**self._client_settings)
 
     def describe(self) -> str:
         """The model and endpoint, for logs and the UI; never the key."""
@@ -465,10 +477,11 @@ class OpenAISpeech:
         if not text.strip():
             raise ValueError("nothing to say: the line is empty")
         speed = min(_MAX_SPEED, max(_MIN_SPEED, delivery(direction).rate))
-        import openai  # loaded by __init__
+        client = self._client
+        import openai  # loaded by the client
 
         try:
-            answer = await self._client.audio.speech.create(
+            answer = await client.audio.speech.create(
                 model=self.model,
                 voice=voice,
                 input=text,
@@ -481,7 +494,7 @@ class OpenAISpeech:
         return _mono16(answer.content, self._endpoint)
 
     def _message(self, error: openai.APIError, voice: str) -> str:
-        import openai  # loaded by __init__
+        import openai  # loaded: it raised ``error``
 
         if isinstance(error, openai.APITimeoutError):
             return f"speech: {self._endpoint} gave no answer in time"

@@ -76,3 +76,14 @@ def test_a_process_on_the_offline_model_loads_no_openai_client():
     )
 
     assert _imported(offline) & {"openai", "langchain_openai"} == set()
+
+
+def test_an_openai_voice_loads_the_sdk_with_its_first_line_not_before():
+    configured = (
+        "from tools.speech import OpenAISpeech\n"
+        "voice = OpenAISpeech(api_key='sk-test', model='tts-1', base_url='http://127.0.0.1:9')\n"
+        "voice.describe(), voice.voices()\n"
+    )
+
+    assert "openai" not in _imported(configured)
+    assert "openai" in _imported(configured + "voice._client\n")
