@@ -22,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound
-from langfuse import Langfuse
 
 from tools import tracing
+
+if TYPE_CHECKING:
+    from langfuse import Langfuse
 
 __all__ = [
     "LANGFUSE_LABEL",

@@ -25,14 +25,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.tracers.context import register_configure_hook
-from langfuse import Langfuse, LangfuseTool, propagate_attributes
-from langfuse.langchain import CallbackHandler
-from langfuse.types import MaskOtelSpansParams, MaskOtelSpansResult, OtelSpanPatch
 
 from tools.redaction import redact
+
+if TYPE_CHECKING:  # the SDK loads when tracing is turned on: most processes never trace
+    from langfuse import Langfuse, LangfuseTool
+    from langfuse.langchain import CallbackHandler
+    from langfuse.types import MaskOtelSpansParams, MaskOtelSpansResult
 
 __all__ = [
     "LangfuseConfig",
@@ -72,6 +75,8 @@ def configure(config: LangfuseConfig | None) -> None:
     """
     global _config, _client
     _config = config
+    if config is not None:
+        from langfuse import Langfuse
     _client = (
         None
         if config is None
@@ -91,6 +96,8 @@ def _redact_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult | None:
     attribute may carry text from outside; see :mod:`tools.redaction`. Span events and the
     OpenTelemetry status cannot be patched here.
     """
+    from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
+
     patches = {}
     for identifier, span in params.spans.items():
         changed = {
@@ -103,18 +110,24 @@ def _redact_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult | None:
     return MaskOtelSpansResult(span_patches=patches) if patches else None
 
 
-class _RedactingHandler(CallbackHandler):
+@cache
+def _redacting_handler() -> type[CallbackHandler]:
     """Langfuse's LangChain handler, with configured secrets redacted from error messages.
 
     An error's message becomes the span's OpenTelemetry status too, which
     :func:`_redact_spans` cannot patch; every error path of the handler asks this method.
+    Made on first use, as the SDK is loaded then.
     """
+    from langfuse.langchain import CallbackHandler
 
-    def _get_error_level_and_status_message(
-        self, error: BaseException
-    ) -> tuple[Literal["DEFAULT", "ERROR"], str]:
-        level, message = super()._get_error_level_and_status_message(error)
-        return level, redact(message)
+    class RedactingHandler(CallbackHandler):
+        def _get_error_level_and_status_message(
+            self, error: BaseException
+        ) -> tuple[Literal["DEFAULT", "ERROR"], str]:
+            level, message = super()._get_error_level_and_status_message(error)
+            return level, redact(message)
+
+    return RedactingHandler
 
 
 def _redacted(value: Any) -> Any:
@@ -191,6 +204,8 @@ def trace_run(
     if _client is None or _config is None:
         yield RunTrace()
         return
+    from langfuse import propagate_attributes
+
     with (
         _client.start_as_current_observation(as_type="span", name=name) as root,
         propagate_attributes(
@@ -204,7 +219,7 @@ def trace_run(
         # Langfuse redirects /trace/<id> to the trace in its project.
         url = f"{_config.base_url.rstrip('/')}/trace/{root.trace_id}"
         run = RunTrace(trace_id=root.trace_id, url=url)
-        handler_token = _handler.set(_RedactingHandler(public_key=_config.public_key))
+        handler_token = _handler.set(_redacting_handler()(public_key=_config.public_key))
         run_token = _run.set(run)
         try:
             yield run
@@ -255,6 +270,8 @@ def link_prompt(name: str, version: int | None) -> Any:
     """
     if _client is None or version is None:
         return nullcontext()
+    from langfuse import propagate_attributes
+
     return propagate_attributes(prompt={"name": name, "version": version})
 
 

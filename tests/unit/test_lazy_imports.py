@@ -56,7 +56,7 @@ def test_a_workflow_search_loads_no_plugin_and_no_langgraph(tmp_path, database_u
     assert imported & (RUNS_ONLY | {"graphs.base", "httpx", "websockets"}) == set()
 
 
-def test_a_process_on_the_offline_model_loads_no_openai_client():
+def test_a_process_on_the_offline_model_loads_no_openai_client_and_untraced_no_langfuse():
     offline = (
         "import asyncio\n"
         "import api.app, api.launch\n"
@@ -75,7 +75,7 @@ def test_a_process_on_the_offline_model_loads_no_openai_client():
         "    pass\n"
     )
 
-    assert _imported(offline) & {"openai", "langchain_openai"} == set()
+    assert _imported(offline) & {"openai", "langchain_openai", "langfuse"} == set()
 
 
 def test_an_openai_voice_loads_the_sdk_with_its_first_line_not_before():
