@@ -18,8 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# The official JS SDK, at the version its lock file names.
-npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+# The official JS SDK, at the version its lock file names: fetched while Python installs.
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null &
+npm_ci=$!
 
 "${PYTHON:-python3}" -m venv .venv
 # uv (itself installed by pip) installs the same pinned ranges from PyPI in seconds, where pip
@@ -28,6 +29,7 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+wait "$npm_ci"
 # Python may keep the bytecode of what it compiles (the project's modules, pytest's rewritten
 # tests), where PYTHONDONTWRITEBYTECODE is set: every process the tests start would compile them
 # again.

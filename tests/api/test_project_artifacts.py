@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from functools import cache
 from typing import Any
 
 import httpx
@@ -18,6 +19,15 @@ from graphs.base import load_workflow_types
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
+
+
+@cache
+def _alice(url: str) -> Any:
+    """The official SDK's client of ``url``, as alice; one per server.
+
+    Each new client loads the system's certificates into an SSL context, a fifth of a second.
+    """
+    return get_client(url=url, api_key="alice-key")
 
 
 async def _new_project(http: httpx.AsyncClient) -> str:
@@ -43,7 +53,7 @@ async def _decide(
     assert approval["stage"] == stage
     answer = await http.post(f"/approvals/{approval['approval_id']}", json=decision)
     assert answer.status_code == 202, answer.text
-    client = get_client(url=str(http.base_url), api_key="alice-key")
+    client = _alice(str(http.base_url))
     await client.runs.join(thread_id, answer.json()["run"]["run_id"])
     return approval
 
@@ -57,7 +67,7 @@ async def _artifacts(http: httpx.AsyncClient, project_id: str) -> dict[str, Any]
 async def test_runs_record_versions_and_a_workflow_starts_from_the_projects_artifacts(
     api_url: str, http: httpx.AsyncClient
 ) -> None:
-    client = get_client(url=api_url, api_key="alice-key")
+    client = _alice(api_url)
     project_id = await _new_project(http)
     writing = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(writing["thread_id"], "script_only", input={"brief": SAMPLE["brief"]})
@@ -96,7 +106,7 @@ async def test_runs_record_versions_and_a_workflow_starts_from_the_projects_arti
 async def test_reopening_a_stage_makes_a_branch_and_switching_back_restores_it(
     api_url: str, http: httpx.AsyncClient
 ) -> None:
-    client = get_client(url=api_url, api_key="alice-key")
+    client = _alice(api_url)
     project_id = await _new_project(http)
     writing = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(writing["thread_id"], "script_only", input={"brief": SAMPLE["brief"]})
@@ -163,7 +173,7 @@ async def test_reopening_a_stage_makes_a_branch_and_switching_back_restores_it(
 async def test_a_workflow_that_needs_project_artifacts_is_refused_clearly(
     api_url: str, http: httpx.AsyncClient
 ) -> None:
-    client = get_client(url=api_url, api_key="alice-key")
+    client = _alice(api_url)
     loose = await client.threads.create()
     no_project = await http.post(
         f"/threads/{loose['thread_id']}/runs", json={"assistant_id": "extract_assets", "input": {}}
@@ -211,7 +221,7 @@ cast, from the same script and the same assets, stays as it was."""
 async def test_one_scene_of_a_finished_production_is_made_again(
     api_url: str, http: httpx.AsyncClient
 ) -> None:
-    client = get_client(url=api_url, api_key="alice-key")
+    client = _alice(api_url)
     project_id = await _new_project(http)
     production = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(production["thread_id"], "full_video", input={"brief": SAMPLE["brief"]})
