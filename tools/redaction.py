@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -76,9 +77,12 @@ def in_json(text: str) -> bool:
     return any(form in text for secret in _secrets for form in _written(secret))
 
 
-def _written(secret: str) -> set[str]:
+@cache
+def _written(secret: str) -> frozenset[str]:
     """How JSON text can hold ``secret``: as is, escaped to ASCII, escaped only as JSON must."""
-    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return frozenset(
+        {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    )
 
 
 def install_log_redaction() -> None:

@@ -74,18 +74,16 @@ def configure(config: LangfuseConfig | None) -> None:
     same key twice reuses it.
     """
     global _config, _client
-    _config = config
-    if config is not None:
-        from langfuse import Langfuse
-    _client = (
-        None
-        if config is None
-        else Langfuse(
-            public_key=config.public_key,
-            secret_key=config.secret_key,
-            base_url=config.base_url,
-            mask_otel_spans=_redact_spans,
-        )
+    _config, _client = config, None
+    if config is None:
+        return
+    from langfuse import Langfuse
+
+    _client = Langfuse(
+        public_key=config.public_key,
+        secret_key=config.secret_key,
+        base_url=config.base_url,
+        mask_otel_spans=_redact_spans,
     )
 
 
