@@ -259,6 +259,12 @@ def _json(value: Any) -> Jsonb:
     return Jsonb(text, dumps=str)
 
 
+async def _notify(conn: AsyncConnection, *notes: tuple[str, str]) -> None:
+    """Send ``(channel, payload)`` notifications in one statement (delivered at commit)."""
+    calls = ", ".join(["pg_notify(%s, %s)"] * len(notes))
+    await conn.execute(f"SELECT {calls}", [part for note in notes for part in note])
+
+
 class Database:
     """Data access for the service tables; every method is one short transaction."""
 
@@ -476,7 +482,7 @@ class Database:
             ThreadBusyError: The strategy is ``reject`` and the thread has an active run.
             GateNotPendingError: The gate was decided meanwhile, or the thread moved on.
         """
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
                 "SELECT 1 FROM auteur_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
             )
@@ -513,8 +519,7 @@ class Database:
                 _INSERT_EVENT,
                 (run_id, thread_id, "metadata", _json({"run_id": run_id, "attempt": 1})),
             )
-            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
-            await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
+            await _notify(conn, (EVENTS_CHANNEL, run_id), (RUNS_CHANNEL, run_id))
         assert run is not None
         return run
 
@@ -539,7 +544,7 @@ class Database:
         )
         if await cursor.fetchone() is None:
             raise GateNotPendingError(answer.approval_id)
-        await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))
+        await _notify(conn, (APPROVALS_CHANNEL, owner))
 
     async def run(self, run_id: str, owner: str | None = None) -> dict[str, Any] | None:
         """One run (of ``owner``, when given)."""
@@ -580,9 +585,12 @@ class Database:
         runnable only when no older run of its thread is pending or running, and the
         partial unique index refuses a second running run per thread.
         """
-        async with self.pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                """
+        return await self.fetch_one(
+            """
+            UPDATE auteur_runs SET status = 'running', worker = %s, attempt = attempt + 1,
+                lease_until = clock_timestamp() + make_interval(secs => %s),
+                updated_at = clock_timestamp()
+            WHERE run_id = (
                 SELECT r.run_id FROM auteur_runs r
                 WHERE (r.status = 'pending'
                        OR (r.status = 'running'
@@ -596,20 +604,11 @@ class Database:
                              OR (o.status = 'pending' AND o.created_at < r.created_at)))
                 ORDER BY r.created_at
                 LIMIT 1
-                FOR UPDATE SKIP LOCKED
-                """,
-                (worker, list(executing), run_id, run_id),
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                return None
-            cursor = await conn.execute(
-                "UPDATE auteur_runs SET status = 'running', worker = %s, attempt = attempt + 1,"
-                " lease_until = clock_timestamp() + make_interval(secs => %s),"
-                " updated_at = clock_timestamp() WHERE run_id = %s RETURNING *",
-                (worker, lease_s, row["run_id"]),
-            )
-            return await cursor.fetchone()
+                FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """,
+            (worker, lease_s, worker, list(executing), run_id, run_id),
+        )
 
     async def renew_lease(self, run_id: str, worker: str, lease_s: float) -> bool:
         """Extend a run's lease; False if the run is no longer this worker's."""
@@ -643,14 +642,13 @@ class Database:
 
         ``cost`` is a :class:`tools.ledger.Ledger` summary.
         """
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.pipeline():
             await conn.execute(
                 "UPDATE auteur_runs SET status = %s, error = %s, cost = COALESCE(%s, cost),"
                 " lease_until = NULL, updated_at = clock_timestamp() WHERE run_id = %s",
                 (status, _json(error) if error else None, _json(cost) if cost else None, run_id),
             )
-            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
-            await conn.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, run_id))
+            await _notify(conn, (EVENTS_CHANNEL, run_id), (RUNS_CHANNEL, run_id))
 
     async def set_run_trace(self, run_id: str, trace_url: str) -> None:
         """Record where the run's trace is (Langfuse)."""
@@ -661,7 +659,7 @@ class Database:
 
     async def request_cancel(self, run_id: str, action: str) -> str | None:
         """Ask a run to stop; a pending run stops at once. Returns its status after."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             cursor = await conn.execute(
                 "UPDATE auteur_runs SET cancel_action = %s, updated_at = clock_timestamp(),"
                 " status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END"
@@ -671,8 +669,7 @@ class Database:
             row = await cursor.fetchone()
             if row is None:
                 return None
-            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, run_id))
-            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
+            await _notify(conn, (CANCEL_CHANNEL, run_id), (EVENTS_CHANNEL, run_id))
             return row["status"]
 
     async def delete_run(self, run_id: str) -> None:
@@ -741,7 +738,7 @@ class Database:
                     " updated_at = now() WHERE thread_id = %s",
                     (stage, redact(message), thread_id),
                 )
-            await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, run_id))
+            await _notify(conn, (EVENTS_CHANNEL, run_id))
 
     async def events_after(self, run_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         """A run's events with id > ``after``, in order."""
@@ -755,7 +752,7 @@ class Database:
 
     async def open_approval(self, approval: dict[str, Any]) -> None:
         """Queue a gate for review; older pending gates of the thread become stale."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
                 "UPDATE auteur_approvals SET status = 'stale' WHERE thread_id = %s"
                 " AND status = 'pending' AND approval_id <> %s",
@@ -777,7 +774,7 @@ class Database:
                     _json(approval["payload"]),
                 ),
             )
-            await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, approval["owner"]))
+            await _notify(conn, (APPROVALS_CHANNEL, approval["owner"]))
 
     async def approvals(
         self,
@@ -864,4 +861,4 @@ class Database:
                 (thread_id,),
             )
             if cursor.rowcount:
-                await conn.execute("SELECT pg_notify(%s, %s)", (APPROVALS_CHANNEL, owner))
+                await _notify(conn, (APPROVALS_CHANNEL, owner))

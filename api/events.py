@@ -55,6 +55,7 @@ class EventHub:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._runs: dict[str, _Signal] = defaultdict(_Signal)
+        self._run_statuses: dict[str, _Signal] = defaultdict(_Signal)
         self._owners: dict[str, _Signal] = defaultdict(_Signal)
         self._queue = _Signal()
         self._cancel_handlers: list[Callable[[str], None]] = []
@@ -81,6 +82,10 @@ class EventHub:
         """Set on news of a run: an event logged, its status changed."""
         return self._runs[run_id].current
 
+    def run_status_news(self, run_id: str) -> asyncio.Event:
+        """Set when a run may have ended: it finished, or was cancelled (not on its events)."""
+        return self._run_statuses[run_id].current
+
     def queue_news(self) -> asyncio.Event:
         """Set when a run is queued or finishes (a worker may claim the next)."""
         return self._queue.current
@@ -92,6 +97,10 @@ class EventHub:
     def forget_run(self, run_id: str) -> None:
         """Drop the wake-up of a run nobody streams any more."""
         self._runs.pop(run_id, None)
+
+    def forget_run_status(self, run_id: str) -> None:
+        """Drop the wake-up of a run's end nobody waits for any more."""
+        self._run_statuses.pop(run_id, None)
 
     async def _listen_forever(self) -> None:
         delay = _FIRST_DELAY_S
@@ -128,15 +137,21 @@ class EventHub:
                 self._runs[payload].fire()
         elif channel == RUNS_CHANNEL:
             self._queue.fire()
-            if payload in self._runs:
-                self._runs[payload].fire()
+            self._fire_run(payload)
         elif channel == CANCEL_CHANNEL:
             for handler in self._cancel_handlers:
                 handler(payload)
+            self._fire_run(payload)
         elif channel == APPROVALS_CHANNEL and payload in self._owners:
             self._owners[payload].fire()
 
+    def _fire_run(self, run_id: str) -> None:
+        for signals in (self._runs, self._run_statuses):
+            if run_id in signals:
+                signals[run_id].fire()
+
     def _wake_everyone(self) -> None:
         self._queue.fire()
-        for signal in [*self._runs.values(), *self._owners.values()]:
-            signal.fire()
+        for signals in (self._runs, self._run_statuses, self._owners):
+            for signal in signals.values():
+                signal.fire()

@@ -296,7 +296,8 @@ class Executor:
                 log.exception("run %s failed", run_id)
             details = {"error": type(error).__name__, "message": str(error)}
             await self._grant_produced(run)
-            await self._record_artifacts(run, thread, graph, config)
+            snapshot = await graph.aget_state(config, subgraphs=True)
+            await self._record_artifacts(run, thread, snapshot)
             await self.db.log_events(run_id, thread_id, [("error", details)])
             await self.db.set_thread_state(
                 thread_id, status="error", stage=stage, message=str(error), error=details
@@ -330,7 +331,7 @@ class Executor:
             else ("finished" if status == "idle" else None),
         )
         await self._grant_produced(run)
-        await self._record_artifacts(run, thread, graph, config)
+        await self._record_artifacts(run, thread, snapshot)
         for interrupt in snapshot.interrupts:
             value = interrupt.value if isinstance(interrupt.value, dict) else {}
             await self.db.open_approval(
@@ -395,15 +396,17 @@ class Executor:
         return payload, replace(context, project_artifacts=lineage)
 
     async def _record_artifacts(
-        self, run: dict[str, Any], thread: dict[str, Any], graph: Any, config: dict[str, Any]
+        self, run: dict[str, Any], thread: dict[str, Any], snapshot: StateSnapshot
     ) -> None:
         """Keep what the run approved as the project's new artifact versions.
 
-        An agent of several steps is one task of the workflow graph: what its earlier steps
-        approved is in its subgraph's state until it finishes, so that is read too (the
-        treatment is the project's as soon as it is approved, not after the master script).
+        ``snapshot`` is the thread's state with its subgraphs'. An agent of several steps is
+        one task of the workflow graph: what its earlier steps approved is in its subgraph's
+        state until it finishes, so that is read too (the treatment is the project's as soon
+        as it is approved, not after the master script).
         """
-        snapshot = await graph.aget_state(config, subgraphs=True)
+        if thread["project_id"] is None:
+            return
         values = dict(snapshot.values)
         for task in snapshot.tasks:
             if isinstance(task.state, StateSnapshot):

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -25,6 +26,9 @@ from tools.errors import DatabaseUnavailable, first_line
 __all__ = ["DatabaseWatch", "WatchedPool"]
 
 log = logging.getLogger(__name__)
+
+# A connection given back to the pool this recently is handed out again without a ping.
+TRUSTED_FOR_S = 1.0
 
 
 class DatabaseWatch:
@@ -126,14 +130,35 @@ class WatchedPool(AsyncConnectionPool):
     """A connection pool that refuses checkouts at once while its watch says the database is down.
 
     Every user of the database (LangGraph's checkpointer and store, the service tables)
-    borrows from this pool, so this one check covers them all.
+    borrows from this pool, so this one check covers them all. A connection is pinged before
+    it is handed out unless it was given back within :data:`TRUSTED_FOR_S` (as HikariCP
+    skips its alive check for a connection used moments ago): under load a ping per checkout
+    was a third of all statements. An outage makes the watch refuse checkouts at once, and
+    when the database is back every pooled connection is pinged again (:meth:`check`).
     """
 
     def __init__(self, *args: Any, watch: DatabaseWatch, **kwargs: Any) -> None:
         self.watch = watch
-        super().__init__(*args, **kwargs)
+        self._given_back: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+        super().__init__(*args, check=self._ping_unless_recent, **kwargs)
 
     async def getconn(self, timeout: float | None = None) -> Any:
         """A connection, or :class:`DatabaseUnavailable` at once while the database is down."""
         self.watch.raise_if_down()
         return await super().getconn(timeout)
+
+    async def putconn(self, conn: Any) -> None:
+        """Take a connection back, noting when (a checkout soon after needs no ping)."""
+        self._given_back[conn] = time.monotonic()
+        await super().putconn(conn)
+
+    async def check(self) -> None:
+        """Ping every pooled connection now, replacing the broken ones; trust none of them."""
+        self._given_back.clear()
+        await super().check()
+
+    async def _ping_unless_recent(self, conn: Any) -> None:
+        given_back = self._given_back.get(conn)
+        if given_back is not None and time.monotonic() - given_back < TRUSTED_FOR_S:
+            return
+        await AsyncConnectionPool.check_connection(conn)

@@ -149,7 +149,6 @@ async def open_pool(
         min_size=1,
         max_size=16,
         open=False,
-        check=AsyncConnectionPool.check_connection,  # never hand out a connection an outage broke
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )
     await pool.open(wait=True)
