@@ -58,6 +58,7 @@ _FRAME_SIZES: dict[str, tuple[int, int]] = {
     "2.39:1": (768, 320),
 }
 _MIN_CARD_SIDE = 64
+_ROW_LINES = 2  # lines a detail row (label: value) wraps to at most
 
 _Box = tuple[int, int, int, int]  # left, top, right, bottom
 
@@ -207,18 +208,31 @@ def _draw_frame_guide(draw: ImageDraw.ImageDraw, box: _Box, *, unit: int) -> Non
 def _draw_body(
     draw: ImageDraw.ImageDraw, card: StoryboardCard, box: _Box, *, font: ImageFont.FreeTypeFont
 ) -> None:
-    """Lay out the note at the bottom, then description, details and style from the top."""
+    """Lay out the note at the bottom, then description, details and style from the top.
+
+    The description gets every line the details and the style leave (at least two), so a
+    long description fills the card instead of stopping halfway down it.
+    """
     flow = _Flow(draw, box, font)
     if card.note:
         flow.note(f"Note: {card.note}", max_lines=3)
-    flow.paragraph(card.description, fill=_INK, max_lines=max(2, flow.capacity() // 2))
-    flow.gap()
-    label_width = min(
-        max((font.getlength(_printable(label)) for label, _ in card.details), default=0),
-        (box[2] - box[0]) * 0.4,
+    label_width = math.ceil(
+        min(
+            max((font.getlength(_printable(label)) for label, _ in card.details), default=0),
+            (box[2] - box[0]) * 0.4,
+        )
+        + font.size
     )
+    value_width = box[2] - box[0] - label_width
+    below = sum(
+        len(_wrap(_printable(value), font, value_width, _ROW_LINES)) for _, value in card.details
+    )
+    if card.style:
+        below += len(_wrap(_printable(f"Style: {card.style}"), font, box[2] - box[0], 2)) + 1
+    flow.paragraph(card.description, fill=_INK, max_lines=max(2, flow.capacity() - below - 1))
+    flow.gap()
     for label, value in card.details:
-        flow.row(label, value, label_width=math.ceil(label_width + font.size))
+        flow.row(label, value, label_width=label_width)
     if card.style:
         flow.gap()
         flow.paragraph(f"Style: {card.style}", fill=_MUTED, max_lines=2)
@@ -256,7 +270,7 @@ class _Flow:
             return
         label_text = _fit(_printable(label), self.font, label_width - self.font.size)
         self.draw.text((self.left, self.y), label_text, font=self.font, fill=_MUTED)
-        self.paragraph(value, fill=_INK, max_lines=2, x=self.left + label_width)
+        self.paragraph(value, fill=_INK, max_lines=_ROW_LINES, x=self.left + label_width)
 
     def note(self, text: str, *, max_lines: int) -> None:
         """Draw a highlighted box at the bottom and shrink the flow above it."""

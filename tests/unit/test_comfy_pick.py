@@ -68,11 +68,18 @@ async def test_without_discovery_the_first_fitting_workflow_by_name() -> None:
     assert spec.name == "inpaint_region"
 
 
-def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_the_latest_note() -> None:
+def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_dialogue_and_latest_note() -> None:
     prompt = prompts.render(
         "frame_generator/keyframe",
         position="start",
-        shot=SimpleNamespace(id="2A", size="medium", angle="low", lens="35mm", movement="dolly in"),
+        shot=SimpleNamespace(
+            id="2A",
+            size="medium",
+            angle="low",
+            lens="35mm",
+            movement="dolly in",
+            dialogue=[SimpleNamespace(speaker="Pip", text="Is it far down?")],
+        ),
         description="Pip peers over the edge of the table.",
         entities=[SimpleNamespace(name="Pip", look="raincoat", description="A small brown egg.")],
         project=SimpleNamespace(visual_style="stop-motion", story_rules=["Eggs never fly."]),
@@ -85,6 +92,7 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_the_latest_note(
     assert card.description == "Pip peers over the edge of the table."
     assert card.details == (
         ("Camera move", "dolly in"),
+        ("Dialogue", 'Pip: "Is it far down?"'),
         ("Pip (raincoat)", "A small brown egg."),
         ("Rule", "Eggs never fly."),
     )

@@ -122,6 +122,21 @@ def test_card_has_dark_header_and_light_body():
     assert image.getpixel((2, 300)) > 200
 
 
+def test_a_long_description_fills_the_card_down_to_its_rows():
+    card = StoryboardCard(
+        title="Shot 2A · start frame",
+        description="Dora holds the latch as the storm builds over the sea. " * 30,
+        details=(("Camera move", "slow push in"), ("Dialogue", 'Dora: "Nobody comes home."')),
+    )
+    below_header = 50
+    image = _image(render_card(card, size=(640, 360))).convert("L")
+    ink = image.crop((0, below_header, 640, 360)).point(lambda v: 255 if v < 100 else 0)
+
+    _, _, _, lowest_text = ink.getbbox()
+
+    assert below_header + lowest_text > 0.85 * 360  # not half the card left blank
+
+
 def test_card_survives_long_and_non_ascii_text():
     card = StoryboardCard(
         title="Szene 12 — Café " + "x" * 200,
