@@ -443,6 +443,9 @@ class SheetCandidate(_Artifact):
     workflow: str
     file: MediaFile
     note: str = Field("", description='"regenerated: <feedback>", or "your own image".')
+    drawn_from: MediaFile | None = Field(
+        None, description="The default look's sheet a sheet of another look was drawn from."
+    )
 
 
 class ReferenceSheet(_Artifact):

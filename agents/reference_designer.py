@@ -1,7 +1,9 @@
 """Reference designer: a reference sheet of every selected asset in each of its looks.
 
 Each sheet is drawn by the asset-sheet workflow that discovery finds (called as a tool): the
-asset in one look on a plain background, a character as a multi-view turnaround. The gate
+asset in one look on a plain background, a character as a multi-view turnaround. A look other
+than an asset's first (its default) is drawn from the default look's sheet, an input image of
+an image-to-image workflow, so the asset keeps its identity across looks. The gate
 shows every sheet with its candidates. Feedback that names assets ("Dora's raincoat
 brighter") draws only those again, each with a new candidate; feedback that names none draws
 every sheet again. An edit picks another candidate of a sheet, puts an image of the person's
@@ -24,6 +26,7 @@ from agents.artifacts import (
     AssetRegistry,
     Character,
     Location,
+    MediaFile,
     Project,
     Prop,
     ReferenceSheet,
@@ -67,11 +70,40 @@ class ReferenceDesigner(ProductionAgent):
             for pair in wanted
             if pair not in kept or current is None or named is None or pair[0] in named
         ]
-        jobs = [
-            partial(self._candidate, runtime, project, assets, entity, look, len(feedback), note)
-            for entity, look in todo
+        default_look = {entity_id: e.appearances()[0].name for entity_id, e in entities.items()}
+        drawn: dict[tuple[str, str], SheetCandidate] = {}
+
+        def drawn_from(entity_id: str, look: str) -> MediaFile | None:
+            """The default look's sheet another look is drawn from (None: from words alone)."""
+            default = (entity_id, default_look[entity_id])
+            if look == default[1]:
+                return None
+            if default in drawn:
+                return drawn[default].file
+            sheet = kept.get(default)
+            return sheet.file if sheet is not None and not sheet.skipped else None
+
+        # First every sheet whose default look is not being drawn now, then the other looks
+        # of the assets whose default look was just drawn, each from that new sheet.
+        later = [
+            p for p in todo if p[1] != default_look[p[0]] and (p[0], default_look[p[0]]) in todo
         ]
-        drawn = dict(zip(todo, await fan_out(runtime, jobs), strict=True))
+        for wave in ([p for p in todo if p not in later], later):
+            jobs = [
+                partial(
+                    self._candidate,
+                    runtime,
+                    project,
+                    assets,
+                    entity,
+                    look,
+                    len(feedback),
+                    note,
+                    drawn_from(entity, look),
+                )
+                for entity, look in wave
+            ]
+            drawn |= dict(zip(wave, await fan_out(runtime, jobs), strict=True))
         sheets = []
         for pair in wanted:
             old = kept.get(pair)
@@ -96,6 +128,7 @@ class ReferenceDesigner(ProductionAgent):
         look_name: str,
         rounds: int,
         note: str,
+        base: MediaFile | None,
     ) -> SheetCandidate:
         entity = assets.entities()[entity_id]
         look = next(a for a in entity.appearances() if a.name == look_name)
@@ -104,16 +137,23 @@ class ReferenceDesigner(ProductionAgent):
         if project.visual_style:
             prompt += f" Style: {project.visual_style}"
         seed = int(input_hash(entity.id, look_name, rounds)[:8], 16)
-        arguments = {"prompt": prompt, "seed": seed, "width": width * 2, "height": height}
-        intent = (
-            f"reference sheet of a {_kind(entity)} on a plain background, multi-view. "
-            f"{project.visual_style}"
-        )
-        spec = await find_workflow(runtime, intent, "asset_sheet", arguments)
+        arguments: dict[str, Any] = {
+            "prompt": prompt,
+            "seed": seed,
+            "width": width * 2,
+            "height": height,
+        }
+        intent = f"reference sheet of a {_kind(entity)} on a plain background, multi-view. "
+        if base is not None:
+            arguments["image"] = base.key
+            intent += "The same subject as in the image, its identity kept, in a new look. "
+        spec = await find_workflow(runtime, intent + project.visual_style, "asset_sheet", arguments)
         file = await run_workflow(
             self, runtime, spec, arguments, label=f"reference sheet {entity.name} ({look_name})"
         )
-        return SheetCandidate(prompt=prompt, seed=seed, workflow=spec.name, file=file, note=note)
+        return SheetCandidate(
+            prompt=prompt, seed=seed, workflow=spec.name, file=file, note=note, drawn_from=base
+        )
 
     def summary(self, artifact: ReferenceSheets) -> str:
         """Sheet, asset and candidate count."""

@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from langchain_core.tools import StructuredTool
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field, create_model
 
 from tools import draft_renderer, tracing
@@ -385,6 +385,21 @@ def _draft_inpaint(v: dict[str, Any]) -> list[tuple[bytes, str]]:
     return [(_png(Image.composite(patch, image, alpha)), "png")]
 
 
+def _draft_sheet(v: dict[str, Any]) -> list[tuple[bytes, str]]:
+    """A sheet's card; one drawn from another look's sheet shows that sheet inset, bottom right."""
+    card = _card(v["prompt"], v["seed"], (v["width"], v["height"]), title="Reference sheet")
+    if "image" not in v:
+        return [(card, "png")]
+    sheet, source = _open(card), _open(v["image"])
+    source.thumbnail((sheet.width // 4, sheet.height // 3))
+    margin = max(4, sheet.height // 40)
+    left, top = sheet.width - source.width - margin, sheet.height - source.height - margin
+    frame = (left - 2, top - 2, left + source.width + 1, top + source.height + 1)
+    ImageDraw.Draw(sheet).rectangle(frame, fill=draft_renderer.INSET_FRAME)
+    sheet.paste(source, (left, top))
+    return [(_png(sheet), "png")]
+
+
 def _draft_upscale(v: dict[str, Any]) -> list[tuple[bytes, str]]:
     image = _open(v["image"])
     factor = 4 * float(v.get("scale_by", 0.5))
@@ -401,9 +416,7 @@ def _draft_clip(v: dict[str, Any]) -> list[tuple[bytes, str]]:
 
 
 _DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
-    "asset_sheet": lambda v: [
-        (_card(v["prompt"], v["seed"], (v["width"], v["height"]), title="Reference sheet"), "png")
-    ],
+    "asset_sheet": _draft_sheet,
     "keyframe": lambda v: [(_card(v["prompt"], v["seed"], (v["width"], v["height"])), "png")],
     "keyframe_pair": lambda v: [
         (_card(v["start_prompt"], v["seed"], (v["width"], v["height"])), "png"),

@@ -74,6 +74,8 @@ _NOTE = (255, 233, 170)
 _ELLIPSIS = "…"
 PNG_LEVEL = 1
 """zlib level of the draft PNGs: two thirds of the default's time, files 15-20% larger."""
+INSET_FRAME = _HEADER
+"""Frame of an image inset in a card (the sheet a new look was drawn from)."""
 # Dashes, arrow, multiplication sign and no-break space, which the built-in font lacks.
 _FALLBACKS = str.maketrans(
     {"\u2014": "-", "\u2013": "-", "\u2010": "-", "\u2192": "->", "\u00d7": "x", "\u00a0": " "}

@@ -1,8 +1,9 @@
 """The references stage: a sheet of every selected asset's looks, decided before any keyframe.
 
-Through the ComfyUI test double (jobs counted): feedback naming one asset draws only its
-sheets again; an edit puts an image of one's own in a sheet's place and skips another; the
-keyframes are then drawn from what was approved.
+Through the ComfyUI test double (jobs counted): an asset's other looks are drawn from its
+first look's sheet; feedback naming one asset draws only its sheets again; an edit puts an
+image of one's own in a sheet's place and skips another; the keyframes are then drawn from
+what was approved.
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
     assert comfy_server.jobs == len(looks)
     assert all(len(s.candidates) == 1 and s.file == s.candidates[0].file for s in sheets)
 
+    # Dora's raincoat is drawn from her first look's sheet (the image-to-image workflow, the
+    # sheet's bytes sent to ComfyUI): the same girl in another outfit
+    default_look = {e: entity.appearances()[0].name for e, entity in assets.entities().items()}
+    by_look = {(s.entity, s.look): s for s in sheets}
+    raincoat, apron = by_look["dora", "yellow raincoat"], by_look["dora", default_look["dora"]]
+    assert raincoat.candidates[0].drawn_from == apron.file
+    assert raincoat.candidates[0].workflow == "asset_sheet_from_image"
+    assert comfy_context.files.read(apron.file) in comfy_server.uploads.values()
+    firsts = [s for s in sheets if s.look == default_look[s.entity]]
+    assert all(s.candidates[0].drawn_from is None for s in firsts)
+    assert {s.candidates[0].workflow for s in firsts} == {"asset_sheet"}
+
     # "Dora's raincoat brighter": only Dora's sheets are drawn again, as new candidates
     dora = [s for s in sheets if s.entity == "dora"]
     gate = await answer(
@@ -58,6 +71,10 @@ async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
     assert all(s.file == s.candidates[-1].file for s in again)  # the newest is chosen
     redrawn = next(s for s in again if s.entity == "dora").candidates[-1]
     assert redrawn.note == "regenerated: Dora's raincoat brighter"
+    again_by_look = {(s.entity, s.look): s for s in again}
+    new_apron = again_by_look["dora", default_look["dora"]].candidates[-1].file
+    assert new_apron != apron.file  # drawn again, and the raincoat from that new sheet
+    assert again_by_look["dora", "yellow raincoat"].candidates[-1].drawn_from == new_apron
 
     # an edit: Pip's first sheet is an image of one's own, the kitchen has none
     own = comfy_context.files.put(blank_png((96, 48)), extension="png", media_type="image/png")
