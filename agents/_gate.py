@@ -51,14 +51,34 @@ class Edit(BaseModel):
 
 
 class Inpaint(BaseModel):
-    """Repaint a region of one keyframe: the mask (white = repaint) is a stored PNG's key."""
+    """Repaint a region of one image: the mask (white = repaint) is a stored PNG's key.
 
-    shot: str
-    position: Literal["start", "end"]
+    The image is a keyframe (``shot`` and ``position``, at the frames gate) or a reference
+    sheet (``entity`` and ``look``, at the references gate).
+    """
+
+    shot: str | None = None
+    position: Literal["start", "end"] | None = None
+    entity: str | None = None
+    look: str | None = None
     mask: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
     source: str | None = Field(
         None, description="Key of the candidate painted on; the chosen one when absent."
     )
+
+    @model_validator(mode="after")
+    def _one_image(self) -> Inpaint:
+        named = [
+            pair
+            for pair in ((self.shot, self.position), (self.entity, self.look))
+            if pair != (None, None)
+        ]
+        if len(named) != 1 or None in named[0]:
+            raise ValueError(
+                "an inpaint names one image: a keyframe (shot and position) or a reference "
+                "sheet (entity and look)"
+            )
+        return self
 
 
 class Reject(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
@@ -23,7 +24,7 @@ from tools.sound import to_wav
 from tools.storage import MediaFile
 from tools.workflows import WorkflowSpec
 
-__all__ = ["backend_of", "fan_out", "find_workflow", "run_workflow"]
+__all__ = ["Inpainted", "backend_of", "fan_out", "find_workflow", "inpaint", "run_workflow"]
 
 T = TypeVar("T")
 
@@ -84,6 +85,37 @@ async def run_workflow(
         return await asyncio.to_thread(to_wav, data) if kind == "audio" else data
 
     return await step.generate_media(runtime, key, make, extension=extension, media_type=media_type)
+
+
+@dataclass(frozen=True)
+class Inpainted:
+    """An image with one region repainted: how it was made and the new file."""
+
+    workflow: str
+    seed: int
+    file: MediaFile
+
+
+async def inpaint(
+    step: Step, runtime: Runtime[Context], *, image: str, mask: str, prompt: str, label: str
+) -> Inpainted:
+    """Repaint the region of the stored ``image`` that ``mask`` paints white with ``prompt``.
+
+    The inpainting workflow is the one discovery finds. A keyframe or a reference sheet is
+    repainted alike; the seed follows from the image, the mask and the prompt.
+
+    Raises:
+        ValueError: The mask is not in the file store (a client must post it first).
+    """
+    if not await asyncio.to_thread(runtime.context.files.exists, mask):
+        raise ValueError(f"the mask {mask} is not in the file store")
+    seed = int(input_hash(image, mask, prompt)[:8], 16)
+    arguments = {"image": image, "mask": mask, "prompt": prompt, "seed": seed}
+    spec = await find_workflow(
+        runtime, "repaint the masked region of an image from a prompt", "inpaint", arguments
+    )
+    file = await run_workflow(step, runtime, spec, arguments, label=label)
+    return Inpainted(workflow=spec.name, seed=seed, file=file)
 
 
 class _NotStarted(Exception):

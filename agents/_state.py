@@ -15,6 +15,7 @@ __all__ = [
     "Turn",
     "conversation_messages",
     "feedback_at",
+    "latest_feedback",
     "state_schema",
 ]
 
@@ -101,6 +102,12 @@ def feedback_at(state: ProductionState, stage: str) -> list[str]:
         for turn in state.get("conversation", [])
         if turn["stage"] == stage and turn["role"] == "user"
     ]
+
+
+def latest_feedback(state: ProductionState, stage: str) -> Turn | None:
+    """The stage's last turn when it is the person's (the draft is a response to it)."""
+    turns = [t for t in state.get("conversation", []) if t["stage"] == stage]
+    return turns[-1] if turns and turns[-1]["role"] == "user" else None
 
 
 def conversation_messages(state: ProductionState, stage: str) -> list[BaseMessage]:

@@ -60,6 +60,7 @@ from agents._state import (
     Turn,
     conversation_messages,
     feedback_at,
+    latest_feedback,
 )
 from agents._state import state_schema as _schema_with
 from agents.artifacts import Project, input_hash
@@ -90,6 +91,7 @@ __all__ = [
     "confirm",
     "conversation_messages",
     "feedback_at",
+    "latest_feedback",
     "load_agents",
     "progress",
     "project_of",

@@ -27,7 +27,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 import prompts
-from agents._media import backend_of, fan_out, find_workflow, run_workflow
+from agents._media import backend_of, fan_out, find_workflow, inpaint, run_workflow
 from agents.artifacts import (
     AssetRegistry,
     Frame,
@@ -49,6 +49,7 @@ from agents.base import (
     Reject,
     Turn,
     feedback_at,
+    latest_feedback,
     progress,
     project_of,
 )
@@ -100,7 +101,7 @@ class FrameGenerator(ProductionAgent):
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> FrameSet:
         """Draft every keyframe, regenerate some (feedback, other references), or inpaint one."""
         previous = state.get("drafts", {}).get(self.stage)
-        turn = _latest_feedback(state, self.stage)
+        turn = latest_feedback(state, self.stage)
         if previous is None or turn is None:
             return await self._draw(state, runtime, None, None, "")
         current = FrameSet.model_validate(previous)
@@ -245,26 +246,20 @@ class FrameGenerator(ProductionAgent):
         frame = current.frame(request["shot"], request["position"])
         if frame is None:
             raise ValueError(f"no {request['position']} frame of shot {request['shot']} to inpaint")
-        if not await asyncio.to_thread(runtime.context.files.exists, request["mask"]):
-            raise ValueError(f"the mask {request['mask']} is not in the file store")
         source = request.get("source") or frame.file.key
-        seed = int(input_hash(source, request["mask"], turn["content"])[:8], 16)
-        arguments = {
-            "image": source,
-            "mask": request["mask"],
-            "prompt": turn["content"],
-            "seed": seed,
-        }
-        spec = await find_workflow(
-            runtime, "repaint the masked region of an image from a prompt", "inpaint", arguments
+        made = await inpaint(
+            self,
+            runtime,
+            image=source,
+            mask=request["mask"],
+            prompt=turn["content"],
+            label=f"inpainting shot {frame.shot} {frame.position} frame",
         )
-        label = f"inpainting shot {frame.shot} {frame.position} frame"
-        file = await run_workflow(self, runtime, spec, arguments, label=label)
         candidate = FrameCandidate(
             prompt=turn["content"],
-            seed=seed,
-            workflow=spec.name,
-            file=file,
+            seed=made.seed,
+            workflow=made.workflow,
+            file=made.file,
             references=[_candidate_file(frame, source)],
             note=f"inpainted: {turn['content']}",
         )
@@ -291,6 +286,8 @@ class FrameGenerator(ProductionAgent):
             _picked(current, decision.references)
         if isinstance(decision, Reject) and decision.inpaint is not None:
             target = decision.inpaint
+            if target.shot is None or target.position is None:
+                raise ValueError("the frames gate inpaints a keyframe: name its shot and position")
             frame = current.frame(target.shot, target.position) if current else None
             if frame is None:
                 raise ValueError(
@@ -566,12 +563,6 @@ def _chosen(frame: Frame) -> Frame:
             "candidates": [],
         }
     )
-
-
-def _latest_feedback(state: ProductionState, stage: str) -> Turn | None:
-    """The stage's last turn when it is the person's (the draft is a response to it)."""
-    turns = [t for t in state.get("conversation", []) if t["stage"] == stage]
-    return turns[-1] if turns and turns[-1]["role"] == "user" else None
 
 
 def _named_shots(message: str) -> set[str] | None:

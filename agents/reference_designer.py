@@ -21,7 +21,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from agents._media import backend_of, fan_out, find_workflow, run_workflow
+from agents._gate import Inpaint
+from agents._media import backend_of, fan_out, find_workflow, inpaint, run_workflow
 from agents.artifacts import (
     AssetRegistry,
     Character,
@@ -34,7 +35,17 @@ from agents.artifacts import (
     SheetCandidate,
     input_hash,
 )
-from agents.base import Context, Edit, ProductionAgent, ProductionState, feedback_at, project_of
+from agents.base import (
+    Context,
+    Edit,
+    ProductionAgent,
+    ProductionState,
+    Reject,
+    Turn,
+    feedback_at,
+    latest_feedback,
+    project_of,
+)
 
 __all__ = ["ReferenceDesigner"]
 
@@ -49,11 +60,14 @@ class ReferenceDesigner(ProductionAgent):
     description = "Draws a reference sheet of every selected asset in each of its looks."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ReferenceSheets:
-        """Draw every sheet, or, after feedback, the sheets of the assets it names."""
+        """Draw every sheet, or after feedback the sheets of the assets it names; or inpaint one."""
         project = project_of(state)
         assets = AssetRegistry.model_validate(state["assets"])
         previous = state.get("drafts", {}).get(self.stage)
         current = ReferenceSheets.model_validate(previous) if previous else None
+        turn = latest_feedback(state, self.stage)
+        if current is not None and turn is not None and "inpaint" in turn:
+            return await self._inpaint(runtime, current, turn)
         feedback = feedback_at(state, self.stage)
         named = _named_assets(feedback[-1], assets) if current and feedback else None
         note = f"regenerated: {feedback[-1]}" if current and feedback else ""
@@ -155,6 +169,34 @@ class ReferenceDesigner(ProductionAgent):
             prompt=prompt, seed=seed, workflow=spec.name, file=file, note=note, drawn_from=base
         )
 
+    async def _inpaint(
+        self, runtime: Runtime[Context], current: ReferenceSheets, turn: Turn
+    ) -> ReferenceSheets:
+        """Repaint a region of one sheet; the result is that sheet's new, chosen candidate."""
+        request = turn["inpaint"]
+        sheet = current.sheet(request["entity"], request["look"])
+        if sheet is None:
+            raise ValueError(f"no sheet of {request['entity']} ({request['look']}) to inpaint")
+        source = request.get("source") or sheet.file.key
+        made = await inpaint(
+            self,
+            runtime,
+            image=source,
+            mask=request["mask"],
+            prompt=turn["content"],
+            label=f"inpainting the reference sheet {sheet.entity} ({sheet.look})",
+        )
+        candidate = SheetCandidate(
+            prompt=turn["content"],
+            seed=made.seed,
+            workflow=made.workflow,
+            file=made.file,
+            note=f"inpainted: {turn['content']}",
+        )
+        update = {"file": made.file, "candidates": [*sheet.candidates, candidate]}
+        sheets = [s.model_copy(update=update) if s is sheet else s for s in current.sheets]
+        return ReferenceSheets(sheets=sheets)
+
     def summary(self, artifact: ReferenceSheets) -> str:
         """Sheet, asset and candidate count."""
         assets = len({sheet.entity for sheet in artifact.sheets})
@@ -166,7 +208,14 @@ class ReferenceDesigner(ProductionAgent):
         )
 
     def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
-        """An edit keeps the proposal's sheets: each picks a candidate or an own image, or skips."""
+        """Edits and inpaints name what the proposal shows.
+
+        An edit keeps every sheet (each picks a candidate or an own image, or skips); an
+        inpaint names a sheet shown and, when given, one of its candidates to paint on.
+        """
+        if isinstance(decision, Reject) and decision.inpaint is not None:
+            _check_inpaint(decision.inpaint, proposal)
+            return
         super().check_decision(decision, proposal)
         if not isinstance(decision, Edit) or not proposal:
             return
@@ -181,6 +230,17 @@ class ReferenceDesigner(ProductionAgent):
         assert isinstance(artifact, ReferenceSheets)
         approved = [sheet.model_copy(update={"candidates": []}) for sheet in artifact.sheets]
         return {self.stage: ReferenceSheets(sheets=approved).model_dump(mode="json")}
+
+
+def _check_inpaint(target: Inpaint, proposal: dict[str, Any]) -> None:
+    if target.entity is None or target.look is None:
+        raise ValueError("the references gate inpaints a sheet: name its entity and look")
+    sheet = ReferenceSheets.model_validate(proposal).sheet(target.entity, target.look)
+    if sheet is None:
+        raise ValueError(f"cannot inpaint: there is no sheet of {target.entity} ({target.look})")
+    shown = {sheet.file.key, *(c.file.key for c in sheet.candidates)}
+    if target.source is not None and target.source not in shown:
+        raise ValueError(f"cannot inpaint {target.source}: not a candidate of that sheet")
 
 
 def _kind(entity: Character | Location | Prop) -> str:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Request, Route, expect
+from playwright.sync_api import Locator, Page, Request, Route, expect
 
 from api.settings import SAMPLE_INPUT
 from tests.browser.conftest import ConsoleProblems, accessibility, phone, screenshot
@@ -32,6 +32,16 @@ ERROR_RED = "rgb(217, 54, 54)"
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def brush(mask: Locator) -> None:
+    """Paint a stroke across the middle of an inpainting mask."""
+    box = mask.bounding_box()
+    assert box is not None
+    mask.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    mask.page.mouse.down()
+    mask.page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    mask.page.mouse.up()
 
 
 def start_over_api(page: Page, name: str, *, config: dict[str, Any], run: bool = True) -> str:
@@ -509,12 +519,20 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     prop.get_by_role("checkbox").uncheck()
     approve_at(page, "assets", "Assets")
 
-    # the reference sheets: one per look of every asset kept; one is skipped
+    # the reference sheets: one per look of every asset kept; a region of one is inpainted,
+    # another is skipped
     gate(page, "references")
     page.get_by_role("tab", name="References").click()
     sheets = page.locator("figure.sheet")
     expect(sheets.first).to_be_visible()
     assert not page.locator(f"figure.sheet[data-entity={prop_id}]").count()  # deselected
+    painted = sheets.nth(1).get_attribute("data-entity")
+    sheets.nth(1).get_by_role("button", name="Inpaint…").click()
+    brush(page.get_by_label("Mask: paint over what should change"))
+    page.get_by_label("Prompt").fill("a striped scarf")
+    page.locator(".inpaint-dialog").get_by_role("button", name="Inpaint", exact=True).click()
+    inpainted = page.locator(f"figure.sheet[data-entity={painted}][data-candidates='2']").first
+    expect(inpainted.locator(".note")).to_have_text("inpainted: a striped scarf")
     skipped = sheets.first.get_attribute("data-entity")
     sheets.first.locator("button.sheet-skip").click()
     expect(page.locator("figure.sheet[data-skipped=true]")).to_have_count(1)
@@ -641,12 +659,7 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     # inpainting: brush a mask over the end frame of the first shot, say what goes there
     end_frame = page.locator("figure.carousel").nth(1)
     end_frame.get_by_role("button", name="Inpaint…").click()
-    mask = page.get_by_label("Mask: paint over what should change")
-    box = mask.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
-    page.mouse.up()
+    brush(page.get_by_label("Mask: paint over what should change"))
     page.get_by_label("Prompt").fill("a red kite in the sky")
     screenshot(page, "project-inpainting")
     page.locator(".inpaint-dialog").get_by_role("button", name="Inpaint", exact=True).click()

@@ -3,18 +3,19 @@
 Through the ComfyUI test double (jobs counted): an asset's other looks are drawn from its
 first look's sheet; feedback naming one asset draws only its sheets again; an edit puts an
 image of one's own in a sheet's place and skips another; the keyframes are then drawn from
-what was approved.
+what was approved. A region of one sheet is inpainted as that sheet's new candidate.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from agents.artifacts import AssetRegistry, FrameSet, ReferenceSheets
-from agents.base import Context
+from agents.base import Context, check_decision
 from graphs.base import load_workflow_types
 from tests.doubles.comfy_server import ComfyServer
 from tests.helpers import APPROVE, answer, current_values, drive_to_gate, new_config, proposal
@@ -103,3 +104,40 @@ async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
         if in_frame.get("pip") == pip.look:
             assert frame.references["pip"] == own
         assert kitchen.entity not in frame.references
+
+
+async def test_a_region_of_one_sheet_is_inpainted_as_its_new_candidate(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any]
+) -> None:
+    graph, config = _graph(), new_config()
+    gate = await drive_to_gate(graph, config, sample_input, comfy_context, "references")
+    sheets = ReferenceSheets.model_validate(proposal(gate)).sheets
+    jobs = comfy_server.jobs
+    pip = next(s for s in sheets if s.entity == "pip")
+    mask = comfy_context.files.put(blank_png((64, 32)), extension="png", media_type="image/png")
+    inpaint = {"entity": "pip", "look": pip.look, "mask": mask.key}
+
+    def reject(message: str, target: dict[str, Any]) -> dict[str, Any]:
+        return {"decisions": [{"type": "reject", "message": message, "inpaint": target}]}
+
+    with pytest.raises(ValueError, match="no sheet of pip \\(no such look\\)"):
+        check_decision(gate, reject("a scarf", {**inpaint, "look": "no such look"}))
+    with pytest.raises(ValueError, match="not a candidate of that sheet"):
+        check_decision(gate, reject("a scarf", {**inpaint, "source": mask.key}))
+    with pytest.raises(ValueError, match="inpaints a sheet"):
+        check_decision(gate, reject("a scarf", {"shot": "1A", "position": "end", "mask": mask.key}))
+    with pytest.raises(ValueError, match="names one image"):
+        check_decision(gate, reject("a scarf", {**inpaint, "shot": "1A"}))
+
+    decision = reject("a red scarf", inpaint)
+    check_decision(gate, decision)
+    gate = await answer(graph, config, decision, comfy_context)
+
+    assert gate is not None and gate["stage"] == "references"
+    assert comfy_server.jobs == jobs + 1  # only that region, of that one sheet
+    after = ReferenceSheets.model_validate(proposal(gate)).sheets
+    painted = next(s for s in after if s.entity == "pip")
+    assert [c.note for c in painted.candidates] == ["", "inpainted: a red scarf"]
+    assert painted.candidates[-1].workflow == "inpaint_region"
+    assert painted.file == painted.candidates[-1].file != pip.file  # chosen, and new
+    assert [s for s in after if s.entity != "pip"] == [s for s in sheets if s.entity != "pip"]

@@ -329,7 +329,8 @@ function candidatesOf(frame) {
 
 /**
  * The reference sheets: one figure per asset and look. At the gate a click on a candidate
- * chooses it, and an asset can be skipped (its keyframes then go without a reference).
+ * chooses it, a region of the chosen one can be inpainted, and an asset can be skipped (its
+ * keyframes then go without a reference). The chosen candidate's note says how it was made.
  */
 function referenceSheets(artifact, ctx) {
   const { gate, view } = ctx;
@@ -356,7 +357,18 @@ function referenceSheets(artifact, ctx) {
       h("figcaption", {},
         h("strong", {}, label(sheet.entity)), ` · ${sheet.look}`,
         sheet.skipped ? h("span.muted", {}, " · skipped") : null,
-        gate ? h("button.sheet-skip", { type: "button", onclick: () => change(i, { skipped: !sheet.skipped }) }, sheet.skipped ? `Use ${title}` : `Skip ${title}`) : null));
+        gate ? h("button.sheet-skip", { type: "button", onclick: () => change(i, { skipped: !sheet.skipped }) }, sheet.skipped ? `Use ${title}` : `Skip ${title}`) : null,
+        gate ? h("button.inpaint", {
+          type: "button",
+          onclick: () => openInpaint({
+            title: `the sheet of ${title}`,
+            target: { entity: sheet.entity, look: sheet.look },
+            file: sheet.file,
+            gate,
+            view,
+          }),
+        }, "Inpaint…") : null),
+      sheet.candidates?.length ? h("p.note", {}, sheet.candidates.find((c) => c.file.key === sheet.file.key)?.note ?? "") : null);
   }));
 }
 
@@ -470,7 +482,13 @@ function carousel(frame, ctx, view, gate) {
       gate ? use : null,
       gate ? h("button.inpaint", {
         type: "button",
-        onclick: () => openInpaint({ frame, file: candidates[index].file, gate, view }),
+        onclick: () => openInpaint({
+          title: `shot ${frame.shot} · ${frame.position} frame`,
+          target: { shot: frame.shot, position: frame.position },
+          file: candidates[index].file,
+          gate,
+          view,
+        }),
       }, "Inpaint…") : null),
     note,
     references(frame, ctx));

@@ -1,5 +1,5 @@
-// Inpainting: paint a mask over a frame with a brush, say what should be there instead,
-// and the frame generator adds a new candidate for that frame.
+// Inpainting: paint a mask over a keyframe or a reference sheet with a brush, say what should
+// be there instead, and the stage's agent adds a new candidate for that image.
 
 import { api, showFile } from "./api.js";
 import { h, toast } from "./dom.js";
@@ -21,9 +21,14 @@ export function maskPng(paint) {
   return mask.toDataURL("image/png");
 }
 
-export function openInpaint({ frame, file, gate, view }) {
-  const dialog = h("dialog.inpaint-dialog", { "aria-label": `Inpaint shot ${frame.shot}, ${frame.position} frame` });
-  const img = h("img", { alt: `Shot ${frame.shot}, ${frame.position} frame` });
+/**
+ * The inpainting dialog of one image: `title` names it ("shot 1A · end frame"), `target` is
+ * what the decision's `inpaint` names it by ({shot, position} or {entity, look}), `file` the
+ * candidate painted on.
+ */
+export function openInpaint({ title, target, file, gate, view }) {
+  const dialog = h("dialog.inpaint-dialog", { "aria-label": `Inpaint ${title}` });
+  const img = h("img", { alt: title });
   const paint = h("canvas.mask", { "aria-label": "Mask: paint over what should change" });
   const size = h("input", { type: "range", min: 4, max: 120, value: 32, "aria-label": "Brush size" });
   const prompt = h("input", { name: "prompt", required: true, placeholder: "What should be there instead?", autocomplete: "off" });
@@ -53,7 +58,7 @@ export function openInpaint({ frame, file, gate, view }) {
   paint.addEventListener("pointerup", () => (painting = false));
 
   const form = h("form", { method: "dialog" },
-    h("h2", {}, `Inpaint shot ${frame.shot} · ${frame.position} frame`),
+    h("h2", {}, `Inpaint ${title}`),
     h("div.inpaint-stage", {}, showFile(img, file), paint),
     h("div.row", {},
       h("label.field", {}, "Brush", size),
@@ -65,7 +70,7 @@ export function openInpaint({ frame, file, gate, view }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (empty) {
-      toast("Paint over the part of the frame that should change first.", { error: true });
+      toast("Paint over the part of the image that should change first.", { error: true });
       return;
     }
     try {
@@ -74,7 +79,7 @@ export function openInpaint({ frame, file, gate, view }) {
       await view.decide(gate, {
         type: "reject",
         message: prompt.value.trim(),
-        inpaint: { shot: frame.shot, position: frame.position, mask: mask.key, source: file.key },
+        inpaint: { ...target, mask: mask.key, source: file.key },
       });
     } catch (error) {
       toast(error.message, { error: true });
