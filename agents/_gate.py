@@ -81,21 +81,38 @@ class Inpaint(BaseModel):
         return self
 
 
-class Reject(BaseModel):
-    """Send the proposal back with conversational feedback (or an inpainting request).
+class OwnImage(BaseModel):
+    """An image of the person's own (a stored PNG's key) for one reference sheet.
 
-    ``references`` (entity id → file key) picks other reference images for those entities.
+    The model describes it and proposes the look's description from it, replaced or merged.
+    """
+
+    entity: str
+    look: str
+    file: str = Field(pattern=r"^[0-9a-f]{64}\.png$")
+
+
+class Reject(BaseModel):
+    """Send the proposal back with conversational feedback (or one request of the stage's).
+
+    ``inpaint`` repaints a region of one image; ``references`` (entity id → file key) picks
+    other reference images for those entities; ``own_image`` puts an image of the person's
+    own in a reference sheet's place, to be described.
     """
 
     type: Literal["reject"]
     message: str = Field(min_length=1)
     inpaint: Inpaint | None = None
     references: dict[str, str] | None = Field(None, min_length=1)
+    own_image: OwnImage | None = None
 
     @model_validator(mode="after")
     def _one_request(self) -> Reject:
-        if self.inpaint is not None and self.references is not None:
-            raise ValueError("a reject either inpaints or picks references, not both")
+        asked = [self.inpaint, self.references, self.own_image]
+        if sum(request is not None for request in asked) > 1:
+            raise ValueError(
+                "a reject makes one request: inpaint, references or own_image, not several"
+            )
         return self
 
 

@@ -11,11 +11,14 @@ as many as the backend can run.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
+from PIL import Image
 
 from agents.artifacts import input_hash
 from agents.base import Context, Step, progress
@@ -24,7 +27,15 @@ from tools.sound import to_wav
 from tools.storage import MediaFile
 from tools.workflows import WorkflowSpec
 
-__all__ = ["Inpainted", "backend_of", "fan_out", "find_workflow", "inpaint", "run_workflow"]
+__all__ = [
+    "Inpainted",
+    "backend_of",
+    "fan_out",
+    "find_workflow",
+    "image_data_url",
+    "inpaint",
+    "run_workflow",
+]
 
 T = TypeVar("T")
 
@@ -85,6 +96,19 @@ async def run_workflow(
         return await asyncio.to_thread(to_wav, data) if kind == "audio" else data
 
     return await step.generate_media(runtime, key, make, extension=extension, media_type=media_type)
+
+
+def image_data_url(data: bytes, *, longest_side: int = 512) -> str:
+    """An image as a model is shown it: a JPEG ``data:`` URL, at most ``longest_side`` a side.
+
+    Blocking (Pillow): call it in a thread.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        small = image.convert("RGB")
+    small.thumbnail((longest_side, longest_side))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class Turn(TypedDict):
     content: str
     inpaint: NotRequired[dict[str, Any]]  # a frames-gate reject that repaints one region
     references: NotRequired[dict[str, str]]  # a frames-gate reject: entity id -> file key
+    own_image: NotRequired[dict[str, Any]]  # a references-gate reject: a sheet's own image
 
 
 class Generation(TypedDict):

@@ -446,6 +446,12 @@ class SheetCandidate(_Artifact):
     drawn_from: MediaFile | None = Field(
         None, description="The default look's sheet a sheet of another look was drawn from."
     )
+    described: str | None = Field(
+        None, description="An own image's look as the model describes it (to replace with)."
+    )
+    merged: str | None = Field(
+        None, description="The look's description merged with what the own image shows."
+    )
 
 
 class ReferenceSheet(_Artifact):
@@ -461,6 +467,11 @@ class ReferenceSheet(_Artifact):
     file: MediaFile
     candidates: list[SheetCandidate] = Field(default_factory=list)
     skipped: bool = False
+    description: str | None = Field(
+        None,
+        description="The look as this sheet shows it, when the person chose one (an own "
+        "image's description, replacing or merged into the registry's); else the registry's.",
+    )
 
 
 class ReferenceSheets(_Artifact):

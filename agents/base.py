@@ -172,12 +172,15 @@ class Step(ABC):
     def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
         """Stage-specific checks of a valid decision against the proposal; raise ValueError.
 
-        By default only plain feedback is understood (no inpainting, no references).
+        By default only plain feedback is understood (no inpainting, no references, no
+        image of the person's own).
         """
         if isinstance(decision, Reject) and decision.inpaint is not None:
             raise ValueError(f"the {self.stage} gate cannot inpaint")
         if isinstance(decision, Reject) and decision.references is not None:
             raise ValueError(f"the {self.stage} gate has no reference images to pick")
+        if isinstance(decision, Reject) and decision.own_image is not None:
+            raise ValueError(f"the {self.stage} gate takes no image of yours")
 
     @property
     def draft_node(self) -> str:
@@ -268,6 +271,8 @@ class Step(ABC):
                     feedback["inpaint"] = decision.inpaint.model_dump()
                 if decision.references is not None:
                     feedback["references"] = decision.references
+                if decision.own_image is not None:
+                    feedback["own_image"] = decision.own_image.model_dump()
                 said = HumanMessage(content=decision.message)
                 return Command(
                     goto=self.draft_node, update={"conversation": [feedback], "messages": [said]}
@@ -299,6 +304,7 @@ class Step(ABC):
         follow_up: Sequence[BaseMessage] = (),
         with_conversation: bool = True,
         scene: int | None = None,
+        image: str | None = None,
     ) -> ArtifactT:
         """Ask the agent's model for an artifact, memoised by the exact input.
 
@@ -315,11 +321,21 @@ class Step(ABC):
             follow_up: Messages after the conversation (e.g. a repair request).
             with_conversation: Whether to send the conversation so far at this stage.
             scene: The one scene this call drafts (selects the offline recording of it).
+            image: An image the model looks at with the task (a ``data:`` URL), sent as an
+                OpenAI ``image_url`` content part at low detail.
         """
         schema = artifact or self.artifact
+        task_message = (
+            prompt.user
+            if image is None
+            else [
+                {"type": "text", "text": prompt.user},
+                {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+            ]
+        )
         messages: list[BaseMessage] = [
             SystemMessage(prompt.system),
-            HumanMessage(prompt.user),
+            HumanMessage(task_message),
             *(conversation_messages(state, self.stage) if with_conversation else ()),
             *follow_up,
         ]

@@ -152,7 +152,7 @@ class FrameGenerator(ProductionAgent):
                 if done is not None and done.made_from == made_from:
                     planned.append(done)
                     continue
-                prompt = _prompt(project, assets, shot, position, feedback)
+                prompt = _prompt(project, assets, sheets, shot, position, feedback)
                 planned.append(_Keyframe(shot, position, prompt, files, made_from, kept))
         todo = [p for p in planned if isinstance(p, _Keyframe)]
         drawn = iter(await self._keyframes(runtime, project, todo, len(feedback), note))
@@ -351,15 +351,28 @@ def _made_from(project: Project, assets: AssetRegistry, shot: Shot) -> str:
 
 
 def _prompt(
-    project: Project, assets: AssetRegistry, shot: Shot, position: str, feedback: list[str]
+    project: Project,
+    assets: AssetRegistry,
+    sheets: _Sheets,
+    shot: Shot,
+    position: str,
+    feedback: list[str],
 ) -> str:
-    """The keyframe prompt: the shot's frame description with what is in frame."""
+    """The keyframe prompt: the shot's frame description with what is in frame.
+
+    Each entity in frame is described by its static features and its look: the description
+    the person chose for the look's sheet (from an image of their own), else the registry's.
+    """
     entities = assets.entities()
     in_frame = [
         {
             "name": entities[e.entity].name,
             "look": e.look,
             "description": entities[e.entity].description,
+            "look_description": sheets.description(e.entity, e.look)
+            or next(
+                (a.description for a in entities[e.entity].appearances() if a.name == e.look), ""
+            ),
         }
         for e in shot.entities
         if e.entity in entities
@@ -402,10 +415,13 @@ class _Sheets:
     def __init__(self, references: ReferenceSheets, assets: AssetRegistry) -> None:
         entities = assets.entities()
         self._by_look: dict[tuple[str, str], ReferenceOption] = {}
+        self._descriptions: dict[tuple[str, str], str] = {}
         self.made: dict[str, list[ReferenceOption]] = {}
         for sheet in references.sheets:
             if sheet.skipped or sheet.entity not in entities:
                 continue
+            if sheet.description:
+                self._descriptions[(sheet.entity, sheet.look)] = sheet.description
             looks = entities[sheet.entity].appearances()
             label = "reference sheet" if len(looks) == 1 else f"reference sheet ({sheet.look})"
             option = ReferenceOption(file=sheet.file, label=label)
@@ -415,6 +431,10 @@ class _Sheets:
     def get(self, entity_id: str, look_name: str) -> ReferenceOption | None:
         """The sheet of an entity in a look; None when it has none (skipped, deselected)."""
         return self._by_look.get((entity_id, look_name))
+
+    def description(self, entity_id: str, look_name: str) -> str | None:
+        """The look's description the person chose for its sheet, if they chose one."""
+        return self._descriptions.get((entity_id, look_name))
 
 
 def _references(

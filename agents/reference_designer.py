@@ -14,15 +14,24 @@ The frame generator draws its keyframes from the approved sheets.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+import prompts
 from agents._gate import Inpaint
-from agents._media import backend_of, fan_out, find_workflow, inpaint, run_workflow
+from agents._media import (
+    backend_of,
+    fan_out,
+    find_workflow,
+    image_data_url,
+    inpaint,
+    run_workflow,
+)
 from agents.artifacts import (
     AssetRegistry,
     Character,
@@ -44,8 +53,10 @@ from agents.base import (
     Turn,
     feedback_at,
     latest_feedback,
+    progress,
     project_of,
 )
+from tools.llm import LLMError
 
 __all__ = ["ReferenceDesigner"]
 
@@ -68,6 +79,8 @@ class ReferenceDesigner(ProductionAgent):
         turn = latest_feedback(state, self.stage)
         if current is not None and turn is not None and "inpaint" in turn:
             return await self._inpaint(runtime, current, turn)
+        if current is not None and turn is not None and "own_image" in turn:
+            return await self._own_image(state, runtime, current, turn)
         feedback = feedback_at(state, self.stage)
         named = _named_assets(feedback[-1], assets) if current and feedback else None
         note = f"regenerated: {feedback[-1]}" if current and feedback else ""
@@ -197,6 +210,67 @@ class ReferenceDesigner(ProductionAgent):
         sheets = [s.model_copy(update=update) if s is sheet else s for s in current.sheets]
         return ReferenceSheets(sheets=sheets)
 
+    async def _own_image(
+        self,
+        state: ProductionState,
+        runtime: Runtime[Context],
+        current: ReferenceSheets,
+        turn: Turn,
+    ) -> ReferenceSheets:
+        """The person's image becomes the sheet's chosen candidate, described by the model.
+
+        The candidate carries two descriptions of the look for the person to choose from at
+        the gate: what the image shows (to replace the registry's) and the registry's merged
+        with it. A model that cannot read images leaves them out and says so in the note.
+        """
+        request = turn["own_image"]
+        sheet = current.sheet(request["entity"], request["look"])
+        if sheet is None:
+            raise ValueError(f"no sheet of {request['entity']} ({request['look']})")
+        key, files = request["file"], runtime.context.files
+        if not await asyncio.to_thread(files.exists, key):
+            raise ValueError(f"your image {key} is not in the file store")
+        data = await asyncio.to_thread(files.read, key)
+        file = MediaFile(
+            sha256=key.partition(".")[0], key=key, media_type="image/png", size_bytes=len(data)
+        )
+        entity = AssetRegistry.model_validate(state["assets"]).entities()[sheet.entity]
+        look = next(a for a in entity.appearances() if a.name == sheet.look)
+        prompt = prompts.render(
+            "reference_designer/describe_image",
+            project=project_of(state),
+            entity=entity,
+            look=look,
+        )
+        progress(runtime, self.stage, f"describing your image of {entity.name} ({look.name})")
+        try:
+            seen = await self.generate(
+                runtime,
+                prompt,
+                state,
+                task="describe_image",
+                artifact=LookFromImage,
+                with_conversation=False,
+                image=await asyncio.to_thread(image_data_url, data),
+            )
+        except LLMError as error:
+            candidate = SheetCandidate(
+                prompt="", seed=0, workflow="", file=file, note=f"your own image ({error})"
+            )
+        else:
+            candidate = SheetCandidate(
+                prompt="",
+                seed=0,
+                workflow="",
+                file=file,
+                note="your own image",
+                described=seen.described,
+                merged=seen.merged,
+            )
+        update = {"file": file, "candidates": [*sheet.candidates, candidate], "skipped": False}
+        sheets = [s.model_copy(update=update) if s is sheet else s for s in current.sheets]
+        return ReferenceSheets(sheets=sheets)
+
     def summary(self, artifact: ReferenceSheets) -> str:
         """Sheet, asset and candidate count."""
         assets = len({sheet.entity for sheet in artifact.sheets})
@@ -211,10 +285,16 @@ class ReferenceDesigner(ProductionAgent):
         """Edits and inpaints name what the proposal shows.
 
         An edit keeps every sheet (each picks a candidate or an own image, or skips); an
-        inpaint names a sheet shown and, when given, one of its candidates to paint on.
+        inpaint names a sheet shown and, when given, one of its candidates to paint on; an
+        own image names a sheet shown.
         """
         if isinstance(decision, Reject) and decision.inpaint is not None:
             _check_inpaint(decision.inpaint, proposal)
+            return
+        if isinstance(decision, Reject) and decision.own_image is not None:
+            named = decision.own_image
+            if ReferenceSheets.model_validate(proposal).sheet(named.entity, named.look) is None:
+                raise ValueError(f"there is no sheet of {named.entity} ({named.look})")
             return
         super().check_decision(decision, proposal)
         if not isinstance(decision, Edit) or not proposal:
@@ -230,6 +310,15 @@ class ReferenceDesigner(ProductionAgent):
         assert isinstance(artifact, ReferenceSheets)
         approved = [sheet.model_copy(update={"candidates": []}) for sheet in artifact.sheets]
         return {self.stage: ReferenceSheets(sheets=approved).model_dump(mode="json")}
+
+
+class LookFromImage(BaseModel):
+    """The model's two descriptions of a look from the person's image of it."""
+
+    described: str = Field(min_length=1, description="The look as the image shows it.")
+    merged: str = Field(
+        min_length=1, description="The current description changed where the image differs."
+    )
 
 
 def _check_inpaint(target: Inpaint, proposal: dict[str, Any]) -> None:

@@ -9,14 +9,16 @@ screen scanned at both sizes.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Locator, Page, Request, Route, expect
 
-from api.settings import SAMPLE_INPUT
+from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
 from tests.browser.conftest import ConsoleProblems, accessibility, phone, screenshot
 from tests.browser.test_web_client import (
     create_sample_project,
@@ -28,10 +30,18 @@ from tests.browser.test_web_client import (
 )
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
+_RECORDED = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]
 ERROR_RED = "rgb(217, 54, 54)"
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _png() -> bytes:
+    """A small yellow PNG: an image of the film maker's own."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (90, 60), (240, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def brush(mask: Locator) -> None:
@@ -533,6 +543,16 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     page.locator(".inpaint-dialog").get_by_role("button", name="Inpaint", exact=True).click()
     inpainted = page.locator(f"figure.sheet[data-entity={painted}][data-candidates='2']").first
     expect(inpainted.locator(".note")).to_have_text("inpainted: a striped scarf")
+    # an image of one's own for Dora's raincoat: the model describes it, the merge is chosen
+    raincoat = "figure.sheet[data-entity=dora][data-look='yellow raincoat']"
+    with page.expect_file_chooser() as chooser:
+        page.locator(raincoat).get_by_role("button", name="Use my image…").click()
+    chooser.value.set_files({"name": "dora.png", "mimeType": "image/png", "buffer": _png()})
+    merged = page.locator(f"{raincoat} [data-option=merged]")
+    expect(merged).to_be_visible()
+    merged.get_by_role("button", name="Use the merged description").click()
+    expect(merged.get_by_role("button")).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "references-own-image")
     skipped = sheets.first.get_attribute("data-entity")
     sheets.first.locator("button.sheet-skip").click()
     expect(page.locator("figure.sheet[data-skipped=true]")).to_have_count(1)
@@ -542,6 +562,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     gate(page, "casting")
     approved = thread_values(page, project_id)["references"]["sheets"]
     assert [s["entity"] for s in approved if s["skipped"]] == [skipped]
+    own = next(s for s in approved if (s["entity"], s["look"]) == ("dora", "yellow raincoat"))
+    assert own["description"] == _RECORDED["describe_image"][0]["merged"]
     page.get_by_role("tab", name="Casting").click()
     expect(page.locator("table.cast tbody tr")).to_have_count(2)
     plays(page.get_by_label("Sample of DORA"))

@@ -25,7 +25,10 @@ schema — prose, a schema echo, as a small local model does — so output valid
 the schema is sent; ``ignores_response_format`` answers as a server (or a proxy) that drops
 it does, unconstrained. ``context_tokens`` is the model's context: a request whose messages
 (estimated at four characters a token) plus its completion budget exceed it is answered
-400 as ``overflow_style`` names: ``"openai"``, ``"vllm"`` or ``"llama.cpp"``.
+400 as ``overflow_style`` names: ``"openai"``, ``"vllm"`` or ``"llama.cpp"``. A message's
+content may be a list of parts (text and ``image_url``, as a vision model reads them); an
+image counts 85 tokens, as OpenAI counts one at low detail, and ``reads_images = False`` is a
+text-only model: a request with an image is answered OpenAI's 400.
 
 Tool calls are answered as the real API answers them: a :class:`ToolCallReply` becomes
 ``message.tool_calls`` with ``finish_reason: "tool_calls"``. The model can call only the
@@ -104,6 +107,7 @@ _SPEECH_CHARACTERS_PER_S = 14.0
 _SPEECH_MAX_INPUT = 4096
 _DIRECTOR_PROMPT = Path(__file__).parents[2] / "prompts" / "director" / "chat.md"
 _SCENE = re.compile(r"\bscene (\d+)\b", re.IGNORECASE)
+_IMAGE_TOKENS = 85  # what OpenAI counts for one image sent at low detail
 # OpenAI's error `type` and `code` for the statuses tests script most.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
@@ -172,6 +176,7 @@ class OpenAIServer:
         self.unconstrained: Reply | None = None
         self.ignores_response_format = False
         self.context_tokens: int | None = None
+        self.reads_images = True
         self.overflow_style: Literal["openai", "vllm", "llama.cpp"] = "openai"
         self.peak_in_flight = 0
         self.requests: list[dict[str, Any]] = []
@@ -228,6 +233,19 @@ class OpenAIServer:
 
     def _refusal(self, body: dict[str, Any]) -> ErrorReply | None:
         """What a real server answers before generating: a bad strict schema, an overflow."""
+        if not self.reads_images and (where := _image_part(body.get("messages", []))):
+            return ErrorReply(
+                400,
+                payload={
+                    "error": {
+                        "message": "Invalid content type. image_url is only supported by "
+                        "certain models.",
+                        "type": "invalid_request_error",
+                        "param": where,
+                        "code": None,
+                    }
+                },
+            )
         response_format = body.get("response_format") or {}
         if response_format.get("type") == "json_schema" and not self.ignores_response_format:
             spec = response_format.get("json_schema", {})
@@ -448,7 +466,7 @@ def replay_recordings(
         task = next((t for opening, t in openings.items() if system.startswith(opening)), None)
         if task is None:
             return ErrorReply(400, "openai test double: no prompt file opens this request")
-        user = next((m["content"] for m in messages if m["role"] == "user"), "")
+        user = next((message_text(m) for m in messages if m["role"] == "user"), "")
         scenes = _SCENE.findall(user)
         scene = int(scenes[-1]) if scenes else None
         revision = sum(m["role"] == "assistant" for m in messages)
@@ -510,7 +528,7 @@ def _langchain_message(message: dict[str, Any]) -> Any:
     """A wire message as the LangChain message the scripted director reads."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-    content = message.get("content") or ""
+    content = message_text(message)
     role = message["role"]
     if role == "tool":
         return ToolMessage(content, tool_call_id=message.get("tool_call_id", ""))
@@ -551,8 +569,39 @@ def _tool_call_problem(body: dict[str, Any], call: ToolCallReply) -> ErrorReply 
 
 
 def estimated_tokens(messages: list[dict[str, Any]]) -> int:
-    """The tokens of ``messages`` as the double counts them: four characters a token."""
-    return math.ceil(len(json.dumps(messages)) / 4)
+    """The tokens of ``messages`` as the double counts them: four characters a token.
+
+    An image part counts as OpenAI counts one at low detail, 85 tokens, not by its URL.
+    """
+    texts = [{**m, "content": message_text(m)} for m in messages]
+    images = sum(len(_images(m)) for m in messages)
+    return math.ceil(len(json.dumps(texts)) / 4) + _IMAGE_TOKENS * images
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A wire message's text: its content, or the text parts of a list of content parts."""
+    content = message.get("content") or ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _images(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [part for part in content if part.get("type") == "image_url"]
+
+
+def _image_part(messages: list[dict[str, Any]]) -> str | None:
+    """Where the first image part of ``messages`` is, as OpenAI names it in an error."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if part.get("type") == "image_url":
+                    return f"messages.[{i}].content.[{j}].type"
+    return None
 
 
 def _overflow(style: str, context: int, prompt: int, completion: int) -> ErrorReply:

@@ -3,23 +3,33 @@
 Through the ComfyUI test double (jobs counted): an asset's other looks are drawn from its
 first look's sheet; feedback naming one asset draws only its sheets again; an edit puts an
 image of one's own in a sheet's place and skips another; the keyframes are then drawn from
-what was approved. A region of one sheet is inpainted as that sheet's new candidate.
+what was approved. A region of one sheet is inpainted as that sheet's new candidate. An image
+of the person's own is described by the model (over the wire, as a vision request) and the
+description the person chooses goes into the keyframes' prompts.
 """
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from PIL import Image
 
+import prompts
 from agents.artifacts import AssetRegistry, FrameSet, ReferenceSheets
 from agents.base import Context, check_decision
+from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from tests.doubles.comfy_server import ComfyServer
+from tests.doubles.openai_server import replay_recordings
 from tests.helpers import APPROVE, answer, current_values, drive_to_gate, new_config, proposal
 from tools.comfy_tools import blank_png
+from tools.llm import ModelProvider
 
 
 def _graph() -> Any:
@@ -141,3 +151,97 @@ async def test_a_region_of_one_sheet_is_inpainted_as_its_new_candidate(
     assert painted.candidates[-1].workflow == "inpaint_region"
     assert painted.file == painted.candidates[-1].file != pip.file  # chosen, and new
     assert [s for s in after if s.entity != "pip"] == [s for s in sheets if s.entity != "pip"]
+
+
+def _own_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (240, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_an_own_image_is_described_and_the_chosen_description_is_drawn_from(
+    comfy_server: ComfyServer, comfy_context: Context, sample_input: dict[str, Any], openai_server
+) -> None:
+    openai_server.responder = replay_recordings(SAMPLE_RECORDINGS, prompts.PROMPTS_DIR)
+    context = replace(
+        comfy_context,
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+    )
+    graph, config = _graph(), new_config()
+    gate = await drive_to_gate(graph, config, sample_input, context, "references")
+    jobs = comfy_server.jobs
+    own = context.files.put(_own_png(), extension="png", media_type="image/png")
+    mine = {"entity": "dora", "look": "yellow raincoat", "file": own.key}
+    decision = {"decisions": [{"type": "reject", "message": "my own Dora", "own_image": mine}]}
+    with pytest.raises(ValueError, match="no sheet of dora \\(pyjamas\\)"):
+        check_decision(
+            gate,
+            {"decisions": [{**decision["decisions"][0], "own_image": {**mine, "look": "pyjamas"}}]},
+        )
+
+    gate = await answer(graph, config, decision, context)
+
+    # the model was shown the image (downscaled, low detail) with the look to describe
+    asked = openai_server.requests[-1]["messages"][-1]["content"]
+    assert [part["type"] for part in asked] == ["text", "image_url"]
+    assert "Current description:" in asked[0]["text"] and "yellow raincoat" in asked[0]["text"]
+    assert asked[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert asked[1]["image_url"]["detail"] == "low"
+    assert comfy_server.jobs == jobs  # nothing drawn
+    recorded = json.loads(SAMPLE_RECORDINGS.read_text())["responses"]["describe_image"][0]
+    sheets = ReferenceSheets.model_validate(proposal(gate))
+    raincoat = sheets.sheet("dora", "yellow raincoat")
+    assert raincoat is not None and raincoat.file.key == own.key
+    chosen = raincoat.candidates[-1]
+    assert (chosen.described, chosen.merged) == (recorded["described"], recorded["merged"])
+    assert raincoat.description is None  # nothing chosen for the person
+
+    # the person merges: the approved sheet keeps that description, and the keyframes showing
+    # Dora in her raincoat are drawn from it
+    raincoat.description = chosen.merged
+    edit = {"name": "references", "args": sheets.model_dump(mode="json")}
+    gate = await answer(
+        graph, config, {"decisions": [{"type": "edit", "edited_action": edit}]}, context
+    )
+    approved = ReferenceSheets.model_validate((await current_values(graph, config))["references"])
+    assert approved.sheet("dora", "yellow raincoat").description == recorded["merged"]
+    while gate is not None and gate["stage"] != "frames":
+        gate = await answer(graph, config, APPROVE, context)
+    frames = FrameSet.model_validate(proposal(gate)).frames
+    shots = {s["id"]: s for s in (await current_values(graph, config))["shots"]["shots"]}
+    in_raincoat = {"entity": "dora", "look": "yellow raincoat"}
+    raincoat_frames = [f for f in frames if in_raincoat in shots[f.shot]["entities"]]
+    assert raincoat_frames
+    assert all(recorded["merged"] in f.candidates[-1].prompt for f in raincoat_frames)
+
+
+async def test_a_model_that_cannot_read_images_leaves_the_own_image_undescribed(
+    comfy_context: Context, sample_input: dict[str, Any], openai_server
+) -> None:
+    openai_server.responder = replay_recordings(SAMPLE_RECORDINGS, prompts.PROMPTS_DIR)
+    openai_server.reads_images = False
+    context = replace(
+        comfy_context,
+        models=ModelProvider(
+            api_key="test-key", base_url=openai_server.base_url, recordings=SAMPLE_RECORDINGS
+        ),
+    )
+    graph, config = _graph(), new_config()
+    await drive_to_gate(graph, config, sample_input, context, "references")
+    own = context.files.put(_own_png(), extension="png", media_type="image/png")
+    mine = {"entity": "pip", "look": "bobble hat", "file": own.key}
+
+    gate = await answer(
+        graph,
+        config,
+        {"decisions": [{"type": "reject", "message": "my own Pip", "own_image": mine}]},
+        context,
+    )
+
+    pip = ReferenceSheets.model_validate(proposal(gate)).sheet("pip", "bobble hat")
+    assert pip is not None and pip.file.key == own.key
+    chosen = pip.candidates[-1]
+    assert (chosen.described, chosen.merged) == (None, None)
+    assert chosen.note.startswith("your own image (") and "image_url" in chosen.note

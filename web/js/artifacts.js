@@ -357,8 +357,9 @@ function referenceSheets(artifact, ctx) {
       h("figcaption", {},
         h("strong", {}, label(sheet.entity)), ` · ${sheet.look}`,
         sheet.skipped ? h("span.muted", {}, " · skipped") : null,
-        gate ? h("button.sheet-skip", { type: "button", onclick: () => change(i, { skipped: !sheet.skipped }) }, sheet.skipped ? `Use ${title}` : `Skip ${title}`) : null,
-        gate ? h("button.inpaint", {
+        gate ? h("button.sheet-skip", { type: "button", onclick: () => change(i, { skipped: !sheet.skipped }) }, sheet.skipped ? `Use ${title}` : `Skip ${title}`) : null),
+      gate ? h("div.sheet-actions", {},
+        h("button.inpaint", {
           type: "button",
           onclick: () => openInpaint({
             title: `the sheet of ${title}`,
@@ -367,9 +368,59 @@ function referenceSheets(artifact, ctx) {
             gate,
             view,
           }),
-        }, "Inpaint…") : null),
-      sheet.candidates?.length ? h("p.note", {}, sheet.candidates.find((c) => c.file.key === sheet.file.key)?.note ?? "") : null);
+        }, "Inpaint…"),
+        h("button.own-image", { type: "button", onclick: () => useOwnImage(sheet, title, gate, view) }, "Use my image…")) : null,
+      sheet.candidates?.length ? h("p.note", {}, sheet.candidates.find((c) => c.file.key === sheet.file.key)?.note ?? "") : null,
+      lookDescription(sheet, gate, (description) => change(i, { description })));
   }));
+}
+
+/**
+ * An image of the person's own for a sheet: picked from disk, sent as a PNG (`POST /files`),
+ * then a reject that asks the reference designer to describe it.
+ */
+function useOwnImage(sheet, title, gate, view) {
+  const input = h("input", { type: "file", accept: "image/*", hidden: true });
+  input.addEventListener("change", async () => {
+    const [picked] = input.files;
+    input.remove();
+    if (!picked) return;
+    try {
+      const image = await createImageBitmap(picked);
+      const canvas = h("canvas", { width: image.width, height: image.height });
+      canvas.getContext("2d").drawImage(image, 0, 0);
+      const file = await api("/files", { method: "POST", body: { data_url: canvas.toDataURL("image/png") } });
+      await view.decide(gate, {
+        type: "reject",
+        message: `My own image for ${title}.`,
+        own_image: { entity: sheet.entity, look: sheet.look, file: file.key },
+      });
+    } catch (error) {
+      toast(error.message, { error: true });
+    }
+  });
+  document.body.append(input);
+  input.click();
+}
+
+/**
+ * The look's description from the person's own image: what the model saw, and the
+ * registry's merged with it. At the gate either replaces the look's description (or the
+ * registry's is kept); the chosen one is what the keyframes are drawn from.
+ */
+function lookDescription(sheet, gate, choose) {
+  const own = sheet.candidates?.find((c) => c.file.key === sheet.file.key && c.described);
+  if (!own && !sheet.description) return null;
+  const option = (name, text) => h("li", { dataset: { option: name } },
+    h("p", {}, text),
+    gate ? h("button", {
+      type: "button",
+      "aria-pressed": String(sheet.description === text),
+      onclick: () => choose(sheet.description === text ? null : text),
+    }, name === "described" ? "Replace the description with this" : "Use the merged description") : null);
+  return h("div.look-description", {},
+    h("p.muted", {}, sheet.description ? "Keyframes use the chosen description." : "Keyframes use the registry's description unless you choose one:"),
+    own ? h("ul", {}, option("described", own.described), option("merged", own.merged)) : h("p", {}, sheet.description));
 }
 
 function frames(artifact, ctx) {
