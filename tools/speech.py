@@ -477,7 +477,8 @@ class OpenAISpeech:
         if not text.strip():
             raise ValueError("nothing to say: the line is empty")
         speed = min(_MAX_SPEED, max(_MIN_SPEED, delivery(direction).rate))
-        client = self._client
+        # the first line imports the SDK and loads certificates: not on the event loop
+        client = await asyncio.to_thread(getattr, self, "_client")
         import openai  # loaded by the client
 
         try:
