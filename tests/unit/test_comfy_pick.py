@@ -81,7 +81,14 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_dialogue_and_lat
             dialogue=[SimpleNamespace(speaker="Pip", text="Is it far down?")],
         ),
         description="Pip peers over the edge of the table.",
-        entities=[SimpleNamespace(name="Pip", look="raincoat", description="A small brown egg.")],
+        entities=[
+            SimpleNamespace(
+                name="Pip",
+                look="raincoat",
+                description="A small brown egg.",
+                look_description="A yellow raincoat.",
+            )
+        ],
         project=SimpleNamespace(visual_style="stop-motion", story_rules=["Eggs never fly."]),
         feedback=["make it funnier", "warmer light, please"],
     ).user
@@ -93,7 +100,7 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_dialogue_and_lat
     assert card.details == (
         ("Camera move", "dolly in"),
         ("Dialogue", 'Pip: "Is it far down?"'),
-        ("Pip (raincoat)", "A small brown egg."),
+        ("Pip (raincoat)", "A small brown egg. A yellow raincoat."),
         ("Rule", "Eggs never fly."),
     )
     assert (card.style, card.note) == ("stop-motion", "warmer light, please")
