@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 from PIL import Image
 
 from agents.artifacts import input_hash
-from agents.base import Context, Step, progress
+from agents.base import Context, Step, Turn, progress
 from tools.comfy_tools import MediaBackend, as_media_backend, pick_workflow, workflow_tool
 from tools.sound import to_wav
 from tools.storage import MediaFile
@@ -113,33 +113,49 @@ def image_data_url(data: bytes, *, longest_side: int = 512) -> str:
 
 @dataclass(frozen=True)
 class Inpainted:
-    """An image with one region repainted: how it was made and the new file."""
+    """An image with one region repainted: what was painted on, how, and the new file."""
 
+    source: str
+    prompt: str
     workflow: str
     seed: int
     file: MediaFile
 
+    def candidate(self) -> dict[str, Any]:
+        """The fields every candidate of a gate has, for the new one this makes."""
+        return {
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "workflow": self.workflow,
+            "file": self.file,
+            "note": f"inpainted: {self.prompt}",
+        }
+
 
 async def inpaint(
-    step: Step, runtime: Runtime[Context], *, image: str, mask: str, prompt: str, label: str
+    step: Step, runtime: Runtime[Context], turn: Turn, *, chosen: str, label: str
 ) -> Inpainted:
-    """Repaint the region of the stored ``image`` that ``mask`` paints white with ``prompt``.
+    """Repaint what a reject's ``inpaint`` asks: the region its mask paints white.
 
-    The inpainting workflow is the one discovery finds. A keyframe or a reference sheet is
-    repainted alike; the seed follows from the image, the mask and the prompt.
+    The image painted on is the request's ``source``, else ``chosen`` (the key of the
+    image's chosen candidate); the prompt is the reject's message. A keyframe or a reference
+    sheet is repainted alike, by the inpainting workflow discovery finds; the seed follows
+    from the image, the mask and the prompt.
 
     Raises:
         ValueError: The mask is not in the file store (a client must post it first).
     """
+    request, prompt = turn["inpaint"], turn["content"]
+    source, mask = request.get("source") or chosen, request["mask"]
     if not await asyncio.to_thread(runtime.context.files.exists, mask):
         raise ValueError(f"the mask {mask} is not in the file store")
-    seed = int(input_hash(image, mask, prompt)[:8], 16)
-    arguments = {"image": image, "mask": mask, "prompt": prompt, "seed": seed}
+    seed = int(input_hash(source, mask, prompt)[:8], 16)
+    arguments = {"image": source, "mask": mask, "prompt": prompt, "seed": seed}
     spec = await find_workflow(
         runtime, "repaint the masked region of an image from a prompt", "inpaint", arguments
     )
     file = await run_workflow(step, runtime, spec, arguments, label=label)
-    return Inpainted(workflow=spec.name, seed=seed, file=file)
+    return Inpainted(source=source, prompt=prompt, workflow=spec.name, seed=seed, file=file)
 
 
 class _NotStarted(Exception):

@@ -246,22 +246,15 @@ class FrameGenerator(ProductionAgent):
         frame = current.frame(request["shot"], request["position"])
         if frame is None:
             raise ValueError(f"no {request['position']} frame of shot {request['shot']} to inpaint")
-        source = request.get("source") or frame.file.key
         made = await inpaint(
             self,
             runtime,
-            image=source,
-            mask=request["mask"],
-            prompt=turn["content"],
+            turn,
+            chosen=frame.file.key,
             label=f"inpainting shot {frame.shot} {frame.position} frame",
         )
         candidate = FrameCandidate(
-            prompt=turn["content"],
-            seed=made.seed,
-            workflow=made.workflow,
-            file=made.file,
-            references=[_candidate_file(frame, source)],
-            note=f"inpainted: {turn['content']}",
+            **made.candidate(), references=[_candidate_file(frame, made.source)]
         )
         frames = [
             _frame(f.shot, f.position, [*f.candidates, candidate], f.references, f.made_from)

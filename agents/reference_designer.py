@@ -190,22 +190,14 @@ class ReferenceDesigner(ProductionAgent):
         sheet = current.sheet(request["entity"], request["look"])
         if sheet is None:
             raise ValueError(f"no sheet of {request['entity']} ({request['look']}) to inpaint")
-        source = request.get("source") or sheet.file.key
         made = await inpaint(
             self,
             runtime,
-            image=source,
-            mask=request["mask"],
-            prompt=turn["content"],
+            turn,
+            chosen=sheet.file.key,
             label=f"inpainting the reference sheet {sheet.entity} ({sheet.look})",
         )
-        candidate = SheetCandidate(
-            prompt=turn["content"],
-            seed=made.seed,
-            workflow=made.workflow,
-            file=made.file,
-            note=f"inpainted: {turn['content']}",
-        )
+        candidate = SheetCandidate(**made.candidate())
         update = {"file": made.file, "candidates": [*sheet.candidates, candidate]}
         sheets = [s.model_copy(update=update) if s is sheet else s for s in current.sheets]
         return ReferenceSheets(sheets=sheets)
