@@ -6,6 +6,7 @@ Every gate uses LangChain's human-in-the-loop shape (``action_requests`` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -161,6 +162,16 @@ def canonical_resume(raw: object) -> object:
     return {"decisions": [{"type": "edit", "edited_action": edited}]}
 
 
+@functools.cache
+def _schema_of(artifact: type[BaseModel]) -> dict[str, Any]:
+    """An artifact's JSON schema, made once per type (read only).
+
+    Pydantic builds it anew at every call, and a gate's payload is made again each time the
+    gate's node runs.
+    """
+    return artifact.model_json_schema()
+
+
 def _action(name: str, args: dict[str, Any], description: str) -> dict[str, Any]:
     """One of LangChain's HITL ``action_requests``.
 
@@ -199,7 +210,7 @@ class GateRequest:
                 {
                     "action_name": self.stage,
                     "allowed_decisions": self.allowed_decisions,
-                    "args_schema": self.artifact.model_json_schema(),
+                    "args_schema": _schema_of(self.artifact),
                 }
             ],
             "stage": self.stage,
