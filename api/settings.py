@@ -118,8 +118,9 @@ class Settings(BaseSettings):
         4 * 1024 * 1024,
         ge=1024,
         description="The largest request body accepted (413 beyond it). The largest legit "
-        "bodies are an edited artifact at a gate and an inpainting mask posted to /files as a "
-        "PNG data: URL, both well under a megabyte.",
+        "bodies are an edited artifact at a gate, and an inpainting mask or an image of the "
+        "person's own (the web client sends at most 1024 px a side) posted to /files as a PNG "
+        "data: URL.",
     )
     max_output_pixels: int = Field(
         7680 * 4320,

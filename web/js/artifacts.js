@@ -375,9 +375,12 @@ function referenceSheets(artifact, ctx) {
   }));
 }
 
+const OWN_IMAGE_SIDE = 1024;
+
 /**
- * An image of the person's own for a sheet: picked from disk, sent as a PNG (`POST /files`),
- * then a reject that asks the reference designer to describe it.
+ * An image of the person's own for a sheet: picked from disk, sent as a PNG (`POST /files`,
+ * at most OWN_IMAGE_SIDE pixels a side), then a reject that asks the reference designer to
+ * describe it.
  */
 function useOwnImage(sheet, title, gate, view) {
   const input = h("input", { type: "file", accept: "image/*", hidden: true });
@@ -387,8 +390,11 @@ function useOwnImage(sheet, title, gate, view) {
     if (!picked) return;
     try {
       const image = await createImageBitmap(picked);
-      const canvas = h("canvas", { width: image.width, height: image.height });
-      canvas.getContext("2d").drawImage(image, 0, 0);
+      // a photo straight off a camera is far over the body limit (4 MiB) as a PNG: 1024 px a
+      // side keeps a photo's PNG under it, and is about what a sheet is drawn at
+      const scale = Math.min(1, OWN_IMAGE_SIDE / Math.max(image.width, image.height));
+      const canvas = h("canvas", { width: Math.round(image.width * scale), height: Math.round(image.height * scale) });
+      canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
       const file = await api("/files", { method: "POST", body: { data_url: canvas.toDataURL("image/png") } });
       await view.decide(gate, {
         type: "reject",
