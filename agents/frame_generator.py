@@ -353,8 +353,10 @@ def _prompt(
 ) -> str:
     """The keyframe prompt: the shot's frame description with what is in frame.
 
-    Each entity in frame is described by its static features and its look: the description
-    the person chose for the look's sheet (from an image of their own), else the registry's.
+    Each entity in frame is described by its look, first (what changes from scene to scene,
+    and what a draft card's row shows before it is cut off), then its static features. The
+    look's description is the one the person chose for its sheet (from an image of their
+    own), else the registry's.
     """
     entities = assets.entities()
     in_frame = [

@@ -100,7 +100,7 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_dialogue_and_lat
     assert card.details == (
         ("Camera move", "dolly in"),
         ("Dialogue", 'Pip: "Is it far down?"'),
-        ("Pip (raincoat)", "A small brown egg. A yellow raincoat."),
+        ("Pip (raincoat)", "A yellow raincoat. A small brown egg."),
         ("Rule", "Eggs never fly."),
     )
     assert (card.style, card.note) == ("stop-motion", "warmer light, please")
