@@ -193,6 +193,7 @@ class GateRequest:
     draft_error: str | None = None
     check: Callable[[Approve | Edit | Reject, dict[str, Any]], None] | None = None
     stale: list[dict[str, Any]] = field(default_factory=list)
+    scene: int | None = None
 
     @property
     def allowed_decisions(self) -> list[str]:
@@ -214,6 +215,7 @@ class GateRequest:
                 }
             ],
             "stage": self.stage,
+            "scene": self.scene,
             "artifact_type": self.artifact.__name__,
             "thread_id": configurable.get("thread_id"),
             "project_id": configurable.get("project_id"),

@@ -86,6 +86,8 @@ class ProductionState(TypedDict):
     """
 
     project: dict[str, Any]
+    scene: NotRequired[int]
+    """The one scene a run works on (``regenerate_scene``'s); gates say it in their payload."""
     drafts: NotRequired[Annotated[dict[str, Any], _merge]]
     draft_errors: NotRequired[Annotated[dict[str, str | None], _merge]]
     conversation: NotRequired[Annotated[list[Turn], _append_unseen]]

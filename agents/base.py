@@ -250,6 +250,7 @@ class Step(ABC):
                     problems=[],
                     draft_error=failure,
                     check=self.check_decision,
+                    scene=state.get("scene"),
                 )
             else:
                 proposed = self.artifact.model_validate(proposal)
@@ -260,6 +261,7 @@ class Step(ABC):
                     description=self.summary(proposed),
                     problems=self.problems(proposed, state),
                     check=self.check_decision,
+                    scene=state.get("scene"),
                     stale=stale_after(self.stage, proposal, runtime.context.project_artifacts),
                 )
             decision = review(request)

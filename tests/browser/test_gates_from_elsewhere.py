@@ -126,9 +126,11 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     dialog.get_by_role("button", name="Start run").click()
     expect(dialog).to_have_count(0)
 
-    # every gate of the run, approved from the approval queue
+    # every gate of the run, approved from the approval queue; each says the scene it remakes
     for stage in ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"):
-        gate(page, stage).get_by_role("button", name="Approve").click()
+        entry = gate(page, stage)
+        expect(entry.locator(".approval-head strong")).to_have_text(re.compile(r"^Scene 2 · "))
+        entry.get_by_role("button", name="Approve").click()
 
     # the scene's artifacts are new versions (the assets too: approved again from the new
     # master script), the writing before it is kept

@@ -50,11 +50,13 @@ async def _run_to_end(
     graph: Any, payload: dict[str, Any], context: Context, feedback: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """Run to the end; each gate in ``feedback`` gets its message once, then every gate is
-    approved. The final values and the gates passed."""
+    approved. The final values and the gates passed (each "Scene N · stage" when its payload
+    names a scene)."""
     config, gates, left = new_config(), [], dict(feedback or {})
     gate = await run_until_stop(graph, config, payload, context)
     while gate is not None:
-        gates.append(gate["stage"])
+        scene = gate["scene"]
+        gates.append(gate["stage"] if scene is None else f"Scene {scene} · {gate['stage']}")
         message = left.pop(gate["stage"], None)
         decision = (
             APPROVE if message is None else {"decisions": [{"type": "reject", "message": message}]}
@@ -103,7 +105,8 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     full = workflows.get("full_video")().compile(**stores)
     # Frames and clips approved after feedback: a redraw would not give them back.
     feedback = {"frames": "shot 1A: warmer light", "clips": "slower camera moves"}
-    before, _ = await _run_to_end(full, sample_input, context, feedback)
+    before, whole = await _run_to_end(full, sample_input, context, feedback)
+    assert not any(gate.startswith("Scene") for gate in whole)  # the whole film: no one scene
 
     regenerate = workflows.get("regenerate_scene")()
     notes = f"make Pip's landing a bouncy, hat-over-eyes triumph ({uuid.uuid4()})"
@@ -111,7 +114,8 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     media.jobs, media.assemblies = [], 0
     after, gates = await _run_to_end(regenerate.compile(**stores), payload, context)
 
-    assert gates == ["master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"]
+    stages = ["master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"]
+    assert gates == [f"Scene {SCENE} · {stage}" for stage in stages]  # every gate says its scene
     assert after["casting"] == before["casting"]  # the cast stays
     # Lines outside the scene are the same recordings (the draft voice never repeats a
     # recording byte for byte, so an equal file is the cached one).

@@ -524,7 +524,7 @@ export class ProjectView {
     const problems = gate.payload.problems ?? [];
     const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve") || isEdited(gate);
     return h("li.approval", { dataset: { stage: gate.stage } },
-      h("div.approval-head", {}, h("strong", {}, label(gate.stage)), h("span.muted", {}, ago(gate.created_at))),
+      h("div.approval-head", {}, h("strong", {}, gate.payload.scene ? `Scene ${gate.payload.scene} · ${label(gate.stage)}` : label(gate.stage)), h("span.muted", {}, ago(gate.created_at))),
       h("p", {}, request.description),
       staleText(gate.payload.stale) ? h("p.stale-warning", {}, staleText(gate.payload.stale)) : null,
       gate.payload.draft_error ? h("p.error", {}, gate.payload.draft_error) : null,
