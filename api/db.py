@@ -554,6 +554,12 @@ class Database:
             "SELECT * FROM auteur_runs WHERE run_id = %s AND owner = %s", (run_id, owner)
         )
 
+    async def run_status(self, run_id: str) -> dict[str, Any] | None:
+        """A run's ``status`` and ``error`` alone (not its input and metadata), or None."""
+        return await self.fetch_one(
+            "SELECT status, error FROM auteur_runs WHERE run_id = %s", (run_id,)
+        )
+
     async def list_runs(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
     ) -> list[dict[str, Any]]:

@@ -641,7 +641,7 @@ async def final_values(ctx: ApiContext, run: dict[str, Any]) -> dict[str, Any]:
     """What ``/wait`` and ``/join`` answer once the run ended: values, interrupts or error."""
     while True:
         news = ctx.hub.run_status_news(run["run_id"])
-        current = await ctx.db.run(run["run_id"])
+        current = await ctx.db.run_status(run["run_id"])
         if current is None or current["status"] in TERMINAL_RUN_STATUSES:
             break
         await wait_for(news, HEARTBEAT_S)
