@@ -140,15 +140,20 @@ def _edit(stage: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def thread_table(out: Console, threads: list[dict[str, Any]]) -> None:
-    """The list of threads for ``auteur runs`` (rows of :meth:`api.driver.Driver.threads`)."""
+    """The list of threads for ``auteur runs`` (rows of :meth:`api.driver.Driver.threads`).
+
+    A run on one scene (``regenerate_scene``) shows it: "Scene 2 · frames".
+    """
     table = Table("thread", "workflow", "status", "stage", "updated", "message")
     for thread in threads:
         status = "stopped (resume to continue)" if thread["stopped"] else thread["status"]
+        scene = (thread.get("thread_values") or {}).get("scene")
+        stage = thread["stage"] or "—"
         table.add_row(
             thread["thread_id"],
             thread["workflow"] or "—",
             status,
-            thread["stage"] or "—",
+            stage if scene is None else f"Scene {scene} · {stage}",
             thread["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
             thread["message"] or "",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,22 @@ def test_the_final_file_is_the_last_artifact_that_is_one_media_file() -> None:
 
     assert console.final_file(values) == ("cut", "abc.mp4")
     assert console.final_file({"project": {}}) is None
+
+
+def test_runs_say_the_scene_a_thread_works_on() -> None:
+    row = {
+        "thread_id": "t-1",
+        "workflow": "regenerate_scene",
+        "status": "interrupted",
+        "stopped": False,
+        "stage": "frames",
+        "updated_at": datetime(2026, 12, 1, 12, 0),
+        "message": "awaiting approval",
+    }
+    out = Console(width=200, record=True)
+
+    console.thread_table(out, [{**row, "thread_values": {"scene": 2}}, {**row, "thread_id": "t-2"}])
+
+    lines = out.export_text().splitlines()
+    assert "Scene 2 · frames" in next(line for line in lines if "t-1" in line)
+    assert "Scene" not in next(line for line in lines if "t-2" in line)
