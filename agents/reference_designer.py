@@ -8,7 +8,10 @@ shows every sheet with its candidates. Feedback that names assets ("Dora's rainc
 brighter") draws only those again, each with a new candidate; feedback that names none draws
 every sheet again. An edit picks another candidate of a sheet, puts an image of the person's
 own in its place (a key of a file they uploaded, ``POST /files``), or skips a sheet (the
-keyframes showing that asset then go without a reference). Deselected assets are never drawn.
+keyframes showing that asset then go without a reference). A reject may instead inpaint a
+region of one sheet (a new candidate), or give an image of the person's own for one sheet:
+the model describes it, and the person chooses that description or one merged with the
+registry's as the look's (the keyframes' prompts use it). Deselected assets are never drawn.
 The frame generator draws its keyframes from the approved sheets.
 """
 
@@ -71,7 +74,7 @@ class ReferenceDesigner(ProductionAgent):
     description = "Draws a reference sheet of every selected asset in each of its looks."
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ReferenceSheets:
-        """Draw every sheet, or after feedback the sheets of the assets it names; or inpaint one."""
+        """Draw every sheet, or after feedback those of the assets it names (or one's request)."""
         project = project_of(state)
         assets = AssetRegistry.model_validate(state["assets"])
         previous = state.get("drafts", {}).get(self.stage)
