@@ -53,6 +53,7 @@ def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
         "metadata": {
             "created_by": "system",
             "stages": workflow.stages(),
+            "scene_stages": workflow.scene_stages(),
             "artifacts": workflow.artifacts(),
             "takes": list(workflow.takes),
             "chat": workflow.chat,

@@ -35,15 +35,17 @@ async def list_projects(
 ) -> list[dict[str, Any]]:
     """The caller's projects, newest first, with where their latest thread is.
 
-    Each carries that thread's status and stage and its latest progress event
-    (``{"stage", "message", "shot"?}``), so a card can say "Scene 3 · Frames".
+    Each carries that thread's status, stage and scene in production (``latest_scene``, null
+    outside a scene cycle) and its latest progress event (``{"stage", "message", "shot"?}``),
+    so a card can say "Scene 3 · Frames".
     """
     rows = await ctx.db.fetch(
         "SELECT p.project_id, p.name, p.brief, p.config, p.created_at, p.updated_at,"
         " t.thread_id AS latest_thread_id, t.status AS latest_status, t.stage AS latest_stage,"
-        " t.workflow AS latest_workflow, ev.data AS latest_progress"
-        " FROM auteur_projects p LEFT JOIN LATERAL (SELECT thread_id, status, stage, workflow"
-        " FROM auteur_threads WHERE project_id = p.project_id AND owner = p.owner"
+        " t.workflow AS latest_workflow, t.scene AS latest_scene, ev.data AS latest_progress"
+        " FROM auteur_projects p LEFT JOIN LATERAL (SELECT thread_id, status, stage, workflow,"
+        " thread_values->'scene' AS scene FROM auteur_threads"
+        " WHERE project_id = p.project_id AND owner = p.owner"
         " ORDER BY updated_at DESC LIMIT 1) t ON true"
         " LEFT JOIN LATERAL (SELECT e.data FROM auteur_runs r JOIN auteur_run_events e"
         " USING (run_id) WHERE r.thread_id = t.thread_id AND e.event LIKE 'custom%%'"

@@ -461,6 +461,8 @@ def plays(audio: Any) -> None:
 def both_sizes(page: Page, name: str) -> None:
     """Scan and photograph the screen at 1280 by 800 and at a phone's 390 by 844."""
     accessibility(page, name)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"{name}: the page is {width} px wide at 1280"
     screenshot(page, f"{name}-1280x800")
     phone(page)
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -479,6 +481,148 @@ def approve_at(page: Page, stage: str, tab: str) -> None:
     ).to_be_visible()
     both_sizes(page, f"{stage}-gate")
     page.locator("footer.gate-actions").get_by_role("button", name=f"Approve {tab.lower()}").click()
+
+
+def scene_row(page: Page, scene: int) -> Locator:
+    """A scene of the project's scene navigator."""
+    return page.locator(f"#scene-navigator li.scene-row[data-scene='{scene}']")
+
+
+def instance(page: Page, entity: str) -> Locator:
+    """The figure of an asset at the instances gate."""
+    return page.locator(f"#artifact figure.instance[data-entity={entity}]")
+
+
+def scene_1_instances(page: Page, project_id: str, skipped: str) -> None:
+    """Scene 1's instances: each asset from its sheet (the skipped sheet's asset has none),
+    feedback naming Dora draws her alone again, Pip's sheet is used as is."""
+    entry = gate(page, "instances")
+    expect(entry.locator(".approval-head strong")).to_have_text("Scene 1 · Instances")
+    page.get_by_role("tab", name="Instances").click()
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 1 · Instances")
+    expect(page.locator(".stage-line")).to_have_text("Scene 1 · Instances")
+    # the scene navigator: both scenes of the sample, scene 1's instances waiting
+    expect(page.locator("#scene-navigator li.scene-row")).to_have_count(2)
+    expect(scene_row(page, 1).locator("button[data-stage=instances]")).to_have_attribute(
+        "data-status", "awaiting"
+    )
+    expect(scene_row(page, 2).locator("button[data-status=not-started]")).to_have_count(5)
+    expect(page.locator("#artifact figure.instance")).to_have_count(3)
+    expect(instance(page, skipped)).to_have_attribute("data-skipped", "true")
+    expect(instance(page, skipped).locator(".no-image")).to_be_visible()
+    expect(page.locator(".rear-view")).to_have_count(0)  # nothing comes before scene 1
+    pip = instance(page, "pip")
+    expect(pip.locator(".instance-reference")).to_contain_text("reference sheet (bobble hat)")
+
+    # feedback naming Dora, from her figure through the chat: only she is drawn again
+    instance(page, "dora").get_by_role("button", name="Feedback on Dora…").click()
+    chat = page.get_by_label("Message to the agents")
+    expect(chat).to_be_focused()
+    expect(chat).to_have_value("Dora: ")
+    chat.press("End")
+    chat.press_sequentially("flour on her apron")
+    page.get_by_role("button", name="Send").click()
+    expect(instance(page, "dora")).to_have_attribute("data-candidates", "2")
+    expect(pip).to_have_attribute("data-candidates", "1")
+    expect(instance(page, "dora").locator(".note")).to_contain_text("flour on her apron")
+
+    # Pip's sheet as it is: chosen without drawing anything
+    pip.get_by_role("button", name="Use as is").click()
+    expect(pip.get_by_role("button", name="Use as is")).to_have_attribute("aria-pressed", "true")
+    expect(pip.locator(".candidates button.thumb")).to_have_attribute("aria-pressed", "false")
+    both_sizes(page, "instances-gate")
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve instances").click()
+    gate(page, "shots")
+    values = thread_values(page, project_id)
+    approved = {i["entity"]: i for i in values["instances"]["instances"]}
+    sheet = next(s for s in values["references"]["sheets"] if s["entity"] == "pip")
+    assert approved["pip"]["file"]["key"] == sheet["file"]["key"]
+    assert approved[skipped]["file"] is None
+    assert all(not i["candidates"] and not i["history"] for i in approved.values())
+
+
+def scene_2(page: Page, project_id: str) -> None:
+    """Scene 2: Pip is drawn from his scene 1 instance, Dora (a new look) from her raincoat's
+    sheet and given her scene 1 image back from her history; the rear view shows both as
+    scene 1 left them; every other gate of the scene is approved from the queue."""
+    # the project's card says where it is (its progress names no shot: the thread's scene)
+    gate(page, "instances")
+    page.goto("/")
+    card = page.locator(".card", has=page.locator(f"a[href='#/projects/{project_id}']"))
+    expect(card.locator(".stage-line")).to_have_text("Scene 2 · Instances")
+    screenshot(page, "projects-scene-2")
+    page.goto(f"/#/projects/{project_id}")
+    entry = gate(page, "instances")
+    expect(entry.locator(".approval-head strong")).to_have_text("Scene 2 · Instances")
+    page.get_by_role("tab", name="Instances").click()
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 2 · Instances")
+    expect(scene_row(page, 1).locator("button[data-status=approved]")).to_have_count(5)
+    expect(scene_row(page, 2).locator("button[data-stage=instances]")).to_have_attribute(
+        "data-status", "awaiting"
+    )
+    pip, dora = instance(page, "pip"), instance(page, "dora")
+    expect(pip.locator(".instance-reference")).to_contain_text("scene 1 instance (bobble hat)")
+    expect(dora.locator(".instance-reference")).to_contain_text("reference sheet (yellow raincoat)")
+    # the rear view: each of the scene's assets as scene 1 left it
+    rear = page.locator(".rear-view li")
+    expect(rear).to_have_count(2)
+    assert sorted(rear.evaluate_all("els => els.map(e => e.dataset.entity)")) == ["dora", "pip"]
+    expect(page.locator(".rear-view li[data-entity=dora]")).to_contain_text(
+        "scene 1 instance (gingham apron)"
+    )
+
+    # Dora's history: her scene 1 instance, then her sheets; the scene 1 one is picked
+    history = dora.get_by_role("group", name="Earlier images of Dora").get_by_role("button")
+    expect(history.first).to_have_accessible_name("scene 1 instance (gingham apron) of Dora")
+    history.first.click()
+    expect(history.first).to_have_attribute("aria-pressed", "true")
+    both_sizes(page, "instances-scene-2-gate")
+
+    # the navigator opens scene 1's part of an approved stage
+    scene_row(page, 1).locator("button[data-stage=frames]").click()
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 1 · Frames")
+    shots = page.locator("#artifact section.shot-frames").evaluate_all(
+        "els => els.map(e => e.dataset.shot)"
+    )
+    assert shots and all(shot.startswith("1") for shot in shots), shots
+    screenshot(page, "scene-1-frames-from-the-navigator")
+    page.get_by_role("button", name="Show every scene").click()
+    expect(page.locator("#artifact article h2")).to_have_text("Frames")
+
+    page.get_by_role("tab", name="Instances").click()
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve instances").click()
+    for stage in ("shots", "dialogue"):
+        entry = gate(page, stage)
+        expect(entry.locator(".approval-head strong")).to_have_text(f"Scene 2 · {stage.title()}")
+        entry.get_by_role("button", name="Approve").click()
+    values = thread_values(page, project_id)
+    scene_1 = next(
+        i for i in values["instances"]["instances"] if i["scene"] == 1 and i["entity"] == "dora"
+    )
+    scene_2 = next(
+        i for i in values["instances"]["instances"] if i["scene"] == 2 and i["entity"] == "dora"
+    )
+    assert scene_2["file"]["key"] == scene_1["file"]["key"]
+
+    # scene 2's frames: the rear view shows the scene 1 instances they may be drawn from
+    gate(page, "frames")
+    page.get_by_role("tab", name="Frames").click()
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 2 · Frames")
+    expect(page.locator(".stage-line")).to_have_text("Scene 2 · Frames")
+    shots = page.locator("#artifact section.shot-frames").evaluate_all(
+        "els => els.map(e => e.dataset.shot)"
+    )
+    assert shots and all(shot.startswith("2") for shot in shots), shots
+    expect(page.locator(".rear-view li")).to_have_count(2)
+    expect(page.locator(".rear-view li[data-entity=pip]")).to_contain_text(
+        "scene 1 instance (bobble hat)"
+    )
+    expect(page.locator(".rear-view li[data-entity=dora]")).to_contain_text(
+        "scene 1 instance (gingham apron)"
+    )
+    both_sizes(page, "frames-scene-2-gate")
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve frames").click()
+    gate(page, "clips").get_by_role("button", name="Approve").click()
 
 
 @pytest.mark.long
@@ -553,8 +697,9 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     merged.get_by_role("button", name="Use the merged description").click()
     expect(merged.get_by_role("button")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "references-own-image")
-    skipped = sheets.first.get_attribute("data-entity")
-    sheets.first.locator("button.sheet-skip").click()
+    # the kitchen is skipped: it is in scene 1 alone, and Pip keeps his look into scene 2
+    skipped = "carton_kitchen"
+    page.locator(f"figure.sheet[data-entity={skipped}] button.sheet-skip").click()
     expect(page.locator("figure.sheet[data-skipped=true]")).to_have_count(1)
     approve_at(page, "references", "References")
 
@@ -572,6 +717,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     page.get_by_label("Direction for DORA").press("Tab")
     both_sizes(page, "casting-gate")
     page.locator("footer.gate-actions").get_by_role("button", name="Approve casting").click()
+
+    scene_1_instances(page, project_id, skipped)
 
     # the shot list: who is in frame by name, and a table of editable cells
     gate(page, "shots")
@@ -645,6 +792,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     assert all(
         box["width"] >= 56 for box in (i.bounding_box() for i in page.locator(".refs img").all())
     )
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 1 · Frames")
+    expect(page.locator(".rear-view")).to_have_count(0)  # nothing comes before scene 1
     both_sizes(page, "frames-gate")
 
     frame.locator("button.stage-img").click()
@@ -709,8 +858,12 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     gate(page, "clips")
     assert thread_values(page, project_id)["frames"]["frames"][0]["file"]["key"] == older
 
-    # approving the clips assembles the video, and the preview opens by itself
     approve_at(page, "clips", "Clips")
+
+    # scene 2: its instances from scene 1's, then its shots to its clips
+    scene_2(page, project_id)
+
+    # approving scene 2's clips assembles the video, and the preview opens by itself
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#video-preview")).to_be_visible()
     assert (
@@ -727,7 +880,7 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
         "() => new Promise(done => { const t = document.querySelector('#video-preview track');"
         " t.track.mode = 'showing'; const check = () => t.readyState === 2"
         " ? done(t.track.cues.length) : setTimeout(check, 50); check(); })"
-    ) == len(spoken)
+    ) == len(thread_values(page, project_id)["dialogue"]["lines"])
     for name in ("OTIO", "FCPXML", "EDL"):
         href = page.get_by_role("link", name=name, exact=True).get_attribute("href")
         assert page.request.get(href).ok, href

@@ -104,16 +104,33 @@ def _pending(http: httpx.Client, thread_id: str) -> dict[str, Any] | None:
         time.sleep(0.05)
 
 
-REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "video")
+REMADE = (
+    "master_script",
+    "assets",
+    "instances",
+    "shots",
+    "dialogue",
+    "frames",
+    "clips",
+    "video",
+)
 """What making scene 2 again makes anew (the cast, from the same script and assets, stays)."""
+KEPT = ("treatment", "script", "casting", "references")
+"""What it keeps as it was."""
 
 
 @pytest.mark.long
 def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) -> None:
     project_id = _produce(web_url)
+    before = current_versions(page, project_id)
+    # the writing and the references are made once; a per-scene artifact is versioned at
+    # each scene's approval (two scenes: version 2 at least)
+    once = (*KEPT, "master_script", "assets", "video")
+    assert {k: before[k] for k in once} == dict.fromkeys(once, 1)
+    assert all(before[k] >= 2 for k in ("instances", "shots", "dialogue", "frames", "clips"))
     page.goto(f"/#/projects/{project_id}")
-    for kind in ("treatment", "script", "master_script", "casting", "shots", "dialogue", "video"):
-        expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
+    for kind, version in before.items():
+        expect(artifact_row(page, kind)).to_have_attribute("data-version", str(version))
 
     # the new-run dialog: regenerate_scene is offered (the project has what it takes), with
     # its own form from the input schema: the scene's number and the notes
@@ -127,23 +144,37 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     expect(dialog).to_have_count(0)
 
     # every gate of the run, approved from the approval queue; each says the scene it remakes
-    for stage in ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"):
+    for stage in (
+        "master_script",
+        "assets",
+        "casting",
+        "instances",
+        "shots",
+        "dialogue",
+        "frames",
+        "clips",
+    ):
         entry = gate(page, stage)
         expect(entry.locator(".approval-head strong")).to_have_text(re.compile(r"^Scene 2 · "))
+        if stage == "instances":  # the scene navigator says which scene is made again
+            scene = page.locator("#scene-navigator li.scene-row[data-scene='2']")
+            expect(scene.locator("button[data-stage=instances]")).to_have_attribute(
+                "data-status", "awaiting"
+            )
         entry.get_by_role("button", name="Approve").click()
 
     # the scene's artifacts are new versions (the assets too: approved again from the new
-    # master script), the writing before it is kept
+    # master script), the writing before it and the references are kept
     for kind in REMADE:
-        expect(artifact_row(page, kind)).to_have_attribute("data-version", "2")
-    for kind in ("treatment", "script", "casting"):
-        expect(artifact_row(page, kind)).to_have_attribute("data-version", "1")
+        expect(artifact_row(page, kind)).to_have_attribute("data-version", str(before[kind] + 1))
+    for kind in KEPT:
+        expect(artifact_row(page, kind)).to_have_attribute("data-version", str(before[kind]))
     # the assets came back unchanged, approved again from the new master script: nothing
     # on the project is made from something older
     expect(page.locator("#project-artifacts tr[data-stale=true]")).to_have_count(0)
     versions = current_versions(page, project_id)
-    assert {k: versions[k] for k in ("treatment", "script")} == {"treatment": 1, "script": 1}
-    assert all(versions[k] == 2 for k in REMADE)
+    assert {k: versions[k] for k in KEPT} == {k: before[k] for k in KEPT}
+    assert {k: versions[k] for k in REMADE} == {k: before[k] + 1 for k in REMADE}
 
     # the re-assembled video is shown
     expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")

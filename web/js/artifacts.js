@@ -5,7 +5,7 @@
 
 import { api, showFile } from "./api.js";
 import { openConfig } from "./config.js";
-import { h, label, toast } from "./dom.js";
+import { h, inScene, label, toast } from "./dom.js";
 import { EDITORS, diffView } from "./editors.js";
 import { openInpaint } from "./inpaint.js";
 import { openCompare, openLarge } from "./lightbox.js";
@@ -17,6 +17,7 @@ const RENDERERS = {
   MasterScript: masterScript,
   AssetRegistry: assets,
   ReferenceSheets: referenceSheets,
+  SceneInstances: sceneInstances,
   ShotList: shots,
   FrameSet: frames,
   ClipSet: clips,
@@ -32,6 +33,37 @@ export function staleText(stale) {
   return `Approving this makes ${what} stale.`;
 }
 
+// What each artifact made scene by scene holds per scene (the server's `ByScene` parts):
+// an item is its `scene`'s, or the scene its shot id starts with ("2A").
+const SCENE_PARTS = {
+  SceneInstances: ["instances"],
+  ShotList: ["shots"],
+  DialogueTrack: ["lines", "beds"],
+  FrameSet: ["frames"],
+  ClipSet: ["clips"],
+};
+
+function sceneOf(item) {
+  return item.scene ?? Number(/^\d+/.exec(item.shot ?? "")?.[0]);
+}
+
+/** Whether artifacts of `type` are made scene by scene. */
+export function madeByScene(type) {
+  return type in SCENE_PARTS;
+}
+
+/** The scenes an artifact made scene by scene has a part of. */
+export function scenesIn(type, artifact) {
+  return new Set((SCENE_PARTS[type] ?? []).flatMap((part) => (artifact?.[part] ?? []).map(sceneOf)));
+}
+
+/** The part of `scene` alone of an artifact made scene by scene (its other fields as they are). */
+export function sceneOnly(type, artifact, scene) {
+  const part = { ...artifact };
+  for (const name of SCENE_PARTS[type] ?? []) part[name] = (artifact?.[name] ?? []).filter((item) => sceneOf(item) === scene);
+  return part;
+}
+
 const CHIPS = {
   proposed: ["status-awaiting", "Proposed — awaiting your approval"],
   approved: ["status-approved", "Approved"],
@@ -42,23 +74,25 @@ const CHIPS = {
  * Render one artifact: `key` is its name in the state, `type` its model name. With `gate`,
  * it is the gate's proposal, editable and with the gate's actions; without, it is the
  * approved artifact (or, `state: "regenerating"`, the draft feedback was given on),
- * read-only, with what `extra` adds (its version, history, actions).
+ * read-only, with what `extra` adds (its version, history, actions). `scene`: the scene it
+ * is (a part) of, in its heading ("Scene 2 · Frames"); a gate's own by default.
  */
-export function renderArtifact({ key, type }, artifact, { gate, view, values, extra = null, state = gate ? "proposed" : "approved" }) {
+export function renderArtifact({ key, type }, artifact, { gate, view, values, extra = null, state = gate ? "proposed" : "approved", scene = gate?.payload.scene }) {
   const draft = gate ? pendingEdit(gate, artifact) : null;
   const ctx = { gate, view, values, draft, stage: key, type, changed: () => keepEdit(ctx) };
   const editor = gate && view.editing === gate.approval_id ? EDITORS[type] : null;
   const stale = gate ? staleText(gate.payload.stale) : null;
   const failure = gate?.payload.draft_error;
   const [chipClass, chipText] = CHIPS[state];
-  return h("article.artifact", { dataset: { stage: key, type, state } },
+  return h("article.artifact", { dataset: { stage: key, type, state, scene: scene ?? "" } },
     h("header.artifact-head", {},
-      h("h2", {}, label(key)),
+      h("h2", {}, inScene(scene, key)),
       h("span.chip", { class: chipClass }, chipText),
     ),
     gate ? h("p.description", {}, gate.payload.action_requests[0].description) : null,
     failure ? h("p.error.draft-error", { role: "alert" }, `There is no valid draft: ${failure}. Give feedback to draft it again, or edit it yourself.`) : null,
     stale ? h("p.stale-warning", { role: "note" }, stale) : null,
+    gate ? rearView(type, draft, scene, values) : null,
     extra,
     gate && view.showChanges === gate.approval_id ? changesSince(ctx) : null,
     shown(() => (editor ? editor(ctx.draft, () => ctx.changed(), () => view.render(), gate.payload.review_configs[0].args_schema) : (RENDERERS[type] ?? generic)(draft ?? artifact, ctx)), draft ?? artifact, key),
@@ -84,8 +118,10 @@ const lastDrafts = new Map();
 function changesSince(ctx) {
   const { gate, view } = ctx;
   const box = h("div.changes", { "aria-live": "polite" }, h("p.muted", {}, "Loading the last draft…"));
-  const query = new URLSearchParams({ project_id: view.projectId, stage: gate.stage, status: "decided", limit: "1" });
-  if (!lastDrafts.has(gate.approval_id)) lastDrafts.set(gate.approval_id, api(`/approvals?${query}`).then((page) => page.items[0] ?? null));
+  // the last draft of the same scene's part, for a stage made scene by scene
+  const query = new URLSearchParams({ project_id: view.projectId, stage: gate.stage, status: "decided", limit: "20" });
+  const sameScene = (a) => (a.payload.scene ?? null) === (gate.payload.scene ?? null);
+  if (!lastDrafts.has(gate.approval_id)) lastDrafts.set(gate.approval_id, api(`/approvals?${query}`).then((page) => page.items.find(sameScene) ?? null));
   lastDrafts.get(gate.approval_id)
     .then((last) => box.replaceChildren(last
       ? diffView(ctx.type, last.payload.action_requests[0].args, ctx.draft)
@@ -303,7 +339,7 @@ function assets(artifact, ctx) {
 
 /** "Egg Gerald (muddy)" for an entity in frame, named from the approved assets. */
 function inFrame(entities, assets) {
-  const names = new Map(["characters", "locations", "props"].flatMap((kind) => (assets?.[kind] ?? []).map((e) => [e.id, e.name])));
+  const names = namesOf(assets);
   return entities.map((e) => `${names.get(e.entity) ?? label(e.entity)} (${e.look})`).join(", ");
 }
 
@@ -373,6 +409,135 @@ function referenceSheets(artifact, ctx) {
       sheet.candidates?.length ? h("p.note", {}, sheet.candidates.find((c) => c.file.key === sheet.file.key)?.note ?? "") : null,
       lookDescription(sheet, gate, (description) => change(i, { description })));
   }));
+}
+
+// --- scene instances: each asset in a scene's look and context -------------------------
+
+/** Entity id → its name, from the approved assets. */
+function namesOf(assets) {
+  return new Map(["characters", "locations", "props"].flatMap((kind) => (assets?.[kind] ?? []).map((e) => [e.id, e.name])));
+}
+
+/**
+ * A scene's instances: per asset the chosen image, its candidates, the image it was drawn
+ * from and its earlier images (the history: earlier scenes' instances, newest first, then its
+ * sheets). At the gate any of them can be chosen — the reference "as is" costs no drawing —,
+ * or the asset skipped (its keyframes then use its sheet); feedback naming the asset draws it
+ * again. An approved set holds every scene's, under each scene's heading.
+ */
+function sceneInstances(artifact, ctx) {
+  const scenes = [...new Set(artifact.instances.map((i) => i.scene))];
+  return h("div.instances", {}, scenes.map((scene) => h("section.scene-instances", { dataset: { scene } },
+    ctx.gate ? null : h("h3", {}, `Scene ${scene}`),
+    h("div.sheets", {}, artifact.instances.map((instance, i) => (instance.scene === scene ? instanceFigure(instance, i, ctx) : null))))));
+}
+
+function instanceFigure(instance, i, ctx) {
+  const { gate, view } = ctx;
+  const name = namesOf(ctx.values?.assets).get(instance.entity) ?? label(instance.entity);
+  const title = `${name}, ${instance.look}`;
+  const chosen = instance.skipped ? null : instance.file;
+  const candidates = instance.candidates ?? [];
+  const history = instance.history ?? [];
+  const change = (values) => {
+    Object.assign(ctx.draft.instances[i], values);
+    ctx.changed();
+    view.render();
+  };
+  const pick = (file) => change({ file, skipped: false });
+  const pressed = (file) => String(file?.key === chosen?.key);
+  const thumb = (file, text, attrs = {}) => h("button.thumb", {
+    type: "button",
+    "aria-label": `${text} of ${name}`,
+    "aria-pressed": pressed(file),
+    disabled: !gate,
+    onclick: () => pick(file),
+    ...attrs,
+  }, showFile(h("img", { alt: "", loading: "lazy" }), file));
+  const reference = instance.reference;
+  // nothing to draw it from nor to choose (its sheet was skipped): nothing to decide either
+  const open = gate && Boolean(reference || candidates.length || history.length);
+  return h("figure.instance", { dataset: { entity: instance.entity, look: instance.look, scene: instance.scene, candidates: candidates.length, skipped: String(Boolean(instance.skipped)) } },
+    chosen
+      ? h("button.stage-img", { type: "button", "aria-label": `Open ${title} large`, onclick: () => openLarge(chosen, `${title}, scene ${instance.scene}`) },
+        showFile(h("img", { alt: title, loading: "lazy" }), chosen))
+      : h("p.placeholder.no-image", {}, !reference && !history.length
+        ? `No image of ${name}: its reference sheet was skipped.`
+        : `${name} is skipped in this scene: its keyframes use its reference sheet.`),
+    candidates.length
+      ? h("div.candidates", { role: "group", "aria-label": `Candidates of ${title}` }, candidates.map((c, j) => thumb(c.file, `Candidate ${j + 1}`)))
+      : null,
+    h("figcaption", {},
+      h("strong", {}, name), ` · ${instance.look}`,
+      instance.skipped ? h("span.muted", {}, " · skipped") : null,
+      open ? h("button.sheet-skip", { type: "button", onclick: () => change({ skipped: !instance.skipped }) }, instance.skipped ? `Use ${title}` : `Skip ${title}`) : null),
+    reference
+      ? h("div.instance-reference", {},
+        h("button.ref-view", { type: "button", "aria-label": `Open the reference of ${title} large`, onclick: () => openLarge(reference.file, `${title}: ${reference.label}`) },
+          showFile(h("img", { alt: "" }), reference.file)),
+        h("span", {}, "Drawn from the ", h("em", {}, reference.label)),
+        gate ? h("button.use-as-is", { type: "button", "aria-pressed": pressed(reference.file), onclick: () => pick(reference.file) }, "Use as is") : null)
+      : null,
+    history.length
+      ? h("div.instance-history", { role: "group", "aria-label": `Earlier images of ${name}` },
+        h("span.muted", {}, "Earlier images:"),
+        history.map((option) => h("div.history-item", {}, thumb(option.file, option.label), h("span.muted", { "aria-hidden": "true" }, option.label))))
+      : null,
+    candidates.length ? h("p.note", {}, candidates.find((c) => c.file.key === chosen?.key)?.note ?? "") : null,
+    open ? h("button.instance-feedback", { type: "button", onclick: () => view.focusChat(gate, `${name}: `) }, `Feedback on ${name}…`) : null);
+}
+
+// --- the rear view: this scene's assets as earlier scenes left them ---------------------
+
+/** "scene 1 instance (muddy)" → 1, when the option is an instance of a scene before `scene`. */
+function earlierScene(option, scene) {
+  const found = Number(/^scene (\d+) instance/.exec(option?.label ?? "")?.[1]);
+  return found < scene ? found : null;
+}
+
+/** The approved instances (`values.instances`) as reference options, by entity. */
+function approvedInstances(values) {
+  const by = new Map();
+  for (const i of values?.instances?.instances ?? []) {
+    if (i.file) by.set(i.entity, [...(by.get(i.entity) ?? []), { file: i.file, label: `scene ${i.scene} instance (${i.look})` }]);
+  }
+  return by;
+}
+
+// Per gate type: [entity, images of it] for each of the scene's assets: at the instances
+// gate each asset's reference and history, at the frames gate each entity in frame's
+// reference options and the approved instances.
+const REAR_VIEWS = {
+  SceneInstances: (artifact) => (artifact.instances ?? []).map((i) => [i.entity, [...(i.history ?? []), i.reference]]),
+  FrameSet: (artifact, values) => {
+    const approved = approvedInstances(values);
+    const options = artifact.reference_options ?? {};
+    const entities = new Set([...Object.keys(options), ...(artifact.frames ?? []).flatMap((f) => Object.keys(f.references ?? {}))]);
+    return [...entities].map((entity) => [entity, [...(options[entity] ?? []), ...(approved.get(entity) ?? [])]]);
+  },
+};
+
+/**
+ * At a scene's instances and frames gates, a strip with the latest approved image of each of
+ * the scene's assets from an earlier scene: what continuity starts from. Nothing in scene 1.
+ */
+function rearView(type, artifact, scene, values) {
+  if (!REAR_VIEWS[type] || !(scene > 1) || !artifact) return null;
+  const names = namesOf(values?.assets);
+  const latest = REAR_VIEWS[type](artifact, values)
+    .map(([entity, options]) => [entity, options.filter((o) => earlierScene(o, scene)).sort((a, b) => earlierScene(b, scene) - earlierScene(a, scene))[0]])
+    .filter(([, option]) => option);
+  return h("section.rear-view", { "aria-labelledby": "rear-view-title" },
+    h("h3#rear-view-title", {}, "Rear view: earlier scenes"),
+    latest.length
+      ? h("ul", {}, latest.map(([entity, option]) => {
+        const name = names.get(entity) ?? label(entity);
+        return h("li", { dataset: { entity } },
+          h("button.ref-view", { type: "button", "aria-label": `Open ${name}, ${option.label}, large`, onclick: () => openLarge(option.file, `${name}: ${option.label}`) },
+            showFile(h("img", { alt: "" }), option.file)),
+          h("span", {}, h("strong", {}, name), h("br"), h("span.muted", {}, option.label)));
+      }))
+      : h("p.muted", {}, "No earlier scene has an approved image of this scene's assets."));
 }
 
 const OWN_IMAGE_SIDE = 1024;

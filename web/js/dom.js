@@ -52,6 +52,11 @@ export function label(name) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** "Scene 2 · Frames" for a stage in a scene's production, the stage alone outside one. */
+export function inScene(scene, stage) {
+  return scene ? `Scene ${scene} · ${label(stage)}` : label(stage);
+}
+
 /** A short relative time: "just now", "5 min ago", or the date. */
 export function ago(iso) {
   const seconds = (Date.now() - new Date(iso).getTime()) / 1000;

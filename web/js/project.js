@@ -8,9 +8,9 @@
 // and loaded images elsewhere stay as they are.
 
 import { api, follow } from "./api.js";
-import { approveGate, isEdited, renderArtifact, staleText } from "./artifacts.js";
+import { approveGate, isEdited, madeByScene, renderArtifact, sceneOnly, scenesIn, staleText } from "./artifacts.js";
 import { openConfig } from "./config.js";
-import { ago, h, label, mount, toast } from "./dom.js";
+import { ago, h, inScene, label, mount, toast } from "./dom.js";
 import { STATUS_WORDS, stageLine } from "./projects.js";
 import { STREAM_MODES, artifactOrder, artifactTypes, openNewRun, workflows } from "./workflow.js";
 
@@ -64,6 +64,9 @@ export class ProjectView {
     this.runs = [];
     this.threads = [];
     this.stages = [];
+    this.sceneStages = [];
+    // the scene picked in the scene navigator: the stage's tab shows that scene's part
+    this.sceneShown = null;
     this.current = new Map();
     this.versions = [];
     this.branches = [];
@@ -156,6 +159,9 @@ export class ProjectView {
     ]);
     this.stages = artifactOrder(assistants).filter((key) => keys.has(key));
     for (const key of keys) if (!this.stages.includes(key)) this.stages.push(key);
+    // the stages made once per scene (a production's scene cycle), in the same order
+    const cycle = new Set([...used].flatMap((name) => this.assistants.get(name)?.metadata?.scene_stages ?? []));
+    this.sceneStages = this.stages.filter((key) => cycle.has(key));
     return true;
   }
 
@@ -267,8 +273,9 @@ export class ProjectView {
     return "not-started";
   }
 
-  select(tab) {
+  select(tab, scene = null) {
     this.tab = tab;
+    this.sceneShown = scene;
     this.tabChosen = true;
     localStorage.setItem(`auteur.tab.${this.projectId}`, tab);
     history.replaceState(null, "", `#/projects/${encodeURIComponent(this.projectId)}/${tab}`);
@@ -290,10 +297,11 @@ export class ProjectView {
       h("section.project", {},
         h("div.project-head", {},
           h("h1", {}, this.project.name),
-          h("p.stage-line", { dataset: { region: "stage-line" } }, stageLine(this.runs[0]?.stage ?? this.thread?.stage, this.runs[0])),
+          h("p.stage-line", { dataset: { region: "stage-line" } }, stageLine(this.runs[0]?.stage ?? this.thread?.stage, { ...this.runs[0], scene: this.approvals[0]?.payload.scene ?? this.values.scene })),
           h("button.primary#new-run", { type: "button", onclick: () => this.start() }, "New run"),
         ),
         this.pipeline(),
+        this.sceneNavigator(),
         h("div.layout", {},
           h("div.main", {},
             this.tabs(),
@@ -351,6 +359,46 @@ export class ProjectView {
     );
   }
 
+  /**
+   * Each scene of the production (from the master script) with the stages made once per
+   * scene and where each is: waiting for the person, running, approved or not started. A
+   * scene's stage is approved when the approved artifact has a part of that scene, or when
+   * anything after it in the production has started.
+   */
+  sceneNavigator() {
+    const master = this.values.master_script ?? this.current.get("master_script")?.data;
+    const scenes = master?.scenes ?? [];
+    // always drawn (a region appears only where one was): empty until there are scenes
+    if (!this.sceneStages.length || !scenes.length) return h("div#scene-navigator", { hidden: true, dataset: { region: "scenes" } });
+    const active = this.runs.find((r) => ACTIVE.has(r.status));
+    const status = (scene, stage) => {
+      if (this.approvals.some((a) => a.stage === stage && a.payload.scene === scene)) return "awaiting";
+      if (active && this.runKey(active) === stage && this.values.scene === scene) return "running";
+      const type = this.types.get(stage);
+      const made = [this.decided.get(stage), this.values[stage], this.current.get(stage)?.data];
+      return made.some((data) => scenesIn(type, data).has(scene)) ? "approved" : "not-started";
+    };
+    const rows = scenes.map((scene) => ({ scene, stages: this.sceneStages.map((stage) => ({ stage, status: status(scene.number, stage) })) }));
+    const cells = rows.flatMap((row) => row.stages);
+    const last = cells.findLastIndex((cell) => cell.status !== "not-started");
+    cells.slice(0, Math.max(last, 0)).forEach((cell) => {
+      if (cell.status === "not-started") cell.status = "approved";
+    });
+    return h("nav.scene-navigator#scene-navigator", { "aria-labelledby": "scenes-title", dataset: { region: "scenes" } },
+      h("h2#scenes-title", {}, "Scenes"),
+      h("ol.scenes", {}, rows.map(({ scene, stages }) => h("li.scene-row", { dataset: { scene: scene.number } },
+        h("h3", {}, `Scene ${scene.number}`, h("span.muted", {}, ` ${scene.slugline ?? ""}`)),
+        h("ol.scene-stages", {}, stages.map(({ stage, status }) => h("li", {},
+          h("button.stage", {
+            type: "button",
+            class: `status-${status}${this.tab === stage && this.sceneShown === scene.number ? " current" : ""}`,
+            "aria-label": `${inScene(scene.number, stage)}: ${STATUSES[status]}`,
+            dataset: { stage, status },
+            onclick: () => this.select(stage, scene.number),
+          }, h("span.dot", { "aria-hidden": "true" }), label(stage), h("span.mark", { "aria-hidden": "true" }, STATUS_MARKS[status]))))))),
+      ));
+  }
+
   tabs() {
     const tabs = [...this.stages, "configuration"];
     // one tab stop; the arrow keys, Home and End move between the tabs
@@ -381,24 +429,30 @@ export class ProjectView {
   panel() {
     if (this.tab === "configuration") return this.configurationPanel();
     const key = this.tab;
-    const gate = this.approvals.find((a) => a.stage === key);
-    if (gate) {
-      const type = gate.payload.artifact_type ?? this.types.get(key);
-      return renderArtifact({ key, type }, gate.payload.action_requests[0].args, { gate, view: this, values: this.values });
-    }
     const type = this.types.get(key);
+    // a scene picked in the navigator: that scene's gate, or its part of the artifact
+    const scene = madeByScene(type) ? this.sceneShown : null;
+    const ofScene = (gate) => !scene || !gate.payload.scene || gate.payload.scene === scene;
+    const part = (data) => (scene ? sceneOnly(type, data, scene) : data);
+    const everyScene = scene
+      ? h("p.scene-shown", {}, `Scene ${scene} only. `, h("button.link", { type: "button", onclick: () => this.select(key) }, "Show every scene"))
+      : null;
+    const gate = this.approvals.find((a) => a.stage === key && ofScene(a));
+    if (gate) {
+      return renderArtifact({ key, type: gate.payload.artifact_type ?? type }, gate.payload.action_requests[0].args, { gate, view: this, values: this.values });
+    }
     const run = this.runs.find((r) => ACTIVE.has(r.status) && this.runKey(r) === key);
     const previous = this.regenerating.get(key);
-    if (previous) {
+    if (previous && ofScene(previous)) {
       // the draft the feedback was on stays in view until the new one comes
       const regenerating = h("p.regenerating", { role: "status" }, "Regenerating from your feedback… ", h("span.live", {}, run?.message ?? ""));
-      return renderArtifact({ key, type: previous.payload.artifact_type ?? type }, previous.payload.action_requests[0].args, { view: this, values: this.values, extra: regenerating, state: "regenerating" });
+      return renderArtifact({ key, type: previous.payload.artifact_type ?? type }, previous.payload.action_requests[0].args, { view: this, values: this.values, extra: regenerating, state: "regenerating", scene: previous.payload.scene });
     }
     // just approved here: what was approved, until the server records its version
-    if (this.decided.has(key)) return renderArtifact({ key, type }, this.decided.get(key), { view: this, values: this.values });
+    if (this.decided.has(key)) return renderArtifact({ key, type }, part(this.decided.get(key)), { view: this, values: this.values, scene, extra: everyScene });
     const row = this.current.get(key);
-    if (row) return renderArtifact({ key, type }, row.data, { view: this, values: this.values, extra: this.versionInfo(row) });
-    if (this.values[key]) return renderArtifact({ key, type }, this.values[key], { view: this, values: this.values });
+    if (row) return renderArtifact({ key, type }, part(row.data), { view: this, values: this.values, scene, extra: [everyScene, this.versionInfo(row)] });
+    if (this.values[key]) return renderArtifact({ key, type }, part(this.values[key]), { view: this, values: this.values, scene, extra: everyScene });
     const status = this.stageStatus(key);
     if (status === "running") {
       return h("p.placeholder", {}, `The agent is working on the ${label(key).toLowerCase()}… `, h("span.live", {}, run?.message ?? ""));
@@ -524,7 +578,7 @@ export class ProjectView {
     const problems = gate.payload.problems ?? [];
     const canApprove = gate.payload.review_configs[0].allowed_decisions.includes("approve") || isEdited(gate);
     return h("li.approval", { dataset: { stage: gate.stage } },
-      h("div.approval-head", {}, h("strong", {}, gate.payload.scene ? `Scene ${gate.payload.scene} · ${label(gate.stage)}` : label(gate.stage)), h("span.muted", {}, ago(gate.created_at))),
+      h("div.approval-head", {}, h("strong", {}, inScene(gate.payload.scene, gate.stage)), h("span.muted", {}, ago(gate.created_at))),
       h("p", {}, request.description),
       staleText(gate.payload.stale) ? h("p.stale-warning", {}, staleText(gate.payload.stale)) : null,
       gate.payload.draft_error ? h("p.error", {}, gate.payload.draft_error) : null,
@@ -581,9 +635,14 @@ export class ProjectView {
       this.progress.slice(-6).map((p) => h("li", {}, h("span.muted", {}, label(p.stage)), " ", p.message)));
   }
 
-  focusChat(gate) {
+  /** Put the cursor in the chat for feedback on `gate`, starting with `text` ("Dora: ") if given. */
+  focusChat(gate, text = "") {
     const input = this.root.querySelector("#chat-input");
     input.placeholder = `Feedback on the ${label(gate.stage).toLowerCase()}`;
+    if (text && !input.value.startsWith(text)) {
+      input.value = text;
+      sessionStorage.setItem(`auteur.chat.${this.projectId}`, text);
+    }
     input.focus();
   }
 

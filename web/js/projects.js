@@ -2,7 +2,7 @@
 // with a run of any workflow type that needs nothing approved yet.
 
 import { api } from "./api.js";
-import { ago, h, label, toast } from "./dom.js";
+import { ago, h, inScene, toast } from "./dom.js";
 import { runForm, startRun, workflows } from "./workflow.js";
 
 export const STATUS_WORDS = {
@@ -16,8 +16,7 @@ export const STATUS_WORDS = {
 export function stageLine(stage, progress) {
   if (!stage) return "Not started";
   const shot = progress?.shot ?? "";
-  const scene = progress?.scene ?? (/^\d+/.exec(shot) ?? [])[0];
-  return scene ? `Scene ${scene} · ${label(stage)}` : label(stage);
+  return inScene(progress?.scene ?? (/^\d+/.exec(shot) ?? [])[0], stage);
 }
 
 /** The projects page, once its projects are loaded. */
@@ -38,7 +37,7 @@ function card(project) {
   return h("li.card", { dataset: { status: status ?? "none" } },
     h("a.card-link", { href: `#/projects/${encodeURIComponent(project.project_id)}` },
       h("h2", {}, project.name),
-      h("p.stage-line", {}, status === "idle" && !project.latest_stage ? "Finished" : stageLine(project.latest_stage, project.latest_progress)),
+      h("p.stage-line", {}, status === "idle" && !project.latest_stage ? "Finished" : stageLine(project.latest_stage, { ...project.latest_progress, scene: project.latest_scene })),
       h("p.muted", {},
         status ? h("span.chip", { class: `status-${status}` }, STATUS_WORDS[status] ?? status) : null,
         " ", `created ${ago(project.created_at)}`),
