@@ -17,6 +17,7 @@ __all__ = [
     "feedback_at",
     "latest_feedback",
     "state_schema",
+    "turns_at",
 ]
 
 
@@ -45,6 +46,7 @@ class Turn(TypedDict):
     stage: str
     role: Literal["assistant", "user"]
     content: str
+    scene: NotRequired[int]  # the scene in production when it was said (none: the whole film)
     inpaint: NotRequired[dict[str, Any]]  # a frames-gate reject that repaints one region
     references: NotRequired[dict[str, str]]  # a frames-gate reject: entity id -> file key
     own_image: NotRequired[dict[str, Any]]  # a references-gate reject: a sheet's own image
@@ -87,7 +89,9 @@ class ProductionState(TypedDict):
 
     project: dict[str, Any]
     scene: NotRequired[int]
-    """The one scene a run works on (``regenerate_scene``'s); gates say it in their payload."""
+    """The one scene in production (a scene cycle's, ``regenerate_scene``'s): per-scene steps
+    draft that scene's part; gates say it in their payload; the conversation at a stage is the
+    scene's own."""
     drafts: NotRequired[Annotated[dict[str, Any], _merge]]
     draft_errors: NotRequired[Annotated[dict[str, str | None], _merge]]
     conversation: NotRequired[Annotated[list[Turn], _append_unseen]]
@@ -98,18 +102,24 @@ class ProductionState(TypedDict):
     as agent-chat-ui show a thread's ``messages``; the agents read ``conversation``."""
 
 
+def turns_at(state: ProductionState, stage: str) -> list[Turn]:
+    """The conversation at ``stage`` about the scene in production (or the whole film)."""
+    scene = state.get("scene")
+    return [
+        turn
+        for turn in state.get("conversation", [])
+        if turn["stage"] == stage and turn.get("scene") == scene
+    ]
+
+
 def feedback_at(state: ProductionState, stage: str) -> list[str]:
     """Every piece of feedback the person gave at ``stage``, oldest first."""
-    return [
-        turn["content"]
-        for turn in state.get("conversation", [])
-        if turn["stage"] == stage and turn["role"] == "user"
-    ]
+    return [turn["content"] for turn in turns_at(state, stage) if turn["role"] == "user"]
 
 
 def latest_feedback(state: ProductionState, stage: str) -> Turn | None:
     """The stage's last turn when it is the person's (the draft is a response to it)."""
-    turns = [t for t in state.get("conversation", []) if t["stage"] == stage]
+    turns = turns_at(state, stage)
     return turns[-1] if turns and turns[-1]["role"] == "user" else None
 
 
@@ -120,9 +130,7 @@ def conversation_messages(state: ProductionState, stage: str) -> list[BaseMessag
     a regenerated draft sees what it proposed and what the person said about it.
     """
     messages: list[BaseMessage] = []
-    for turn in state.get("conversation", []):
-        if turn["stage"] != stage:
-            continue
+    for turn in turns_at(state, stage):
         if turn["role"] == "assistant":
             messages.append(AIMessage(turn["content"]))
         else:

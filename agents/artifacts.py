@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal, TypeVar
+import re
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +20,7 @@ __all__ = [
     "CHOOSES_FROM",
     "DESELECTS",
     "AssetRegistry",
+    "ByScene",
     "Cast",
     "CastVoice",
     "Character",
@@ -43,6 +45,8 @@ __all__ = [
     "ReferenceSheets",
     "Scene",
     "SceneBed",
+    "SceneInstance",
+    "SceneInstances",
     "SceneUsage",
     "Script",
     "ScriptLine",
@@ -57,6 +61,7 @@ __all__ = [
     "Video",
     "VoiceChoice",
     "input_hash",
+    "scene_of",
 ]
 
 
@@ -77,6 +82,50 @@ to ask for. A client offers to fill it in."""
 
 class _Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def scene_of(item: BaseModel) -> int:
+    """The scene an item belongs to: its ``scene``, else the number its shot id starts with."""
+    scene = getattr(item, "scene", None)
+    if isinstance(scene, int):
+        return scene
+    return int(re.match(r"\d+", item.shot).group())  # type: ignore[attr-defined, union-attr]
+
+
+class ByScene(_Artifact):
+    """An artifact made scene by scene: each item of its ``scene_parts`` lists is one scene's.
+
+    In a production's scene cycle a stage drafts and approves one scene's part
+    (:meth:`in_scene`), and the approval puts it in the whole (:meth:`with_scene`), so the
+    project keeps one artifact, versioned at each scene's approval.
+    """
+
+    scene_parts: ClassVar[tuple[str, ...]]
+
+    def in_scene(self, scene: int) -> Self:
+        """The part of ``scene`` alone (the other fields as they are)."""
+        update = {
+            name: [item for item in getattr(self, name) if scene_of(item) == scene]
+            for name in self.scene_parts
+        }
+        return self.model_copy(update=update)
+
+    def has_scene(self, scene: int) -> bool:
+        """Whether any item is ``scene``'s."""
+        return any(
+            scene_of(item) == scene for name in self.scene_parts for item in getattr(self, name)
+        )
+
+    def with_scene(self, part: Self, scene: int) -> Self:
+        """This artifact with ``scene``'s items replaced by ``part``'s, in scene order.
+
+        The other fields are the part's (the newest drafted).
+        """
+        update: dict[str, Any] = {}
+        for name in self.scene_parts:
+            kept = [item for item in getattr(self, name) if scene_of(item) != scene]
+            update[name] = sorted([*kept, *getattr(part, name)], key=scene_of)
+        return part.model_copy(update=update)
 
 
 SceneT = TypeVar("SceneT", bound="Scene | MasterScene")
@@ -329,6 +378,16 @@ class AssetRegistry(_Artifact):
         """The entities a scene uses, with their look."""
         return [usage for usage in self.scene_usage if usage.scene == scene]
 
+    def named_in(self, message: str) -> set[str] | None:
+        """The ids of the assets a message names (by name or id); None: it names none."""
+        words = message.lower()
+        named = {
+            entity_id
+            for entity_id, entity in self.entities().items()
+            if re.search(rf"\b({re.escape(entity.name.lower())}|{re.escape(entity_id)})\b", words)
+        }
+        return named or None
+
 
 # --- shots ---------------------------------------------------------------------------------
 
@@ -371,8 +430,10 @@ class Shot(_Artifact):
     end_frame: str = Field(min_length=1)
 
 
-class ShotList(_Artifact):
+class ShotList(ByScene):
     """Every shot of the production, in order."""
+
+    scene_parts = ("shots",)
 
     shots: list[Shot] = Field(min_length=1)
 
@@ -484,12 +545,66 @@ class ReferenceSheets(_Artifact):
         return next((s for s in self.sheets if (s.entity, s.look) == (entity, look)), None)
 
 
-class FrameSet(_Artifact):
+class SceneInstance(_Artifact):
+    """One asset in the look a scene uses, in that scene's context: what its keyframes show.
+
+    ``reference`` is what it is drawn from: the latest approved instance of the asset in the
+    same look from an earlier scene, else the look's sheet. ``file`` is the chosen image: a
+    candidate drawn in this scene's context (the newest by default), the reference as it is,
+    or an image from the asset's ``history``; None when the asset is skipped (its keyframes
+    then use the sheet). ``candidates`` and ``history`` are for choosing at the gate; the
+    approved instance drops them.
+    """
+
+    scene: int = Field(ge=1)
+    entity: str
+    look: str
+    reference: ReferenceOption | None = None
+    file: MediaFile | None = None
+    candidates: list[SheetCandidate] = Field(default_factory=list)
+    history: list[ReferenceOption] = Field(
+        default_factory=list,
+        description="The asset's approved images to pick instead, newest first: its instances "
+        "in earlier scenes, then its sheets.",
+    )
+    skipped: bool = False
+
+    def as_reference(self) -> ReferenceOption:
+        """The chosen image as a reference option ("scene 2 instance (raincoat)").
+
+        Raises:
+            ValueError: The asset was skipped in this scene (no image).
+        """
+        if self.file is None:
+            raise ValueError(f"{self.entity} has no instance in scene {self.scene}")
+        return ReferenceOption(file=self.file, label=f"scene {self.scene} instance ({self.look})")
+
+    def choices(self) -> set[str]:
+        """The file keys the person may choose for it."""
+        offered = [*self.candidates, *self.history, *([self.reference] if self.reference else [])]
+        return {option.file.key for option in offered}
+
+
+class SceneInstances(ByScene):
+    """Every asset of every scene, in the look and context of the scene."""
+
+    scene_parts = ("instances",)
+
+    instances: list[SceneInstance] = Field(default_factory=list)
+
+    def instance(self, scene: int, entity: str) -> SceneInstance | None:
+        """The instance of ``entity`` in ``scene``, if any."""
+        return next((i for i in self.instances if (i.scene, i.entity) == (scene, entity)), None)
+
+
+class FrameSet(ByScene):
     """Keyframes of every shot.
 
     A proposal also lists, per entity in frame, the reference images the person may pick
     instead (newest first); the approved set drops them, as it drops the candidates.
     """
+
+    scene_parts = ("frames",)
 
     frames: list[Frame] = Field(min_length=1)
     reference_options: dict[str, list[ReferenceOption]] = Field(
@@ -519,8 +634,10 @@ class Clip(_Artifact):
     )
 
 
-class ClipSet(_Artifact):
+class ClipSet(ByScene):
     """Clips of every shot, in shot order."""
+
+    scene_parts = ("clips",)
 
     clips: list[Clip] = Field(min_length=1)
 
@@ -610,12 +727,14 @@ class SceneBed(_Artifact):
     file: MediaFile
 
 
-class DialogueTrack(_Artifact):
+class DialogueTrack(ByScene):
     """Every spoken line of the production, in shot order (none for a wordless film).
 
     ``beds`` holds a bed per scene when a ComfyUI ``text_to_audio`` workflow made them;
     none otherwise (the draft backend makes no sound).
     """
+
+    scene_parts = ("lines", "beds")
 
     lines: list[SpokenLine] = Field(default_factory=list)
     beds: list[SceneBed] = Field(default_factory=list)

@@ -34,7 +34,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
@@ -61,9 +61,10 @@ from agents._state import (
     conversation_messages,
     feedback_at,
     latest_feedback,
+    turns_at,
 )
 from agents._state import state_schema as _schema_with
-from agents.artifacts import Project, input_hash
+from agents.artifacts import ByScene, Project, input_hash
 from prompts import RenderedPrompt
 from tools import ledger, tracing
 from tools.comfy_tools import MediaBackend
@@ -96,6 +97,7 @@ __all__ = [
     "progress",
     "project_of",
     "state_schema",
+    "turns_at",
 ]
 
 ArtifactT = TypeVar("ArtifactT", bound=BaseModel)
@@ -149,6 +151,10 @@ class Step(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     from_text: ClassVar[Callable[[str], BaseModel] | None] = None
     """Reads the artifact from text a workflow's input gives under its key (a screenplay)."""
+    per_scene: ClassVar[bool] = False
+    """Made scene by scene (its artifact a :class:`~agents.artifacts.ByScene`): with a scene
+    in production, the step drafts that scene's part from that scene's shots, its gate shows
+    the part, and the approval puts it in the whole artifact."""
 
     def __init__(self, *, agent: str) -> None:
         self.agent = agent
@@ -202,7 +208,7 @@ class Step(ABC):
         progress(runtime, self.stage, f"drafting {self.stage}")
         with _cache.recording() as records:
             try:
-                proposal = await self.propose(state, runtime)
+                proposal = await self.propose(self.in_production(state), runtime)
             except StructuredOutputError as error:
                 progress(runtime, self.stage, f"no valid {self.stage}: {error}")
                 return {
@@ -214,17 +220,57 @@ class Step(ABC):
         return {
             "drafts": {self.stage: proposal.model_dump(mode="json")},
             "draft_errors": {self.stage: None},
-            "conversation": [
-                Turn(
-                    id=str(uuid.uuid4()),
-                    stage=self.stage,
-                    role="assistant",
-                    content=proposal.model_dump_json(),
-                )
-            ],
+            "conversation": [self._turn(state, "assistant", proposal.model_dump_json())],
             "generations": records,
             "messages": [self._said(self.summary(proposal))],
         }
+
+    def in_production(self, state: ProductionState) -> ProductionState:
+        """The state a per-scene step works on: the shots of the scene in production alone.
+
+        Every other step, and every step outside a scene, sees the state as it is.
+        """
+        scene = state.get("scene")
+        if not self.per_scene or scene is None or not state.get("shots"):
+            return state
+        shots = artifact_types()["shots"].model_validate(state["shots"])
+        assert isinstance(shots, ByScene)
+        return {**state, "shots": shots.in_scene(scene).model_dump(mode="json")}  # type: ignore[typeddict-item]
+
+    def merged(self, state: ProductionState, approved: dict[str, Any]) -> dict[str, Any]:
+        """The whole artifact after approving ``approved``: a per-scene step's part put in."""
+        scene = state.get("scene")
+        if not self.per_scene or scene is None:
+            return approved
+        part = self.artifact.model_validate(approved)
+        assert isinstance(part, ByScene)
+        whole = state.get(self.stage)  # type: ignore[misc]
+        if whole is None:
+            return approved
+        merged = self.artifact.model_validate(whole).with_scene(part, scene)  # type: ignore[attr-defined]
+        return merged.model_dump(mode="json")
+
+    def adds_a_scene(self, state: ProductionState) -> bool:
+        """Whether approving adds the scene in production to the artifact made so far.
+
+        A scene cycle's next scene changes nothing made for the earlier ones, so it makes
+        nothing stale.
+        """
+        scene, whole = state.get("scene"), state.get(self.stage)  # type: ignore[misc]
+        if not self.per_scene or scene is None or whole is None:
+            return False
+        made = self.artifact.model_validate(whole)
+        assert isinstance(made, ByScene)
+        return not made.has_scene(scene)
+
+    def _turn(
+        self, state: ProductionState, role: Literal["assistant", "user"], content: str
+    ) -> Turn:
+        """A turn of the conversation at this stage, about the scene in production if any."""
+        turn = Turn(id=str(uuid.uuid4()), stage=self.stage, role=role, content=content)
+        if (scene := state.get("scene")) is not None:
+            turn["scene"] = scene
+        return turn
 
     @property
     def label(self) -> str:
@@ -259,16 +305,20 @@ class Step(ABC):
                     artifact=self.artifact,
                     proposal=proposal,
                     description=self.summary(proposed),
-                    problems=self.problems(proposed, state),
+                    problems=self.problems(proposed, self.in_production(state)),
                     check=self.check_decision,
                     scene=state.get("scene"),
-                    stale=stale_after(self.stage, proposal, runtime.context.project_artifacts),
+                    stale=[]
+                    if self.adds_a_scene(state)
+                    else stale_after(
+                        self.stage,
+                        self.merged(state, proposal),
+                        runtime.context.project_artifacts,
+                    ),
                 )
             decision = review(request)
             if isinstance(decision, Reject):
-                feedback = Turn(
-                    id=str(uuid.uuid4()), stage=self.stage, role="user", content=decision.message
-                )
+                feedback = self._turn(state, "user", decision.message)
                 if decision.inpaint is not None:
                     feedback["inpaint"] = decision.inpaint.model_dump()
                 if decision.references is not None:
@@ -282,15 +332,14 @@ class Step(ABC):
             accepted = decision.edited_action.args if isinstance(decision, Edit) else proposal
             verb = "Edited and approved" if isinstance(decision, Edit) else "Approved"
             artifact = self.artifact.model_validate(accepted)
-            return Command(
-                goto=next_node,
-                update={
-                    self.stage: artifact.model_dump(mode="json"),
-                    "approved": [self.stage],
-                    "messages": [HumanMessage(content=f"{verb} the {self.label}.")],
-                    **self.on_approval(artifact, state),
-                },
-            )
+            update = {
+                self.stage: artifact.model_dump(mode="json"),
+                "approved": [self.stage],
+                "messages": [HumanMessage(content=f"{verb} the {self.label}.")],
+                **self.on_approval(artifact, state),
+            }
+            update[self.stage] = self.merged(state, update[self.stage])
+            return Command(goto=next_node, update=update)
 
         gate.__name__ = self.gate_node
         return gate
@@ -473,9 +522,10 @@ class ProductionAgent(Step):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    after_approval: ClassVar[str] = END
     produces: ClassVar[dict[str, type[BaseModel]]] = {}
-    """Artifacts made after the last approval without a gate of their own (an assembly)."""
+    """Artifacts made after the last approval without a gate of their own (an assembly), by
+    :meth:`finish` in the node ``finish_node``."""
+    finish_node: ClassVar[str | None] = None
     bookkeeping: ClassVar[tuple[str, ...]] = ()
     """State keys (dicts) the agent keeps for itself between runs, e.g. what it covered."""
     registry: ClassVar[Registry[ProductionAgent]] = Registry("agent")
@@ -492,15 +542,27 @@ class ProductionAgent(Step):
         """The agent's steps in order; each is approved before the next drafts."""
         return (self,)
 
-    def build(self) -> StateGraph:
+    async def finish(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Node: make the ``produces`` artifacts from the approved ones."""
+        raise NotImplementedError(f"{self.name} produces nothing after its approval")
+
+    def build(self, *, finish: bool = True) -> StateGraph:
         """The agent's uncompiled subgraph: each step's draft and gate, one after another.
 
         The subgraph starts after the last step whose artifact the state already holds
         (e.g. a screenplay given as input skips straight to the step after the script).
+
+        Args:
+            finish: Whether the subgraph makes the ``produces`` after its last approval; a
+                scene cycle makes them once, after its last scene.
         """
         steps = self.steps()
         graph = AgentGraph(state_schema(), context_schema=Context)
-        following = [step.draft_node for step in steps[1:]] + [self.after_approval]
+        last = self.finish_node if finish and self.finish_node else END
+        if last != END:
+            graph.add_node(last, self.finish)
+            graph.add_edge(last, END)
+        following = [step.draft_node for step in steps[1:]] + [last]
         for step, next_node in zip(steps, following, strict=True):
             graph.add_node(step.draft_node, step.draft)
             graph.add_node(

@@ -74,6 +74,7 @@ class DialogueSpeaker(ProductionAgent):
     artifact = DialogueTrack
     requires = ("shots", "casting", "master_script")
     description = "Speaks each shot's dialogue in the cast voices and fits it to the shot."
+    per_scene = True
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> DialogueTrack:
         """Speak the lines (only those the feedback names, when it names some), make the beds."""

@@ -2,10 +2,13 @@
 
 Each keyframe is made by the keyframe workflow that discovery finds for the shot (called as
 a tool) from the shot's prompt and a reference board of the entities in frame. The reference
-of an entity in scene N is, by default, the latest approved image of it in the same look from
-an earlier scene, else its approved reference sheet (the references stage's; a skipped sheet
-is no reference). The proposal offers, per entity, the images it could use instead (the
-frames showing it, newest first, then its sheets); the person may pick another, and the
+of an entity in scene N is, by default, its approved instance in scene N (the scene
+instances stage's: the asset in this scene's look and context, itself drawn from the latest
+earlier instance in that look), else the latest approved frame of it in the same look from an
+earlier scene, else its approved reference sheet (the references stage's; a skipped sheet is
+no reference). In a scene cycle only the scene's shots are drawn. The proposal offers, per
+entity, the images it could use instead (the frames showing it, newest first, its approved
+instances, then its sheets); the person may pick another, and the
 frames showing that entity are regenerated with it (the pick holds for later rounds).
 Candidates accumulate at the gate: feedback regenerates every frame (or the shots it names,
 "shot 2A") and appends new candidates; an inpainting request repaints a region of one frame
@@ -37,6 +40,7 @@ from agents.artifacts import (
     Project,
     ReferenceOption,
     ReferenceSheets,
+    SceneInstances,
     Shot,
     ShotList,
     input_hash,
@@ -52,6 +56,7 @@ from agents.base import (
     latest_feedback,
     progress,
     project_of,
+    turns_at,
 )
 from tools.comfy_tools import stitch
 from tools.storage import FileStore
@@ -95,8 +100,9 @@ class FrameGenerator(ProductionAgent):
     name = "frame_generator"
     stage = "frames"
     artifact = FrameSet
-    requires = ("project", "shots", "assets", "references")
+    requires = ("project", "shots", "assets", "references", "instances")
     description = "Generates start and end keyframes per shot from the shot list and the sheets."
+    per_scene = True
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> FrameSet:
         """Draft every keyframe, regenerate some (feedback, other references), or inpaint one."""
@@ -131,6 +137,7 @@ class FrameGenerator(ProductionAgent):
         feedback = feedback_at(state, self.stage)
         picks = _picks(state, self.stage, current)
         sheets = _Sheets(ReferenceSheets.model_validate(state["references"]), assets)
+        instances = SceneInstances.model_validate(state.get("instances") or {})
         named = (only or set()) & {s.id for s in shots}
         redo = {s.id for s in shots if not named or s.id in named}
         # A first draft keeps each approved frame still drawn for the same shot and cast.
@@ -138,7 +145,7 @@ class FrameGenerator(ProductionAgent):
         planned: list[Frame | _Keyframe] = []  # kept frames, and keyframes to draw
         in_use: dict[str, list[ReferenceOption]] = {}
         for shot in shots:
-            references = _references(shot, shots, approved, picks, sheets)
+            references = _references(shot, shots, approved, picks, instances, sheets)
             for entity, option in references.items():
                 in_use.setdefault(entity, []).append(option)
             files = {entity: option.file for entity, option in references.items()}
@@ -158,9 +165,13 @@ class FrameGenerator(ProductionAgent):
         drawn = iter(await self._keyframes(runtime, project, todo, len(feedback), note))
         frames = [p if isinstance(p, Frame) else p.with_candidates(next(drawn)) for p in planned]
         options = _options(shots, [*frames, *(approved.frames if approved else [])], in_use)
+        for entity, earlier in _instance_options(instances, shots).items():
+            options.setdefault(entity, []).extend(earlier)
         for entity, made in sheets.made.items():
             options.setdefault(entity, []).extend(made)
-        known = assets.entities().keys()
+        # offered for what is in frame (in a scene cycle, this scene's shots show fewer)
+        in_frame = {usage.entity for shot in shots for usage in shot.entities}
+        known = assets.entities().keys() & in_frame
         offered = {e: listed for e, listed in _unique(options).items() if e in known}
         return FrameSet(frames=frames, reference_options=offered)
 
@@ -437,12 +448,14 @@ def _references(
     shots: list[Shot],
     approved: FrameSet | None,
     picks: dict[str, ReferenceOption],
+    instances: SceneInstances,
     sheets: _Sheets,
 ) -> dict[str, ReferenceOption]:
     """The reference of every entity in frame.
 
-    The person's pick, else the latest approved image from an earlier scene, else its sheet
-    (every sheet is made, so it is always among the options).
+    The person's pick, else the entity's approved instance in the shot's scene, else the
+    latest approved frame of it from an earlier scene, else its sheet (every sheet is made,
+    so it is always among the options).
     """
     defaults = default_references(shot, shots, approved)
     made_by = {f.file.key: f for f in approved.frames} if approved else {}
@@ -450,8 +463,11 @@ def _references(
     references: dict[str, ReferenceOption] = {}
     for usage in shot.entities:
         sheet = sheets.get(usage.entity, usage.look)
+        instance = instances.instance(shot.scene, usage.entity)
         if usage.entity in picks:
             references[usage.entity] = picks[usage.entity]
+        elif instance is not None and instance.file is not None and instance.look == usage.look:
+            references[usage.entity] = instance.as_reference()
         elif usage.entity in defaults:
             frame = made_by[defaults[usage.entity].key]
             label = _label(shot_of[frame.shot], frame.position)
@@ -459,6 +475,18 @@ def _references(
         elif sheet is not None:
             references[usage.entity] = sheet
     return references
+
+
+def _instance_options(
+    instances: SceneInstances, shots: list[Shot]
+) -> dict[str, list[ReferenceOption]]:
+    """Entity id -> its approved instances up to the latest scene drawn, newest first."""
+    last = max((shot.scene for shot in shots), default=0)
+    options: dict[str, list[ReferenceOption]] = {}
+    for instance in reversed(instances.instances):
+        if instance.file is not None and instance.scene <= last:
+            options.setdefault(instance.entity, []).append(instance.as_reference())
+    return options
 
 
 def _label(shot: Shot, position: str) -> str:
@@ -501,8 +529,8 @@ def _picks(
 ) -> dict[str, ReferenceOption]:
     """The reference images the person picked at ``stage`` so far (a later pick wins)."""
     chosen: dict[str, str] = {}
-    for turn in state.get("conversation", []):
-        if turn["stage"] == stage and "references" in turn:
+    for turn in turns_at(state, stage):
+        if "references" in turn:
             chosen.update(turn["references"])
     return _picked(current, chosen) if chosen else {}
 

@@ -18,7 +18,6 @@ The frame generator draws its keyframes from the approved sheets.
 from __future__ import annotations
 
 import asyncio
-import re
 from functools import partial
 from typing import Any
 
@@ -85,7 +84,7 @@ class ReferenceDesigner(ProductionAgent):
         if current is not None and turn is not None and "own_image" in turn:
             return await self._own_image(state, runtime, current, turn)
         feedback = feedback_at(state, self.stage)
-        named = _named_assets(feedback[-1], assets) if current and feedback else None
+        named = assets.named_in(feedback[-1]) if current and feedback else None
         note = f"regenerated: {feedback[-1]}" if current and feedback else ""
         entities = assets.entities()
         wanted = [
@@ -329,14 +328,3 @@ def _check_inpaint(target: Inpaint, proposal: dict[str, Any]) -> None:
 
 def _kind(entity: Character | Location | Prop) -> str:
     return type(entity).__name__.lower()
-
-
-def _named_assets(message: str, assets: AssetRegistry) -> set[str] | None:
-    """The ids of the assets a feedback message names (by name or id); None: it names none."""
-    words = message.lower()
-    named = {
-        entity_id
-        for entity_id, entity in assets.entities().items()
-        if re.search(rf"\b({re.escape(entity.name.lower())}|{re.escape(entity_id)})\b", words)
-    }
-    return named or None

@@ -46,16 +46,22 @@ class ShotLister(ProductionAgent):
     artifact = ShotList
     requires = ("project", "script", "master_script", "assets")
     description = "Splits each scene into shots with camera, timing and entities in frame."
+    per_scene = True
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ShotList:
-        """List the shots of every scene (or of the one scene the feedback names)."""
+        """List the shots of every scene (or of the one scene the feedback names).
+
+        With a scene in production, only that scene's shots are listed.
+        """
         script = Script.model_validate(state["script"])
         assets = AssetRegistry.model_validate(state["assets"])
         kept: dict[int, list[Shot]] = {}
         numbers = [scene.number for scene in script.scenes]
         previous = state.get("drafts", {}).get(self.stage)
         feedback = feedback_at(state, self.stage)
-        if previous and feedback:
+        if (in_production := state.get("scene")) is not None:
+            numbers = [in_production]
+        elif previous and feedback:
             number = named_scene(feedback[-1], len(script.scenes))
             if number is not None:
                 progress(runtime, self.stage, f"listing the shots of scene {number} only")
@@ -129,10 +135,16 @@ class ShotLister(ProductionAgent):
         return repaired.shots
 
     def problems(self, artifact: ShotList, state: ProductionState) -> list[str]:
-        """Shot-list rules the whole proposal breaks."""
+        """Shot-list rules the proposal breaks (the scene in production's, or the whole's)."""
         script = Script.model_validate(state["script"])
         assets = AssetRegistry.model_validate(state["assets"])
-        return [violation.message for violation in check_shot_list(artifact, script, assets)]
+        scene = state.get("scene")
+        violations = (
+            check_shot_list(artifact, script, assets)
+            if scene is None
+            else check_scene_shots(artifact.shots, script.scenes[scene - 1], assets)
+        )
+        return [violation.message for violation in violations]
 
     def summary(self, artifact: ShotList) -> str:
         """Shot count and running time; naming a scene in feedback redrafts only it."""

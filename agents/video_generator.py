@@ -16,7 +16,6 @@ import asyncio
 from functools import partial
 from typing import Any
 
-from langgraph.graph import END, StateGraph
 from langgraph.runtime import Runtime
 
 import prompts
@@ -45,8 +44,6 @@ from agents.base import (
 )
 from tools.draft_renderer import VideoInfo, probe
 
-ASSEMBLE_NODE = "assemble_video"
-
 
 class VideoGenerator(ProductionAgent):
     """Animates every shot between its keyframes and assembles the production."""
@@ -58,14 +55,8 @@ class VideoGenerator(ProductionAgent):
     produces = {"video": Video}
     description = "Generates a clip per shot from its keyframes and assembles the final video."
 
-    after_approval = ASSEMBLE_NODE
-
-    def build(self) -> StateGraph:
-        """Draft clips, approve them, then assemble the video."""
-        graph = super().build()
-        graph.add_node(ASSEMBLE_NODE, self.assemble)
-        graph.add_edge(ASSEMBLE_NODE, END)
-        return graph
+    per_scene = True
+    finish_node = "assemble_video"
 
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> ClipSet:
         """Render one clip per shot from its start and end frames, all shots at once.
@@ -147,7 +138,7 @@ class VideoGenerator(ProductionAgent):
             made_from=made_from,
         )
 
-    async def assemble(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
+    async def finish(self, state: ProductionState, runtime: Runtime[Context]) -> dict[str, Any]:
         """Node: join the approved clips into one video."""
         backend = backend_of(runtime)
         files = runtime.context.files
@@ -185,7 +176,10 @@ class VideoGenerator(ProductionAgent):
     def summary(self, artifact: ClipSet) -> str:
         """Clip count and running time."""
         total = sum(c.duration_s for c in artifact.clips)
-        return f"{len(artifact.clips)} clips, {total:.1f} s. Approve to assemble the video."
+        return (
+            f"{len(artifact.clips)} clips, {total:.1f} s. Approve them: the video is assembled "
+            "from every scene's approved clips."
+        )
 
 
 def _keyframes(shot: Shot, frames: FrameSet) -> tuple[Frame, Frame]:

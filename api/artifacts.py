@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from agents._lineage import Head, stale_now
-from agents.artifacts import input_hash
+from agents.artifacts import ByScene, input_hash
 from agents.base import artifact_sources, artifact_types, load_agents
 from api.db import Database, plain
 from graphs.base import WorkflowType
@@ -114,8 +114,9 @@ class ProjectArtifacts:
         project_id = thread.get("project_id")
         if project_id is None:
             return []
-        sources, bookkeeping = artifact_sources(), _bookkeeping_of()
-        kinds = [kind for kind in artifact_types() if kind in sources and kind in values]
+        sources, bookkeeping, types = artifact_sources(), _bookkeeping_of(), artifact_types()
+        kinds = [kind for kind in types if kind in sources and kind in values]
+        by_scene = {kind for kind, model in types.items() if issubclass(model, ByScene)}
         added = []
         async with self.db.pool.connection() as conn, conn.transaction():
             project = await _locked_project(conn, project_id)
@@ -125,19 +126,23 @@ class ProjectArtifacts:
             cursor = await conn.execute(_HEADS, (project_id, branch))
             heads = {row["kind"]: row for row in await cursor.fetchall()}
             approved_here = set(values.get("approved", []))
+            scene = values.get("scene")  # the scene in production, if any
             for kind in kinds:
                 content_hash = input_hash(values[kind])
                 upstream = {s: input_hash(values[s]) for s in sources[kind] if s in values}
                 head = heads.get(kind)
+                same = head is not None and head["content_hash"] == content_hash
                 # the same content approved again for changed inputs is a version made from
                 # those; taken unchanged from the project, it is not
-                if (
-                    head is not None
-                    and head["content_hash"] == content_hash
-                    and (kind not in approved_here or head["input_hash"] == input_hash(upstream))
+                if same and (
+                    kind not in approved_here or head["input_hash"] == input_hash(upstream)
                 ):
                     continue
                 approval = await _approval_of(conn, thread["thread_id"], kind)
+                # nor is the part a scene cycle approved for an earlier scene, while a later
+                # scene's inputs come in
+                if same and kind in by_scene and (approval or {}).get("scene") != scene:
+                    continue
                 row = {
                     "project_id": project_id,
                     "kind": kind,
@@ -265,7 +270,8 @@ async def _locked_project(conn: AsyncConnection, project_id: str) -> dict[str, A
 async def _approval_of(conn: AsyncConnection, thread_id: str, stage: str) -> dict[str, Any] | None:
     """The thread's latest approving decision at ``stage``, if any."""
     cursor = await conn.execute(
-        "SELECT approval_id, decided_by FROM auteur_approvals WHERE thread_id = %s"
+        "SELECT approval_id, decided_by, (payload->>'scene')::int AS scene"
+        " FROM auteur_approvals WHERE thread_id = %s"
         " AND stage = %s AND status = 'decided' AND decision->'decisions'->0->>'type'"
         " IN ('approve', 'edit') ORDER BY decided_at DESC LIMIT 1",
         (thread_id, stage),

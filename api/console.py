@@ -22,6 +22,7 @@ from agents.artifacts import (
     FrameSet,
     MasterScript,
     ReferenceSheets,
+    SceneInstances,
     Script,
     ShotList,
     Treatments,
@@ -54,7 +55,9 @@ def progress(out: Console) -> Callable[[dict[str, Any]], None]:
 def gate(out: Console, payload: dict[str, Any]) -> None:
     """Show what a gate proposes, rendered by its artifact's type."""
     request = payload["action_requests"][0]
-    out.rule(f"[bold]Approval gate: {request['name']}[/bold]")
+    scene = payload.get("scene")
+    where = request["name"] if scene is None else f"Scene {scene} · {request['name']}"
+    out.rule(f"[bold]Approval gate: {where}[/bold]")
     _render(out, _schema(payload).get("title"), request["args"])
     out.print(f"[bold]{request['description']}[/bold]")
     for problem in payload.get("problems") or []:
@@ -305,6 +308,14 @@ def _render_sheets(out: Console, references: ReferenceSheets) -> None:
         out.print(f"  {what:<28} {shown}  ({len(sheet.candidates)} candidates)")
 
 
+def _render_instances(out: Console, instances: SceneInstances) -> None:
+    for instance in instances.instances:
+        what = f"{instance.entity} · {instance.look}"
+        shown = "skipped" if instance.skipped or instance.file is None else instance.file.key
+        source = f"from {instance.reference.label}" if instance.reference else "no reference"
+        out.print(f"  {what:<28} {shown}  ({source}; {len(instance.candidates)} candidates)")
+
+
 def _render_frames(out: Console, frame_set: FrameSet) -> None:
     for frame in frame_set.frames:
         out.print(f"  {frame.shot + ' ' + frame.position:<10} {frame.file.key}  ({frame.workflow})")
@@ -354,6 +365,7 @@ _RENDERERS: dict[str, tuple[type[BaseModel], Callable[[Console, Any], None]]] = 
         (AssetRegistry, _render_assets),
         (ShotList, _render_shots),
         (ReferenceSheets, _render_sheets),
+        (SceneInstances, _render_instances),
         (FrameSet, _render_frames),
         (ClipSet, _render_clips),
         (Cast, _render_cast),

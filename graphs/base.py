@@ -19,7 +19,7 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict
 
-from agents.artifacts import Project, ProjectConfig
+from agents.artifacts import MasterScript, Project, ProjectConfig
 from agents.base import (
     Context,
     ProductionAgent,
@@ -110,6 +110,7 @@ def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
 def agent_pipeline(
     agent_names: Sequence[str],
     *,
+    scene_cycle: Sequence[str] = (),
     input_model: type[BaseModel] = BriefInput,
     prepare: Sequence[Callable[[dict[str, Any]], dict[str, Any]]] = (),
 ) -> StateGraph:
@@ -117,6 +118,11 @@ def agent_pipeline(
 
     Args:
         agent_names: The agents, in order.
+        scene_cycle: Agents run after those, once per scene of the master script, scene 1
+            to N (the node :data:`NEXT_SCENE_NODE` puts the next scene in production and
+            clears their drafts); each per-scene agent drafts and approves that scene's
+            part. What they make after their last approval (an assembly) is made once,
+            after the last scene.
         input_model: The workflow's input model (its fields get state channels).
         prepare: Nodes run after the set-up and before the first agent, in order (each
             named after its function).
@@ -135,8 +141,53 @@ def agent_pipeline(
         graph.add_node(name, agent.build().compile(name=name))
         graph.add_edge(previous, name)
         previous = name
+    if scene_cycle:
+        previous = _add_scene_cycle(graph, previous, [agents.get(n)() for n in scene_cycle])
     graph.add_edge(previous, END)
     return graph
+
+
+NEXT_SCENE_NODE = "next_scene"
+AFTER_SCENES_NODE = "after_scenes"
+
+
+def _add_scene_cycle(graph: StateGraph, previous: str, cycle: Sequence[ProductionAgent]) -> str:
+    """Add the scene loop after ``previous``; returns the node the graph goes on from.
+
+    LangGraph's own loop (a conditional edge back to :data:`NEXT_SCENE_NODE`) keeps every
+    gate a checkpoint: a run killed in scene 2 resumes in scene 2 with scene 1 approved.
+    """
+    stages = [step.stage for agent in cycle for step in agent.steps()]
+
+    def next_scene(state: dict[str, Any]) -> dict[str, Any]:
+        """Node: the next scene in production, its stages' drafts cleared."""
+        return {"scene": state.get("scene", 0) + 1, "drafts": dict.fromkeys(stages)}
+
+    def scenes_left(state: dict[str, Any]) -> str:
+        scenes = MasterScript.model_validate(state["master_script"]).scenes
+        return NEXT_SCENE_NODE if state["scene"] < len(scenes) else AFTER_SCENES_NODE
+
+    def after_scenes(state: dict[str, Any]) -> dict[str, Any]:
+        """Node: the cycle is over; what follows works on the whole film."""
+        del state
+        return {"scene": None}
+
+    graph.add_node(NEXT_SCENE_NODE, next_scene)
+    graph.add_edge(previous, NEXT_SCENE_NODE)
+    previous = NEXT_SCENE_NODE
+    for agent in cycle:
+        graph.add_node(agent.name, agent.build(finish=False).compile(name=agent.name))
+        graph.add_edge(previous, agent.name)
+        previous = agent.name
+    graph.add_node(AFTER_SCENES_NODE, after_scenes)
+    graph.add_conditional_edges(previous, scenes_left, [NEXT_SCENE_NODE, AFTER_SCENES_NODE])
+    previous = AFTER_SCENES_NODE
+    for agent in cycle:
+        if agent.finish_node is not None:
+            graph.add_node(agent.finish_node, agent.finish, input_schema=graph.state_schema)
+            graph.add_edge(previous, agent.finish_node)
+            previous = agent.finish_node
+    return previous
 
 
 class WorkflowType(ABC):
@@ -195,8 +246,25 @@ class WorkflowType(ABC):
         return [agents.get(node)() for node in self.nodes() if node in agents]
 
     def stages(self) -> list[str]:
-        """Stages of the agents' steps this workflow runs, in order."""
-        return [step.stage for agent in self.agents() for step in agent.steps()]
+        """Stages of the agents' steps this workflow runs, in order (a scene cycle's once)."""
+        return _stages_of(self.nodes())
+
+    def scene_stages(self) -> list[str]:
+        """The stages of its scene cycle, made once per scene (none without a cycle)."""
+        return _stages_of(self._around_cycle()[1])
+
+    def gates(self, scenes: int) -> list[str]:
+        """The gates a run of a production with ``scenes`` scenes stops at, in order."""
+        before, cycle, after = self._around_cycle()
+        return _stages_of(before) + _stages_of(cycle) * scenes + _stages_of(after)
+
+    def _around_cycle(self) -> tuple[list[str], list[str], list[str]]:
+        """The workflow's nodes before its scene cycle, in it, and after it."""
+        nodes = list(self.nodes())
+        if NEXT_SCENE_NODE not in nodes:
+            return nodes, [], []
+        start, end = nodes.index(NEXT_SCENE_NODE), nodes.index(AFTER_SCENES_NODE)
+        return nodes[:start], nodes[start + 1 : end], nodes[end + 1 :]
 
     def artifacts(self) -> list[dict[str, str]]:
         """What the workflow's steps provide, in order: each artifact's key and model name.
@@ -248,6 +316,12 @@ def load_workflow_types() -> Registry[WorkflowType]:
     load_agents()
     discover("graphs")
     return WorkflowType.registry
+
+
+def _stages_of(nodes: Sequence[str]) -> list[str]:
+    """The stages of the agents among ``nodes``, in order."""
+    agents = load_agents()
+    return [step.stage for n in nodes if n in agents for step in agents.get(n)().steps()]
 
 
 @functools.cache

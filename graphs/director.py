@@ -168,7 +168,7 @@ async def pending_gates(runtime: DirectorRuntime) -> str:
     if not pending:
         return "No gate is waiting."
     return "\n".join(
-        f"- the {g.stage} of {g.workflow} (production {g.thread_id}, gate {g.approval_id})"
+        f"- the {g.label} of {g.workflow} (production {g.thread_id}, gate {g.approval_id})"
         for g in pending
     )
 
@@ -376,9 +376,8 @@ async def follow(state: DirectorState, runtime: Runtime[Context]) -> Command:
     if outcome.status == "gate" and outcome.gate is not None:
         gate = outcome.gate
         request = gate.payload["action_requests"][0]
-        label = gate.stage.replace("_", " ")
         note = AIMessage(
-            f"Ready for your review: the {label}. {request.get('description', '')}".strip(),
+            f"Ready for your review: the {gate.label}. {request.get('description', '')}".strip(),
             id=f"shown-{gate.approval_id}",
         )
         update = {"following": None, "showing": asdict(gate), "messages": [note]}

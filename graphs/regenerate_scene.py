@@ -8,9 +8,11 @@ The run starts from the project's approved artifacts and asks for the scene agai
 person would at the gates: the scene's notes are feedback on the master script and on the
 shot list, both naming the scene, so the script writer revises that master-script scene
 only and the shot lister re-lists that scene only. The asset extractor adds only what the
-changed scene brings; the frame and video generators keep the approved frames and clips of
-every unchanged shot, so only the scene's keyframes and clips are made and the video is
-assembled again. Each stage still stops at its gate.
+changed scene brings; the scene's instances are drawn in its revised context (an unchanged
+one is found in the generation cache); every per-scene stage shows and approves the scene's
+part, put into the whole artifact on approval; the frame and video generators keep the
+approved frames and clips of every unchanged shot, so only the scene's keyframes and clips
+are made and the video is assembled again. Each stage still stops at its gate.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from langgraph.graph import StateGraph
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents._scenes import named_scene
-from agents.artifacts import MasterScript
+from agents.artifacts import ByScene, MasterScript
 from agents.base import Turn, artifact_types
 from graphs.base import ProjectInput, WorkflowType, agent_pipeline
 
@@ -49,16 +51,22 @@ def reopen_scene(state: dict[str, Any]) -> dict[str, Any]:
     number = state["scene"]
     feedback = _feedback(number, state["notes"], state["master_script"])
     types = artifact_types()
-    drafts = {stage: state[stage] for stage in REOPENED}
+    parts = {stage: _part(types[stage].model_validate(state[stage]), number) for stage in REOPENED}
     turns = [
         turn
-        for stage in REOPENED
+        for stage, part in parts.items()
         for turn in (
-            _turn(stage, "assistant", types[stage].model_validate(drafts[stage]).model_dump_json()),
-            _turn(stage, "user", feedback),
+            _turn(stage, "assistant", part.model_dump_json(), number),
+            _turn(stage, "user", feedback, number),
         )
     ]
+    drafts = {stage: part.model_dump(mode="json") for stage, part in parts.items()}
     return {"drafts": drafts, "conversation": turns}
+
+
+def _part(artifact: BaseModel, number: int) -> BaseModel:
+    """What the stage drafts of the scene: a per-scene artifact's part, else all of it."""
+    return artifact.in_scene(number) if isinstance(artifact, ByScene) else artifact
 
 
 def _feedback(number: int, notes: str, master_script: dict[str, Any]) -> str:
@@ -82,12 +90,12 @@ def _feedback(number: int, notes: str, master_script: dict[str, Any]) -> str:
     return feedback
 
 
-def _turn(stage: str, role: Literal["assistant", "user"], content: str) -> Turn:
-    return Turn(id=str(uuid.uuid4()), stage=stage, role=role, content=content)
+def _turn(stage: str, role: Literal["assistant", "user"], content: str, scene: int) -> Turn:
+    return Turn(id=str(uuid.uuid4()), stage=stage, role=role, content=content, scene=scene)
 
 
 class RegenerateScene(WorkflowType):
-    """One scene's master script, shots, dialogue, keyframes and clips again; re-assembled."""
+    """One scene's master script, instances, shots, dialogue, keyframes and clips; re-assembled."""
 
     name = "regenerate_scene"
     description = (
@@ -96,7 +104,16 @@ class RegenerateScene(WorkflowType):
         "else is regenerated. Each stage is approved by the person."
     )
     input_model = SceneInput
-    takes = ("script", "master_script", "assets", "references", "shots", "frames", "clips")
+    takes = (
+        "script",
+        "master_script",
+        "assets",
+        "references",
+        "instances",
+        "shots",
+        "frames",
+        "clips",
+    )
     reuses = ("casting", "dialogue")
 
     def check_start(self, given: BaseModel, start: dict[str, Any]) -> None:
@@ -111,6 +128,7 @@ class RegenerateScene(WorkflowType):
                 "script_writer",
                 "asset_extractor",
                 "casting",
+                "scene_instances",
                 "shot_lister",
                 "dialogue_speaker",
                 "frame_generator",

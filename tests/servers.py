@@ -21,9 +21,21 @@ from graphs.base import load_workflow_types
 
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
-_STAGES = load_workflow_types().get("full_video")().stages()
-BEFORE_FRAMES = _STAGES[: _STAGES.index("frames")]
-"""The full_video stages approved before its frames are drawn."""
+SAMPLE_SCENES = 2
+"""The scenes of the offline sample's master script: full_video's scene cycle runs twice."""
+SCENE_FRAMES = 6
+"""The keyframes a scene of the sample draws: three shots, a start and an end frame each."""
+_FULL_VIDEO = load_workflow_types().get("full_video")()
+GATES = _FULL_VIDEO.gates(scenes=SAMPLE_SCENES)
+"""The gates of the sample's full_video production, in order (the cycle's once per scene)."""
+_CYCLE = _FULL_VIDEO.scene_stages()
+GATE_SCENES = [None] * (len(GATES) - len(_CYCLE) * SAMPLE_SCENES) + [
+    scene for scene in range(1, SAMPLE_SCENES + 1) for _ in _CYCLE
+]
+"""The scene each of the :data:`GATES` is about, as its payload says: None for the gates
+before the scene cycle (the whole film's), then 1 for scene 1's cycle, 2 for scene 2's."""
+BEFORE_FRAMES = GATES[: GATES.index("frames")]
+"""The full_video gates approved before scene 1's frames are drawn (each stage once)."""
 APPROVE = {"decisions": [{"type": "approve"}]}
 
 

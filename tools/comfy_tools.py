@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from langchain_core.tools import StructuredTool
@@ -385,9 +385,14 @@ def _draft_inpaint(v: dict[str, Any]) -> list[tuple[bytes, str]]:
     return [(_png(Image.composite(patch, image, alpha)), "png")]
 
 
-def _draft_sheet(v: dict[str, Any]) -> list[tuple[bytes, str]]:
-    """A sheet's card; one drawn from another look's sheet shows that sheet inset, bottom right."""
-    card = _card(v["prompt"], v["seed"], (v["width"], v["height"]), title="Reference sheet")
+def _draft_sheet(v: dict[str, Any], *, title: str = "Reference sheet") -> list[tuple[bytes, str]]:
+    """A sheet's card; one drawn from another image shows that image inset, bottom right.
+
+    A sheet is drawn from its asset's default look's sheet, a scene instance from its
+    reference (the sheet, or the asset's instance in an earlier scene). An empty ``title``
+    takes the prompt's first line (a scene instance's asset, look and scene).
+    """
+    card = _card(v["prompt"], v["seed"], (v["width"], v["height"]), title=title)
     if "image" not in v:
         return [(card, "png")]
     sheet, source = _open(card), _open(v["image"])
@@ -417,6 +422,7 @@ def _draft_clip(v: dict[str, Any]) -> list[tuple[bytes, str]]:
 
 _DRAFTS: dict[str, Callable[[dict[str, Any]], list[tuple[bytes, str]]]] = {
     "asset_sheet": _draft_sheet,
+    "scene_instance": partial(_draft_sheet, title=""),  # titled by the prompt's first line
     "keyframe": lambda v: [(_card(v["prompt"], v["seed"], (v["width"], v["height"])), "png")],
     "keyframe_pair": lambda v: [
         (_card(v["start_prompt"], v["seed"], (v["width"], v["height"])), "png"),

@@ -33,6 +33,13 @@ class Gate:
     stage: str
     payload: dict[str, Any]
 
+    @property
+    def label(self) -> str:
+        """The gate in words: "master script", or "scene 2 frames" in a scene cycle."""
+        stage = self.stage.replace("_", " ")
+        scene = self.payload.get("scene")
+        return stage if scene is None else f"scene {scene} {stage}"
+
 
 @dataclass(frozen=True)
 class Outcome:

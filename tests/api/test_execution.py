@@ -16,7 +16,14 @@ from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from tests.api.conftest import api_settings, serve
-from tests.servers import AUTEUR, BEFORE_FRAMES, auteur_serve, free_port, start_frames_run
+from tests.servers import (
+    AUTEUR,
+    BEFORE_FRAMES,
+    SCENE_FRAMES,
+    auteur_serve,
+    free_port,
+    start_frames_run,
+)
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 
@@ -38,7 +45,7 @@ async def test_a_run_cut_off_by_sigkill_resumes_after_restart(database_url: str)
         seen = []
         async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
             seen.append(part)
-            if part.event == "custom" and part.data["message"] == "frame 3/12 done":
+            if part.event == "custom" and part.data["message"] == f"frame 3/{SCENE_FRAMES} done":
                 first.send_signal(signal.SIGKILL)
                 break
         first.wait(timeout=30)
@@ -58,10 +65,14 @@ async def _values_after_restart(
         assert finished["status"] == "success"  # the run ended at a gate; the thread waits
         state = await client.threads.get_state(thread_id)
         gate = state["interrupts"][0]["value"]
-        assert gate["stage"] == "frames"
-        assert len(gate["action_requests"][0]["args"]["frames"]) == 12
+        assert (gate["stage"], gate["scene"]) == ("frames", 1)
+        frames = gate["action_requests"][0]["args"]["frames"]
+        assert len(frames) == SCENE_FRAMES  # scene 1's keyframes only
+        shots = state["values"]["shots"]["shots"]  # scene 2's are not listed yet
+        assert {shot["scene"] for shot in shots} == {1}
+        assert {frame["shot"] for frame in frames} == {shot["id"] for shot in shots}
         messages = [p.data["message"] for p in rest if p.event == "custom"]
-        assert "frame 12/12 done" in messages
+        assert f"frame {SCENE_FRAMES}/{SCENE_FRAMES} done" in messages
         ids = [int(p.id) for p in seen[1:] + rest]
         assert ids == sorted(ids)
         return state["values"]

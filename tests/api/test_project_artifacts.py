@@ -210,9 +210,18 @@ async def test_a_branch_or_project_of_someone_else_is_404(
     assert unknown.status_code == 404
 
 
-GATES = ("master_script", "assets", "casting", "shots", "dialogue", "frames", "clips")
+GATES = (
+    "master_script",
+    "assets",
+    "casting",
+    "instances",
+    "shots",
+    "dialogue",
+    "frames",
+    "clips",
+)
 """The gates of making scene 2 again."""
-REMADE = ("master_script", "assets", "shots", "dialogue", "frames", "clips", "video")
+REMADE = ("master_script", "assets", "instances", "shots", "dialogue", "frames", "clips", "video")
 """What it makes anew: the assets come back the same but from a new master script; the
 cast, from the same script and the same assets, stays as it was."""
 
@@ -225,9 +234,12 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     project_id = await _new_project(http)
     production = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(production["thread_id"], "full_video", input={"brief": SAMPLE["brief"]})
-    for stage in load_workflow_types().get("full_video")().stages():
+    for stage in load_workflow_types().get("full_video")().gates(scenes=2):  # the sample's
         await _decide(http, production["thread_id"], stage)
     before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
+    for kind in ("instances", "shots", "dialogue", "frames", "clips"):
+        assert before[kind]["version"] == 2, kind  # one version per scene's approval
+    assert not [kind for kind, a in before.items() if a["stale"]]
     await _exports_the_cut(http, api_url, production["thread_id"], before)
 
     again = await client.threads.create(metadata={"project_id": project_id})
@@ -256,7 +268,7 @@ async def test_one_scene_of_a_finished_production_is_made_again(
         "casting": 1,
     }
     for kind in REMADE:
-        assert after[kind]["version"] == 2, kind
+        assert after[kind]["version"] == before[kind]["version"] + 1, kind  # one new version
         assert after[kind]["thread_id"] == again["thread_id"]
         assert after[kind]["stale"] is False
     old_scenes = before["master_script"]["data"]["scenes"]

@@ -208,8 +208,8 @@ async def test_rollback_cancels_the_running_run_and_removes_its_checkpoints(alic
 async def _running_frames(client: Any) -> tuple[str, dict[str, Any]]:
     """A thread whose run is mid-way through drawing frames."""
     thread_id, _ = await _thread_at_first_gate(client)
-    stages = load_workflow_types().get("full_video")().stages()
-    for _ in range(stages.index("frames") - 1):  # every gate up to the one before the frames
+    gates = load_workflow_types().get("full_video")().gates(scenes=2)
+    for _ in range(gates.index("frames") - 1):  # every gate up to the one before the frames
         await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
     run = await client.runs.create(
         thread_id, "full_video", command={"resume": APPROVE}, stream_mode=["custom"]

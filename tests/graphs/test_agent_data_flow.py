@@ -60,16 +60,21 @@ async def sample_values(context: Context, store: InMemoryStore) -> dict[str, Any
 async def approve_every_gate(
     name: str, values: dict[str, Any], context: Context, schema: type, store: InMemoryStore
 ) -> dict[str, Any]:
-    """Run agent ``name`` alone on what its steps require of ``values``, approving each gate."""
+    """Run agent ``name`` alone on what its steps require of ``values``, approving each gate.
+
+    An agent made scene by scene runs as in a production's scene cycle: scene 1 in production.
+    """
     agent = load_agents().get(name)()
     own = {step.stage for step in agent.steps()} | set(agent.produces)
     needed = {key for step in agent.steps() for key in step.requires} - own
+    scene = {"scene": 1} if any(step.per_scene for step in agent.steps()) else {}
     graph = StateGraph(schema, context_schema=Context)
     graph.add_node(name, agent.build().compile(name=name))
     graph.add_edge(START, name)
     compiled = graph.compile(checkpointer=InMemorySaver(), store=store)
     config = new_config()
-    gate = await run_until_stop(compiled, config, {k: values[k] for k in needed}, context)
+    given = {**{k: values[k] for k in needed}, **scene}
+    gate = await run_until_stop(compiled, config, given, context)
     while gate is not None:
         gate = await answer(compiled, config, APPROVE, context)
     return (await compiled.aget_state(config)).values

@@ -13,7 +13,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 from PIL import Image
 
-from agents.artifacts import AssetRegistry, FrameSet, ShotList, Video
+from agents.artifacts import AssetRegistry, FrameSet, SceneInstances, ShotList, Video
 from agents.base import Context, check_decision
 from agents.frame_generator import POSITIONS
 from api.settings import SAMPLE_RECORDINGS
@@ -69,7 +69,15 @@ async def test_full_video_through_comfyui_submits_each_generation_once(
     frames = FrameSet.model_validate(values["frames"]).frames
     assert all(f.workflow == "keyframe_from_references" and not f.candidates for f in frames)
     scenes = len({shot.scene for shot in shots})  # an ambience bed each
-    unique = scenes + _sheets(values) + 2 * len(shots) + len(shots)
+    # every selected asset a scene uses drawn once in that scene's context (none skipped)
+    assets = AssetRegistry.model_validate(values["assets"])
+    used = sorted(
+        (u.scene, u.entity) for u in assets.scene_usage if u.entity not in assets.deselected
+    )
+    instances = SceneInstances.model_validate(values["instances"]).instances
+    assert sorted((i.scene, i.entity) for i in instances) == used
+    assert all(i.file is not None for i in instances)
+    unique = scenes + _sheets(values) + len(instances) + 2 * len(shots) + len(shots)
     assert comfy_server.jobs == unique
     prompts = {json.dumps(p["prompt"], sort_keys=True) for p in comfy_server.submitted}
     assert len(prompts) == comfy_server.jobs

@@ -8,7 +8,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from agents.artifacts import FrameSet, ShotList
+from agents.artifacts import AssetRegistry, FrameSet, SceneInstances, ShotList
 from agents.base import Context, check_decision
 from graphs.base import load_workflow_types
 from tests.doubles.comfy_server import ComfyServer
@@ -40,18 +40,25 @@ async def test_picking_another_reference_regenerates_only_the_frames_showing_it(
     def showing(entity: str) -> set[str]:
         return {s.id for s in shots if entity in {e.entity for e in s.entities}}
 
-    # Each entity in frame is offered the frames showing it, newest first, then its sheets
-    # (one per look); with no earlier scene approved, its frames use the sheet.
+    # Each entity in frame is offered the frames showing it, newest first, its approved
+    # instance in this scene, then its sheets (one per look); its frames use the instance.
+    values = await current_values(graph, config)
+    assets = AssetRegistry.model_validate(values["assets"]).entities()
+    instances = SceneInstances.model_validate(values["instances"])
     in_frame = {e.entity for s in shots for e in s.entities}
-    assert first.reference_options and first.reference_options.keys() <= in_frame
+    assert first.reference_options and first.reference_options.keys() == in_frame
     for entity, options in first.reference_options.items():
-        looks = {e.look for s in shots for e in s.entities if e.entity == entity}
+        looks = assets[entity].appearances()
         sheets = [o.file for o in options if o.label.startswith("reference sheet")]
         assert len(sheets) == len(looks)
         assert options[-len(sheets) :] == [o for o in options if o.file in sheets]
-        assert len(options) == 2 * len(showing(entity)) + len(looks)
+        instance = instances.instance(1, entity)
+        assert instance is not None and instance.file is not None
+        mine = [o.file for o in options if o.label.startswith("scene 1 instance")]
+        assert mine == [instance.file]
+        assert len(options) == 2 * len(showing(entity)) + 1 + len(looks)
         assert all(
-            f.references[entity] in sheets for f in first.frames if f.shot in showing(entity)
+            f.references[entity] == instance.file for f in first.frames if f.shot in showing(entity)
         )
 
     # The entity seen in the fewest shots: picking its latest frame as the reference.

@@ -1,8 +1,9 @@
-"""Sound through ComfyUI (the test server): a bed per scene at the dialogue gate, one remade.
+"""Sound through ComfyUI (the test server): a bed per scene at its dialogue gate, one remade.
 
 The ComfyUI backend with the library's ``text_to_audio`` workflow makes each scene's ambience
-bed at the dialogue stage; every bed is a job the test server counts (a prompt saving audio).
-The assembly mixes them under their scenes and the export lays them on their own track.
+bed at that scene's dialogue gate (the scene cycle's); every bed is a job the test server
+counts (a prompt saving audio). The assembly mixes them under their scenes and the export lays
+them on their own track.
 """
 
 from __future__ import annotations
@@ -48,16 +49,22 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
     config = new_config()
 
     gate = await drive_to_gate(graph, config, sample_input, comfy_context, "dialogue")
+    assert gate["scene"] == 1
+    first = DialogueTrack.model_validate(proposal(gate))
+    while (gate["stage"], gate["scene"]) != ("dialogue", 2):
+        gate = await answer(graph, config, APPROVE, comfy_context)
 
     values = (await graph.aget_state(config)).values
     shots = ShotList.model_validate(values["shots"]).shots
     scenes = sorted({shot.scene for shot in shots})
     shots_by_id = {shot.id: shot for shot in shots}
     track = DialogueTrack.model_validate(proposal(gate))
-    assert [bed.scene for bed in track.beds] == scenes and len(scenes) >= 2
-    assert sorted(_bed_prompts(comfy_server)) == sorted(bed.prompt for bed in track.beds)
+    beds = [*first.beds, *track.beds]  # each scene's gate makes its own bed
+    assert [bed.scene for bed in first.beds] == [1] and [bed.scene for bed in track.beds] == [2]
+    assert [bed.scene for bed in beds] == scenes
+    assert sorted(_bed_prompts(comfy_server)) == sorted(bed.prompt for bed in beds)
     slugs = {s["number"]: s["slugline"] for s in values["master_script"]["scenes"]}
-    for bed in track.beds:
+    for bed in beds:
         length = sum(shot.duration_s for shot in shots if shot.scene == bed.scene)
         assert bed.duration_s == round(length, 3)
         assert bed.prompt.startswith(f"Ambience of {slugs[bed.scene]}.")
@@ -70,12 +77,12 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
     gate = await answer(graph, config, reject, comfy_context)
 
     again = DialogueTrack.model_validate(proposal(gate))
-    assert comfy_server.jobs == jobs + 1  # that bed alone: no line, no other bed
-    assert _bed_prompts(comfy_server)[-1] == f"{track.beds[1].prompt}; distant thunder"
+    assert comfy_server.jobs == jobs + 1  # that bed alone: no line
+    assert _bed_prompts(comfy_server)[-1] == f"{track.beds[0].prompt}; distant thunder"
     assert again.lines == track.lines  # feedback on the ambience directs no line
     changed = [b.scene for a, b in zip(track.beds, again.beds, strict=True) if a != b]
     assert changed == [2]
-    assert again.beds[1].prompt.endswith("; distant thunder")
+    assert again.beds[0].prompt.endswith("; distant thunder")
 
     while gate is not None:  # on to the assembly, which mixes each bed under its scene
         gate = await answer(graph, config, APPROVE, comfy_context)
@@ -96,7 +103,7 @@ async def test_each_scene_gets_a_bed_and_feedback_naming_one_remakes_only_that_b
         spans, abs=1 / 12
     )
     assert [c.media_reference.target_url for c in ambience.find_clips()] == [
-        bed.file.key for bed in again.beds
+        bed.file.key for bed in [*first.beds, *again.beds]
     ]
 
 

@@ -185,7 +185,8 @@ def test_the_data_flow_check_finds_what_nothing_provides() -> None:
     agents = load_agents()
     shot_lister, frames = agents.get("shot_lister")(), agents.get("frame_generator")()
 
-    problems = data_flow_problems({"project", "assets", "references"}, [shot_lister, frames])
+    given = {"project", "assets", "references", "instances"}
+    problems = data_flow_problems(given, [shot_lister, frames])
 
     assert problems == [
         "shots requires script, which nothing before it provides",
@@ -224,18 +225,13 @@ def test_workflow_type_lives_in_a_file_named_after_it(name: str) -> None:
 
 
 def test_full_video_runs_every_stage_in_order() -> None:
-    assert _workflow("full_video")().stages() == [
-        "treatment",
-        "script",
-        "master_script",
-        "assets",
-        "references",
-        "casting",
-        "shots",
-        "dialogue",
-        "frames",
-        "clips",
-    ]
+    workflow = _workflow("full_video")()
+    before = ["treatment", "script", "master_script", "assets", "references", "casting"]
+    cycle = ["instances", "shots", "dialogue", "frames", "clips"]
+
+    assert workflow.stages() == before + cycle
+    assert workflow.scene_stages() == cycle
+    assert workflow.gates(scenes=2) == before + cycle + cycle
 
 
 # --- eval suites -------------------------------------------------------------------------------

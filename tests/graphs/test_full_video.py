@@ -42,11 +42,16 @@ async def test_auto_approved_run_ends_in_an_mp4(
         gates.append(gate["stage"])
         gate = await answer(graph, config, APPROVE, offline_context)
 
-    assert gates == workflow.stages()
+    assert gates == workflow.gates(scenes=2)
     assert gates[:3] == ["treatment", "script", "master_script"]
     values = (await graph.aget_state(config)).values
-    assert values["approved"] == gates
+    assert values["approved"] == workflow.stages()  # each stage once, whatever its scenes
     assert [t["stage"] for t in values["conversation"]] == gates
+    cycle = workflow.scene_stages()
+    assert [t.get("scene") for t in values["conversation"]] == [
+        None if n < 6 else 1 + (n - 6) // len(cycle) for n in range(len(gates))
+    ]  # each scene's drafts are turns of that scene
+    assert values.get("scene") is None  # the cycle is over
     shots = ShotList.model_validate(values["shots"]).shots
     fps = values["project"]["format"]["fps"]
     assert len(FrameSet.model_validate(values["frames"]).frames) == 2 * len(shots)
@@ -147,7 +152,7 @@ async def test_a_brief_of_its_own_is_valid_on_every_first_call_in_schema_mode(
             gates.append(gate["stage"])
             gate = await answer(graph, config, APPROVE, context)
 
-    assert gates == workflow.stages()
+    assert gates == workflow.gates(scenes=2)
     values = (await graph.aget_state(config)).values
     assert values["script"]["title"] == "Moss Takes the Leaf"
     assert len(values["script"]["scenes"]) == 2

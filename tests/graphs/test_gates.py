@@ -25,7 +25,9 @@ from tests.helpers import (
 )
 from tools.llm import ModelProvider
 
-STAGES = load_workflow_types().get("full_video")().stages()
+WORKFLOW = load_workflow_types().get("full_video")()
+STAGES = WORKFLOW.stages()
+SCENES = 2  # the sample's master script has two scenes; the scene cycle runs once per scene
 FEEDBACK = "make it funnier"
 # Every gate on the Postgres pair the service runs on; the writing gates on LangGraph's
 # in-memory pair too (what `langgraph dev` runs). Past the writing, the in-memory runs would
@@ -44,6 +46,20 @@ def graph(saver_and_store: tuple[Any, Any]) -> Any:
     return load_workflow_types().get("full_video")().compile(checkpointer=checkpointer, store=store)
 
 
+def _sequence(scenes: int) -> list[tuple[str, int | None]]:
+    """Every gate of a run, in order, with the scene it is about (None: the whole film)."""
+    cycle = WORKFLOW.scene_stages()
+    start, end = STAGES.index(cycle[0]), STAGES.index(cycle[-1]) + 1
+    return [
+        *((stage, None) for stage in STAGES[:start]),
+        *((stage, scene) for scene in range(1, scenes + 1) for stage in cycle),
+        *((stage, None) for stage in STAGES[end:]),
+    ]
+
+
+SEQUENCE = _sequence(SCENES)
+
+
 def _artifact_model(stage: str) -> type:
     agents = ProductionAgent.registry
     steps = [step for name in agents.names() for step in agents.get(name)().steps()]
@@ -54,6 +70,18 @@ def _approved(stage: str, args: dict[str, Any]) -> dict[str, Any]:
     """What approval stores: approved frames and sheets keep only the chosen file."""
     if stage == "references":
         return {"sheets": [{**sheet, "candidates": []} for sheet in args["sheets"]]}
+    if stage == "instances":
+        return {
+            "instances": [
+                {
+                    **instance,
+                    "candidates": [],
+                    "history": [],
+                    "file": None if instance["skipped"] else instance["file"],
+                }
+                for instance in args["instances"]
+            ]
+        }
     if stage != "frames":
         return args
     return {"frames": [{**frame, "candidates": []} for frame in args["frames"]]}
@@ -77,6 +105,8 @@ def _edited(stage: str, args: dict[str, Any]) -> dict[str, Any]:
             edited["lines"][0]["start_s"] += 0.1
         case "references":
             edited["sheets"][0]["skipped"] = True
+        case "instances":
+            edited["instances"][0]["skipped"] = True
         case "frames" | "clips":
             items = edited[stage]
             items[0]["prompt"] = "edited prompt"
@@ -113,8 +143,10 @@ async def test_approve_keeps_the_proposal_and_moves_on(
     gate = await drive_to_gate(graph, config, sample_input, offline_context, stage)
     proposed = proposal(gate)
     after = await answer(graph, config, APPROVE, offline_context)
-    following = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
-    assert (after or {}).get("stage") == following
+    # the first gate of a stage: the scene cycle's first scene, or the whole film's
+    position = SEQUENCE.index((stage, gate["scene"]))
+    following = SEQUENCE[position + 1] if position + 1 < len(SEQUENCE) else (None, None)
+    assert ((after or {}).get("stage"), (after or {}).get("scene")) == following
     values = await current_values(graph, config)
     assert values[stage] == _approved(stage, proposed)
     assert stage in values["approved"]

@@ -21,7 +21,7 @@ from langgraph.store.memory import InMemoryStore
 from PIL import Image
 
 import prompts
-from agents.artifacts import AssetRegistry, FrameSet, ReferenceSheets
+from agents.artifacts import AssetRegistry, Frame, FrameSet, ReferenceSheets, SceneInstances
 from agents.base import Context, check_decision
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
@@ -102,7 +102,20 @@ async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
     approved = ReferenceSheets.model_validate((await current_values(graph, config))["references"])
     assert not any(s.candidates for s in approved.sheets)
 
-    # the keyframes showing Pip in that look are drawn from the own image; the kitchen from none
+    # scene 1's instance of Pip in that look is drawn from the own image; the kitchen, its
+    # sheet skipped, has nothing to be drawn from
+    while gate is not None and gate["stage"] != "instances":
+        gate = await answer(graph, config, APPROVE, comfy_context)
+    assert gate is not None and gate["scene"] == 1
+    instances = SceneInstances.model_validate(proposal(gate))
+    pip_here = instances.instance(1, "pip")
+    assert pip_here is not None and pip_here.look == pip.look
+    assert pip_here.reference is not None and pip_here.reference.file == own
+    assert pip_here.candidates[-1].drawn_from == own
+    kitchen_here = instances.instance(1, kitchen.entity)
+    assert kitchen_here is not None and kitchen_here.skipped and kitchen_here.reference is None
+
+    # the keyframes showing Pip are drawn from that instance; the kitchen's from nothing
     while gate is not None and gate["stage"] != "frames":
         gate = await answer(graph, config, APPROVE, comfy_context)
     assert gate is not None
@@ -112,7 +125,7 @@ async def test_feedback_redraws_the_asset_it_names_and_an_own_image_is_used(
     for frame in frames:
         in_frame = {e["entity"]: e["look"] for e in shots[frame.shot]["entities"]}
         if in_frame.get("pip") == pip.look:
-            assert frame.references["pip"] == own
+            assert frame.references["pip"] == pip_here.file
         assert kitchen.entity not in frame.references
 
 
@@ -207,14 +220,22 @@ async def test_an_own_image_is_described_and_the_chosen_description_is_drawn_fro
     )
     approved = ReferenceSheets.model_validate((await current_values(graph, config))["references"])
     assert approved.sheet("dora", "yellow raincoat").description == recorded["merged"]
-    while gate is not None and gate["stage"] != "frames":
-        gate = await answer(graph, config, APPROVE, context)
-    frames = FrameSet.model_validate(proposal(gate)).frames
-    shots = {s["id"]: s for s in (await current_values(graph, config))["shots"]["shots"]}
     in_raincoat = {"entity": "dora", "look": "yellow raincoat"}
-    raincoat_frames = [f for f in frames if in_raincoat in shots[f.shot]["entities"]]
-    assert raincoat_frames
+    raincoat_frames: list[Frame] = []
+    instance_prompts = []
+    while gate is not None and not raincoat_frames:  # to the frames of her raincoat's scene
+        if gate["stage"] == "instances":
+            dora = SceneInstances.model_validate(proposal(gate)).instance(gate["scene"], "dora")
+            if dora is not None and dora.look == "yellow raincoat":
+                instance_prompts.append(dora.candidates[-1].prompt)
+        if gate["stage"] == "frames":
+            shots = {s["id"]: s for s in (await current_values(graph, config))["shots"]["shots"]}
+            frames = FrameSet.model_validate(proposal(gate)).frames
+            raincoat_frames = [f for f in frames if in_raincoat in shots[f.shot]["entities"]]
+        gate = await answer(graph, config, APPROVE, context)
+    assert raincoat_frames and instance_prompts  # her instance in that scene is drawn from it too
     assert all(recorded["merged"] in f.candidates[-1].prompt for f in raincoat_frames)
+    assert all(recorded["merged"] in prompt for prompt in instance_prompts)
 
 
 async def test_a_model_that_cannot_read_images_leaves_the_own_image_undescribed(

@@ -12,7 +12,15 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 from pydantic import ValidationError
 
-from agents.artifacts import ClipSet, DialogueTrack, FrameSet, MasterScript, ShotList, Video
+from agents.artifacts import (
+    AssetRegistry,
+    ClipSet,
+    DialogueTrack,
+    FrameSet,
+    MasterScript,
+    ShotList,
+    Video,
+)
 from agents.base import Context, load_agents
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import WorkflowType, load_workflow_types
@@ -106,7 +114,17 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     # Frames and clips approved after feedback: a redraw would not give them back.
     feedback = {"frames": "shot 1A: warmer light", "clips": "slower camera moves"}
     before, whole = await _run_to_end(full, sample_input, context, feedback)
-    assert not any(gate.startswith("Scene") for gate in whole)  # the whole film: no one scene
+    cycle = ["instances", "shots", "dialogue", "frames", "clips"]
+    writing = ["treatment", "script", "master_script", "assets", "references", "casting"]
+    # every cycle gate names its scene; scene 1's frames and clips are shown again after the
+    # feedback
+    again = {(1, "frames"), (1, "clips")}
+    assert whole == writing + [
+        f"Scene {n} · {stage}"
+        for n in (1, 2)
+        for stage in cycle
+        for _ in range(2 if (n, stage) in again else 1)
+    ]
 
     regenerate = workflows.get("regenerate_scene")()
     notes = f"make Pip's landing a bouncy, hat-over-eyes triumph ({uuid.uuid4()})"
@@ -114,7 +132,7 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     media.jobs, media.assemblies = [], 0
     after, gates = await _run_to_end(regenerate.compile(**stores), payload, context)
 
-    stages = ["master_script", "assets", "casting", "shots", "dialogue", "frames", "clips"]
+    stages = ["master_script", "assets", "casting", *cycle]
     assert gates == [f"Scene {SCENE} · {stage}" for stage in stages]  # every gate says its scene
     assert after["casting"] == before["casting"]  # the cast stays
     # Lines outside the scene are the same recordings (the draft voice never repeats a
@@ -143,7 +161,14 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     assert [s for s in new_shots if s.scene != SCENE] == [s for s in old_shots if s.scene != SCENE]
     assert [s for s in new_shots if s.scene == SCENE] != [s for s in old_shots if s.scene == SCENE]
 
-    # Media jobs: the scene's keyframes and clips, one each, and one assembly.
+    # Media jobs: the scene's assets in its new context, its keyframes and clips, one each,
+    # and one assembly.
+    assets = AssetRegistry.model_validate(after["assets"])
+    drawn = [job for job in media.jobs if job["category"] == "scene_instance"]
+    used = [u for u in assets.in_scene(SCENE) if u.entity not in assets.deselected]
+    assert len(drawn) == len(used)
+    assert all(new_master[SCENE - 1].prose in job["prompt"] for job in drawn)
+    media.jobs = [job for job in media.jobs if job not in drawn]
     in_scene = {s.id for s in new_shots if s.scene == SCENE}
     frames = FrameSet.model_validate(after["frames"]).frames
     clips = ClipSet.model_validate(after["clips"]).clips

@@ -1,9 +1,11 @@
-"""The master script and the shot list are drafted scene by scene, every scene at once.
+"""The master script is drafted scene by scene, every scene at once; the shots scene by scene.
 
 The model is the OpenAI test double replaying the sample's per-scene recordings, each
 answer held back a little (``delay_s``) so that requests sent together are seen in flight
 together: ``peak_in_flight`` shows the overlap, nothing here times anything. The assembled
-artifacts must equal the recorded whole documents the per-scene recordings were split from.
+artifacts must equal the recorded whole documents the per-scene recordings were split from:
+the master script at its gate, the shot list once each scene's shots gate of the scene cycle
+has approved its part.
 """
 
 from __future__ import annotations
@@ -70,6 +72,17 @@ async def _resume(
     return snapshot.interrupts[0].value, messages
 
 
+async def _approve_until(
+    graph: Any, config: dict[str, Any], context: Context, stage: str, scene: int | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Approve gate after gate up to ``stage``'s gate about ``scene``; return it and the
+    progress messages of its draft."""
+    gate, messages = await _resume(graph, config, APPROVE, context)
+    while (gate["stage"], gate["scene"]) != (stage, scene):
+        gate, messages = await _resume(graph, config, APPROVE, context)
+    return gate, messages
+
+
 def _asked_for(requests: list[dict[str, Any]]) -> list[str]:
     """The last line of each request's user message: which scene it asks for."""
     return sorted(
@@ -78,7 +91,7 @@ def _asked_for(requests: list[dict[str, Any]]) -> list[str]:
     )
 
 
-async def test_both_stages_draft_their_scenes_concurrently_and_assemble_the_whole(
+async def test_the_master_script_drafts_its_scenes_at_once_and_the_shots_one_scene_a_gate(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], llm: OpenAIServer
 ) -> None:
     context = _context(offline_context, llm)
@@ -109,20 +122,21 @@ async def test_both_stages_draft_their_scenes_concurrently_and_assemble_the_whol
     assert references["stage"] == "references"
     casting, _ = await _resume(graph, config, APPROVE, context)
     assert casting["stage"] == "casting"
-    llm.peak_in_flight = 0
-    before = len(llm.requests)
+    llm.delay_s = 0
 
-    shots, progress = await _resume(graph, config, APPROVE, context)
+    # the scene cycle: each scene's shots gate lists that scene alone, in one call
+    for scene in (1, 2):
+        before = len(llm.requests)
 
-    assert shots["stage"] == "shots"
-    assert llm.peak_in_flight == 2
-    assert _asked_for(llm.requests[before:]) == [
-        "List the shots of scene 1.",
-        "List the shots of scene 2.",
-    ]
-    assert proposal(shots) == RECORDED["list_shots"][0]
-    assert shots["problems"] == []
-    assert {"shot list: scene 1 of 2 done", "shot list: scene 2 of 2 done"} <= set(progress)
+        shots, progress = await _approve_until(graph, config, context, "shots", scene)
+
+        assert _asked_for(llm.requests[before:]) == [f"List the shots of scene {scene}."]
+        assert proposal(shots) == RECORDED["list_scene_shots"][0][str(scene)]
+        assert shots["problems"] == []
+        assert f"shot list: scene {scene} of 2 done" in progress
+
+    await answer(graph, config, APPROVE, context)
+    assert (await current_values(graph, config))["shots"] == RECORDED["list_shots"][0]
 
 
 async def test_the_llm_concurrency_setting_bounds_the_scenes_in_flight(
@@ -157,7 +171,34 @@ async def test_per_scene_drafts_are_memoised(
     assert sorted((g["scene"], g["cached"]) for g in per_scene) == [(1, True), (2, True)]
 
 
-async def test_shot_feedback_naming_a_scene_redrafts_only_its_shots(
+async def test_shot_feedback_at_a_later_scene_redrafts_only_its_shots(
+    graph: Any, offline_context: Context, sample_input: dict[str, Any], llm: OpenAIServer
+) -> None:
+    context = _context(offline_context, llm)
+    config = new_config()
+    await drive_to_gate(graph, config, _own_brief(sample_input), context, "shots")
+    gate, _ = await _approve_until(graph, config, context, "shots", 2)  # scene 1 approved
+    before = len(llm.requests)
+
+    revised = await answer(graph, config, _reject("scene 2: hold on Pip's landing longer"), context)
+
+    assert revised is not None and (revised["stage"], revised["scene"]) == ("shots", 2)
+    [request] = llm.requests[before:]
+    assert _asked_for([request]) == ["List the shots of scene 2."]
+    # the conversation is the scene's own: its draft, not scene 1's
+    assert [m["role"] for m in request["messages"]].count("assistant") == 1
+    assert "Answer for scene 2 only" in request["messages"][-1]["content"]
+    assert proposal(gate) == RECORDED["list_scene_shots"][0]["2"]
+    assert proposal(revised) == RECORDED["list_scene_shots"][1]["2"]
+    await answer(graph, config, APPROVE, context)
+    shots = (await current_values(graph, config))["shots"]["shots"]
+    assert shots == [
+        *RECORDED["list_scene_shots"][0]["1"]["shots"],  # scene 1's approved shots kept
+        *RECORDED["list_scene_shots"][1]["2"]["shots"],
+    ]
+
+
+async def test_general_shot_feedback_redrafts_the_scene_in_production(
     graph: Any, offline_context: Context, sample_input: dict[str, Any], llm: OpenAIServer
 ) -> None:
     context = _context(offline_context, llm)
@@ -165,39 +206,12 @@ async def test_shot_feedback_naming_a_scene_redrafts_only_its_shots(
     gate = await drive_to_gate(graph, config, _own_brief(sample_input), context, "shots")
     before = len(llm.requests)
 
-    revised = await answer(graph, config, _reject("scene 2: hold on Pip's landing longer"), context)
-
-    assert revised is not None and revised["stage"] == "shots"
-    [request] = llm.requests[before:]
-    assert _asked_for([request]) == ["List the shots of scene 2."]
-    assert any(m["role"] == "assistant" for m in request["messages"])  # the conversation
-    assert "Answer for scene 2 only" in request["messages"][-1]["content"]
-    shots = proposal(revised)["shots"]
-    assert [s for s in shots if s["scene"] == 1] == [
-        s for s in proposal(gate)["shots"] if s["scene"] == 1
-    ]
-    assert [s for s in shots if s["scene"] == 2] == RECORDED["list_scene_shots"][1]["2"]["shots"]
-
-
-async def test_general_shot_feedback_redrafts_every_scene_at_once(
-    graph: Any, offline_context: Context, sample_input: dict[str, Any], llm: OpenAIServer
-) -> None:
-    context = _context(offline_context, llm)
-    config = new_config()
-    await drive_to_gate(graph, config, _own_brief(sample_input), context, "shots")
-    llm.delay_s = HELD_S
-    llm.peak_in_flight = 0
-    before = len(llm.requests)
-
     revised = await answer(graph, config, _reject("more close-ups"), context)
 
-    assert revised is not None
-    assert _asked_for(llm.requests[before:]) == [
-        "List the shots of scene 1.",
-        "List the shots of scene 2.",
-    ]
-    assert llm.peak_in_flight == 2
-    assert proposal(revised) == RECORDED["list_shots"][1]
+    assert revised is not None and (revised["stage"], revised["scene"]) == ("shots", 1)
+    assert gate["scene"] == 1
+    assert _asked_for(llm.requests[before:]) == ["List the shots of scene 1."]
+    assert proposal(revised) == RECORDED["list_scene_shots"][1]["1"]
     assert revised["problems"] == []
 
 

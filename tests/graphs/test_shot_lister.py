@@ -1,4 +1,8 @@
-"""The shot lister checks each scene's shots, repairs that scene once, shows what still fails."""
+"""The shot lister checks each scene's shots, repairs that scene once, shows what still fails.
+
+In full_video's scene cycle each scene's shots gate lists that scene alone: a test drives to
+the gate of the scene whose shots it breaks.
+"""
 
 from __future__ import annotations
 
@@ -77,12 +81,13 @@ def _shot_requests(server: OpenAIServer, number: int) -> list[dict[str, Any]]:
 
 
 async def _shots_gate(
-    graph: Any, context: Context, sample_input: dict[str, Any]
+    graph: Any, context: Context, sample_input: dict[str, Any], scene: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Approve every gate before scene ``scene``'s shots gate; return it and the config."""
     config = new_config()
     sample = {**sample_input, "brief": f"{sample_input['brief']} ({uuid.uuid4()})"}
     gate = await run_until_stop(graph, config, sample, context)
-    while gate is not None and gate["stage"] != "shots":
+    while gate is not None and (gate["stage"], gate["scene"]) != ("shots", scene):
         gate = await answer(graph, config, APPROVE, context)
     assert gate is not None
     return gate, config
@@ -112,16 +117,17 @@ async def test_a_broken_rule_gets_one_repair_call_for_its_scene_with_its_message
     number = _broken_scene(broken)
     openai_server.responder = _answering(broken, repaired=True)
 
-    gate, _ = await _shots_gate(graph, http_context, sample_input)
+    gate, _ = await _shots_gate(graph, http_context, sample_input, number)
 
     first, repair = _shot_requests(openai_server, number)
     repair_request = repair["messages"][-1]
     assert repair_request["role"] == "user"
     assert violation.message in repair_request["content"]
     assert violation.message not in json.dumps(first["messages"])
-    assert len(_shot_requests(openai_server, 3 - number)) == 1  # the other scene: no repair
+    # the other scene: listed once at its own gate (scene 1's comes first), never repaired
+    assert len(_shot_requests(openai_server, 3 - number)) == (1 if number == 2 else 0)
     assert gate["problems"] == []
-    assert proposal(gate) == RECORDED["list_shots"][0]
+    assert proposal(gate) == _scene_of(RECORDED["list_shots"][0], number)
 
 
 async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
@@ -129,11 +135,11 @@ async def test_what_still_fails_after_the_repair_is_shown_at_the_gate(
 ) -> None:
     broken = _broken("coverage")
     openai_server.responder = _answering(broken, repaired=False)
-    gate, config = await _shots_gate(graph, http_context, sample_input)
+    gate, config = await _shots_gate(graph, http_context, sample_input, 1)
     assert len(_shot_requests(openai_server, 1)) == 2
-    assert len(_shot_requests(openai_server, 2)) == 1
+    assert len(_shot_requests(openai_server, 2)) == 0  # listed at scene 2's own gate
     assert len(gate["problems"]) == 1
     assert "is covered by no shot" in gate["problems"][0]
-    assert proposal(gate) == ShotList.model_validate(broken).model_dump(mode="json")
+    assert proposal(gate) == ShotList.model_validate(_scene_of(broken, 1)).model_dump(mode="json")
     after = await answer(graph, config, APPROVE, http_context)
-    assert after is not None and after["stage"] == "dialogue"
+    assert after is not None and (after["stage"], after["scene"]) == ("dialogue", 1)

@@ -19,11 +19,11 @@ import opentimelineio as otio
 import pexpect
 import pytest
 
-from agents.artifacts import Script
+from agents.artifacts import Script, ShotList
 from api.settings import SAMPLE_RECORDINGS
 from graphs.base import load_workflow_types
 from graphs.persistence import Persistence
-from tests.servers import BEFORE_FRAMES
+from tests.servers import BEFORE_FRAMES, SCENE_FRAMES
 from tools.draft_renderer import probe
 
 pytestmark = pytest.mark.slow
@@ -209,7 +209,7 @@ async def test_kill_mid_stage_then_resume_finishes(
     assert demo.stdout is not None
     for line in demo.stdout:
         seen.append(line)
-        if "frame 3/12 done" in line:
+        if f"frame 3/{SCENE_FRAMES} done" in line:  # scene 1's keyframes
             demo.send_signal(signal.SIGKILL)
             break
     demo.wait(timeout=30)
@@ -217,11 +217,12 @@ async def test_kill_mid_stage_then_resume_finishes(
     thread_id = THREAD.search("".join(seen)).group(1)
     approved_before = await thread_values(persistence, thread_id)
     assert set(approved_before["approved"]) == set(BEFORE_FRAMES)
+    assert approved_before["scene"] == 1
 
     listed = auteur("runs", env=cli_env)
     row = next(line for line in listed.stdout.splitlines() if thread_id in line)
     assert "stopped (resume to continue)" in row
-    assert "frames" in row
+    assert "Scene 1 · frames" in row
 
     resumed = auteur("resume", thread_id, "--auto-approve", env=cli_env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -229,8 +230,11 @@ async def test_kill_mid_stage_then_resume_finishes(
     assert "approving script" not in resumed.stdout
     assembled_video(resumed.stdout)
     after = await thread_values(persistence, thread_id)
-    for stage in ("script", "assets", "shots"):
+    for stage in ("script", "assets"):
         assert after[stage] == approved_before[stage]
+    shots = ShotList.model_validate(after["shots"])  # scene 1's as approved, then scene 2's
+    assert shots.in_scene(1) == ShotList.model_validate(approved_before["shots"])
+    assert {shot.scene for shot in shots.shots} == {1, 2}
 
 
 @pytest.mark.long
@@ -259,15 +263,18 @@ async def test_kill_at_a_gate_keeps_every_decision(
     child.expect("PIP")  # who speaks, in which voice
     child.expect(PROMPT)
     child.sendline("a")
-    child.expect("Approval gate: shots")
+    child.expect("Approval gate: Scene 1 · instances")
     child.expect(PROMPT)
     child.sendline("a")
-    child.expect("Approval gate: dialogue")
+    child.expect("Approval gate: Scene 1 · shots")
+    child.expect(PROMPT)
+    child.sendline("a")
+    child.expect("Approval gate: Scene 1 · dialogue")
     child.expect(PROMPT)
     child.sendline("f")
     child.expect("Your feedback")
     child.sendline("1B-1: angrier")
-    child.expect("Approval gate: dialogue")
+    child.expect("Approval gate: Scene 1 · dialogue")
     child.expect("angrier")  # the line's direction, spoken again
     child.expect(PROMPT)
     child.kill(signal.SIGKILL)
@@ -281,6 +288,7 @@ async def test_kill_at_a_gate_keeps_every_decision(
         "assets",
         "references",
         "casting",
+        "instances",
         "shots",
     ]
     funnier = Script.model_validate(at_gate["script"])
@@ -296,6 +304,7 @@ async def test_kill_at_a_gate_keeps_every_decision(
     assembled_video(resumed.stdout)
     after = await thread_values(persistence, thread_id)
     assert Script.model_validate(after["script"]) == funnier
+    # every stage approved (once in the list, however many scenes it was approved for)
     assert after["approved"] == load_workflow_types().get("full_video")().stages()
     script_turns = [t for t in after["conversation"] if t["stage"] == "script"]
     assert [t["role"] for t in script_turns] == ["assistant", "user", "assistant"]

@@ -25,7 +25,13 @@ from langgraph_sdk import get_client
 from pgserver.postgres_server import PostgresServer
 
 from tests.integration.test_cli import AUTEUR, THREAD, embedded_env, open_dir
-from tests.servers import BEFORE_FRAMES, auteur_serve, free_port, start_frames_run
+from tests.servers import (
+    BEFORE_FRAMES,
+    SCENE_FRAMES,
+    auteur_serve,
+    free_port,
+    start_frames_run,
+)
 
 __all__ = ["open_dir"]
 
@@ -72,7 +78,7 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
     with auteur_serve(env, port):
         thread_id, run = await start_frames_run(client)
         async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
-            if part.event == "custom" and part.data["message"] == "frame 3/12 done":
+            if part.event == "custom" and part.data["message"] == f"frame 3/{SCENE_FRAMES} done":
                 break
         killed = postmaster(pgdata)
         # Holding pgserver's own lock keeps the server from starting Postgres again, so the
@@ -92,8 +98,8 @@ async def test_the_server_rides_out_its_embedded_postgres_being_killed(open_dir:
         assert finished["status"] == "success"  # at its gate
         state = await client.threads.get_state(thread_id)
         gate = state["interrupts"][0]["value"]
-        assert gate["stage"] == "frames"
-        assert len(gate["action_requests"][0]["args"]["frames"]) == 12
+        assert (gate["stage"], gate["scene"]) == ("frames", 1)
+        assert len(gate["action_requests"][0]["args"]["frames"]) == SCENE_FRAMES
         assert state["values"]["approved"] == BEFORE_FRAMES
 
 

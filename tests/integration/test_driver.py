@@ -17,12 +17,11 @@ import pytest
 from api.driver import APPROVE, Driver, open_driver
 from api.launch import ConflictError
 from api.settings import SAMPLE_INPUT, Settings
-from graphs.base import load_workflow_types
+from tests.servers import GATE_SCENES, GATES, SAMPLE_SCENES, SCENE_FRAMES
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
-STAGES = load_workflow_types().get("full_video")().stages()
 
 
 @pytest.fixture
@@ -42,19 +41,27 @@ async def test_every_gate_is_an_approval_decided_through_the_queue(driver: Drive
         gates.append(stop.gate)
         stop = await driver.wait(await driver.decide(stop.gate, APPROVE), progress.append)
 
-    assert [gate["stage"] for gate in gates] == STAGES
+    assert [gate["stage"] for gate in gates] == GATES
+    assert [gate["payload"]["scene"] for gate in gates] == GATE_SCENES
     assert stop.values["video"]["file"]["key"].endswith(".mp4")
-    assert any(event.get("message") == "frame 3/12 done" for event in progress)
+    frames_done = [
+        event["message"]
+        for event in progress
+        if event.get("stage") == "frames" and event["message"].endswith(" done")
+    ]  # each scene draws only its own keyframes
+    assert frames_done == [f"frame {k}/{SCENE_FRAMES} done" for k in range(1, SCENE_FRAMES + 1)] * (
+        SAMPLE_SCENES
+    )
     approvals = await driver.db.fetch(
         "SELECT stage, status, decided_by FROM auteur_approvals WHERE thread_id = %s"
         " ORDER BY created_at",
         (stop.thread_id,),
     )
     assert approvals == [
-        {"stage": stage, "status": "decided", "decided_by": "driver-test"} for stage in STAGES
+        {"stage": stage, "status": "decided", "decided_by": "driver-test"} for stage in GATES
     ]
     runs = await driver.db.list_runs(stop.thread_id, status=None, limit=100, offset=0)
-    assert [r["status"] for r in reversed(runs)] == ["success"] * (len(STAGES) + 1)
+    assert [r["status"] for r in reversed(runs)] == ["success"] * (len(GATES) + 1)
     with pytest.raises(ConflictError):
         await driver.decide(gates[0], APPROVE)  # decided once: the decision stands
 

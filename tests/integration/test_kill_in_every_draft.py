@@ -1,11 +1,11 @@
 """``kill -9`` of the server inside every agent's draft: every gate still waits for the person.
 
-One production through ``auteur serve``: for each stage, the server is killed while the
-stage is being drafted — while it waits for the model or for a line to be spoken (the kill
-comes from the model's test double as the request arrives) or between two frames or
-clips — and restarted. The
-restarted server resumes the run; the stage's gate must then be pending, shown once and
-decided only by the person's own request.
+One production through ``auteur serve``: for each gate — the scene cycle's in scene 1 and
+again in scene 2 — the server is killed while the stage is being drafted — while it waits
+for the model or for a line to be spoken (the kill comes from the model's test double as
+the request arrives), between two frames or clips, or as the scene's instances are drawn —
+and restarted. The restarted server resumes the run in the same scene; the stage's gate
+must then be pending, shown once and decided only by the person's own request.
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ import httpx
 import pytest
 
 from api.settings import SAMPLE_INPUT, SAMPLE_RECORDINGS
-from graphs.base import load_workflow_types
 from tests.doubles.openai_server import OpenAIServer, replay_recordings, run_openai_server
-from tests.servers import auteur_serve, free_port, model_env
+from tests.servers import GATE_SCENES, GATES, auteur_serve, free_port, model_env
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
-STAGES = load_workflow_types().get("full_video")().stages()
 PROMPTS = Path(__file__).parents[2] / "prompts"
 # Where each stage's draft is caught: the model call it waits for, or its first media job.
 LLM_TASKS = {
@@ -45,8 +43,28 @@ LLM_TASKS = {
 SPEECH = "speech"
 """The casting samples and the dialogue are caught at their first line to speak."""
 SPOKEN = {"casting": SPEECH, "dialogue": SPEECH}
-FIRST_JOB = {"references": "reference sheet", "frames": "frame 1/", "clips": "clip 1/"}
+FIRST_JOB = {
+    # the draft backend's sheets and instances say nothing while drawn: caught as they start
+    "references": "drafting references",
+    "instances": "drafting instances",
+    "frames": "frame 1/",
+    "clips": "clip 1/",
+}
 KILL_IN = LLM_TASKS | SPOKEN
+FROM_CACHE = {("dialogue", 1): "drafting dialogue"}
+"""Drafts with nothing to ask the model: scene 1's lines are each speaker's first, spoken
+already as the casting's samples, so they come from the generation cache; caught as they
+start."""
+
+
+def _model_task(stage: str, scene: int | None) -> str | None:
+    """The model task the double kills the server in, for the draft of this gate."""
+    return None if (stage, scene) in FROM_CACHE else KILL_IN.get(stage)
+
+
+def _stream_marker(stage: str, scene: int | None) -> str | None:
+    """What the run's event stream says when the test kills the server, for this gate."""
+    return FROM_CACHE.get((stage, scene)) or FIRST_JOB.get(stage)
 
 
 class Killer:
@@ -144,30 +162,40 @@ def test_a_kill_inside_every_draft_leaves_every_gate_to_the_person(
     with ExitStack() as servers:
         server = killer.server = servers.enter_context(auteur_serve(env, port))
         thread_id = http.post("/threads", json={}).json()["thread_id"]
-        killer.task = KILL_IN.get(STAGES[0])
+        killer.task = _model_task(GATES[0], GATE_SCENES[0])
         body = {"assistant_id": "full_video", "input": SAMPLE}
         run = http.post(f"/threads/{thread_id}/runs", json=body).json()
-        for index, stage in enumerate(STAGES):
-            if stage in FIRST_JOB:
-                _kill_at_first_job(server, http, run, FIRST_JOB[stage])
-                killed_at_job.append(stage)
-            assert server.wait(timeout=120) == -signal.SIGKILL, f"not killed in {stage}"
+        for index, (stage, scene) in enumerate(zip(GATES, GATE_SCENES, strict=True)):
+            where = f"{stage} (scene {scene})"
+            if marker := _stream_marker(stage, scene):
+                _kill_at_first_job(server, http, run, marker)
+                killed_at_job.append((stage, scene))
+            assert server.wait(timeout=120) == -signal.SIGKILL, f"not killed in {where}"
             # the restarted server resumes the cut-off run by itself
             server = killer.server = servers.enter_context(auteur_serve(env, port))
             gate = _pending_gate(http, thread_id)
-            assert gate["stage"] == stage
+            assert gate["stage"] == stage, where
             state = http.get(f"/threads/{thread_id}/state").json()
-            assert stage not in state["values"]["approved"]
-            assert state["interrupts"][0]["value"]["stage"] == stage
-            killer.task = KILL_IN.get(STAGES[index + 1]) if index + 1 < len(STAGES) else None
+            approved = state["values"]["approved"]
+            if stage in GATES[:index]:  # scene 2's gate: every stage approved in scene 1 kept
+                assert approved == list(dict.fromkeys(GATES[:index])), where
+            else:
+                assert stage not in approved, where
+            assert state["values"].get("scene") == scene, where
+            shown = state["interrupts"][0]["value"]
+            assert (shown["stage"], shown["scene"]) == (stage, scene)
+            following = zip(GATES[index + 1 :], GATE_SCENES[index + 1 :], strict=True)
+            killer.task = next((_model_task(*gate) for gate in following), None)
             run = _decide(http, thread_id, gate, by_queue=index % 2 == 1)
         http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
         final = http.get(f"/threads/{thread_id}/state").json()
         approvals = _approvals(http, thread_id)
-    assert killer.killed_in == [KILL_IN[s] for s in STAGES if s in KILL_IN]
-    assert killed_at_job == list(FIRST_JOB)
+    gates = list(zip(GATES, GATE_SCENES, strict=True))
+    assert killer.killed_in == [task for gate in gates if (task := _model_task(*gate))]
+    assert killed_at_job == [gate for gate in gates if _stream_marker(*gate)]
+    assert len(killer.killed_in) + len(killed_at_job) == len(GATES)  # a kill in every draft
     assert [(a["stage"], a["status"], a["decided_by"]) for a in approvals] == [
-        (stage, "decided", "alice") for stage in STAGES
+        (stage, "decided", "alice") for stage in GATES
     ]
-    assert final["values"]["approved"] == STAGES
+    assert final["values"]["approved"] == list(dict.fromkeys(GATES))
     assert "video" in final["values"]

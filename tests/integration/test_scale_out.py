@@ -19,14 +19,13 @@ import pytest
 from langgraph_sdk import get_client
 from psycopg.rows import dict_row
 
-from graphs.base import load_workflow_types
 from tests.cluster import Cluster, scale_cluster
-from tests.servers import APPROVE, SAMPLE
+from tests.servers import APPROVE, BEFORE_FRAMES, SAMPLE, SCENE_FRAMES
 
 pytestmark = pytest.mark.slow
 
-THREADS = 4  # productions taken to their shot list: 5 runs each, alternating APIs
-FRAMES = 2  # of them, drawing their frames (ComfyUI jobs) while a worker is killed
+THREADS = 4  # productions taken to scene 1's dialogue, each run alternating APIs
+FRAMES = 2  # of them, drawing scene 1's frames (ComfyUI jobs) while a worker is killed
 LEASE_S = 5
 
 
@@ -52,12 +51,11 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
         for n, run in enumerate(frames):  # finished by the survivors, joined on the other API
             result = await clients[(n + 1) % 2].runs.join(run["thread_id"], run["run_id"])
             gate = result["__interrupt__"][0]["value"]
-            assert gate["stage"] == "frames"
-            assert len(gate["action_requests"][0]["args"]["frames"]) == 12
+            assert (gate["stage"], gate["scene"]) == ("frames", 1)
+            assert len(gate["action_requests"][0]["args"]["frames"]) == SCENE_FRAMES
 
         runs = _runs(cluster)
-        stages = load_workflow_types().get("full_video")().stages()
-        assert len(runs) == THREADS * stages.index("frames") + FRAMES
+        assert len(runs) == THREADS * len(BEFORE_FRAMES) + FRAMES
         assert {run["status"] for run in runs.values()} == {"success"}  # each stopped at a gate
         assert frames[0]["run_id"] in held
         for run_id, run in runs.items():  # claimed once; twice only when its worker died
@@ -69,12 +67,11 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
 
 
 async def _to_frames(clients: list[Any], n: int) -> str:
-    """A new production at the gate before its frames, each run through the other API."""
-    stages = load_workflow_types().get("full_video")().stages()
+    """A new production at the gate before scene 1's frames, each run through the other API."""
     thread_id = (await clients[n % 2].threads.create())["thread_id"]
     result = await clients[(n + 1) % 2].runs.wait(thread_id, "full_video", input=take(n))
     turn = n
-    while result["__interrupt__"][0]["value"]["stage"] != stages[stages.index("frames") - 1]:
+    while result["__interrupt__"][0]["value"]["stage"] != BEFORE_FRAMES[-1]:
         result = await clients[turn % 2].runs.wait(
             thread_id, "full_video", command={"resume": APPROVE}
         )
@@ -91,7 +88,9 @@ async def _kill_a_worker_mid_job(
     running on the double at that moment.
     """
     async for part in client.runs.join_stream(run["thread_id"], run["run_id"], last_event_id="-1"):
-        if part.event == "custom" and part.data.get("message", "").startswith("frame 2/12"):
+        if part.event == "custom" and part.data.get("message", "").startswith(
+            f"frame 2/{SCENE_FRAMES}"
+        ):
             break
     worker_id = _runs(cluster)[run["run_id"]]["worker"]
     pid = int(worker_id.split(":")[1])
@@ -155,7 +154,7 @@ def _paid_once(cluster: Cluster) -> None:
         messages = dict(entry["status"]["messages"])
         if not messages.get("execution_cached", {}).get("nodes"):
             paid[prompt] = paid.get(prompt, 0) + 1
-    assert len(paid) >= FRAMES * 12
+    assert len(paid) >= FRAMES * SCENE_FRAMES
     assert set(paid.values()) == {1}
     # a job the killed worker had sent is sent once more by the survivor (answered from the
     # double's cache, so not paid again) — whether it was still queued or had just finished

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
-from graphs.base import load_workflow_types
 from tests.api.conftest import api_settings, serve
 from tests.doubles.langfuse_server import LangfuseServer, run_langfuse_server
+from tests.servers import GATES
 from tools import tracing
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.slow
 AUTEUR = str(Path(sys.executable).parent / "auteur")
 THREAD = re.compile(r"Thread: ([0-9a-f-]{36})")
 _OWN_VARIABLES = ("OPENAI_", "AUTEUR_", "LANGFUSE_")
-STAGES = load_workflow_types().get("full_video")().stages()
 
 
 @pytest.fixture
@@ -82,8 +82,11 @@ def test_demo_exports_every_stage_with_the_session_id(
     assert {span.attributes.get("session.id") for span in langfuse.spans} == {thread_id}
     assert {span.attributes.get("user.id") for span in langfuse.spans} == {"local"}
     names = {span.name for span in langfuse.spans}
-    for stage in STAGES:
+    drafts = {f"draft_{stage}" for stage in GATES}
+    for stage in GATES:
         assert {f"draft_{stage}", f"approve_{stage}"} <= names, stage
+    drafted = Counter(s.name.removeprefix("draft_") for s in langfuse.spans if s.name in drafts)
+    assert drafted == Counter(GATES)  # a draft per gate: the scene cycle's once per scene
     generations = [
         s for s in langfuse.spans if s.attributes["langfuse.observation.type"] == "generation"
     ]
@@ -93,7 +96,7 @@ def test_demo_exports_every_stage_with_the_session_id(
         assert usage["input"] > 0
         assert usage["output"] > 0
     decided = sorted(score["metadata"]["stage"] for score in langfuse.scores)
-    assert decided == sorted(STAGES)
+    assert decided == sorted(GATES)  # a score per gate: the scene cycle's once per scene
     assert {score["value"] for score in langfuse.scores} == {"approve"}
 
 

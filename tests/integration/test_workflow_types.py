@@ -34,6 +34,17 @@ def _values(database_url: str, output: str) -> dict:
     return row["thread_values"]
 
 
+def _versions(database_url: str, project: str) -> dict[str, int]:
+    """The project's latest version of each artifact kind."""
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT kind, max(version) AS version FROM auteur_artifacts WHERE project_id = %s"
+            " GROUP BY kind",
+            (project,),
+        ).fetchall()
+    return {row["kind"]: row["version"] for row in rows}
+
+
 @pytest.mark.long
 def test_every_workflow_type_on_one_project(
     cli_env: dict[str, str], database_url: str, tmp_path: Path
@@ -80,6 +91,7 @@ def test_every_workflow_type_on_one_project(
             (THREAD.search(produced.stdout).group(1),),
         ).fetchone()
     assert thread == {"project_id": project, "owner": "local", "status": "idle"}
+    produced_versions = _versions(database_url, project)
     notes = tmp_path / "scene.json"
     notes.write_text(json.dumps({"scene": 2, "notes": "make the landing a bouncy triumph"}))
     regenerated = auteur(
@@ -97,8 +109,11 @@ def test_every_workflow_type_on_one_project(
     final = auteur("artifacts", project, env=cli_env).stdout
     for kind in ("treatment", "script"):
         assert re.search(rf"{kind}\s+│?\s*1\b", final), final
-    for kind in ("master_script", "shots", "frames", "clips", "video"):
-        assert re.search(rf"{kind}\s+│?\s*2\b", final), final
+    # what the scene touches has one version more than the production left it at (the
+    # scene-by-scene artifacts were versioned at each scene's approval there)
+    for kind in ("master_script", "instances", "shots", "dialogue", "frames", "clips", "video"):
+        version = produced_versions[kind] + 1
+        assert re.search(rf"{kind}\s+│?\s*{version}\b", final), final
 
 
 def test_a_workflow_that_needs_a_project_says_so_in_one_line(cli_env: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 import prompts
 from graphs.persistence import Persistence
-from tools.comfy_tools import _storyboard, pick_workflow, stitch
+from tools.comfy_tools import _DRAFTS, _storyboard, pick_workflow, stitch
 from tools.discovery import WorkflowDiscovery
 from tools.embeddings import embedding_model
 from tools.workflows import COMFY_WORKFLOWS
@@ -104,6 +104,34 @@ def test_a_draft_keyframe_card_lays_the_prompt_out_in_rows_with_dialogue_and_lat
         ("Rule", "Eggs never fly."),
     )
     assert (card.style, card.note) == ("stop-motion", "warmer light, please")
+
+
+def test_a_draft_scene_instance_card_shows_the_asset_its_look_the_scene_and_its_reference() -> None:
+    prompt = prompts.render(
+        "scene_instances/instance",
+        entity=SimpleNamespace(name="Pip", description="A small brown egg."),
+        look=SimpleNamespace(name="bobble hat", description="A red bobble hat."),
+        scene=SimpleNamespace(
+            number=2, slugline="EXT. HILLTOP - DAY", prose="Wind flattens the grass."
+        ),
+        project=SimpleNamespace(visual_style="stop-motion"),
+        feedback=["muddier"],
+    ).user
+    card = _storyboard(prompt, seed=1)
+    assert card.title == "Pip (bobble hat) in scene 2: EXT. HILLTOP - DAY"
+    assert card.description == "A red bobble hat. A small brown egg."
+    assert card.details == (("Scene", "Wind flattens the grass."),)
+    assert (card.style, card.note) == ("stop-motion", "muddier")
+
+    reference = _png_of((200, 100), (200, 30, 30))
+    [(png, extension)] = _DRAFTS["scene_instance"](
+        {"prompt": prompt, "seed": 1, "width": 640, "height": 360, "image": reference}
+    )
+    with Image.open(io.BytesIO(png)) as image:
+        drawn = image.convert("RGB")
+    assert extension == "png" and drawn.size == (640, 360)
+    assert drawn.getpixel((600, 320)) == (200, 30, 30)  # the reference, inset bottom right
+    assert drawn.getpixel((40, 320)) != (200, 30, 30)
 
 
 def _png_of(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:

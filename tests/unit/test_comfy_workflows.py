@@ -20,6 +20,7 @@ from tools.workflows import (
 
 REQUIRED_CATEGORIES = {
     "asset_sheet",
+    "scene_instance",
     "keyframe",
     "keyframe_pair",
     "image_to_video",
