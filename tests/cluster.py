@@ -14,6 +14,7 @@ time. The scale-out test and ``benchmarks/scale_out.py`` both use it::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ import httpx
 from tests.postgres import postgres_server
 from tests.servers import AUTEUR, free_port
 
-__all__ = ["Cluster", "scale_cluster"]
+__all__ = ["Cluster", "paid_once", "scale_cluster"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -156,3 +157,29 @@ def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+def paid_once(cluster: Cluster, *, at_least: int) -> None:
+    """Each prompt the first ComfyUI double ran was executed once (``at_least`` of them).
+
+    A job in flight when its worker was killed is submitted again by the survivor and answered
+    from ComfyUI's cache, so it is paid once too. The scenes' ambience beds are the same prompt
+    in every production of the sample: the productions' workers may each send it at once (the
+    generation cache is checked before sending, but not locked across processes), and ComfyUI
+    answers the later ones from its cache; only the productions' own images are counted as sent.
+    """
+    history = httpx.get(f"{cluster.comfy[0]}/history").json()
+    submitted: dict[str, int] = {}
+    paid: dict[str, int] = {}
+    for entry in history.values():
+        prompt = json.dumps(entry["prompt"][2], sort_keys=True)
+        if "SaveImage" in {node["class_type"] for node in entry["prompt"][2].values()}:
+            submitted[prompt] = submitted.get(prompt, 0) + 1
+        messages = dict(entry["status"]["messages"])
+        if not messages.get("execution_cached", {}).get("nodes"):
+            paid[prompt] = paid.get(prompt, 0) + 1
+    assert len(paid) >= at_least
+    assert set(paid.values()) == {1}
+    # a job the killed worker had sent is sent once more by the survivor (answered from the
+    # double's cache, so not paid again) — whether it was still queued or had just finished
+    assert max(submitted.values()) <= 2

@@ -36,6 +36,9 @@ GATE_SCENES = [None] * (len(GATES) - len(_CYCLE) * SAMPLE_SCENES) + [
 before the scene cycle (the whole film's), then 1 for scene 1's cycle, 2 for scene 2's."""
 BEFORE_FRAMES = GATES[: GATES.index("frames")]
 """The full_video gates approved before scene 1's frames are drawn (each stage once)."""
+SCENE_REMADE_GATES = ("master_script", "assets", "casting", *_CYCLE)
+"""The gates of regenerate_scene on the sample's project, in order: it starts at the master
+script, every one of them names the scene."""
 APPROVE = {"decisions": [{"type": "approve"}]}
 
 

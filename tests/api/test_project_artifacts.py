@@ -16,6 +16,7 @@ from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
 from graphs.base import load_workflow_types
+from tests.servers import SCENE_REMADE_GATES
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
@@ -210,17 +211,6 @@ async def test_a_branch_or_project_of_someone_else_is_404(
     assert unknown.status_code == 404
 
 
-GATES = (
-    "master_script",
-    "assets",
-    "casting",
-    "instances",
-    "shots",
-    "dialogue",
-    "frames",
-    "clips",
-)
-"""The gates of making scene 2 again."""
 REMADE = ("master_script", "assets", "instances", "shots", "dialogue", "frames", "clips", "video")
 """What it makes anew: the assets come back the same but from a new master script; the
 cast, from the same script and the same assets, stays as it was."""
@@ -258,7 +248,7 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     assert gate["stage"] == "master_script"
     stale = {*REMADE, "casting", "references"} - {"master_script"}  # what the assets lead to
     assert {s["kind"] for s in gate["stale"]} == stale
-    for stage in GATES:
+    for stage in SCENE_REMADE_GATES:
         await _decide(http, again["thread_id"], stage)
 
     after = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}

@@ -21,6 +21,7 @@ from tests.browser.conftest import screenshot
 from tests.browser.test_project_artifacts import artifact_row, current_versions
 from tests.browser.test_web_client import gate, get
 from tests.integration.test_cli import THREAD, demo_without_a_terminal, embedded_env
+from tests.servers import SCENE_REMADE_GATES
 
 PROJECT = re.compile(r"Project: ([0-9a-f-]{36})")
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
@@ -144,16 +145,7 @@ def test_one_scene_made_again_from_the_new_run_dialog(page: Page, web_url: str) 
     expect(dialog).to_have_count(0)
 
     # every gate of the run, approved from the approval queue; each says the scene it remakes
-    for stage in (
-        "master_script",
-        "assets",
-        "casting",
-        "instances",
-        "shots",
-        "dialogue",
-        "frames",
-        "clips",
-    ):
+    for stage in SCENE_REMADE_GATES:
         entry = gate(page, stage)
         expect(entry.locator(".approval-head strong")).to_have_text(re.compile(r"^Scene 2 · "))
         if stage == "instances":  # the scene navigator says which scene is made again
