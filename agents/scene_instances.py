@@ -1,11 +1,14 @@
 """Scene instances: each asset of a scene in the look and context of that scene.
 
-In a production's scene cycle, before the scene's shots, every selected asset the scene uses
-(``AssetRegistry.scene_usage``) is drawn in this scene's place, light and state, by the
-image-to-image workflow discovery finds (called as a tool), from its reference: the latest
+In a production's scene cycle, before the scene's shots, each selected asset the scene uses
+(``AssetRegistry.scene_usage``) gets its image for the scene, from its reference: the latest
 approved instance of the asset in the same look from an earlier scene, else that look's
-sheet. So what an approved scene made of an asset (mud on the coat, a broken lamp) carries
-into the next scene, and a look change starts again from the new look's sheet.
+sheet. An asset starting a look here is drawn in this scene's place, light and state by the
+image-to-image workflow discovery finds (called as a tool); one going on in the look an
+earlier scene approved keeps that image as it is (nothing is paid) until the person names it
+in feedback to draw it in this scene's context. So what an approved scene made of an asset
+(mud on the coat, a broken lamp) carries into the next scene, and a look change starts again
+from the new look's sheet.
 
 The gate shows, per asset, the drawn candidates, the reference and the asset's history (its
 instances in earlier scenes, newest first, then its sheets). An edit chooses any of these
@@ -92,11 +95,19 @@ class SceneInstancer(ProductionAgent):
         ]
         kept = {i.entity: i for i in current.instances} if current else {}
         references = {u.entity: _reference(approved, sheets, scene, u) for u in wanted}
+        # A first draft draws the assets that start a look here, from its sheet; one going on
+        # in the look an earlier scene approved keeps that scene's image as it is (no job)
+        # until the person asks for it in this scene's context by naming it.
+        goes_on = {u.entity for u in wanted if _earlier_instance(approved, scene, u) is not None}
         todo = [
             usage
             for usage in wanted
             if references[usage.entity] is not None
-            and (current is None or named is None or usage.entity in named)
+            and (
+                usage.entity not in goes_on
+                if current is None
+                else named is None or usage.entity in named
+            )
         ]
         jobs = [
             partial(
@@ -120,18 +131,18 @@ class SceneInstancer(ProductionAgent):
             if usage.entity not in drawn and old is not None:
                 instances.append(old)
                 continue
-            made = drawn.get(usage.entity)
+            made, reference = drawn.get(usage.entity), references[usage.entity]
             candidates = [*(old.candidates if old else []), *([made] if made else [])]
             instances.append(
                 SceneInstance(
                     scene=scene,
                     entity=usage.entity,
                     look=usage.look,
-                    reference=references[usage.entity],
-                    file=made.file if made else None,
+                    reference=reference,
+                    file=made.file if made else reference.file if reference else None,
                     candidates=candidates,
                     history=_history(approved, sheets, usage.entity, scene),
-                    skipped=made is None,  # nothing to draw it from: its sheet was skipped
+                    skipped=reference is None,  # nothing to draw it from: its sheet was skipped
                 )
             )
         return SceneInstances(instances=instances)
@@ -187,14 +198,16 @@ class SceneInstancer(ProductionAgent):
         )
 
     def summary(self, artifact: SceneInstances) -> str:
-        """The scene's assets and how many were drawn."""
+        """The scene's assets: how many were drawn, how many go on as an earlier scene left them."""
         drawn = sum(1 for i in artifact.instances if i.candidates)
+        as_is = sum(1 for i in artifact.instances if not i.candidates and not i.skipped)
         scenes = sorted({i.scene for i in artifact.instances})
         where = f"scene {scenes[0]}" if len(scenes) == 1 else "the scene"
         return (
-            f"{len(artifact.instances)} assets of {where} in its context ({drawn} drawn). "
-            "Approve; per asset choose a candidate, its reference as it is or an earlier image, "
-            "or skip it (edit); or give feedback naming an asset to draw it again."
+            f"{len(artifact.instances)} assets of {where}: {drawn} drawn in its context, "
+            f"{as_is} as an earlier scene left them. Approve; per asset choose a candidate, its "
+            "reference as it is or an earlier image, or skip it (edit); or give feedback "
+            "naming an asset to draw it (again) in this scene."
         )
 
     def check_decision(self, decision: BaseModel, proposal: dict[str, Any]) -> None:
@@ -234,10 +247,10 @@ class SceneInstancer(ProductionAgent):
         return {self.stage: SceneInstances(instances=approved).model_dump(mode="json")}
 
 
-def _reference(
-    approved: SceneInstances, sheets: ReferenceSheets, scene: int, usage: SceneUsage
-) -> ReferenceOption | None:
-    """The latest approved instance in the same look from an earlier scene, else the sheet."""
+def _earlier_instance(
+    approved: SceneInstances, scene: int, usage: SceneUsage
+) -> SceneInstance | None:
+    """The latest approved instance of the asset in the same look from an earlier scene."""
     earlier = [
         i
         for i in approved.instances
@@ -245,8 +258,15 @@ def _reference(
         and i.scene < scene
         and i.file is not None
     ]
-    if earlier:
-        return max(earlier, key=lambda i: i.scene).as_reference()
+    return max(earlier, key=lambda i: i.scene) if earlier else None
+
+
+def _reference(
+    approved: SceneInstances, sheets: ReferenceSheets, scene: int, usage: SceneUsage
+) -> ReferenceOption | None:
+    """The latest approved instance in the same look from an earlier scene, else the sheet."""
+    if (earlier := _earlier_instance(approved, scene, usage)) is not None:
+        return earlier.as_reference()
     sheet = sheets.sheet(usage.entity, usage.look)
     if sheet is None or sheet.skipped:
         return None

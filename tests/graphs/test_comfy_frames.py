@@ -69,7 +69,8 @@ async def test_full_video_through_comfyui_submits_each_generation_once(
     frames = FrameSet.model_validate(values["frames"]).frames
     assert all(f.workflow == "keyframe_from_references" and not f.candidates for f in frames)
     scenes = len({shot.scene for shot in shots})  # an ambience bed each
-    # every selected asset a scene uses drawn once in that scene's context (none skipped)
+    # every selected asset a scene uses has its image there (none skipped); drawn in that
+    # scene's context when it starts a look there, else going on as the earlier scene left it
     assets = AssetRegistry.model_validate(values["assets"])
     used = sorted(
         (u.scene, u.entity) for u in assets.scene_usage if u.entity not in assets.deselected
@@ -77,7 +78,12 @@ async def test_full_video_through_comfyui_submits_each_generation_once(
     instances = SceneInstances.model_validate(values["instances"]).instances
     assert sorted((i.scene, i.entity) for i in instances) == used
     assert all(i.file is not None for i in instances)
-    unique = scenes + _sheets(values) + len(instances) + 2 * len(shots) + len(shots)
+    first_looks = {
+        (u.entity, u.look) for u in assets.scene_usage if u.entity not in assets.deselected
+    }
+    drawn = len(first_looks)  # one instance drawn per look, in the first scene showing it
+    assert drawn < len(instances)
+    unique = scenes + _sheets(values) + drawn + 2 * len(shots) + len(shots)
     assert comfy_server.jobs == unique
     prompts = {json.dumps(p["prompt"], sort_keys=True) for p in comfy_server.submitted}
     assert len(prompts) == comfy_server.jobs

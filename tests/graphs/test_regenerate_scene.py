@@ -165,8 +165,10 @@ async def test_regenerating_scene_two_makes_and_pays_only_for_scene_two(
     # and one assembly.
     assets = AssetRegistry.model_validate(after["assets"])
     drawn = [job for job in media.jobs if job["category"] == "scene_instance"]
+    earlier = {(u.entity, u.look) for u in assets.scene_usage if u.scene < SCENE}
     used = [u for u in assets.in_scene(SCENE) if u.entity not in assets.deselected]
-    assert len(drawn) == len(used)
+    starting = [u for u in used if (u.entity, u.look) not in earlier]  # the others go on as is
+    assert len(drawn) == len(starting) < len(used)
     assert all(new_master[SCENE - 1].prose in job["prompt"] for job in drawn)
     media.jobs = [job for job in media.jobs if job not in drawn]
     in_scene = {s.id for s in new_shots if s.scene == SCENE}

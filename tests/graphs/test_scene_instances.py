@@ -2,10 +2,10 @@
 
 Through the ComfyUI test double (jobs counted), on the offline sample: scene 1 draws every
 asset from its sheet; feedback naming one asset draws only it again. In scene 2, Pip keeps
-his bobble hat, so his default reference is his approved scene-1 instance; Dora changes into
-her raincoat and the kite gets painted, so theirs are those looks' sheets. Using a reference
-as it is submits no job, a skipped asset's keyframes fall back to its sheet, and the scene's
-keyframes are drawn from the approved instances.
+his bobble hat, so his scene-1 instance goes on as it is (nothing drawn) until he is named;
+Dora changes into her raincoat and the kite gets painted, so theirs are drawn from those
+looks' sheets. Using a reference as it is submits no job, a skipped asset's keyframes fall
+back to its sheet, and the scene's keyframes are drawn from the approved instances.
 """
 
 from __future__ import annotations
@@ -69,25 +69,45 @@ async def test_scene_two_continues_from_scene_one_and_using_a_reference_as_is_co
     pip_in_scene_1 = again["pip"].file
 
     # on to scene 2, approving scene 1 as drawn
-    while gate["stage"] != "instances" or gate["scene"] != 2:
+    while (gate["stage"], gate["scene"]) != ("clips", 1):
         gate = await answer(graph, config, APPROVE, comfy_context)
+    jobs = comfy_server.jobs  # scene 1 made
+    gate = await answer(graph, config, APPROVE, comfy_context)
+    assert (gate["stage"], gate["scene"]) == ("instances", 2)
     approved = SceneInstances.model_validate((await current_values(graph, config))["instances"])
     assert approved.instance(1, "pip").file == pip_in_scene_1
     assert not any(i.candidates or i.history for i in approved.instances)
     second = {i.entity: i for i in SceneInstances.model_validate(proposal(gate)).instances}
     assert set(second) == {u.entity for u in assets.in_scene(2)}
-    # the same look: scene 1's approved instance; a look changed: that look's sheet
+    # the same look: scene 1's approved instance, kept as it is (nothing drawn); a look
+    # changed, or an asset new to the film: drawn from that look's sheet
     assert second["pip"].look == approved.instance(1, "pip").look
-    assert second["pip"].reference.file == pip_in_scene_1
+    assert second["pip"].reference.file == second["pip"].file == pip_in_scene_1
     assert second["pip"].reference.label == "scene 1 instance (bobble hat)"
-    assert second["pip"].candidates[-1].drawn_from == pip_in_scene_1
+    assert not second["pip"].candidates
     assert second["pip"].history[0].file == pip_in_scene_1  # newest first
-    for changed in ("dora", "kite"):
-        assert second[changed].look != approved.instance(1, changed).look
+    for changed in ("dora", "kite", "hilltop"):
+        assert changed == "hilltop" or second[changed].look != approved.instance(1, changed).look
         sheet = sheets.sheet(changed, second[changed].look)
         assert sheet is not None and second[changed].reference.file == sheet.file
+        assert [c.drawn_from for c in second[changed].candidates] == [sheet.file]
+    assert comfy_server.jobs == jobs + 3  # scene 2's instances: the three new looks alone
 
-    # Pip's reference as it is (no job), the kite skipped; an image not offered is refused
+    # named, Pip is drawn in this scene's context from his scene-1 instance
+    jobs = comfy_server.jobs
+    gate = await answer(
+        graph,
+        config,
+        {"decisions": [{"type": "reject", "message": "Pip, windswept"}]},
+        comfy_context,
+    )
+    assert comfy_server.jobs == jobs + 1
+    windswept = SceneInstances.model_validate(proposal(gate)).instance(2, "pip")
+    assert [c.drawn_from for c in windswept.candidates] == [pip_in_scene_1]
+    assert windswept.file == windswept.candidates[-1].file
+
+    # Pip's reference as it is after all (no job), the kite skipped; an image not offered is
+    # refused
     chosen = SceneInstances.model_validate(proposal(gate))
     pip = chosen.instance(2, "pip")
     pip.file = pip.reference.file
