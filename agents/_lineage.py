@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.artifacts import input_hash
+from pydantic import BaseModel
 
-__all__ = ["Head", "stale_after", "stale_now"]
+from agents.artifacts import ByScene, input_hash
+
+__all__ = ["Head", "stale_after", "stale_now", "upstream_hash"]
 
 Head = Mapping[str, Any]
 """A project's current version of one artifact: ``version``, ``content_hash``, ``upstream``."""
@@ -36,9 +38,19 @@ def stale_after(kind: str, proposal: object, current: Mapping[str, Head]) -> lis
     return _downstream({kind: proposed}, current)
 
 
-def stale_now(current: Mapping[str, Head]) -> dict[str, list[str]]:
-    """Each current artifact made from something that has changed since: kind → the causes."""
+def stale_now(
+    current: Mapping[str, Head], made_from_now: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, list[str]]:
+    """Each current artifact made from something that has changed since: kind → the causes.
+
+    Args:
+        current: The project's current versions by kind.
+        made_from_now: Per kind, the hash of each of its sources as they are now, where it
+            is not the source's content hash (a per-scene artifact is made from its scenes'
+            part of a per-scene source, see :func:`upstream_hash`).
+    """
     latest = {kind: head["content_hash"] for kind, head in current.items()}
+    now = made_from_now or {}
     causes: dict[str, list[str]] = {}
     changed = True
     while changed:
@@ -49,7 +61,8 @@ def stale_now(current: Mapping[str, Head]) -> dict[str, list[str]]:
             because = [
                 source
                 for source, made_from in head["upstream"].items()
-                if source in causes or latest.get(source, made_from) != made_from
+                if source in causes
+                or now.get(kind, {}).get(source, latest.get(source, made_from)) != made_from
             ]
             if because:
                 causes[kind] = because
@@ -75,3 +88,18 @@ def _downstream(changed: dict[str, str], current: Mapping[str, Head]) -> list[di
                 stale.append({"kind": kind, "version": head["version"]})
                 grew = True
     return stale
+
+
+def upstream_hash(
+    kind: type[BaseModel], made: Any, source: type[BaseModel], source_data: Any
+) -> str:
+    """The hash of what an artifact (``made``, of model ``kind``) was made from in a source.
+
+    A per-scene artifact made from another per-scene one (frames from shots) is made from the
+    source's part of the scenes it has: a scene cycle's next scene of shots changes nothing
+    the earlier scenes' frames were made from. Any other source counts whole.
+    """
+    if not (issubclass(kind, ByScene) and issubclass(source, ByScene)):
+        return input_hash(source_data)
+    scenes = kind.model_validate(made).scenes()
+    return input_hash(source.model_validate(source_data).in_scenes(scenes).model_dump(mode="json"))

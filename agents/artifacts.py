@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -104,17 +105,23 @@ class ByScene(_Artifact):
 
     def in_scene(self, scene: int) -> Self:
         """The part of ``scene`` alone (the other fields as they are)."""
+        return self.in_scenes({scene})
+
+    def in_scenes(self, scenes: Collection[int]) -> Self:
+        """The parts of ``scenes`` alone (the other fields as they are)."""
         update = {
-            name: [item for item in getattr(self, name) if scene_of(item) == scene]
+            name: [item for item in getattr(self, name) if scene_of(item) in scenes]
             for name in self.scene_parts
         }
         return self.model_copy(update=update)
 
+    def scenes(self) -> set[int]:
+        """The scenes it has a part of."""
+        return {scene_of(item) for name in self.scene_parts for item in getattr(self, name)}
+
     def has_scene(self, scene: int) -> bool:
         """Whether any item is ``scene``'s."""
-        return any(
-            scene_of(item) == scene for name in self.scene_parts for item in getattr(self, name)
-        )
+        return scene in self.scenes()
 
     def with_scene(self, part: Self, scene: int) -> Self:
         """This artifact with ``scene``'s items replaced by ``part``'s, in scene order.

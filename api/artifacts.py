@@ -21,7 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from agents._lineage import Head, stale_now
+from agents._lineage import Head, stale_now, upstream_hash
 from agents.artifacts import ByScene, input_hash
 from agents.base import artifact_sources, artifact_types, load_agents
 from api.db import Database, plain
@@ -129,7 +129,11 @@ class ProjectArtifacts:
             scene = values.get("scene")  # the scene in production, if any
             for kind in kinds:
                 content_hash = input_hash(values[kind])
-                upstream = {s: input_hash(values[s]) for s in sources[kind] if s in values}
+                upstream = {
+                    s: upstream_hash(types[kind], values[kind], types[s], values[s])
+                    for s in sources[kind]
+                    if s in values
+                }
                 head = heads.get(kind)
                 same = head is not None and head["content_hash"] == content_hash
                 # the same content approved again for changed inputs is a version made from
@@ -168,11 +172,23 @@ class ProjectArtifacts:
         """The project's current artifacts with what is stale (and every version, if asked)."""
         branch = branch or await self.branch_of(project_id)
         heads = await self.heads(project_id, branch)
+        types = artifact_types()
+        made_from_now = {
+            kind: {
+                source: upstream_hash(
+                    types[kind], row["data"], types[source], heads[source]["data"]
+                )
+                for source in row["upstream"]
+                if source in heads and kind in types and source in types
+            }
+            for kind, row in heads.items()
+        }
         stale = stale_now(
             {
                 kind: {k: row[k] for k in ("version", "content_hash", "upstream")}
                 for kind, row in heads.items()
-            }
+            },
+            made_from_now,
         )
         current = [
             {**_public(row), "stale": kind in stale, "stale_because": stale.get(kind, [])}

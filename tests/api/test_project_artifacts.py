@@ -15,8 +15,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from api.settings import SAMPLE_INPUT
-from graphs.base import load_workflow_types
-from tests.servers import SCENE_REMADE_GATES
+from tests.servers import GATE_SCENES, GATES, SCENE_REMADE_GATES
 
 SAMPLE = json.loads(SAMPLE_INPUT.read_text())
 APPROVE = {"decisions": [{"type": "approve"}]}
@@ -224,8 +223,11 @@ async def test_one_scene_of_a_finished_production_is_made_again(
     project_id = await _new_project(http)
     production = await client.threads.create(metadata={"project_id": project_id})
     await client.runs.wait(production["thread_id"], "full_video", input={"brief": SAMPLE["brief"]})
-    for stage in load_workflow_types().get("full_video")().gates(scenes=2):  # the sample's
+    for stage, scene in zip(GATES, GATE_SCENES, strict=True):  # the sample's
         await _decide(http, production["thread_id"], stage)
+        if scene == 2:  # scene 2's parts come in: scene 1's made from theirs stay current
+            listed = (await _artifacts(http, project_id))["current"]
+            assert not [(a["kind"], a["stale_because"]) for a in listed if a["stale"]], stage
     before = {a["kind"]: a for a in (await _artifacts(http, project_id))["current"]}
     for kind in ("instances", "shots", "dialogue", "frames", "clips"):
         assert before[kind]["version"] == 2, kind  # one version per scene's approval
