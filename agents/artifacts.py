@@ -102,6 +102,9 @@ class ByScene(_Artifact):
     """
 
     scene_parts: ClassVar[tuple[str, ...]]
+    scene_plan: ClassVar[bool] = False
+    """Whether it plans each scene's work (the shot list): a per-scene step sees only the
+    scene in production's part of it."""
 
     def in_scene(self, scene: int) -> Self:
         """The part of ``scene`` alone (the other fields as they are)."""
@@ -441,6 +444,7 @@ class ShotList(ByScene):
     """Every shot of the production, in order."""
 
     scene_parts = ("shots",)
+    scene_plan = True
 
     shots: list[Shot] = Field(min_length=1)
 

@@ -226,16 +226,21 @@ class Step(ABC):
         }
 
     def in_production(self, state: ProductionState) -> ProductionState:
-        """The state a per-scene step works on: the shots of the scene in production alone.
+        """The state a per-scene step works on: the scene in production's part of its plan.
 
-        Every other step, and every step outside a scene, sees the state as it is.
+        The artifacts that plan each scene's work (``ByScene.scene_plan``: the shot list)
+        hold only that scene's part. Every other step, and every step outside a scene, sees
+        the state as it is.
         """
         scene = state.get("scene")
-        if not self.per_scene or scene is None or not state.get("shots"):
+        if not self.per_scene or scene is None:
             return state
-        shots = artifact_types()["shots"].model_validate(state["shots"])
-        assert isinstance(shots, ByScene)
-        return {**state, "shots": shots.in_scene(scene).model_dump(mode="json")}  # type: ignore[typeddict-item]
+        view: dict[str, Any] = dict(state)
+        for key, model in artifact_types().items():
+            if issubclass(model, ByScene) and model.scene_plan and state.get(key):  # type: ignore[misc]
+                part = model.model_validate(view[key]).in_scene(scene)
+                view[key] = part.model_dump(mode="json")
+        return view  # type: ignore[return-value]
 
     def merged(self, state: ProductionState, approved: dict[str, Any]) -> dict[str, Any]:
         """The whole artifact after approving ``approved``: a per-scene step's part put in."""

@@ -155,7 +155,8 @@ def _add_scene_cycle(graph: StateGraph, previous: str, cycle: Sequence[Productio
     """Add the scene loop after ``previous``; returns the node the graph goes on from.
 
     LangGraph's own loop (a conditional edge back to :data:`NEXT_SCENE_NODE`) keeps every
-    gate a checkpoint: a run killed in scene 2 resumes in scene 2 with scene 1 approved.
+    gate a checkpoint: a run killed in scene 2 resumes in scene 2 with scene 1 approved. The
+    scenes are those of the approved master script (the artifact of type ``MasterScript``).
     """
     stages = [step.stage for agent in cycle for step in agent.steps()]
 
@@ -163,8 +164,10 @@ def _add_scene_cycle(graph: StateGraph, previous: str, cycle: Sequence[Productio
         """Node: the next scene in production, its stages' drafts cleared."""
         return {"scene": state.get("scene", 0) + 1, "drafts": dict.fromkeys(stages)}
 
+    (master,) = [key for key, model in artifact_types().items() if model is MasterScript]
+
     def scenes_left(state: dict[str, Any]) -> str:
-        scenes = MasterScript.model_validate(state["master_script"]).scenes
+        scenes = MasterScript.model_validate(state[master]).scenes
         return NEXT_SCENE_NODE if state["scene"] < len(scenes) else AFTER_SCENES_NODE
 
     def after_scenes(state: dict[str, Any]) -> dict[str, Any]:
