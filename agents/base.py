@@ -244,16 +244,12 @@ class Step(ABC):
 
     def merged(self, state: ProductionState, approved: dict[str, Any]) -> dict[str, Any]:
         """The whole artifact after approving ``approved``: a per-scene step's part put in."""
-        scene = state.get("scene")
-        if not self.per_scene or scene is None:
+        so_far = self._made_so_far(state)
+        if so_far is None:
             return approved
+        scene, whole = so_far
         part = self.artifact.model_validate(approved)
-        assert isinstance(part, ByScene)
-        whole = state.get(self.stage)  # type: ignore[misc]
-        if whole is None:
-            return approved
-        merged = self.artifact.model_validate(whole).with_scene(part, scene)  # type: ignore[attr-defined]
-        return merged.model_dump(mode="json")
+        return whole.with_scene(part, scene).model_dump(mode="json")  # type: ignore[arg-type]
 
     def adds_a_scene(self, state: ProductionState) -> bool:
         """Whether approving adds the scene in production to the artifact made so far.
@@ -261,12 +257,20 @@ class Step(ABC):
         A scene cycle's next scene changes nothing made for the earlier ones, so it makes
         nothing stale.
         """
+        so_far = self._made_so_far(state)
+        return so_far is not None and not so_far[1].has_scene(so_far[0])
+
+    def _made_so_far(self, state: ProductionState) -> tuple[int, ByScene] | None:
+        """The scene in production and the whole artifact approved so far, for a per-scene step.
+
+        None outside a scene, for a step made whole, or before the artifact's first approval.
+        """
         scene, whole = state.get("scene"), state.get(self.stage)  # type: ignore[misc]
         if not self.per_scene or scene is None or whole is None:
-            return False
+            return None
         made = self.artifact.model_validate(whole)
         assert isinstance(made, ByScene)
-        return not made.has_scene(scene)
+        return scene, made
 
     def _turn(
         self, state: ProductionState, role: Literal["assistant", "user"], content: str

@@ -94,11 +94,19 @@ class SceneInstancer(ProductionAgent):
             if usage.entity in entities and usage.entity not in assets.deselected
         ]
         kept = {i.entity: i for i in current.instances} if current else {}
-        references = {u.entity: _reference(approved, sheets, scene, u) for u in wanted}
-        # A first draft draws the assets that start a look here, from its sheet; one going on
-        # in the look an earlier scene approved keeps that scene's image as it is (no job)
-        # until the person asks for it in this scene's context by naming it.
-        goes_on = {u.entity for u in wanted if _earlier_instance(approved, scene, u) is not None}
+        # The reference: the latest approved instance in the same look from an earlier
+        # scene, else the look's sheet. A first draft draws the assets that start a look
+        # here, from its sheet; one going on in the look an earlier scene approved keeps that
+        # scene's image as it is (no job) until the person asks for it in this scene's
+        # context by naming it.
+        earlier = {u.entity: _earlier_instance(approved, scene, u) for u in wanted}
+        goes_on = {entity for entity, instance in earlier.items() if instance is not None}
+        references = {
+            u.entity: earlier[u.entity].as_reference()  # type: ignore[union-attr]
+            if u.entity in goes_on
+            else _sheet_reference(sheets, u)
+            for u in wanted
+        }
         todo = [
             usage
             for usage in wanted
@@ -223,9 +231,7 @@ class SceneInstancer(ProductionAgent):
             offered = shown[instance.entity]
             if instance.skipped or instance.file is None:
                 continue
-            if instance.file.key not in offered.choices() | {
-                offered.file.key if offered.file else ""
-            }:
+            if instance.file.key not in offered.choices():
                 raise ValueError(
                     f"{instance.entity}: {instance.file.key} is not one of its candidates, its "
                     "reference or its earlier images"
@@ -261,12 +267,8 @@ def _earlier_instance(
     return max(earlier, key=lambda i: i.scene) if earlier else None
 
 
-def _reference(
-    approved: SceneInstances, sheets: ReferenceSheets, scene: int, usage: SceneUsage
-) -> ReferenceOption | None:
-    """The latest approved instance in the same look from an earlier scene, else the sheet."""
-    if (earlier := _earlier_instance(approved, scene, usage)) is not None:
-        return earlier.as_reference()
+def _sheet_reference(sheets: ReferenceSheets, usage: SceneUsage) -> ReferenceOption | None:
+    """The approved sheet of the asset's look in the scene (None when it was skipped)."""
     sheet = sheets.sheet(usage.entity, usage.look)
     if sheet is None or sheet.skipped:
         return None
