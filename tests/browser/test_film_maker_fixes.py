@@ -45,7 +45,8 @@ def _png() -> bytes:
 
 
 def brush(mask: Locator) -> None:
-    """Paint a stroke across the middle of an inpainting mask."""
+    """Paint a stroke across the middle of an inpainting mask, once its image has loaded."""
+    expect(mask).to_have_attribute("data-ready", "true")
     box = mask.bounding_box()
     assert box is not None
     mask.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)

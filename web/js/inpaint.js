@@ -35,11 +35,15 @@ export function openInpaint({ title, target, file, gate, view }) {
   let painting = false;
   let empty = true;
 
+  // Sizing a canvas erases it, so the mask takes strokes only once the image has its size.
   img.addEventListener("load", () => {
     paint.width = img.naturalWidth;
     paint.height = img.naturalHeight;
+    empty = true;
+    paint.dataset.ready = "true";
   });
   const dab = (event) => {
+    if (!paint.dataset.ready) return;
     const box = paint.getBoundingClientRect();
     const scale = paint.width / box.width;
     const ctx = paint.getContext("2d");
