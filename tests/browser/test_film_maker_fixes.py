@@ -587,8 +587,12 @@ def scene_2(page: Page, project_id: str) -> None:
     )
     assert shots and all(shot.startswith("1") for shot in shots), shots
     screenshot(page, "scene-1-frames-from-the-navigator")
+    expect(page).to_have_url(re.compile(r"/frames/1$"))  # a reload shows the same scene
+    page.reload()
+    expect(page.locator("#artifact article h2")).to_have_text("Scene 1 · Frames")
     page.get_by_role("button", name="Show every scene").click()
     expect(page.locator("#artifact article h2")).to_have_text("Frames")
+    expect(page).to_have_url(re.compile(r"/frames$"))
 
     page.get_by_role("tab", name="Instances").click()
     page.locator("footer.gate-actions").get_by_role("button", name="Approve instances").click()

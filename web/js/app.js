@@ -17,9 +17,10 @@ async function route() {
   current = null;
   view.setAttribute("aria-busy", "true");
   mount(view, h("p.loading", { role: "status" }, "Loading…"));
-  const [, page, id, tab] = location.hash.replace(/^#\/?/, "#/").split("/");
+  const [, page, id, tab, scene] = location.hash.replace(/^#\/?/, "#/").split("/");
   if (page === "projects" && id) {
-    current = new ProjectView(view, decodeURIComponent(id), tab ? decodeURIComponent(tab) : null);
+    const shown = Number.parseInt(scene ?? "", 10);
+    current = new ProjectView(view, decodeURIComponent(id), tab ? decodeURIComponent(tab) : null, shown > 0 ? shown : null);
     await current.open();
   } else {
     document.getElementById("crumbs").replaceChildren();

@@ -53,7 +53,7 @@ export function mergedValues(state) {
 }
 
 export class ProjectView {
-  constructor(root, projectId, tab) {
+  constructor(root, projectId, tab, scene = null) {
     this.root = root;
     this.projectId = projectId;
     this.requestedTab = tab;
@@ -65,8 +65,9 @@ export class ProjectView {
     this.threads = [];
     this.stages = [];
     this.sceneStages = [];
-    // the scene picked in the scene navigator: the stage's tab shows that scene's part
-    this.sceneShown = null;
+    // the scene picked in the scene navigator (kept in the URL after the tab): the stage's
+    // tab shows that scene's part
+    this.sceneShown = tab ? scene : null;
     this.current = new Map();
     this.versions = [];
     this.branches = [];
@@ -278,7 +279,8 @@ export class ProjectView {
     this.sceneShown = scene;
     this.tabChosen = true;
     localStorage.setItem(`auteur.tab.${this.projectId}`, tab);
-    history.replaceState(null, "", `#/projects/${encodeURIComponent(this.projectId)}/${tab}`);
+    const path = `#/projects/${encodeURIComponent(this.projectId)}/${tab}${scene ? `/${scene}` : ""}`;
+    history.replaceState(null, "", path);
     this.render();
   }
 
