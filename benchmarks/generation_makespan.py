@@ -3,8 +3,11 @@
 For N = 1, 2, 4 copies of the ComfyUI test double, each in a process of its own (as a GPU
 server would be: its Pillow and ffmpeg work does not hold this interpreter) and each job held
 for ``--job-s`` seconds, the sample production (offline model, ``full_video``) is approved up
-to the shot list; then the frames stage (reference sheets, then keyframes) and the clips stage
-are each timed from the approval that starts them to their gate. Every job's run is read back
+to scene 1's shot list (``--shots-times K``: each shot and K - 1 copies of it); then scene 1's
+frames stage (its keyframes) and clips stage are each timed from the approval that starts them
+to their gate. Production goes scene by scene, so a stage's jobs are one scene's: the sample's
+scene 1 has 3 shots (6 keyframes, 3 clips), fewer than 4 servers can fill, and the default K =
+4 (24 keyframes, 12 clips) fills whole rounds for N = 1, 2 and 4. Every job's run is read back
 from the servers' ``/history`` (ComfyUI's ``execution_start`` and ``execution_success``
 timestamps). Printed per stage and N:
 
@@ -12,7 +15,7 @@ timestamps). Printed per stage and N:
 - **makespan / ideal**: the stage's wall time over (total job time on the servers / N);
   target ≤ 1.15;
 - **makespan / rounds**: over ceil(jobs / N) x the mean job — the best equal-length jobs can
-  do (6 clips on 4 servers take 2 rounds: 1.33 x ideal at best);
+  do (3 clips on 4 servers take 1 round: 1.33 x ideal at best);
 - **peak**: the most jobs executing at once over all servers (target N);
 - **idle per server** (means): before its first job, between its jobs, after its last — the
   time the agents' own work leaves a server without a prompt; and per server its job count
@@ -22,8 +25,9 @@ Then the draft backend (no GPU): the same stages with the agents' fan-out at the
 backend's capacity against a capacity of 1 — one job after another, as before the fan-out —
 in interleaved samples, medians and their ratio (≤ 1 is unchanged or better).
 
-Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--samples 3]``
-(``--queue-ahead 0`` for a pool that queues nothing beyond what its servers run).
+Run: ``python benchmarks/generation_makespan.py [--job-s 1.0] [--servers 1 2 4] [--shots-times
+1 4] [--samples 3]`` (``--queue-ahead 0`` for a pool that queues nothing beyond what its
+servers run).
 """
 
 from __future__ import annotations
@@ -258,8 +262,8 @@ async def main() -> None:
         "--shots-times",
         type=int,
         nargs="+",
-        default=[1, 2],
-        help="runs with the shot list repeated this many times (1: the sample's 6 shots)",
+        default=[1, 4],
+        help="runs with scene 1's shot list repeated this many times (1: the sample's 3 shots)",
     )
     args = parser.parse_args()
     print(
@@ -267,7 +271,7 @@ async def main() -> None:
         f"{args.queue_ahead} queued ahead"
     )
     for times in args.shots_times:
-        print(f"The sample's shot list x {times}")
+        print(f"Scene 1's shot list x {times}")
         for n in args.servers:
             for line in await _comfy(n, args.job_s, args.slots, args.queue_ahead, times):
                 print(line, flush=True)

@@ -10,8 +10,8 @@ test double whose jobs take ``--job-s`` seconds (so the work is waiting, not CPU
 - **own**: each worker has a ComfyUI server of its own (1 worker: 1 server, 3 workers: 3);
 - **shared**: 3 workers share the one server of the 1-worker set-up — where the limit is.
 
-``--productions`` sample productions are approved up to the shot list (not timed), then their
-frames stages (the reference sheets and 12 keyframes, 19 ComfyUI jobs each) are queued at once
+``--productions`` sample productions are approved up to the gate before scene 1's frames (not
+timed), then their scene 1 frames stages (6 keyframes, 6 ComfyUI jobs each) are queued at once
 through both APIs in turn and timed until every one waits at its gate. Printed: runs/s per
 configuration and the ratio to 1 worker measured in the same run. Nothing is asserted.
 
@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import Any
 
 from langgraph_sdk import get_client
 
 from tests.cluster import scale_cluster
-from tests.integration.test_scale_out import take
+from tests.integration.test_scale_out import to_frames
 from tests.servers import APPROVE
 
 CONFIGURATIONS = {  # name: (workers, ComfyUI servers, the servers of each worker)
@@ -36,14 +35,6 @@ CONFIGURATIONS = {  # name: (workers, ComfyUI servers, the servers of each worke
     "3 workers, own servers": (3, 3, [[0], [1], [2]]),
     "3 workers, shared server": (3, 1, [[0], [0], [0]]),
 }
-
-
-async def _to_shots(client: Any, n: int) -> str:
-    thread_id = (await client.threads.create())["thread_id"]
-    result = await client.runs.wait(thread_id, "full_video", input=take(n))
-    while result["__interrupt__"][0]["value"]["stage"] != "shots":
-        result = await client.runs.wait(thread_id, "full_video", command={"resume": APPROVE})
-    return thread_id
 
 
 async def _measure(name: str, productions: int, job_s: float) -> float:
@@ -58,7 +49,7 @@ async def _measure(name: str, productions: int, job_s: float) -> float:
         env=env,
     ) as cluster:
         clients = [get_client(url=url) for url in cluster.apis]
-        threads = await asyncio.gather(*(_to_shots(clients[n % 2], n) for n in range(productions)))
+        threads = await asyncio.gather(*(to_frames(clients, n) for n in range(productions)))
         started = time.perf_counter()
         runs = [
             await clients[n % 2].runs.create(thread, "full_video", command={"resume": APPROVE})
@@ -66,7 +57,8 @@ async def _measure(name: str, productions: int, job_s: float) -> float:
         ]
         for n, run in enumerate(runs):
             result = await clients[(n + 1) % 2].runs.join(run["thread_id"], run["run_id"])
-            assert result["__interrupt__"][0]["value"]["stage"] == "frames", result
+            gate = result["__interrupt__"][0]["value"]
+            assert (gate["stage"], gate["scene"]) == ("frames", 1), result
         return productions / (time.perf_counter() - started)
 
 
@@ -82,7 +74,7 @@ async def main() -> None:
         print(f"{name:<26} {rates[name]:.4f} runs/s", flush=True)
     baseline = rates["1 worker, own server"]
     print(
-        f"\n{args.productions} frames stages (19 ComfyUI jobs of {args.job_s:g} s each), "
+        f"\n{args.productions} scene 1 frames stages (6 ComfyUI jobs of {args.job_s:g} s each), "
         "runs/s and ratio to 1 worker:"
     )
     for name, rate in rates.items():

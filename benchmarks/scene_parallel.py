@@ -40,7 +40,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
-from agents.base import Context
+from agents.base import Context, load_agents
 from agents.script_writer import ScriptWriter
 from agents.shot_lister import ShotLister
 from api.settings import SAMPLE_RECORDINGS, Settings
@@ -133,6 +133,7 @@ async def _stage(stage: str, scenes: int, context: Context) -> float:
 
 async def main(scene_counts: list[int], delay_s: float, repeat: int) -> None:
     """Print the table: each stage and scene count, before and after, over one call."""
+    load_agents()  # every agent's artifact gets a channel: the shot lister reads the assets
     concurrency = Settings().llm_concurrency
     with run_openai_server() as server, tempfile.TemporaryDirectory() as files:
         server.responder = _respond

@@ -40,7 +40,7 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
     env = {"AUTEUR_RUN_LEASE_S": str(LEASE_S)}
     with scale_cluster(apis=2, workers=3, comfy_servers=1, job_delay_s=0.1, env=env) as cluster:
         clients = [get_client(url=url) for url in cluster.apis]
-        threads = await asyncio.gather(*(_to_frames(clients, n) for n in range(THREADS)))
+        threads = await asyncio.gather(*(to_frames(clients, n) for n in range(THREADS)))
         frames = [
             await clients[n % 2].runs.create(
                 threads[n], "full_video", command={"resume": APPROVE}, stream_mode=["custom"]
@@ -66,7 +66,7 @@ async def test_runs_spread_over_workers_survive_a_kill_and_are_paid_once() -> No
         paid_once(cluster, at_least=FRAMES * SCENE_FRAMES)
 
 
-async def _to_frames(clients: list[Any], n: int) -> str:
+async def to_frames(clients: list[Any], n: int) -> str:
     """A new production at the gate before scene 1's frames, each run through the other API."""
     thread_id = (await clients[n % 2].threads.create())["thread_id"]
     result = await clients[(n + 1) % 2].runs.wait(thread_id, "full_video", input=take(n))
