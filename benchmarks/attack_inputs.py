@@ -123,6 +123,8 @@ def seed(client: httpx.Client) -> dict[str, str]:
         "project_id": project["project_id"],
         "checkpoint_id": checkpoint["checkpoint"]["checkpoint_id"],
         "assistant_id": WORKFLOW,
+        "namespace": "script_writer",
+        "branch": "main",
         "name": "upscale_image",
         "key": image.json()["key"],
     }
