@@ -15,7 +15,9 @@ waiting runs in under 1 GiB. The embedded Postgres (a separate set of processes)
 reported beside it for information: proportional set size (PSS) summed over its processes,
 and its data folder on disk.
 
-The park rate (runs driven to their gate per second) is printed against ``langgraph dev``'s:
+The park rate (runs driven to their gate per second) is printed against ``langgraph dev``'s,
+and the CPU each parked run cost the API process and the embedded Postgres (user + system
+time over the timed runs), against ``langgraph dev``'s processes:
 with ``--langgraph-dev`` (needs the ``bench`` extra) the same drive is run against ``langgraph
 dev`` serving the same graph, right after Auteur on the same machine; without it, against the
 rate measured for it before on the development machine.
@@ -57,6 +59,23 @@ out = Console(highlight=False, soft_wrap=True)
 def rss(pid: int) -> int:
     """Resident set size of one process, in bytes."""
     return psutil.Process(pid).memory_info().rss
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far (those alive)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
 
 
 def peak_rss(pid: int) -> int | None:
@@ -170,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(fill(server, 1, 1))
         rss_warm = rss(server.pid)
         out.print(f"  after one warm-up run: API RSS {rss_warm / MIB:.1f} MiB")
+        api_cpu, pg_cpu = cpu_seconds([server.pid]), cpu_seconds(postgres_pids(server))
         elapsed = asyncio.run(fill(server, args.threads, args.concurrency))
+        api_cpu = cpu_seconds([server.pid]) - api_cpu
+        pg_cpu = cpu_seconds(postgres_pids(server)) - pg_cpu
         waiting = asyncio.run(interrupted_count(server))
         time.sleep(1)
         rss_full, peak = rss(server.pid), peak_rss(server.pid)
@@ -183,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("value", justify="right", no_wrap=True)
     table.add_row("threads interrupted (server's count, incl. warm-up)", str(waiting))
     table.add_row("time to fill", f"{elapsed:.1f} s ({args.threads / elapsed:.1f} runs/s)")
+    table.add_row("API CPU per parked run", f"{api_cpu / args.threads * 1000:.1f} ms")
+    table.add_row("Postgres CPU per parked run (info)", f"{pg_cpu / args.threads * 1000:.1f} ms")
     table.add_row("API RSS after start-up", f"{rss_started / MIB:.1f} MiB")
     table.add_row("API RSS after one warm-up run", f"{rss_warm / MIB:.1f} MiB")
     table.add_row("API RSS with all runs waiting", f"{rss_full / MIB:.1f} MiB")
@@ -202,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     rate = args.threads / elapsed
     if args.langgraph_dev:
-        dev_rate, measured = langgraph_dev_park_rate(args.threads, args.concurrency), "now"
+        dev_rate, dev_cpu = langgraph_dev_park_rate(args.threads, args.concurrency)
+        measured = "now"
+        out.print(
+            f"CPU per parked run: Auteur's API {api_cpu / args.threads * 1000:.1f} ms "
+            f"(+ {pg_cpu / args.threads * 1000:.1f} ms in Postgres), langgraph dev "
+            f"{dev_cpu / args.threads * 1000:.1f} ms (in memory)"
+        )
     else:
         dev_rate, measured = LANGGRAPH_DEV_PARK_RATE, "before on the 2-core development machine"
     out.print(
@@ -212,13 +242,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if waiting >= args.threads else 1
 
 
-def langgraph_dev_park_rate(threads: int, concurrency: int) -> float:
-    """Runs per second ``langgraph dev`` drives to the first gate, after one warm-up run."""
+def langgraph_dev_park_rate(threads: int, concurrency: int) -> tuple[float, float]:
+    """``langgraph dev``'s runs driven to the first gate per second, and its CPU seconds.
+
+    One warm-up run first; the CPU is what its processes used during the timed runs.
+    """
     out.print("[bold]starting langgraph dev[/bold] (in-memory runtime, the same graph) …")
     with langgraph_dev_server() as server:
         out.print(f"  langgraph dev on {server.url} (pid {server.pid}, log {server.log})")
         asyncio.run(fill(server, 1, 1))
-        return threads / asyncio.run(fill(server, threads, concurrency))
+        processes = process_tree(server.pid)
+        cpu = cpu_seconds(processes)
+        elapsed = asyncio.run(fill(server, threads, concurrency))
+        return threads / elapsed, cpu_seconds(processes) - cpu
 
 
 if __name__ == "__main__":
