@@ -16,7 +16,8 @@ timestamps). Printed per stage and N:
   target ≤ 1.15;
 - **makespan / rounds**: over ceil(jobs / N) x the mean job — the best equal-length jobs can
   do (3 clips on 4 servers take 1 round: 1.33 x ideal at best);
-- **peak**: the most jobs executing at once over all servers (target N);
+- **peak**: the most jobs executing at once over all servers (target N), then the verdict:
+  target met, missed, or the jobs cannot fill N servers in whole rounds;
 - **idle per server** (means): before its first job, between its jobs, after its last — the
   time the agents' own work leaves a server without a prompt; and per server its job count
   and the most prompts it held waiting or running at once.
@@ -62,6 +63,7 @@ from tools.llm import ModelProvider
 from tools.storage import LocalFileStore
 
 STAGES = ("frames", "clips")
+TARGET = 1.15  # makespan over ideal (#17), with peak concurrency = N
 
 
 def _context(backend: Any, folder: Path) -> Context:
@@ -174,11 +176,17 @@ def _report(
         f"{len(jobs)}/{_peak([(job.queued, job.ended) for job in jobs])}" for jobs in jobs_by_server
     )
     first_prompt = min(job.queued for job in runs) - window[0]
+    peak = _peak([(job.started, job.ended) for job in runs])
+    if makespan / ideal <= TARGET and peak == n:
+        verdict = "target met"
+    elif len(runs) % n:
+        verdict = f"{len(runs)} jobs cannot fill {n} servers in whole rounds"
+    else:
+        verdict = "target missed"
     return (
         f"{stage:<7} N={n}  jobs {len(runs):>3}  job {busy / len(runs):5.2f} s  "
         f"makespan {makespan:6.2f} s  ideal {ideal:6.2f} s  ratio {makespan / ideal:5.2f}  "
-        f"rounds {rounds:6.2f} s  ratio {makespan / rounds:5.2f}  "
-        f"peak {_peak([(job.started, job.ended) for job in runs])}\n"
+        f"rounds {rounds:6.2f} s  ratio {makespan / rounds:5.2f}  peak {peak}  ({verdict})\n"
         f"        first prompt queued after {first_prompt:5.2f} s\n"
         f"        idle per server: before first {lead:5.2f} s  between jobs {between:5.2f} s  "
         f"after last {tail:5.2f} s;  per server jobs/peak-in-flight {per_server}"
