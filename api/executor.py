@@ -200,8 +200,8 @@ class Executor:
     async def _execute_traced(self, run: dict[str, Any]) -> None:
         run_id, thread_id = run["run_id"], run["thread_id"]
         thread = await self.db.fetch_one(
-            "SELECT thread_id, workflow, project_id, owner, stage, branch FROM auteur_threads"
-            " WHERE thread_id = %s",
+            "SELECT thread_id, workflow, project_id, owner, stage, branch,"
+            " (thread_values->>'scene')::int AS scene FROM auteur_threads WHERE thread_id = %s",
             (thread_id,),
         )
         if thread is None:  # deleted while queued
@@ -219,7 +219,7 @@ class Executor:
                 thread_id=thread_id,
                 workflow=thread["workflow"],
                 user=thread["owner"],
-                name=_run_name(run["started"], gate, resume),
+                name=_run_name(run["started"], tracing.gate_words(gate, thread["scene"]), resume),
                 tags=(self.origin,),
                 metadata={"run_id": run_id, **_present(project_id=thread["project_id"])},
             ) as trace,
@@ -227,7 +227,7 @@ class Executor:
             if trace.url is not None:
                 await self.db.set_run_trace(run_id, trace.url)
             if resume is not None:
-                trace.gate_decision(gate, resume)
+                trace.gate_decision(gate, resume, thread["scene"])
             await self._stream(run, thread, spent)
 
     async def _stream(self, run: dict[str, Any], thread: dict[str, Any], spent: Ledger) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "comfy_span",
     "configure",
     "flush",
+    "gate_words",
     "link_prompt",
     "note_gpu_seconds",
     "trace_run",
@@ -154,20 +155,22 @@ class RunTrace:
     trace_id: str | None = None
     url: str | None = None
 
-    def gate_decision(self, stage: str, resume: Any) -> None:
+    def gate_decision(self, stage: str, resume: Any, scene: int | None = None) -> None:
         """Record the person's decision at a gate: an event in the trace, and a score.
 
         The score (``gate_decision``: approve, edit or reject, with the feedback as its
-        comment) lets Langfuse count decisions per stage across runs.
+        comment) lets Langfuse count decisions per stage across runs; a scene cycle's gate
+        also says its ``scene``.
         """
         if _client is None or self.trace_id is None:
             return
         decision = _first_decision(resume)
         kind = str(decision.get("type", "unknown"))
+        where = {"stage": stage} if scene is None else {"stage": stage, "scene": scene}
         _client.create_event(
-            name=f"decision at {stage}",
+            name=f"decision at {gate_words(stage, scene)}",
             input=resume,
-            metadata={"stage": stage, "decision": kind},
+            metadata={**where, "decision": kind},
         )
         _client.create_score(
             name="gate_decision",
@@ -175,8 +178,13 @@ class RunTrace:
             data_type="CATEGORICAL",
             trace_id=self.trace_id,
             comment=decision.get("message"),
-            metadata={"stage": stage},
+            metadata=where,
         )
+
+
+def gate_words(stage: str, scene: int | None) -> str:
+    """A gate as a trace names it: ``frames``, or ``scene 2 frames`` in a scene cycle."""
+    return stage if scene is None else f"scene {scene} {stage}"
 
 
 @contextmanager

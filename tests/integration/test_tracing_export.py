@@ -25,7 +25,7 @@ from langgraph_sdk import get_client
 from api.settings import SAMPLE_INPUT
 from tests.api.conftest import api_settings, serve
 from tests.doubles.langfuse_server import LangfuseServer, run_langfuse_server
-from tests.servers import GATES
+from tests.servers import GATE_SCENES, GATES
 from tools import tracing
 
 pytestmark = pytest.mark.slow
@@ -95,8 +95,13 @@ def test_demo_exports_every_stage_with_the_session_id(
         usage = generation.attribute_json("langfuse.observation.usage_details")
         assert usage["input"] > 0
         assert usage["output"] > 0
-    decided = sorted(score["metadata"]["stage"] for score in langfuse.scores)
-    assert decided == sorted(GATES)  # a score per gate: the scene cycle's once per scene
+    # a score per gate: the scene cycle's once per scene, saying which
+    decided = Counter((s["metadata"]["stage"], s["metadata"].get("scene")) for s in langfuse.scores)
+    assert decided == Counter(zip(GATES, GATE_SCENES, strict=True))
+    events = {span.name for span in langfuse.spans if span.name.startswith("decision at ")}
+    assert {"decision at treatment", "decision at scene 2 frames"} <= events, events
+    roots = {span.name for span in langfuse.spans if span.parent_span_id is None}
+    assert "resume at scene 2 clips" in roots, roots
     assert {score["value"] for score in langfuse.scores} == {"approve"}
 
 
