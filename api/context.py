@@ -43,14 +43,16 @@ class ApiContext:
         return not self.settings.api_keys
 
 
-def _context(request: Request) -> ApiContext:
+async def _context(request: Request) -> ApiContext:
+    # async, as current_user: FastAPI runs a plain-def dependency in its thread pool, a
+    # thread hop on every request for what is an attribute read
     return request.app.state.auteur
 
 
 Ctx = Annotated[ApiContext, Depends(_context)]
 
 
-def current_user(request: Request, ctx: Ctx) -> str:
+async def current_user(request: Request, ctx: Ctx) -> str:
     """The caller: the user of its API key (``Authorization: Bearer`` or ``x-api-key``).
 
     With no keys configured the server is local-only and everyone is the local user.

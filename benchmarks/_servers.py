@@ -285,7 +285,7 @@ def langgraph_dev_server() -> Iterator[Server]:
     executable = BIN / "langgraph"
     if not executable.exists():
         raise RuntimeError(
-            "langgraph dev is not installed: pip install -e '.[bench]' "
+            "langgraph dev is not installed: pip install -e '.[bench]' in a venv of its own "
             "(or pip install 'langgraph-cli[inmem]>=0.4,<0.5')"
         )
     work = _open_dir("auteur-lgdev-")

@@ -71,7 +71,10 @@ def templates() -> list[dict[str, Any]]:
     try:
         import comfyui_workflow_templates_json as package
     except ImportError:
-        sys.exit("needs comfyui-workflow-templates-json: pip install -e '.[bench]'")
+        sys.exit(
+            "needs comfyui-workflow-templates-json: pip install -e '.[bench]' in a venv of its"
+            " own (benchmarks/README.md)"
+        )
     index = json.loads((Path(package.__file__).parent / "templates" / "index.json").read_text())
     return [
         {**template, "group": group.get("title", "")}
