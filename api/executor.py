@@ -201,7 +201,7 @@ class Executor:
         run_id, thread_id = run["run_id"], run["thread_id"]
         thread = await self.db.fetch_one(
             "SELECT thread_id, workflow, project_id, owner, stage, branch,"
-            " (thread_values->>'scene')::int AS scene FROM auteur_threads WHERE thread_id = %s",
+            " thread_values->'scene' AS scene FROM auteur_threads WHERE thread_id = %s",
             (thread_id,),
         )
         if thread is None:  # deleted while queued
@@ -212,6 +212,8 @@ class Executor:
         command = None if run["started"] else run["kwargs"].get("command")
         resume = (command or {}).get("resume")
         gate = thread["stage"] or "gate"
+        # the state is the client's to write: a scene that is not a number is not said
+        scene = thread["scene"] if type(thread["scene"]) is int else None
         with (
             ledger.collect(self.services.settings.prices) as spent,
             storage.recording(),
@@ -219,7 +221,7 @@ class Executor:
                 thread_id=thread_id,
                 workflow=thread["workflow"],
                 user=thread["owner"],
-                name=_run_name(run["started"], tracing.gate_words(gate, thread["scene"]), resume),
+                name=_run_name(run["started"], tracing.gate_words(gate, scene), resume),
                 tags=(self.origin,),
                 metadata={"run_id": run_id, **_present(project_id=thread["project_id"])},
             ) as trace,
@@ -227,7 +229,7 @@ class Executor:
             if trace.url is not None:
                 await self.db.set_run_trace(run_id, trace.url)
             if resume is not None:
-                trace.gate_decision(gate, resume, thread["scene"])
+                trace.gate_decision(gate, resume, scene)
             await self._stream(run, thread, spent)
 
     async def _stream(self, run: dict[str, Any], thread: dict[str, Any], spent: Ledger) -> None:
