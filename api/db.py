@@ -183,9 +183,72 @@ CREATE TABLE IF NOT EXISTS auteur_files (
 
 TERMINAL_RUN_STATUSES = frozenset({"success", "error", "interrupted", "timeout"})
 
-_INSERT_EVENT = (
-    "INSERT INTO auteur_run_events (run_id, thread_id, event, data) VALUES (%s, %s, %s, %s)"
+# A run queued: its row, the thread busy, its stream's first event (``metadata``), and the
+# notifications (its stream, the workers).
+_QUEUE_RUN = """
+WITH run AS (
+    INSERT INTO auteur_runs (run_id, thread_id, assistant_id, owner, kwargs, metadata,
+        multitask_strategy)
+    VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(owner)s, %(kwargs)s, %(metadata)s,
+        %(multitask_strategy)s)
+    RETURNING *
+), busy AS (
+    UPDATE auteur_threads SET status = 'busy', updated_at = now()
+    WHERE thread_id = %(thread_id)s
+), logged AS (
+    INSERT INTO auteur_run_events (run_id, thread_id, event, data)
+    VALUES (%(run_id)s, %(thread_id)s, 'metadata', %(first_event)s)
 )
+SELECT run.* FROM run
+CROSS JOIN (SELECT pg_notify(%(events)s, %(run_id)s), pg_notify(%(runs)s, %(run_id)s)) AS told
+"""
+# A run's successful end in one statement (see Database.settle_run).
+_SETTLE_RUN = """
+WITH thread AS (
+    UPDATE auteur_threads SET status = %(status)s, thread_values = %(values)s,
+        interrupts = %(interrupts)s, stage = %(stage)s, message = %(message)s, error = NULL,
+        updated_at = now()
+    WHERE thread_id = %(thread_id)s
+), stale AS (
+    UPDATE auteur_approvals SET status = 'stale'
+    WHERE %(opening)s AND thread_id = %(thread_id)s AND status = 'pending'
+        AND approval_id <> ALL(%(approval_ids)b::text[])
+), opened AS (
+    INSERT INTO auteur_approvals (approval_id, thread_id, run_id, owner, workflow, project_id,
+        stage, interrupt_id, payload)
+    SELECT gate.approval_id, %(thread_id)s, %(run_id)s, gate.owner, gate.workflow,
+        gate.project_id, gate.stage, gate.interrupt_id, gate.payload::jsonb
+    FROM unnest(%(approval_ids)b::text[], %(owners)b::text[], %(workflows)b::text[],
+        %(project_ids)b::text[], %(stages)b::text[], %(interrupt_ids)b::text[],
+        %(payloads)b::text[])
+        AS gate(approval_id, owner, workflow, project_id, stage, interrupt_id, payload)
+    ON CONFLICT (approval_id) DO NOTHING
+), finished AS (
+    UPDATE auteur_runs SET status = 'success', cost = COALESCE(%(cost)s, cost), lease_until = NULL,
+        updated_at = clock_timestamp()
+    WHERE run_id = %(run_id)s
+)
+SELECT pg_notify(%(events)s, %(run_id)s), pg_notify(%(runs)s, %(run_id)s),
+    CASE WHEN %(opening)s THEN pg_notify(%(approvals)s, %(approval_owner)s) END
+"""
+# A batch of a run's events in one statement: the rows in the order given (ids follow the
+# ordinality), the run marked started, the thread's progress, and one notification.
+# Arrays go in binary (``%(...)b``): the JSON texts in them then need no quoting.
+_LOG_EVENTS = """
+WITH logged AS (
+    INSERT INTO auteur_run_events (run_id, thread_id, event, data)
+    SELECT %(run_id)s, %(thread_id)s, batch.event, batch.data::jsonb
+    FROM unnest(%(events)b::text[], %(data)b::text[]) WITH ORDINALITY AS batch(event, data, n)
+    ORDER BY batch.n
+), started AS (
+    UPDATE auteur_runs SET started = true WHERE run_id = %(run_id)s AND %(started)s
+), progress AS (
+    UPDATE auteur_threads SET status = 'busy', stage = %(stage)s, message = %(message)s,
+        updated_at = now()
+    WHERE thread_id = %(thread_id)s AND %(progress)s
+)
+SELECT pg_notify(%(channel)s, %(run_id)s)
+"""
 _TAKE_BACK_DECISION = (
     "UPDATE auteur_approvals SET status = 'pending', decision = NULL, diff = NULL,"
     " feedback = NULL, decided_by = NULL, idempotency_key = NULL, resume_run_id = NULL,"
@@ -247,8 +310,8 @@ def plain(value: Any) -> Any:
     return json.loads(dumps(value))
 
 
-def _json(value: Any) -> Jsonb:
-    """``value`` for a jsonb column: plain JSON, configured secrets redacted.
+def _json_text(value: Any) -> str:
+    """``value`` as the text of a jsonb value: plain JSON, configured secrets redacted.
 
     Serialized once; walked to redact only when a secret shows in the text (events carry
     whole artifacts, and most hold none).
@@ -256,7 +319,12 @@ def _json(value: Any) -> Jsonb:
     text = dumps(value)
     if in_json(text):
         text = dumps(redact_json(json.loads(text)))
-    return Jsonb(text, dumps=str)
+    return text
+
+
+def _json(value: Any) -> Jsonb:
+    """``value`` for a jsonb column (see :func:`_json_text`)."""
+    return Jsonb(_json_text(value), dumps=str)
 
 
 async def _notify(conn: AsyncConnection, *notes: tuple[str, str]) -> None:
@@ -497,29 +565,21 @@ class Database:
             if answers is not None:
                 await self._decide(conn, answers, owner, run_id)
             cursor = await conn.execute(
-                "INSERT INTO auteur_runs (run_id, thread_id, assistant_id, owner, kwargs,"
-                " metadata, multitask_strategy) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                (
-                    run_id,
-                    thread_id,
-                    assistant_id,
-                    owner,
-                    _json(kwargs),
-                    _json(metadata),
-                    multitask_strategy,
-                ),
+                _QUEUE_RUN,
+                {
+                    "run_id": run_id,
+                    "thread_id": thread_id,
+                    "assistant_id": assistant_id,
+                    "owner": owner,
+                    "kwargs": _json(kwargs),
+                    "metadata": _json(metadata),
+                    "multitask_strategy": multitask_strategy,
+                    "first_event": _json({"run_id": run_id, "attempt": 1}),
+                    "events": EVENTS_CHANNEL,
+                    "runs": RUNS_CHANNEL,
+                },
             )
             run = await cursor.fetchone()
-            await conn.execute(
-                "UPDATE auteur_threads SET status = 'busy', updated_at = now()"
-                " WHERE thread_id = %s",
-                (thread_id,),
-            )
-            await conn.execute(
-                _INSERT_EVENT,
-                (run_id, thread_id, "metadata", _json({"run_id": run_id, "attempt": 1})),
-            )
-            await _notify(conn, (EVENTS_CHANNEL, run_id), (RUNS_CHANNEL, run_id))
         assert run is not None
         return run
 
@@ -554,11 +614,21 @@ class Database:
             "SELECT * FROM auteur_runs WHERE run_id = %s AND owner = %s", (run_id, owner)
         )
 
-    async def run_status(self, run_id: str) -> dict[str, Any] | None:
-        """A run's ``status`` and ``error`` alone (not its input and metadata), or None."""
-        return await self.fetch_one(
-            "SELECT status, error FROM auteur_runs WHERE run_id = %s", (run_id,)
+    async def run_outcome(self, run_id: str, thread_id: str) -> dict[str, Any]:
+        """A run's ``status`` and ``error``, and once it has ended its thread's state.
+
+        ``status`` is None when the run is gone; ``thread_values`` and ``interrupts`` are
+        read (in the same snapshot) only when the run has ended or is gone.
+        """
+        row = await self.fetch_one(
+            "SELECT r.status, r.error, t.thread_values, t.interrupts FROM (SELECT 1) AS one"
+            " LEFT JOIN auteur_runs r ON r.run_id = %(run_id)s"
+            " LEFT JOIN auteur_threads t ON t.thread_id = %(thread_id)s"
+            " AND (r.status IS NULL OR r.status = ANY(%(ended)s))",
+            {"run_id": run_id, "thread_id": thread_id, "ended": sorted(TERMINAL_RUN_STATUSES)},
         )
+        assert row is not None  # the outer query has one row
+        return row
 
     async def list_runs(
         self, thread_id: str, *, status: str | None, limit: int, offset: int
@@ -648,13 +718,22 @@ class Database:
 
         ``cost`` is a :class:`tools.ledger.Ledger` summary.
         """
-        async with self.pool.connection() as conn, conn.pipeline():
+        async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE auteur_runs SET status = %s, error = %s, cost = COALESCE(%s, cost),"
-                " lease_until = NULL, updated_at = clock_timestamp() WHERE run_id = %s",
-                (status, _json(error) if error else None, _json(cost) if cost else None, run_id),
+                "WITH finished AS (UPDATE auteur_runs SET status = %s, error = %s,"
+                " cost = COALESCE(%s, cost), lease_until = NULL, updated_at = clock_timestamp()"
+                " WHERE run_id = %s) SELECT pg_notify(%s, %s), pg_notify(%s, %s)",
+                (
+                    status,
+                    _json(error) if error else None,
+                    _json(cost) if cost else None,
+                    run_id,
+                    EVENTS_CHANNEL,
+                    run_id,
+                    RUNS_CHANNEL,
+                    run_id,
+                ),
             )
-            await _notify(conn, (EVENTS_CHANNEL, run_id), (RUNS_CHANNEL, run_id))
 
     async def set_run_trace(self, run_id: str, trace_url: str) -> None:
         """Record where the run's trace is (Langfuse)."""
@@ -723,28 +802,26 @@ class Database:
     ) -> None:
         """Append ``(event, data)`` pairs to the run's durable log and notify its listeners once.
 
-        One transaction, sent as one pipeline: the events (in order), the run marked
-        ``started`` (its input is checkpointed: a retry continues from the checkpoint), the
-        thread's latest ``progress`` (stage, message) and the notification.
+        One statement, so one transaction and one round trip: the events (in order), the run
+        marked ``started`` (its input is checkpointed: a retry continues from the
+        checkpoint), the thread's latest ``progress`` (stage, message) and the notification.
         """
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
-                    _INSERT_EVENT,
-                    [(run_id, thread_id, event, _json(data)) for event, data in events],
-                )
-            if started:
-                await conn.execute(
-                    "UPDATE auteur_runs SET started = true WHERE run_id = %s", (run_id,)
-                )
-            if progress is not None:
-                stage, message = progress
-                await conn.execute(
-                    "UPDATE auteur_threads SET status = 'busy', stage = %s, message = %s,"
-                    " updated_at = now() WHERE thread_id = %s",
-                    (stage, redact(message), thread_id),
-                )
-            await _notify(conn, (EVENTS_CHANNEL, run_id))
+        stage, message = progress or (None, None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                _LOG_EVENTS,
+                {
+                    "run_id": run_id,
+                    "thread_id": thread_id,
+                    "events": [event for event, _ in events],
+                    "data": [_json_text(data) for _, data in events],
+                    "started": started,
+                    "progress": progress is not None,
+                    "stage": stage,
+                    "message": redact(message) if message is not None else None,
+                    "channel": EVENTS_CHANNEL,
+                },
+            )
 
     async def events_after(self, run_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         """A run's events with id > ``after``, in order."""
@@ -756,31 +833,51 @@ class Database:
 
     # --- approvals -------------------------------------------------------------------------
 
-    async def open_approval(self, approval: dict[str, Any]) -> None:
-        """Queue a gate for review; older pending gates of the thread become stale."""
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute(
-                "UPDATE auteur_approvals SET status = 'stale' WHERE thread_id = %s"
-                " AND status = 'pending' AND approval_id <> %s",
-                (approval["thread_id"], approval["approval_id"]),
-            )
-            await conn.execute(
-                "INSERT INTO auteur_approvals (approval_id, thread_id, run_id, owner, workflow,"
-                " project_id, stage, interrupt_id, payload) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s) ON CONFLICT (approval_id) DO NOTHING",
-                (
-                    approval["approval_id"],
-                    approval["thread_id"],
-                    approval["run_id"],
-                    approval["owner"],
-                    approval["workflow"],
-                    approval["project_id"],
-                    approval["stage"],
-                    approval["interrupt_id"],
-                    _json(approval["payload"]),
-                ),
-            )
-            await _notify(conn, (APPROVALS_CHANNEL, approval["owner"]))
+    async def settle_run(
+        self,
+        run_id: str,
+        thread_id: str,
+        *,
+        status: str,
+        values: Any,
+        interrupts: dict[str, Any],
+        stage: str | None,
+        message: str | None,
+        approvals: Sequence[dict[str, Any]],
+        cost: dict[str, Any],
+    ) -> None:
+        """Record how a run ended well: the thread's state, its gates, the run's ``success``.
+
+        One statement, so one transaction: the thread's state is never seen without its
+        gates, nor the run finished before both. Each of ``approvals`` (a gate to review)
+        is queued, and the thread's older pending gates become stale; the approval queue's
+        owner, the run's streams and the workers waiting for a finished run are notified.
+        """
+        await self.fetch_one(
+            _SETTLE_RUN,
+            {
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "status": status,
+                "values": _json(values),
+                "interrupts": _json(interrupts),
+                "stage": stage,
+                "message": redact(message) if message is not None else None,
+                "opening": bool(approvals),
+                "approval_ids": [a["approval_id"] for a in approvals],
+                "owners": [a["owner"] for a in approvals],
+                "workflows": [a["workflow"] for a in approvals],
+                "project_ids": [a["project_id"] for a in approvals],
+                "stages": [a["stage"] for a in approvals],
+                "interrupt_ids": [a["interrupt_id"] for a in approvals],
+                "payloads": [_json_text(a["payload"]) for a in approvals],
+                "approval_owner": approvals[0]["owner"] if approvals else "",
+                "cost": _json(cost) if cost else None,
+                "events": EVENTS_CHANNEL,
+                "runs": RUNS_CHANNEL,
+                "approvals": APPROVALS_CHANNEL,
+            },
+        )
 
     async def approvals(
         self,

@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 import psutil
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command, Interrupt, StateSnapshot
 
 from agents.base import Context
 from api.artifacts import ProjectArtifacts
@@ -74,6 +74,20 @@ def _approval_id(thread_id: str, branch: str | None, interrupt_id: str) -> str:
         f"{thread_id}:{interrupt_id}" if branch is None else f"{thread_id}:{branch}:{interrupt_id}"
     )
     return str(uuid.uuid5(_APPROVAL_NAMESPACE, gate))
+
+
+def _approval(thread: dict[str, Any], interrupt: Interrupt) -> dict[str, Any]:
+    """The approval row that queues ``interrupt``, a gate of ``thread``, for review."""
+    value = interrupt.value if isinstance(interrupt.value, dict) else {}
+    return {
+        "approval_id": _approval_id(thread["thread_id"], thread["branch"], interrupt.id),
+        "owner": thread["owner"],
+        "workflow": thread["workflow"],
+        "project_id": thread["project_id"],
+        "stage": value.get("stage", "review"),
+        "interrupt_id": interrupt.id,
+        "payload": interrupt.value,
+    }
 
 
 def worker_gone(worker: str | None) -> bool:
@@ -322,7 +336,10 @@ class Executor:
         status = thread_status_of(snapshot)
         gate = snapshot.interrupts[0].value if snapshot.interrupts else None
         stage = gate.get("stage") if isinstance(gate, dict) else None
-        await self.db.set_thread_state(
+        await self._grant_produced(run)
+        await self._record_artifacts(run, thread, snapshot)
+        await self.db.settle_run(
+            run["run_id"],
             run["thread_id"],
             status=status,
             values=snapshot.values,
@@ -331,25 +348,9 @@ class Executor:
             message="awaiting approval"
             if interrupts
             else ("finished" if status == "idle" else None),
+            approvals=[_approval(thread, interrupt) for interrupt in snapshot.interrupts],
+            cost=cost,
         )
-        await self._grant_produced(run)
-        await self._record_artifacts(run, thread, snapshot)
-        for interrupt in snapshot.interrupts:
-            value = interrupt.value if isinstance(interrupt.value, dict) else {}
-            await self.db.open_approval(
-                {
-                    "approval_id": _approval_id(run["thread_id"], thread["branch"], interrupt.id),
-                    "thread_id": run["thread_id"],
-                    "run_id": run["run_id"],
-                    "owner": thread["owner"],
-                    "workflow": thread["workflow"],
-                    "project_id": thread["project_id"],
-                    "stage": value.get("stage", "review"),
-                    "interrupt_id": interrupt.id,
-                    "payload": interrupt.value,
-                }
-            )
-        await self.db.finish_run(run["run_id"], "success", cost=cost)
 
     async def _cancelled(
         self, run: dict[str, Any], graph: Any, config: dict[str, Any], cost: dict[str, Any]

@@ -641,21 +641,15 @@ async def final_values(ctx: ApiContext, run: dict[str, Any]) -> dict[str, Any]:
     """What ``/wait`` and ``/join`` answer once the run ended: values, interrupts or error."""
     while True:
         news = ctx.hub.run_status_news(run["run_id"])
-        current = await ctx.db.run_status(run["run_id"])
-        if current is None or current["status"] in TERMINAL_RUN_STATUSES:
+        outcome = await ctx.db.run_outcome(run["run_id"], run["thread_id"])
+        if outcome["status"] is None or outcome["status"] in TERMINAL_RUN_STATUSES:
             break
         await wait_for(news, HEARTBEAT_S)
     ctx.hub.forget_run_status(run["run_id"])
-    if current is not None and current["status"] == "error":
-        return {"__error__": current["error"]}
-    thread = await ctx.db.fetch_one(
-        "SELECT thread_values, interrupts FROM auteur_threads WHERE thread_id = %s",
-        (run["thread_id"],),
-    )
-    if thread is None:
-        return {}
-    values = dict(thread["thread_values"] or {})
-    interrupts = [i for items in (thread["interrupts"] or {}).values() for i in items]
+    if outcome["status"] == "error":
+        return {"__error__": outcome["error"]}
+    values = dict(outcome["thread_values"] or {})
+    interrupts = [i for items in (outcome["interrupts"] or {}).values() for i in items]
     if interrupts:
         values["__interrupt__"] = interrupts
     return values
