@@ -2,7 +2,8 @@
 
 Run by hand from the repository root::
 
-    python benchmarks/gate_capacity.py [--threads 1000] [--concurrency 32] [--langgraph-dev]
+    python benchmarks/gate_capacity.py [--threads 1000] [--concurrency 32]
+        [--langgraph-dev [--rounds 3]]
 
 Starts ``auteur serve`` (embedded Postgres in a fresh temp folder, offline sample model),
 then drives ``--threads`` new threads through the API, each with ``POST
@@ -15,20 +16,27 @@ waiting runs in under 1 GiB. The embedded Postgres (a separate set of processes)
 reported beside it for information: proportional set size (PSS) summed over its processes,
 and its data folder on disk.
 
-The park rate (runs driven to their gate per second) is printed against ``langgraph dev``'s,
-and the CPU each parked run cost the API process and the embedded Postgres (user + system
-time over the timed runs), against ``langgraph dev``'s processes:
-with ``--langgraph-dev`` (needs the ``bench`` extra) the same drive is run against ``langgraph
-dev`` serving the same graph, right after Auteur on the same machine; without it, against the
-rate measured for it before on the development machine.
+The park rate (runs driven to their gate per second) is compared with ``langgraph dev``'s,
+with the CPU each parked run cost (user + system time over the timed runs). With
+``--langgraph-dev`` (needs the ``bench`` extra) three servers are driven the same way,
+``--rounds`` times, each round in a rotated order on fresh servers (the host's speed
+drifts): Auteur, ``langgraph dev`` serving the same graph, and the floor, bare LangGraph:
+the same graph run in this process on LangGraph's own Postgres saver and store, with no
+server around it. It prints each round and the median ratios. Without it, the rate measured
+for ``langgraph dev`` before on the development machine is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import statistics
 import sys
+import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +162,76 @@ async def interrupted_count(server: Server) -> int:
         return int(response.raise_for_status().json())
 
 
+@dataclass(frozen=True)
+class Fill:
+    """One timed fill of a server: runs parked per second and CPU per parked run."""
+
+    rate: float
+    cpu_ms: float
+    postgres_cpu_ms: float = 0.0
+
+
+def fill_auteur(
+    args: argparse.Namespace, flavour: str, *, report: bool = False
+) -> tuple[int, Fill]:
+    """Fill a fresh ``auteur serve``; how many threads then wait, and the fill's rate and CPU.
+
+    With ``report`` the memory table and the 1 GiB goal are printed.
+    """
+    out.print(
+        f"[bold]starting auteur serve[/bold] (embedded Postgres, offline sample model, {flavour}) …"
+    )
+    with auteur_server(
+        worker_concurrency=args.worker_concurrency, plain_asyncio=args.plain_asyncio
+    ) as server:
+        out.print(f"  API on {server.url} (pid {server.pid}, log {server.log})")
+        rss_started = rss(server.pid)
+        asyncio.run(fill(server, 1, 1))
+        rss_warm = rss(server.pid)
+        out.print(f"  after one warm-up run: API RSS {rss_warm / MIB:.1f} MiB")
+        api_cpu, pg_cpu = cpu_seconds([server.pid]), cpu_seconds(postgres_pids(server))
+        elapsed = asyncio.run(fill(server, args.threads, args.concurrency))
+        api_cpu = cpu_seconds([server.pid]) - api_cpu
+        pg_cpu = cpu_seconds(postgres_pids(server)) - pg_cpu
+        waiting = asyncio.run(interrupted_count(server))
+        time.sleep(1)
+        rss_full, peak = rss(server.pid), peak_rss(server.pid)
+        pg_memory = postgres_memory(server)
+        pg_disk = folder_size(server.data_dir / "data" / "postgres")
+    result = Fill(
+        args.threads / elapsed, api_cpu / args.threads * 1000, pg_cpu / args.threads * 1000
+    )
+    if not report:
+        return waiting, result
+
+    per_run = (rss_full - rss_warm) / args.threads
+    table = Table(title=f"{args.threads} runs waiting at a gate in one Auteur API process")
+    table.add_column("measure", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_row("threads interrupted (server's count, incl. warm-up)", str(waiting))
+    table.add_row("time to fill", f"{elapsed:.1f} s ({result.rate:.1f} runs/s)")
+    table.add_row("API CPU per parked run", f"{result.cpu_ms:.1f} ms")
+    table.add_row("Postgres CPU per parked run (info)", f"{result.postgres_cpu_ms:.1f} ms")
+    table.add_row("API RSS after start-up", f"{rss_started / MIB:.1f} MiB")
+    table.add_row("API RSS after one warm-up run", f"{rss_warm / MIB:.1f} MiB")
+    table.add_row("API RSS with all runs waiting", f"{rss_full / MIB:.1f} MiB")
+    table.add_row("API peak RSS (VmHWM)", "—" if peak is None else f"{peak / MIB:.1f} MiB")
+    table.add_row("API RSS per waiting run", f"{per_run / 1024:.1f} KiB")
+    table.add_row("Postgres PSS, all processes (info)", f"{pg_memory / MIB:.1f} MiB")
+    table.add_row("Postgres data folder on disk (info)", f"{pg_disk / MIB:.1f} MiB")
+    Console(highlight=False, width=max(Console().width, 100)).print(table)
+
+    projected = rss_warm + per_run * GOAL_THREADS
+    met = waiting >= args.threads and rss_full < GOAL_BYTES and projected < GOAL_BYTES
+    verdict = "[green]met[/green]" if met else "[red]missed[/red]"
+    out.print(
+        f"goal: {GOAL_THREADS:,} waiting runs in under 1 GiB — {verdict} "
+        f"(measured {rss_full / MIB:.1f} MiB with {args.threads:,}; "
+        f"{projected / MIB:.1f} MiB projected for {GOAL_THREADS:,})"
+    )
+    return waiting, result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fill one Auteur process with waiting runs and report its memory."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -175,75 +253,74 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also drive langgraph dev the same way and compare the park rates",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --langgraph-dev: rounds of both servers side by side (the median ratio)",
+    )
     args = parser.parse_args(argv)
 
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     flavour = uvicorn_flavour(plain_asyncio=args.plain_asyncio)
-    out.print(
-        f"[bold]starting auteur serve[/bold] (embedded Postgres, offline sample model, {flavour}) …"
-    )
-    with auteur_server(
-        worker_concurrency=args.worker_concurrency, plain_asyncio=args.plain_asyncio
-    ) as server:
-        out.print(f"  API on {server.url} (pid {server.pid}, log {server.log})")
-        rss_started = rss(server.pid)
-        asyncio.run(fill(server, 1, 1))
-        rss_warm = rss(server.pid)
-        out.print(f"  after one warm-up run: API RSS {rss_warm / MIB:.1f} MiB")
-        api_cpu, pg_cpu = cpu_seconds([server.pid]), cpu_seconds(postgres_pids(server))
-        elapsed = asyncio.run(fill(server, args.threads, args.concurrency))
-        api_cpu = cpu_seconds([server.pid]) - api_cpu
-        pg_cpu = cpu_seconds(postgres_pids(server)) - pg_cpu
-        waiting = asyncio.run(interrupted_count(server))
-        time.sleep(1)
-        rss_full, peak = rss(server.pid), peak_rss(server.pid)
-        pg_memory = postgres_memory(server)
-        pg_disk = folder_size(server.data_dir / "data" / "postgres")
-
-    per_run = (rss_full - rss_warm) / args.threads
-    table = Table(title=f"{args.threads} runs waiting at a gate in one Auteur API process")
-    table.add_column("measure", no_wrap=True)
-    table.add_column("value", justify="right", no_wrap=True)
-    table.add_row("threads interrupted (server's count, incl. warm-up)", str(waiting))
-    table.add_row("time to fill", f"{elapsed:.1f} s ({args.threads / elapsed:.1f} runs/s)")
-    table.add_row("API CPU per parked run", f"{api_cpu / args.threads * 1000:.1f} ms")
-    table.add_row("Postgres CPU per parked run (info)", f"{pg_cpu / args.threads * 1000:.1f} ms")
-    table.add_row("API RSS after start-up", f"{rss_started / MIB:.1f} MiB")
-    table.add_row("API RSS after one warm-up run", f"{rss_warm / MIB:.1f} MiB")
-    table.add_row("API RSS with all runs waiting", f"{rss_full / MIB:.1f} MiB")
-    table.add_row("API peak RSS (VmHWM)", "—" if peak is None else f"{peak / MIB:.1f} MiB")
-    table.add_row("API RSS per waiting run", f"{per_run / 1024:.1f} KiB")
-    table.add_row("Postgres PSS, all processes (info)", f"{pg_memory / MIB:.1f} MiB")
-    table.add_row("Postgres data folder on disk (info)", f"{pg_disk / MIB:.1f} MiB")
-    Console(highlight=False, width=max(Console().width, 100)).print(table)
-
-    projected = rss_warm + per_run * GOAL_THREADS
-    met = waiting >= args.threads and rss_full < GOAL_BYTES and projected < GOAL_BYTES
-    verdict = "[green]met[/green]" if met else "[red]missed[/red]"
-    out.print(
-        f"goal: {GOAL_THREADS:,} waiting runs in under 1 GiB — {verdict} "
-        f"(measured {rss_full / MIB:.1f} MiB with {args.threads:,}; "
-        f"{projected / MIB:.1f} MiB projected for {GOAL_THREADS:,})"
-    )
-    rate = args.threads / elapsed
-    if args.langgraph_dev:
-        dev_rate, dev_cpu = langgraph_dev_park_rate(args.threads, args.concurrency)
-        measured = "now"
+    waiting, auteur = fill_auteur(args, flavour, report=True)
+    if not args.langgraph_dev:
+        rate = auteur.rate
         out.print(
-            f"CPU per parked run: Auteur's API {api_cpu / args.threads * 1000:.1f} ms "
-            f"(+ {pg_cpu / args.threads * 1000:.1f} ms in Postgres), langgraph dev "
-            f"{dev_cpu / args.threads * 1000:.1f} ms (in memory)"
+            f"park rate: Auteur {rate:.1f} runs/s = {rate / LANGGRAPH_DEV_PARK_RATE:.2f}x "
+            f"langgraph dev's {LANGGRAPH_DEV_PARK_RATE:.1f} runs/s (measured before on the "
+            "2-core development machine); target ≥ 1x"
         )
-    else:
-        dev_rate, measured = LANGGRAPH_DEV_PARK_RATE, "before on the 2-core development machine"
+        return 0 if waiting >= args.threads else 1
+    counts, fills = [waiting], {"auteur": [auteur], "dev": [], "bare": []}
+
+    def auteur_fill() -> Fill:
+        count, result = fill_auteur(args, flavour)
+        counts.append(count)
+        return result
+
+    runners = {
+        "auteur": auteur_fill,
+        "dev": lambda: fill_langgraph_dev(args),
+        "bare": lambda: fill_bare_langgraph(args),
+    }
+    order = list(runners)
+    for number in range(args.rounds):
+        # each round in another order, so that a drift of the host's speed evens out; round
+        # 1's Auteur fill is the memory report's
+        for name in order[number % 3 :] + order[: number % 3]:
+            if number > 0 or name != "auteur":
+                fills[name].append(runners[name]())
+    table = Table(title="park rate, side by side (fresh servers each round, order rotating)")
+    for column in ("round", "runs/s: Auteur", "langgraph dev", "bare LangGraph", "Auteur / dev"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("CPU ms/run: Auteur (+ PG)", "langgraph dev", "bare (+ PG)"):
+        table.add_column(column, justify="right", no_wrap=True)
+    ratios = [a.rate / d.rate for a, d in zip(fills["auteur"], fills["dev"], strict=True)]
+    floors = [b.rate / d.rate for b, d in zip(fills["bare"], fills["dev"], strict=True)]
+    for number, (auteur, dev, bare) in enumerate(zip(*fills.values(), strict=True), 1):
+        table.add_row(
+            str(number),
+            f"{auteur.rate:.1f}",
+            f"{dev.rate:.1f}",
+            f"{bare.rate:.1f}",
+            f"{auteur.rate / dev.rate:.2f}x",
+            f"{auteur.cpu_ms:.1f} (+ {auteur.postgres_cpu_ms:.1f})",
+            f"{dev.cpu_ms:.1f}",
+            f"{bare.cpu_ms:.1f} (+ {bare.postgres_cpu_ms:.1f})",
+        )
+    Console(highlight=False, width=max(Console().width, 130)).print(table)
     out.print(
-        f"park rate: Auteur {rate:.1f} runs/s = {rate / dev_rate:.2f}x langgraph dev's "
-        f"{dev_rate:.1f} runs/s (measured {measured}); target ≥ 1x"
+        f"park rate, median of {args.rounds} rounds: Auteur {statistics.median(ratios):.2f}x "
+        f"langgraph dev's (rounds {min(ratios):.2f} to {max(ratios):.2f}x; target ≥ 1x); "
+        f"bare LangGraph on its Postgres saver {statistics.median(floors):.2f}x"
     )
-    return 0 if waiting >= args.threads else 1
+    return 0 if min(counts) >= args.threads else 1
 
 
-def langgraph_dev_park_rate(threads: int, concurrency: int) -> tuple[float, float]:
-    """``langgraph dev``'s runs driven to the first gate per second, and its CPU seconds.
+def fill_langgraph_dev(args: argparse.Namespace) -> Fill:
+    """``langgraph dev``'s runs driven to the first gate per second, and its CPU per run.
 
     One warm-up run first; the CPU is what its processes used during the timed runs.
     """
@@ -253,8 +330,65 @@ def langgraph_dev_park_rate(threads: int, concurrency: int) -> tuple[float, floa
         asyncio.run(fill(server, 1, 1))
         processes = process_tree(server.pid)
         cpu = cpu_seconds(processes)
-        elapsed = asyncio.run(fill(server, threads, concurrency))
-        return threads / elapsed, cpu_seconds(processes) - cpu
+        elapsed = asyncio.run(fill(server, args.threads, args.concurrency))
+        return Fill(args.threads / elapsed, (cpu_seconds(processes) - cpu) / args.threads * 1000)
+
+
+def fill_bare_langgraph(args: argparse.Namespace) -> Fill:
+    """The floor: the same graph run bare in this process on LangGraph's Postgres saver.
+
+    The offline context, LangGraph's ``AsyncPostgresSaver`` and ``AsyncPostgresStore`` on
+    a pool like Auteur's, a fresh embedded Postgres, ``durability="sync"`` (as Auteur
+    runs): no HTTP, no run queue, no event log, no approvals. What a server that keeps
+    LangGraph's checkpoints in Postgres, in one Python process, pays at the least.
+    """
+    from langgraph_dev_graph import OFFLINE_CONTEXT
+
+    from graphs.full_video import FullVideo
+    from graphs.persistence import embedded_database_url, open_persistence, stop_embedded_server
+
+    out.print("[bold]bare LangGraph[/bold] (this process, LangGraph's Postgres saver) …")
+    folder = Path(tempfile.mkdtemp(prefix="auteur-bare-"))
+
+    async def park(graph: Any) -> None:
+        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        values = await graph.ainvoke(SAMPLE, config, context=OFFLINE_CONTEXT, durability="sync")
+        if not values.get("__interrupt__"):
+            raise RuntimeError("a bare run did not stop at a gate")
+
+    def postgres() -> list[int]:
+        pid_file = folder / "postgres" / "postmaster.pid"
+        return process_tree(int(pid_file.read_text().split()[0]))
+
+    async def drive(database_url: str) -> Fill:
+        async with open_persistence(database_url) as persistence:
+            graph = (
+                FullVideo()
+                .build()
+                .compile(checkpointer=persistence.checkpointer, store=persistence.store)
+            )
+            await park(graph)  # warm-up
+            pending = iter(range(args.threads))
+
+            async def worker() -> None:
+                for _ in pending:
+                    await park(graph)
+
+            own, pg = time.process_time(), cpu_seconds(postgres())
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - started
+            return Fill(
+                args.threads / elapsed,
+                (time.process_time() - own) / args.threads * 1000,
+                (cpu_seconds(postgres()) - pg) / args.threads * 1000,
+            )
+
+    try:
+        return asyncio.run(drive(embedded_database_url(folder)))
+    finally:
+        stop_embedded_server(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ and check what it produced, never how long it took.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import their `_servers` module as scripts
 
+import gate_capacity  # noqa: E402
 import generation_makespan  # noqa: E402
 import scene_parallel  # noqa: E402
 
@@ -38,3 +40,11 @@ async def test_the_scene_parallel_benchmark_drafts_valid_gates(
     # the stage and its scene count; how many requests overlapped is the benchmark's measure
     # (timing), and tests/graphs/test_scene_parallel.py checks the concurrency itself
     assert [row[:2] for row in rows] == [["master_script", "2"], ["shots", "2"]]
+
+
+def test_the_park_rate_floor_parks_bare_runs_at_their_first_gate() -> None:
+    # each bare run raises unless it stopped at a gate; the CPU is this process's own
+    floor = gate_capacity.fill_bare_langgraph(argparse.Namespace(threads=3, concurrency=2))
+
+    assert floor.rate > 0
+    assert floor.cpu_ms > 0
