@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{dev.cpu_ms:.1f}",
             f"{bare.cpu_ms:.1f} (+ {bare.postgres_cpu_ms:.1f})",
         )
-    Console(highlight=False, width=max(Console().width, 130)).print(table)
+    Console(highlight=False, width=max(Console().width, 150)).print(table)
     out.print(
         f"park rate, median of {args.rounds} rounds: Auteur {statistics.median(ratios):.2f}x "
         f"langgraph dev's (rounds {min(ratios):.2f} to {max(ratios):.2f}x; target ≥ 1x); "
