@@ -81,12 +81,16 @@ def free_port() -> int:
 
 
 def _offline_env(**extra: str) -> dict[str, str]:
-    """This environment without model keys or Auteur settings, and with tracing off."""
+    """This environment without model keys or Auteur settings, and with tracing off.
+
+    ``PYTHONDONTWRITEBYTECODE`` is left out too: a user's processes find their bytecode
+    cached, and without it every process compiled all it imported (twice the start-up).
+    """
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("OPENAI_", "AUTEUR_", "LANGSMITH_", "LANGCHAIN_"))
-        and k != "DATABASE_URL"
+        and k not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE")
     }
     return env | {
         "PYTHONUNBUFFERED": "1",
