@@ -27,6 +27,9 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+# The test doubles and helpers some benchmarks drive live in tests/, which is not installed.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 SAMPLE: dict[str, Any] = json.loads((REPO / "evals" / "datasets" / "sample_input.json").read_text())
 APPROVE: dict[str, Any] = {"decisions": [{"type": "approve"}]}

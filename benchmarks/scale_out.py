@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import time
 
+import _servers  # noqa: F401  (puts the repository, whose tests/ it drives, on sys.path)
 from langgraph_sdk import get_client
 
 from tests.cluster import scale_cluster

@@ -25,17 +25,13 @@ import copy
 import json
 import re
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from _servers import REPO
-
-sys.path.insert(0, str(REPO))  # the test double lives in tests/, which is not installed
-
+import _servers  # noqa: F401  (puts the repository, whose tests/ it drives, on sys.path)
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel

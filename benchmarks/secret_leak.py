@@ -19,9 +19,7 @@ import sys
 import uuid
 
 import httpx
-from _servers import REPO, SAMPLE, STREAM_MODES, auteur_server, stream_events
-
-sys.path.insert(0, str(REPO))  # the test double lives in tests/, which is not installed
+from _servers import SAMPLE, STREAM_MODES, auteur_server, stream_events
 
 from tests.doubles.openai_server import ErrorReply, run_openai_server
 
