@@ -251,13 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--langgraph-dev",
         action="store_true",
-        help="also drive langgraph dev the same way and compare the park rates",
+        help="also drive langgraph dev and bare LangGraph the same way; compare the park rates",
     )
     parser.add_argument(
         "--rounds",
         type=int,
         default=3,
-        help="with --langgraph-dev: rounds of both servers side by side (the median ratio)",
+        help="with --langgraph-dev: rounds of the three side by side (the median ratios)",
     )
     args = parser.parse_args(argv)
 
