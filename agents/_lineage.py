@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from agents.artifacts import ByScene, input_hash
 
-__all__ = ["Head", "stale_after", "stale_now", "upstream_hash"]
+__all__ = ["Head", "made_per_scene", "stale_after", "stale_now", "upstream_hash"]
 
 Head = Mapping[str, Any]
 """A project's current version of one artifact: ``version``, ``content_hash``, ``upstream``."""
@@ -90,6 +90,15 @@ def _downstream(changed: dict[str, str], current: Mapping[str, Head]) -> list[di
     return stale
 
 
+def made_per_scene(kind: type[BaseModel], source: type[BaseModel]) -> bool:
+    """Whether an artifact of model ``kind`` is made from its scenes' part of ``source``.
+
+    Both are per scene (frames from shots); from any other source it is made from the whole,
+    whose hash is the source's content hash.
+    """
+    return issubclass(kind, ByScene) and issubclass(source, ByScene)
+
+
 def upstream_hash(
     kind: type[BaseModel], made: Any, source: type[BaseModel], source_data: Any
 ) -> str:
@@ -99,7 +108,7 @@ def upstream_hash(
     source's part of the scenes it has: a scene cycle's next scene of shots changes nothing
     the earlier scenes' frames were made from. Any other source counts whole.
     """
-    if not (issubclass(kind, ByScene) and issubclass(source, ByScene)):
+    if not made_per_scene(kind, source):
         return input_hash(source_data)
     scenes = kind.model_validate(made).scenes()
     return input_hash(source.model_validate(source_data).in_scenes(scenes).model_dump(mode="json"))

@@ -21,7 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from agents._lineage import Head, stale_now, upstream_hash
+from agents._lineage import Head, made_per_scene, stale_now, upstream_hash
 from agents.artifacts import ByScene, input_hash
 from agents.base import artifact_sources, artifact_types, load_agents
 from api.db import Database, plain
@@ -179,7 +179,10 @@ class ProjectArtifacts:
                     types[kind], row["data"], types[source], heads[source]["data"]
                 )
                 for source in row["upstream"]
-                if source in heads and kind in types and source in types
+                if source in heads
+                and kind in types
+                and source in types
+                and made_per_scene(types[kind], types[source])  # else its content hash
             }
             for kind, row in heads.items()
         }
