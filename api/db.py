@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,8 +183,9 @@ CREATE TABLE IF NOT EXISTS auteur_files (
 
 TERMINAL_RUN_STATUSES = frozenset({"success", "error", "interrupted", "timeout"})
 
-# A run queued: its row, the thread busy, its stream's first event (``metadata``), and the
-# notifications (its stream, the workers).
+# A run queued: its row, the thread busy (and tied to the run's workflow if it was to none),
+# its stream's first event (``metadata``), and the notifications: its stream, and the workers
+# (with no run id, which would tell those waiting for the run to end to look again).
 _QUEUE_RUN = """
 WITH run AS (
     INSERT INTO auteur_runs (run_id, thread_id, assistant_id, owner, kwargs, metadata,
@@ -193,14 +194,17 @@ WITH run AS (
         %(multitask_strategy)s)
     RETURNING *
 ), busy AS (
-    UPDATE auteur_threads SET status = 'busy', updated_at = now()
+    UPDATE auteur_threads SET status = 'busy', updated_at = now(),
+        workflow = COALESCE(workflow, %(workflow)s),
+        metadata = CASE WHEN workflow IS NULL AND %(workflow)s IS NOT NULL
+            THEN metadata || %(binding)s ELSE metadata END
     WHERE thread_id = %(thread_id)s
 ), logged AS (
     INSERT INTO auteur_run_events (run_id, thread_id, event, data)
     VALUES (%(run_id)s, %(thread_id)s, 'metadata', %(first_event)s)
 )
 SELECT run.* FROM run
-CROSS JOIN (SELECT pg_notify(%(events)s, %(run_id)s), pg_notify(%(runs)s, %(run_id)s)) AS told
+CROSS JOIN (SELECT pg_notify(%(events)s, %(run_id)s), pg_notify(%(runs)s, '')) AS told
 """
 # A run's successful end in one statement (see Database.settle_run).
 _SETTLE_RUN = """
@@ -344,13 +348,17 @@ class Database:
         for statement in SCHEMA:
             await conn.execute(statement)
 
-    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def fetch(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[dict[str, Any]]:
         """All rows of a query."""
         async with self.pool.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
-    async def fetch_one(self, query: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    async def fetch_one(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> dict[str, Any] | None:
         """The first row of a query, or None."""
         rows = await self.fetch(query, params)
         return rows[0] if rows else None
@@ -480,15 +488,6 @@ class Database:
             [*params, limit, offset],
         )
 
-    async def bind_workflow(self, thread_id: str, workflow: str, metadata: dict[str, Any]) -> None:
-        """Tie a thread to the workflow of its first run, recording it in the metadata."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE auteur_threads SET workflow = %s, metadata = metadata || %s"
-                " WHERE thread_id = %s",
-                (workflow, _json(metadata), thread_id),
-            )
-
     async def set_thread_state(
         self,
         thread_id: str,
@@ -538,18 +537,44 @@ class Database:
         metadata: dict[str, Any],
         multitask_strategy: str,
         answers: GateAnswer | None = None,
+        binds: tuple[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Queue a run, log its ``metadata`` event (the first of its stream) and wake workers.
 
-        One transaction holding the thread's row lock: concurrent requests on a thread are
-        serialised, so ``reject`` sees every run queued before it, and a run that ``answers``
-        a gate takes the decision only while the gate is still pending — of N concurrent
-        decisions on one gate, exactly one queues a run.
+        A ``reject`` run and one that ``answers`` a gate are queued in one transaction
+        holding the thread's row lock: concurrent requests on a thread are serialised, so
+        ``reject`` sees every run queued before it, and a run that ``answers`` a gate takes
+        the decision only while the gate is still pending — of N concurrent decisions on one
+        gate, exactly one queues a run. Any other run is one statement. ``binds`` (a
+        workflow and metadata) ties a thread that has no workflow yet to that one, the
+        metadata merged into its own, as the run is queued.
 
         Raises:
             ThreadBusyError: The strategy is ``reject`` and the thread has an active run.
             GateNotPendingError: The gate was decided meanwhile, or the thread moved on.
         """
+        workflow, binding = binds or (None, {})
+        queue = (
+            _QUEUE_RUN,
+            {
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "assistant_id": assistant_id,
+                "owner": owner,
+                "kwargs": _json(kwargs),
+                "metadata": _json(metadata),
+                "multitask_strategy": multitask_strategy,
+                "workflow": workflow,
+                "binding": _json(binding),
+                "first_event": _json({"run_id": run_id, "attempt": 1}),
+                "events": EVENTS_CHANNEL,
+                "runs": RUNS_CHANNEL,
+            },
+        )
+        if multitask_strategy != "reject" and answers is None:
+            run = await self.fetch_one(*queue)
+            assert run is not None
+            return run
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
                 "SELECT 1 FROM auteur_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
@@ -564,21 +589,7 @@ class Database:
                     raise ThreadBusyError(thread_id)
             if answers is not None:
                 await self._decide(conn, answers, owner, run_id)
-            cursor = await conn.execute(
-                _QUEUE_RUN,
-                {
-                    "run_id": run_id,
-                    "thread_id": thread_id,
-                    "assistant_id": assistant_id,
-                    "owner": owner,
-                    "kwargs": _json(kwargs),
-                    "metadata": _json(metadata),
-                    "multitask_strategy": multitask_strategy,
-                    "first_event": _json({"run_id": run_id, "attempt": 1}),
-                    "events": EVENTS_CHANNEL,
-                    "runs": RUNS_CHANNEL,
-                },
-            )
+            cursor = await conn.execute(*queue)
             run = await cursor.fetchone()
         assert run is not None
         return run
@@ -646,44 +657,65 @@ class Database:
             (thread_id, limit, offset),
         )
 
-    async def claim_run(
+    async def claim_runs(
         self,
         worker: str,
         lease_s: float,
         *,
+        limit: int = 1,
         executing: Sequence[str] = (),
         run_id: str | None = None,
-    ) -> dict[str, Any] | None:
-        """Claim the oldest runnable run (or ``run_id``): pending, or running, its lease expired.
+    ) -> list[dict[str, Any]]:
+        """Claim the oldest runnable runs (or ``run_id``): pending, or running, lease expired.
+
+        Each run comes with what the executor needs of its thread, under ``thread`` (None:
+        the thread was deleted meanwhile). One statement, however many are claimed.
 
         A run leased to ``worker`` but not among those it is ``executing`` was dropped by
         it (the database went away under it) and is claimable again at once. A run is
         runnable only when no older run of its thread is pending or running, and the
         partial unique index refuses a second running run per thread.
         """
-        return await self.fetch_one(
+        return await self.fetch(
             """
-            UPDATE auteur_runs SET status = 'running', worker = %s, attempt = attempt + 1,
-                lease_until = clock_timestamp() + make_interval(secs => %s),
-                updated_at = clock_timestamp()
-            WHERE run_id = (
-                SELECT r.run_id FROM auteur_runs r
-                WHERE (r.status = 'pending'
-                       OR (r.status = 'running'
-                           AND (r.lease_until < clock_timestamp()
-                                OR (r.worker = %s AND r.run_id <> ALL(%s)))))
-                  AND (%s::text IS NULL OR r.run_id = %s)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM auteur_runs o
-                      WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
-                        AND (o.status = 'running'
-                             OR (o.status = 'pending' AND o.created_at < r.created_at)))
-                ORDER BY r.created_at
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED)
-            RETURNING *
+            WITH claimed AS (
+                UPDATE auteur_runs SET status = 'running', worker = %(worker)s,
+                    attempt = attempt + 1,
+                    lease_until = clock_timestamp() + make_interval(secs => %(lease_s)s),
+                    updated_at = clock_timestamp()
+                WHERE run_id = ANY(ARRAY(
+                    SELECT r.run_id FROM auteur_runs r
+                    WHERE (r.status = 'pending'
+                           OR (r.status = 'running'
+                               AND (r.lease_until < clock_timestamp()
+                                    OR (r.worker = %(worker)s
+                                        AND r.run_id <> ALL(%(executing)s)))))
+                      AND (%(run_id)s::text IS NULL OR r.run_id = %(run_id)s)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM auteur_runs o
+                          WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
+                            AND (o.status = 'running'
+                                 OR (o.status = 'pending' AND o.created_at < r.created_at)))
+                    ORDER BY r.created_at
+                    LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED))
+                RETURNING *
+            )
+            SELECT claimed.*, (
+                SELECT json_build_object('thread_id', t.thread_id, 'workflow', t.workflow,
+                    'project_id', t.project_id, 'owner', t.owner, 'stage', t.stage,
+                    'branch', t.branch, 'scene', t.thread_values->'scene')
+                FROM auteur_threads t WHERE t.thread_id = claimed.thread_id
+            ) AS thread
+            FROM claimed ORDER BY claimed.created_at
             """,
-            (worker, lease_s, worker, list(executing), run_id, run_id),
+            {
+                "worker": worker,
+                "lease_s": lease_s,
+                "executing": list(executing),
+                "run_id": run_id,
+                "limit": limit,
+            },
         )
 
     async def renew_lease(self, run_id: str, worker: str, lease_s: float) -> bool:

@@ -148,15 +148,16 @@ class Executor:
         while True:
             news = self.hub.queue_news()
             try:
-                while len(self._tasks) < self.concurrency:
-                    run = await self.db.claim_run(
-                        self.worker_id, self.lease_s, executing=list(self._tasks)
-                    )
-                    if run is None:
-                        break
-                    task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
-                    self._tasks[run["run_id"]] = task
-                    task.add_done_callback(lambda _, rid=run["run_id"]: self._tasks.pop(rid, None))
+                # as many as it has room for, in one statement: fewer than that means no more
+                if (free := self.concurrency - len(self._tasks)) > 0:
+                    for run in await self.db.claim_runs(
+                        self.worker_id, self.lease_s, limit=free, executing=list(self._tasks)
+                    ):
+                        task = asyncio.create_task(self._execute(run), name=f"run-{run['run_id']}")
+                        self._tasks[run["run_id"]] = task
+                        task.add_done_callback(
+                            lambda _, rid=run["run_id"]: self._tasks.pop(rid, None)
+                        )
             except Exception as error:
                 if not database_unreachable(error):
                     log.exception("claiming runs failed")
@@ -177,15 +178,15 @@ class Executor:
                     return run
                 if run["worker"] != self.worker_id and worker_gone(run["worker"]):
                     await self.db.expire_lease(run_id, run["worker"])
-                claimed = await self.db.claim_run(self.worker_id, self.lease_s, run_id=run_id)
+                claimed = await self.db.claim_runs(self.worker_id, self.lease_s, run_id=run_id)
             except Exception as error:
                 if not database_unreachable(error):
                     raise
-                claimed = None  # the database watch has said it is down: try again shortly
-            if claimed is None:
+                claimed = []  # the database watch has said it is down: try again shortly
+            if not claimed:
                 await wait_for(news, self.poll_s)
                 continue
-            task = asyncio.create_task(self._execute(claimed), name=f"run-{run_id}")
+            task = asyncio.create_task(self._execute(claimed[0]), name=f"run-{run_id}")
             self._tasks[run_id] = task
             try:
                 await task
@@ -212,12 +213,7 @@ class Executor:
             log.warning("run %s paused, it continues when the database is back", run["run_id"])
 
     async def _execute_traced(self, run: dict[str, Any]) -> None:
-        run_id, thread_id = run["run_id"], run["thread_id"]
-        thread = await self.db.fetch_one(
-            "SELECT thread_id, workflow, project_id, owner, stage, branch,"
-            " thread_values->'scene' AS scene FROM auteur_threads WHERE thread_id = %s",
-            (thread_id,),
-        )
+        run_id, thread_id, thread = run["run_id"], run["thread_id"], run["thread"]
         if thread is None:  # deleted while queued
             await self.db.finish_run(
                 run_id, "error", error={"error": "ValueError", "message": "thread deleted"}

@@ -239,8 +239,6 @@ async def queue_run(
         answer = GateAnswer(gate["approval_id"], decision, diff, feedback, idempotency_key)
         command = {**(command or {}), "resume": {gate["interrupt_id"]: decision}}
     metadata = {"graph_id": workflow, "assistant_id": assistant_id_of(workflow)}
-    if thread["workflow"] is None:
-        await db.bind_workflow(thread_id, workflow, metadata)
     breakpoints = _breakpoints(workflows[workflow], body)
     kwargs = {
         **breakpoints,
@@ -261,6 +259,7 @@ async def queue_run(
             metadata={**thread["metadata"], **(body.metadata or {}), **metadata},
             multitask_strategy=body.multitask_strategy,
             answers=answer,
+            binds=(workflow, metadata) if thread["workflow"] is None else None,
         )
     except ThreadBusyError:
         raise ConflictError(
