@@ -3,7 +3,7 @@
 Run by hand from the repository root::
 
     python benchmarks/gate_capacity.py [--threads 1000] [--concurrency 32]
-        [--langgraph-dev [--rounds 3]]
+        [--langgraph-dev [--slices 5]]
 
 Starts ``auteur serve`` (embedded Postgres in a fresh temp folder, offline sample model),
 then drives ``--threads`` new threads through the API, each with ``POST
@@ -18,24 +18,29 @@ and its data folder on disk.
 
 The park rate (runs driven to their gate per second) is compared with ``langgraph dev``'s,
 with the CPU each parked run cost (user + system time over the timed runs). With
-``--langgraph-dev`` (needs the ``bench`` extra) three servers are driven the same way,
-``--rounds`` times, each round in a rotated order on fresh servers (the host's speed
-drifts): Auteur, ``langgraph dev`` serving the same graph, and the floor, bare LangGraph:
-the same graph run in this process on LangGraph's own Postgres saver and store, with no
-server around it. It prints each round and the median ratios. Without it, the rate measured
-for ``langgraph dev`` before on the development machine is used.
+``--langgraph-dev`` (needs the ``bench`` extra) three more are started, fresh, side by
+side: Auteur, ``langgraph dev`` serving the same graph, and the floor, bare LangGraph: the
+same graph run in this process on LangGraph's own Postgres saver and store, with no server
+around it. Each parks ``--threads`` runs in ``--slices`` slices, taking turns, the order
+rotating every turn; a turn takes seconds, so a drift of the host's speed (it halves within
+minutes here) hits the three of a turn alike. It prints each turn and the median ratios.
+Without it, the rate measured for ``langgraph dev`` before on the development machine is
+used.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,15 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also drive langgraph dev and bare LangGraph the same way; compare the park rates",
     )
     parser.add_argument(
-        "--rounds",
+        "--slices",
         type=int,
-        default=3,
-        help="with --langgraph-dev: rounds of the three side by side (the median ratios)",
+        default=5,
+        help="with --langgraph-dev: the --threads runs of each are parked in this many slices, "
+        "the three taking turns (the median ratios of the turns)",
     )
     args = parser.parse_args(argv)
 
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if not 1 <= args.slices <= args.threads:
+        parser.error("--slices must be between 1 and --threads")
     flavour = uvicorn_flavour(plain_asyncio=args.plain_asyncio)
     waiting, auteur = fill_auteur(args, flavour, report=True)
     if not args.langgraph_dev:
@@ -273,119 +279,190 @@ def main(argv: list[str] | None = None) -> int:
             "2-core development machine); target ≥ 1x"
         )
         return 0 if waiting >= args.threads else 1
-    counts, fills = [waiting], {"auteur": [auteur], "dev": [], "bare": []}
+    return 0 if compare(args, flavour) else 1
 
-    def auteur_fill() -> Fill:
-        count, result = fill_auteur(args, flavour)
-        counts.append(count)
-        return result
 
-    runners = {
-        "auteur": auteur_fill,
-        "dev": lambda: fill_langgraph_dev(args),
-        "bare": lambda: fill_bare_langgraph(args),
-    }
-    order = list(runners)
-    for number in range(args.rounds):
-        # each round in another order, so that a drift of the host's speed evens out; round
-        # 1's Auteur fill is the memory report's
-        for name in order[number % 3 :] + order[: number % 3]:
-            if number > 0 or name != "auteur":
-                fills[name].append(runners[name]())
-    table = Table(title="park rate, side by side (fresh servers each round, order rotating)")
-    for column in ("round", "runs/s: Auteur", "langgraph dev", "bare LangGraph", "Auteur / dev"):
+def compare(args: argparse.Namespace, flavour: str) -> bool:
+    """Park runs on Auteur, ``langgraph dev`` and bare LangGraph in turns; print the ratios.
+
+    The three are started once, fresh, and each parks ``--threads`` runs in ``--slices``
+    slices, one slice each in turn, in an order that rotates every turn. A turn takes
+    seconds, so a drift of the host's speed hits the three of a turn alike (on this host
+    it halves the speed within minutes). True if every Auteur run waits at its gate.
+    """
+    sizes = [len(part) for part in _split(range(args.threads), args.slices)]
+    out.print(
+        f"[bold]side by side[/bold]: {args.threads} runs each in {args.slices} turns of "
+        f"{sizes[0]}, {args.concurrency} at a time; Auteur on {flavour} …"
+    )
+    with (
+        auteur_server(
+            worker_concurrency=args.worker_concurrency, plain_asyncio=args.plain_asyncio
+        ) as auteur,
+        langgraph_dev_server() as dev,
+    ):
+        out.print(f"  Auteur on {auteur.url}, langgraph dev on {dev.url}")
+        turns, waiting = asyncio.run(_take_turns(args, sizes, auteur, dev))
+    table = Table(title="park rate, the three in turns (order rotating)")
+    for column in ("turn", "runs/s: Auteur", "langgraph dev", "bare LangGraph", "Auteur / dev"):
         table.add_column(column, justify="right", no_wrap=True)
     for column in ("CPU ms/run: Auteur (+ PG)", "langgraph dev", "bare (+ PG)"):
         table.add_column(column, justify="right", no_wrap=True)
-    ratios = [a.rate / d.rate for a, d in zip(fills["auteur"], fills["dev"], strict=True)]
-    floors = [b.rate / d.rate for b, d in zip(fills["bare"], fills["dev"], strict=True)]
-    for number, (auteur, dev, bare) in enumerate(zip(*fills.values(), strict=True), 1):
+    for number, turn in enumerate(turns, 1):
+        a, d, b = turn["auteur"], turn["dev"], turn["bare"]
         table.add_row(
             str(number),
-            f"{auteur.rate:.1f}",
-            f"{dev.rate:.1f}",
-            f"{bare.rate:.1f}",
-            f"{auteur.rate / dev.rate:.2f}x",
-            f"{auteur.cpu_ms:.1f} (+ {auteur.postgres_cpu_ms:.1f})",
-            f"{dev.cpu_ms:.1f}",
-            f"{bare.cpu_ms:.1f} (+ {bare.postgres_cpu_ms:.1f})",
+            f"{a.rate:.1f}",
+            f"{d.rate:.1f}",
+            f"{b.rate:.1f}",
+            f"{a.rate / d.rate:.2f}x",
+            f"{a.cpu_ms:.1f} (+ {a.postgres_cpu_ms:.1f})",
+            f"{d.cpu_ms:.1f}",
+            f"{b.cpu_ms:.1f} (+ {b.postgres_cpu_ms:.1f})",
         )
     Console(highlight=False, width=max(Console().width, 150)).print(table)
+    ratios = [turn["auteur"].rate / turn["dev"].rate for turn in turns]
+    floors = [turn["bare"].rate / turn["dev"].rate for turn in turns]
+    cpu = [turn["auteur"].cpu_ms / turn["dev"].cpu_ms for turn in turns]
+    overall = {  # all the runs over all their time
+        name: sum(sizes)
+        / sum(size / turn[name].rate for size, turn in zip(sizes, turns, strict=True))
+        for name in turns[0]
+    }
     out.print(
-        f"park rate, median of {args.rounds} rounds: Auteur {statistics.median(ratios):.2f}x "
-        f"langgraph dev's (rounds {min(ratios):.2f} to {max(ratios):.2f}x; target ≥ 1x); "
-        f"bare LangGraph on its Postgres saver {statistics.median(floors):.2f}x"
+        f"park rate, median of {len(turns)} turns: Auteur {statistics.median(ratios):.2f}x "
+        f"langgraph dev's (turns {min(ratios):.2f} to {max(ratios):.2f}x; target ≥ 1x), "
+        f"its API CPU per run {statistics.median(cpu):.2f}x dev's; bare LangGraph on its "
+        f"Postgres saver {statistics.median(floors):.2f}x; {waiting} Auteur threads waiting"
     )
-    return 0 if min(counts) >= args.threads else 1
+    out.print(
+        "all turns together: "
+        + " · ".join(f"{name} {rate:.1f} runs/s" for name, rate in overall.items())
+        + f" (Auteur / dev {overall['auteur'] / overall['dev']:.2f}x)"
+    )
+    return waiting >= args.threads
 
 
-def fill_langgraph_dev(args: argparse.Namespace) -> Fill:
-    """``langgraph dev``'s runs driven to the first gate per second, and its CPU per run.
+async def _take_turns(
+    args: argparse.Namespace, sizes: list[int], auteur: Server, dev: Server
+) -> tuple[list[dict[str, Fill]], int]:
+    """Each turn, park a slice on each of the three; the fills of each turn, Auteur's count."""
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with (
+        httpx.AsyncClient(base_url=auteur.url, timeout=600, limits=limits) as to_auteur,
+        httpx.AsyncClient(base_url=dev.url, timeout=600, limits=limits) as to_dev,
+        bare_langgraph() as bare,
+    ):
+        dev_processes = process_tree(dev.pid)
+        parkers = {
+            "auteur": _over_http(to_auteur, [auteur.pid], lambda: postgres_pids(auteur)),
+            "dev": _over_http(to_dev, dev_processes, list),
+            "bare": bare,
+        }
+        for park in parkers.values():
+            await park(1, 1)  # warm-up
+        order = list(parkers)
+        turns = []
+        for number, size in enumerate(sizes):
+            turn = {}
+            for name in order[number % 3 :] + order[: number % 3]:
+                turn[name] = await parkers[name](size, args.concurrency)
+            out.print(
+                f"  turn {number + 1}/{len(sizes)}: "
+                + " · ".join(f"{name} {fill.rate:5.1f} runs/s" for name, fill in turn.items())
+            )
+            turns.append(turn)
+        return turns, await interrupted_count(auteur)
 
-    One warm-up run first; the CPU is what its processes used during the timed runs.
-    """
-    out.print("[bold]starting langgraph dev[/bold] (in-memory runtime, the same graph) …")
-    with langgraph_dev_server() as server:
-        out.print(f"  langgraph dev on {server.url} (pid {server.pid}, log {server.log})")
-        asyncio.run(fill(server, 1, 1))
-        processes = process_tree(server.pid)
-        cpu = cpu_seconds(processes)
-        elapsed = asyncio.run(fill(server, args.threads, args.concurrency))
-        return Fill(args.threads / elapsed, (cpu_seconds(processes) - cpu) / args.threads * 1000)
+
+Parker = Callable[[int, int], Awaitable[Fill]]
+"""Parks ``runs`` runs at their first gate, ``concurrency`` at a time: the fill it was."""
 
 
-def fill_bare_langgraph(args: argparse.Namespace) -> Fill:
+def _over_http(
+    client: httpx.AsyncClient, pids: list[int], postgres: Callable[[], list[int]]
+) -> Parker:
+    """A server's parker: its runs over HTTP, the CPU of its processes ``pids``."""
+
+    async def park(runs: int, concurrency: int) -> Fill:
+        own, pg = cpu_seconds(pids), cpu_seconds(postgres())
+        elapsed = await _in_parallel(lambda: run_to_gate(client), runs, concurrency)
+        return Fill(
+            runs / elapsed,
+            (cpu_seconds(pids) - own) / runs * 1000,
+            (cpu_seconds(postgres()) - pg) / runs * 1000,
+        )
+
+    return park
+
+
+async def _in_parallel(one: Callable[[], Awaitable[None]], runs: int, concurrency: int) -> float:
+    """Call ``one`` ``runs`` times, ``concurrency`` at once; the seconds it took."""
+    pending = iter(range(runs))
+
+    async def worker() -> None:
+        for _ in pending:
+            await one()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def _split(items: range, parts: int) -> list[range]:
+    """``items`` in ``parts`` consecutive slices of sizes differing by at most one."""
+    size, extra = divmod(len(items), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@asynccontextmanager
+async def bare_langgraph() -> AsyncIterator[Parker]:
     """The floor: the same graph run bare in this process on LangGraph's Postgres saver.
 
     The offline context, LangGraph's ``AsyncPostgresSaver`` and ``AsyncPostgresStore`` on
     a pool like Auteur's, a fresh embedded Postgres, ``durability="sync"`` (as Auteur
     runs): no HTTP, no run queue, no event log, no approvals. What a server that keeps
-    LangGraph's checkpoints in Postgres, in one Python process, pays at the least.
+    LangGraph's checkpoints in Postgres, in one Python process, pays at the least. Its CPU
+    is this process's own while it parks.
     """
     from langgraph_dev_graph import OFFLINE_CONTEXT
 
     from graphs.full_video import FullVideo
     from graphs.persistence import embedded_database_url, open_persistence, stop_embedded_server
 
-    out.print("[bold]bare LangGraph[/bold] (this process, LangGraph's Postgres saver) …")
     folder = Path(tempfile.mkdtemp(prefix="auteur-bare-"))
-
-    async def park(graph: Any) -> None:
-        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        values = await graph.ainvoke(SAMPLE, config, context=OFFLINE_CONTEXT, durability="sync")
-        if not values.get("__interrupt__"):
-            raise RuntimeError("a bare run did not stop at a gate")
 
     def postgres() -> list[int]:
         pid_file = folder / "postgres" / "postmaster.pid"
         return process_tree(int(pid_file.read_text().split()[0]))
 
-    async def drive(database_url: str) -> Fill:
-        async with open_persistence(database_url) as persistence:
+    try:
+        async with open_persistence(embedded_database_url(folder)) as persistence:
             graph = (
                 FullVideo()
                 .build()
                 .compile(checkpointer=persistence.checkpointer, store=persistence.store)
             )
-            await park(graph)  # warm-up
-            pending = iter(range(args.threads))
 
-            async def worker() -> None:
-                for _ in pending:
-                    await park(graph)
+            async def one() -> None:
+                config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+                values = await graph.ainvoke(
+                    SAMPLE, config, context=OFFLINE_CONTEXT, durability="sync"
+                )
+                if not values.get("__interrupt__"):
+                    raise RuntimeError("a bare run did not stop at a gate")
 
-            own, pg = time.process_time(), cpu_seconds(postgres())
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-            elapsed = time.perf_counter() - started
-            return Fill(
-                args.threads / elapsed,
-                (time.process_time() - own) / args.threads * 1000,
-                (cpu_seconds(postgres()) - pg) / args.threads * 1000,
-            )
+            async def park(runs: int, concurrency: int) -> Fill:
+                own, pg = time.process_time(), cpu_seconds(postgres())
+                elapsed = await _in_parallel(one, runs, concurrency)
+                return Fill(
+                    runs / elapsed,
+                    (time.process_time() - own) / runs * 1000,
+                    (cpu_seconds(postgres()) - pg) / runs * 1000,
+                )
 
-    try:
-        return asyncio.run(drive(embedded_database_url(folder)))
+            yield park
     finally:
         stop_embedded_server(folder)
         shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,6 @@ and check what it produced, never how long it took.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -42,9 +41,10 @@ async def test_the_scene_parallel_benchmark_drafts_valid_gates(
     assert [row[:2] for row in rows] == [["master_script", "2"], ["shots", "2"]]
 
 
-def test_the_park_rate_floor_parks_bare_runs_at_their_first_gate() -> None:
+async def test_the_park_rate_floor_parks_bare_runs_at_their_first_gate() -> None:
     # each bare run raises unless it stopped at a gate; the CPU is this process's own
-    floor = gate_capacity.fill_bare_langgraph(argparse.Namespace(threads=3, concurrency=2))
+    async with gate_capacity.bare_langgraph() as park:
+        floor = await park(3, 2)
 
     assert floor.rate > 0
     assert floor.cpu_ms > 0
