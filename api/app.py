@@ -57,7 +57,7 @@ async def refuse_nul(request: Request) -> None:
     """Refuse NUL characters anywhere in a request: Postgres cannot store them in text."""
     body = await request.body()
     if (
-        "\x00" in request.url.path
+        "\x00" in request.scope["path"]
         or any("\x00" in f"{key}{value}" for key, value in request.query_params.multi_items())
         or (b"\x00" in body or b"\\u0000" in body)
     ):

@@ -6,6 +6,7 @@ Agent Inbox read Auteur's answers unchanged.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -31,6 +32,7 @@ _GRAPH_MODES = {"messages-tuple": "messages"}
 _ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
 
+@functools.cache  # every run request looks up its assistant among all the workflow types
 def assistant_id_of(workflow: str) -> str:
     """The assistant id of a workflow type (as the Agent Server derives it from a graph id)."""
     return str(uuid.uuid5(_ASSISTANT_NAMESPACE, workflow))
