@@ -43,6 +43,11 @@ def stale_now(
 ) -> dict[str, list[str]]:
     """Each current artifact made from something that has changed since: kind → the causes.
 
+    A recorded hash is current when it is the source's as it is now: its scenes' part's
+    hash for a per-scene artifact, or the source's content hash. A source whose whole
+    content is unchanged has no part changed either, so a version recorded before per-scene
+    lineage (with the whole source's hash) stays current while its source does.
+
     Args:
         current: The project's current versions by kind.
         made_from_now: Per kind, the hash of each of its sources as they are now, where it
@@ -62,7 +67,7 @@ def stale_now(
                 source
                 for source, made_from in head["upstream"].items()
                 if source in causes
-                or now.get(kind, {}).get(source, latest.get(source, made_from)) != made_from
+                or made_from not in (now.get(kind, {}).get(source), latest.get(source, made_from))
             ]
             if because:
                 causes[kind] = because

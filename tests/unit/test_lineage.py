@@ -37,3 +37,19 @@ def test_current_versions_made_from_an_older_upstream_are_stale() -> None:
 
     assert stale_now(current) == {"master_script": ["script"], "shots": ["master_script"]}
     assert stale_now(_current()) == {}
+
+
+def test_a_per_scene_version_is_current_while_its_scenes_part_or_its_whole_source_is() -> None:
+    shots, scene_one, older = "s" * 64, "p" * 64, "o" * 64
+    current = {
+        "shots": {"version": 2, "content_hash": shots, "upstream": {}},
+        "frames": {"version": 1, "content_hash": "f" * 64, "upstream": {"shots": scene_one}},
+    }
+    part_now = {"frames": {"shots": scene_one}}
+
+    assert stale_now(current, part_now) == {}
+    # recorded before per-scene lineage: the whole shot list's hash, which is still current
+    current["frames"]["upstream"] = {"shots": shots}
+    assert stale_now(current, part_now) == {}
+    current["frames"]["upstream"] = {"shots": older}
+    assert stale_now(current, part_now) == {"frames": ["shots"]}
