@@ -139,25 +139,22 @@ async def fill(server: Server, threads: int, concurrency: int) -> float:
     async with httpx.AsyncClient(
         base_url=server.url, timeout=httpx.Timeout(600), limits=limits
     ) as client:
-        pending = iter(range(threads))
         done = 0
         every = max(1, threads // 10)
         started = time.perf_counter()
 
-        async def worker() -> None:
+        async def one() -> None:
             nonlocal done
-            for _ in pending:
-                await run_to_gate(client)
-                done += 1
-                if done % every == 0 or done == threads:
-                    elapsed = time.perf_counter() - started
-                    out.print(
-                        f"  {done:>6}/{threads} waiting at the {GATE} gate · {elapsed:6.1f} s · "
-                        f"{done / elapsed:6.1f} runs/s · API RSS {rss(server.pid) / MIB:7.1f} MiB"
-                    )
+            await run_to_gate(client)
+            done += 1
+            if done % every == 0 or done == threads:
+                elapsed = time.perf_counter() - started
+                out.print(
+                    f"  {done:>6}/{threads} waiting at the {GATE} gate · {elapsed:6.1f} s · "
+                    f"{done / elapsed:6.1f} runs/s · API RSS {rss(server.pid) / MIB:7.1f} MiB"
+                )
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started
+        return await _in_parallel(one, threads, concurrency)
 
 
 async def interrupted_count(server: Server) -> int:
