@@ -40,7 +40,7 @@ from api.db import TERMINAL_RUN_STATUSES, Database, plain
 from api.events import EventHub, wait_for
 from api.runs import Services
 from api.studio import DbStudio
-from api.wire import graph_stream_mode, latest_state
+from api.wire import delivered_name, graph_stream_mode, latest_state
 from tools import ledger, storage, tracing
 from tools.errors import database_unreachable, failure_line
 from tools.ledger import Ledger
@@ -106,6 +106,17 @@ def _run_name(started: bool, gate: str, resume: Any) -> str:
     if started:
         return "continue"
     return "start" if resume is None else f"resume at {gate}"
+
+
+def _deliverable(batch: list[tuple[Any, str, Any]], subgraphs: bool) -> list[tuple[str, Any]]:
+    """A batch of stream chunks as log events, but those no stream of the run can deliver.
+
+    A run that does not stream its subgraphs never shows their ``values`` or ``updates``:
+    serializing and storing them (a subgraph's whole state, every step) was most of the
+    bytes of a run's log.
+    """
+    events = (("|".join([mode, *namespace]), chunk) for namespace, mode, chunk in batch)
+    return [(name, chunk) for name, chunk in events if delivered_name(name, None, subgraphs)]
 
 
 def _present(**values: str | None) -> dict[str, str]:
@@ -270,6 +281,7 @@ class Executor:
         if thread["project_id"] is not None:
             payload, context = await self._on_project(thread, payload, context)
         modes = sorted({*map(graph_stream_mode, kwargs.get("stream_mode", ["values"])), "custom"})
+        subgraphs = bool(kwargs.get("stream_subgraphs"))
         renewal = asyncio.create_task(self._renew(run_id))
         stage = None
         try:
@@ -285,12 +297,14 @@ class Executor:
                 interrupt_after=kwargs.get("interrupt_after"),
             )
             async for batch in batched(chunks, limit=_BATCH_LIMIT):
-                events = [("|".join([mode, *namespace]), chunk) for namespace, mode, chunk in batch]
+                events = _deliverable(batch, subgraphs)
                 progress = None
                 for _, mode, chunk in batch:
                     if mode == "custom" and isinstance(chunk, dict) and "message" in chunk:
                         stage = chunk.get("stage", stage)
                         progress = (stage, str(chunk["message"]))
+                if not events and started and progress is None:
+                    continue  # nothing to log: only chunks no stream of this run delivers
                 await self.db.log_events(
                     run_id, thread_id, events, started=not started, progress=progress
                 )

@@ -32,7 +32,7 @@ from api.db import (
 )
 from api.events import EventHub, wait_for
 from api.schemas import THREAD_ID_PATTERN, CommandBody, RunCreate
-from api.wire import assistant_id_of, graph_stream_mode
+from api.wire import assistant_id_of, delivered_name
 from graphs.base import WorkflowType
 from tools.storage import file_keys
 
@@ -560,19 +560,6 @@ def last_event_id(request: Request) -> int:
         raise HTTPException(400, f"Last-Event-ID must be an event id or -1, not {raw!r}") from None
 
 
-def _delivered_name(event: str, modes: set[str] | None, subgraphs: bool) -> str | None:
-    """The SSE event name a client gets for a logged event, or None when it did not ask."""
-    mode, _, namespace = event.partition("|")
-    if mode in ("metadata", "error"):
-        return event
-    if modes is not None and mode not in {*map(graph_stream_mode, modes)}:
-        return None
-    if namespace and not subgraphs:
-        # progress and chat messages from inside agents (their subgraphs) still show
-        return mode if mode in ("custom", "messages") else None
-    return event
-
-
 async def follow_run(
     db: Database, hub: EventHub, run_id: str, *, after: int = 0
 ) -> AsyncIterator[dict[str, Any]]:
@@ -620,7 +607,7 @@ def stream_run(
         try:
             async with aclosing(rows):
                 async for row in rows:
-                    name = _delivered_name(row["event"], modes, subgraphs)
+                    name = delivered_name(row["event"], modes, subgraphs)
                     if name is not None:
                         yield ServerSentEvent(
                             data=dumps(row["data"]), event=name, id=str(row["id"])

@@ -43,6 +43,24 @@ def graph_stream_mode(mode: str) -> str:
     return _GRAPH_MODES.get(mode, mode)
 
 
+def delivered_name(event: str, modes: set[str] | None, subgraphs: bool) -> str | None:
+    """The SSE event name a client gets for a logged ``event``, or None when it did not ask.
+
+    ``modes`` are the stream modes asked for (None: all the run streams); ``subgraphs`` is
+    the run's ``stream_subgraphs``. With ``modes=None`` it also says what the executor logs
+    at all: an event no stream of the run can deliver is not written.
+    """
+    mode, _, namespace = event.partition("|")
+    if mode in ("metadata", "error"):
+        return event
+    if modes is not None and mode not in {*map(graph_stream_mode, modes)}:
+        return None
+    if namespace and not subgraphs:
+        # progress and chat messages from inside agents (their subgraphs) still show
+        return mode if mode in ("custom", "messages") else None
+    return event
+
+
 def assistant_json(workflow: WorkflowType, created_at: str) -> dict[str, Any]:
     """One workflow type as an assistant."""
     return {

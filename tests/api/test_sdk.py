@@ -167,6 +167,37 @@ async def test_a_steps_events_are_logged_in_one_transaction(alice: Any, database
     assert len(distinct) < len(rows)
 
 
+async def test_the_log_keeps_a_subgraphs_state_only_for_a_run_that_streams_subgraphs(
+    alice: Any, database_url: str
+) -> None:
+    logged = {}
+    for subgraphs in (False, True):
+        thread = await alice.threads.create()
+        run = await alice.runs.create(
+            thread["thread_id"], "full_video", input=SAMPLE, stream_subgraphs=subgraphs
+        )
+        await alice.runs.join(thread["thread_id"], run["run_id"])
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            cursor = await conn.execute(
+                "SELECT event FROM auteur_run_events WHERE run_id = %s ORDER BY id",
+                (run["run_id"],),
+            )
+            logged[subgraphs] = [event.split(":")[0] for (event,) in await cursor.fetchall()]
+        replayed = [
+            part.event
+            async for part in alice.runs.join_stream(
+                thread["thread_id"], run["run_id"], last_event_id="-1"
+            )
+        ]
+        assert len(replayed) == len(logged[subgraphs])  # nothing logged that no stream shows
+
+    # the agent's progress shows either way; its own state only where it was asked for
+    assert "custom|script_writer" in logged[False] and "custom|script_writer" in logged[True]
+    assert "values|script_writer" not in logged[False]
+    assert "values|script_writer" in logged[True]
+    assert [e for e in logged[True] if e != "values|script_writer"] == logged[False]
+
+
 async def test_wait_answers_the_values_with_the_gate(alice: Any) -> None:
     thread = await alice.threads.create()
     result = await alice.runs.wait(thread["thread_id"], "full_video", input=SAMPLE)
