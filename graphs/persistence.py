@@ -30,6 +30,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from graphs._saver_serde import serialize_on_the_loop
 from graphs._watch import DatabaseWatch, WatchedPool
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ async def open_persistence(
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
+    serialize_on_the_loop()
     async with open_pool(database_url, restart=restart) as pool:
         checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
