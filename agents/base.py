@@ -290,10 +290,15 @@ class Step(ABC):
         """What the stage says in the production's chat (``messages``), under its name."""
         return AIMessage(content=text, name=self.stage)
 
-    def make_gate(self, next_node: str) -> Callable[..., Command]:
-        """The approval-gate node; approval goes to ``next_node``, feedback back to the draft."""
+    def make_gate(self, next_node: str) -> Callable[..., Awaitable[Command]]:
+        """The approval-gate node; approval goes to ``next_node``, feedback back to the draft.
 
-        def gate(state: ProductionState, runtime: Runtime[Context]) -> Command:
+        The node only validates and hashes JSON (no files, no models), so it runs on the
+        event loop: LangGraph hands a sync node to a thread, and that hop cost more CPU than
+        the gate's own work (``benchmarks/gate_capacity.py``).
+        """
+
+        async def gate(state: ProductionState, runtime: Runtime[Context]) -> Command:
             proposal = state["drafts"][self.stage]
             if proposal is None:
                 failure = state["draft_errors"][self.stage]
@@ -588,8 +593,9 @@ class ProductionAgent(Step):
             )
         return graph
 
-    def _first_step(self, state: Mapping[str, Any]) -> str:
-        # not ProductionState: LangGraph would narrow the state to that TypedDict's keys
+    async def _first_step(self, state: Mapping[str, Any]) -> str:
+        # not ProductionState: LangGraph would narrow the state to that TypedDict's keys;
+        # async: LangGraph would hand a sync router to a thread, for a few comparisons
         steps = self.steps()
         given = [i for i, step in enumerate(steps) if step.stage in state]
         start = min(given[-1] + 1, len(steps) - 1) if given else 0

@@ -84,11 +84,12 @@ def workflow_state(input_model: type[BaseModel] = BriefInput) -> type:
     )
 
 
-def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
+async def set_up_project(state: dict[str, Any]) -> dict[str, Any]:
     """Node: validate the brief and configuration, and read artifacts given as text.
 
     A step that declares ``from_text`` (the script writer's script: a screenplay) reads its
-    artifact from the text the input gave under its key.
+    artifact from the text the input gave under its key. Validation only, so it runs on the
+    event loop (a sync node would cost a thread hop, more than its work).
     """
     try:
         project = Project.model_validate({**state.get("config", {}), "brief": state["brief"]})
