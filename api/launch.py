@@ -7,6 +7,7 @@ starts exactly the run ``runs.create(command=...)`` would.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -145,6 +146,7 @@ async def start_run(
     gate: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     new_thread: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """:func:`queue_run` with the API process's services (a refusal answers 404, 409 or 422).
 
@@ -162,6 +164,7 @@ async def start_run(
         gate=gate,
         idempotency_key=idempotency_key,
         may_create_thread=new_thread or ctx.clients_pick_thread_ids,
+        run_id=run_id,
     )
 
 
@@ -175,6 +178,7 @@ async def queue_run(
     gate: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     may_create_thread: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate a run request against the thread and queue the run.
 
@@ -198,6 +202,8 @@ async def queue_run(
         idempotency_key: Recorded with the decision, so a retried decision is recognised.
         may_create_thread: Whether ``if_not_exists: create`` may make the thread (only a
             keyless server lets clients pick thread ids).
+        run_id: The new run's id (default: a new one); a caller that waits for the run's
+            end picks it, to listen before the run is queued.
 
     Raises:
         NotFoundError: No such thread (of the caller's) or assistant, or a named file.
@@ -251,7 +257,7 @@ async def queue_run(
     }
     try:
         run = await db.create_run(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             thread_id=thread_id,
             assistant_id=assistant_id_of(workflow),
             owner=owner,
@@ -623,14 +629,22 @@ def stream_run(
     )
 
 
-async def final_values(ctx: ApiContext, run: dict[str, Any]) -> dict[str, Any]:
-    """What ``/wait`` and ``/join`` answer once the run ended: values, interrupts or error."""
+async def final_values(
+    ctx: ApiContext, run: dict[str, Any], *, ending: asyncio.Event | None = None
+) -> dict[str, Any]:
+    """What ``/wait`` and ``/join`` answer once the run ended: values, interrupts or error.
+
+    ``ending``: news of the run's end taken before the run was queued (see :func:`waited`),
+    so its end cannot pass unseen and the first read waits for it.
+    """
+    news = ending
     while True:
+        if news is not None:
+            await wait_for(news, HEARTBEAT_S)
         news = ctx.hub.run_status_news(run["run_id"])
         outcome = await ctx.db.run_outcome(run["run_id"], run["thread_id"])
         if outcome["status"] is None or outcome["status"] in TERMINAL_RUN_STATUSES:
             break
-        await wait_for(news, HEARTBEAT_S)
     ctx.hub.forget_run_status(run["run_id"])
     if outcome["status"] == "error":
         return {"__error__": outcome["error"]}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -56,7 +58,9 @@ async def create_and_wait(
     thread_id: str, body: RunCreate, ctx: Ctx, user: User, response: Response
 ) -> dict[str, Any]:
     """Queue a run and answer its final values (with ``__interrupt__`` at a gate)."""
-    return await waited(ctx, await start_run(ctx, user, thread_id, body), response)
+    return await waited(
+        ctx, lambda run_id: start_run(ctx, user, thread_id, body, run_id=run_id), response
+    )
 
 
 def queued(run: dict[str, Any], response: Response) -> dict[str, Any]:
@@ -78,12 +82,25 @@ def streamed(ctx: ApiContext, run: dict[str, Any], body: RunCreate) -> EventSour
     )
 
 
-async def waited(ctx: ApiContext, run: dict[str, Any], response: Response) -> dict[str, Any]:
-    """The answer to a queued run that waits for it: its final values."""
+async def waited(
+    ctx: ApiContext, start: Callable[[str], Awaitable[dict[str, Any]]], response: Response
+) -> dict[str, Any]:
+    """Queue a run with ``start(run_id)`` and answer its final values once it ends.
+
+    The run's end is listened for before the run is queued, so the answer takes one read of
+    its outcome, after it ended, instead of a read to see it still running and another.
+    """
+    run_id = str(uuid.uuid4())
+    ending = ctx.hub.run_status_news(run_id)
+    try:
+        run = await start(run_id)
+    except BaseException:
+        ctx.hub.forget_run_status(run_id)
+        raise
     base = _path(run)
     response.headers["Content-Location"] = base
     response.headers["Location"] = f"{base}/join"
-    return await final_values(ctx, run)
+    return await final_values(ctx, run, ending=ending)
 
 
 @router.get("")

@@ -37,11 +37,13 @@ def _new_thread(ctx: ApiContext, body: RunCreate) -> str:
     return str(uuid.uuid4())
 
 
-async def _start(ctx: ApiContext, user: str, body: RunCreate) -> dict[str, Any]:
+async def _start(
+    ctx: ApiContext, user: str, body: RunCreate, run_id: str | None = None
+) -> dict[str, Any]:
     """Start the run on a new thread, made for it (``if_not_exists: create``)."""
     thread_id = _new_thread(ctx, body)
     creating = body.model_copy(update={"if_not_exists": "create"})
-    return await start_run(ctx, user, thread_id, creating, new_thread=True)
+    return await start_run(ctx, user, thread_id, creating, new_thread=True, run_id=run_id)
 
 
 @router.post("")
@@ -61,4 +63,4 @@ async def create_and_wait(
     body: RunCreate, ctx: Ctx, user: User, response: Response
 ) -> dict[str, Any]:
     """Queue a run on a new thread and answer its final values."""
-    return await runs.waited(ctx, await _start(ctx, user, body), response)
+    return await runs.waited(ctx, lambda run_id: _start(ctx, user, body, run_id), response)
