@@ -108,7 +108,7 @@ class AssetExtractor(ProductionAgent):
         """Extract the registry, or only what new or changed scenes add to the approved one."""
         master = MasterScript.model_validate(state["master_script"])
         if "assets" not in state:
-            prompt = prompts.render(
+            prompt = await prompts.arender(
                 "asset_extractor/extract_assets",
                 project=project_of(state),
                 master_script=master.model_dump(mode="json"),
@@ -134,7 +134,7 @@ class AssetExtractor(ProductionAgent):
     ) -> AssetRegistry:
         numbers = [scene.number for scene in scenes]
         progress(runtime, self.stage, f"extracting assets of new or changed scenes {numbers}")
-        prompt = prompts.render(
+        prompt = await prompts.arender(
             "asset_extractor/extend_assets",
             project=project_of(state),
             registry=registry.model_dump(mode="json"),

@@ -159,7 +159,7 @@ class FrameGenerator(ProductionAgent):
                 if done is not None and done.made_from == made_from:
                     planned.append(done)
                     continue
-                prompt = _prompt(project, assets, sheets, shot, position, feedback)
+                prompt = await _prompt(project, assets, sheets, shot, position, feedback)
                 planned.append(_Keyframe(shot, position, prompt, files, made_from, kept))
         todo = [p for p in planned if isinstance(p, _Keyframe)]
         drawn = iter(await self._keyframes(runtime, project, todo, len(feedback), note))
@@ -354,7 +354,7 @@ def _made_from(project: Project, assets: AssetRegistry, shot: Shot) -> str:
     return input_hash(project.format.model_dump(mode="json"), shot.model_dump(mode="json"), cast)
 
 
-def _prompt(
+async def _prompt(
     project: Project,
     assets: AssetRegistry,
     sheets: _Sheets,
@@ -383,7 +383,7 @@ def _prompt(
         for e in shot.entities
         if e.entity in entities
     ]
-    return prompts.render(
+    rendered = await prompts.arender(
         "frame_generator/keyframe",
         position=position,
         shot=shot,
@@ -391,7 +391,8 @@ def _prompt(
         entities=in_frame,
         project=project,
         feedback=feedback,
-    ).user
+    )
+    return rendered.user
 
 
 class _Boards:

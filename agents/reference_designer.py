@@ -230,7 +230,7 @@ class ReferenceDesigner(ProductionAgent):
         )
         entity = AssetRegistry.model_validate(state["assets"]).entities()[sheet.entity]
         look = next(a for a in entity.appearances() if a.name == sheet.look)
-        prompt = prompts.render(
+        prompt = await prompts.arender(
             "reference_designer/describe_image",
             project=project_of(state),
             entity=entity,

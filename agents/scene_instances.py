@@ -172,14 +172,15 @@ class SceneInstancer(ProductionAgent):
         if sheet is not None and sheet.description:
             look = look.model_copy(update={"description": sheet.description})
         width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
-        prompt = prompts.render(
+        rendered = await prompts.arender(
             "scene_instances/instance",
             entity=entity,
             look=look,
             scene=scene,
             project=project,
             feedback=feedback,
-        ).user
+        )
+        prompt = rendered.user
         seed = int(input_hash(entity.id, usage.look, scene.number, len(feedback))[:8], 16)
         arguments: dict[str, Any] = {
             "image": reference.file.key,

@@ -94,7 +94,7 @@ class ScriptWriter(ProductionAgent):
     async def propose(self, state: ProductionState, runtime: Runtime[Context]) -> Treatments:
         """Three treatments of the brief."""
         project = project_of(state)
-        prompt = prompts.render("script_writer/draft_treatments", project=project)
+        prompt = await prompts.arender("script_writer/draft_treatments", project=project)
         options = await self.generate(
             runtime, prompt, state, task="draft_treatments", artifact=TreatmentOptions
         )
@@ -170,7 +170,7 @@ class _SceneDocumentStep(Step):
         feedback: str,
     ) -> BaseModel:
         progress(runtime, self.stage, f"revising scene {number} only")
-        prompt = prompts.render(
+        prompt = await prompts.arender(
             "script_writer/revise_scene",
             project=project_of(state),
             document=self.document,
@@ -209,7 +209,7 @@ class ScriptStep(_SceneDocumentStep):
     async def draft_whole(self, state: ProductionState, runtime: Runtime[Context]) -> Script:
         """The script of the chosen treatment."""
         treatment = Treatments.model_validate(state["treatment"]).chosen_treatment()
-        prompt = prompts.render(
+        prompt = await prompts.arender(
             "script_writer/draft_script", project=project_of(state), treatment=treatment
         )
         return await self.generate(runtime, prompt, state, task="draft_script")
@@ -240,7 +240,7 @@ class MasterScriptStep(_SceneDocumentStep):
         project = project_of(state)
 
         async def write(number: int) -> MasterScene:
-            prompt = prompts.render(
+            prompt = await prompts.arender(
                 "script_writer/write_master_scene",
                 project=project,
                 script=state["script"],

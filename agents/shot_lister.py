@@ -92,7 +92,7 @@ class ShotLister(ProductionAgent):
     ) -> list[Shot]:
         """The shots of one scene, with one repair if a rule is broken."""
         number = scene.number
-        prompt = prompts.render(
+        prompt = await prompts.arender(
             "shot_lister/list_scene_shots",
             project=project_of(state),
             script=state["script"],

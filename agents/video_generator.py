@@ -108,7 +108,8 @@ class VideoGenerator(ProductionAgent):
         start, end = _keyframes(shot, frames)
         fps = project.format.fps
         width, height = backend_of(runtime).frame_size(project.format.aspect_ratio)
-        prompt = prompts.render("video_generator/motion", shot=shot, feedback=feedback).user
+        rendered = await prompts.arender("video_generator/motion", shot=shot, feedback=feedback)
+        prompt = rendered.user
         seed = int(input_hash(shot.id, len(feedback))[:8], 16)
         arguments = {
             "prompt": prompt,

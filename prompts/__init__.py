@@ -10,10 +10,15 @@ version labelled ``production`` of the prompt with the same name (``auteur promp
 puts them there), and the rendered prompt also carries that Langfuse version. Fetched
 prompts are cached for a minute; when Langfuse is unreachable or lacks the prompt, the file
 is used, and that is logged at debug level only.
+
+Agents render with :func:`arender`: while Langfuse is configured it renders in a worker
+thread, since a fetch can take up to its timeout and would hold up every run of the
+process on the event loop. A template file is read again only when it changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -36,6 +41,7 @@ __all__ = [
     "PROMPTS_DIR",
     "PromptSource",
     "RenderedPrompt",
+    "arender",
     "file_prompts",
     "render",
     "source",
@@ -88,7 +94,18 @@ def source(name: str) -> PromptSource:
     Raises:
         FileNotFoundError: There is no such template file (and Langfuse has none either).
     """
-    return _remote(name) or PromptSource((PROMPTS_DIR / f"{name}.md").read_text(encoding="utf-8"))
+    return _remote(name) or PromptSource(_file_text(PROMPTS_DIR / f"{name}.md"))
+
+
+def _file_text(path: Path) -> str:
+    """A template file's text, read again only when the file changes (a stat, not a read)."""
+    status = path.stat()
+    return _read(path, status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read(path: Path, mtime_ns: int, size: int) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def render(name: str, **variables: object) -> RenderedPrompt:
@@ -114,6 +131,17 @@ def render(name: str, **variables: object) -> RenderedPrompt:
         user=user.strip(),
         langfuse_version=template.langfuse_version,
     )
+
+
+async def arender(name: str, **variables: object) -> RenderedPrompt:
+    """:func:`render`, for a coroutine: in a worker thread while Langfuse may be asked.
+
+    Without Langfuse it renders in place: from compiled templates and cached files, that
+    takes less than handing it to a thread.
+    """
+    if tracing.client() is None:
+        return render(name, **variables)
+    return await asyncio.to_thread(render, name, **variables)
 
 
 class _Loader(BaseLoader):

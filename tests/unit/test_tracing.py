@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,6 +159,38 @@ def test_the_langfuse_text_of_a_prompt_replaces_the_file(langfuse):
 
     assert (rendered.system, rendered.user) == ("Shot lister.", "Brief from Langfuse: Rain.")
     assert rendered.langfuse_version == 1
+
+
+async def test_an_agent_asks_langfuse_for_its_prompt_off_the_event_loop(langfuse, monkeypatch):
+    langfuse.add_prompt(
+        _MOTION, "Motion from Langfuse.\n<!-- user -->\nMove.", labels=["production"]
+    )
+    asked_on: list[int] = []
+    remote = prompts._remote
+
+    def recorded(name: str) -> prompts.PromptSource | None:
+        asked_on.append(threading.get_ident())
+        return remote(name)
+
+    monkeypatch.setattr(prompts, "_remote", recorded)
+    rendered = await prompts.arender(_MOTION, shot=_SHOT, feedback=[])
+
+    assert (rendered.user, rendered.langfuse_version) == ("Move.", 1)
+    # a fetch can take seconds: not on the loop, where it would hold up every run
+    assert asked_on and threading.get_ident() not in asked_on
+
+
+def test_an_edited_template_file_is_read_again(tmp_path, monkeypatch):
+    folder = tmp_path / "prompts"
+    (folder / "demo").mkdir(parents=True)
+    template = folder / "demo" / "note.md"
+    template.write_text("System.\n<!-- user -->\nFirst {{ word }}.", encoding="utf-8")
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", folder)
+    assert prompts.render("demo/note", word="take").user == "First take."
+
+    template.write_text("System.\n<!-- user -->\nSecond, longer {{ word }}.", encoding="utf-8")
+
+    assert prompts.render("demo/note", word="take").user == "Second, longer take."
 
 
 def test_unreachable_langfuse_falls_back_to_the_files_quietly(langfuse, caplog):
