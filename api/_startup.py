@@ -31,13 +31,14 @@ def libraries_loading() -> Iterator[None]:
 
     Then the collector runs less often than CPython's default (see
     :data:`YOUNG_COLLECTION_THRESHOLD`). Every run that stops at a gate leaves its
-    subgraph's whole loop in a reference cycle (LangGraph's runner keeps the interrupt's
-    exception in a frame of its own traceback), about 500 objects that only the collector
-    frees. With the default threshold they lived long enough to reach the oldest
-    generation, so full collections freed them in pauses of up to 170 ms and collecting
-    took 9-10% of the API process's CPU; at 5,000 the middle generation frees them, taking
-    5.6% of its CPU in pauses of at most 90 ms (``gc.callbacks``, 600 runs parked at a
-    gate; 2,000 took 6.5%, 10,000 6.5% in pauses of up to 160 ms).
+    subgraph's whole loop in a reference cycle, about 500 objects that only the collector
+    frees: LangGraph's runner (``PregelRunner.atick``) keeps the interrupt's traceback in a
+    closure cell of its own frame, and that traceback holds the frame. With the default
+    threshold they lived long enough to reach the oldest generation, so full collections
+    freed them in pauses of up to 170 ms and collecting took 9-10% of the API process's
+    CPU; at 5,000 the middle generation frees them, taking 5.6% of its CPU in pauses of at
+    most 90 ms (``gc.callbacks``, 600 runs parked at a gate; 2,000 took 6.5%, 10,000 6.5%
+    in pauses of up to 160 ms).
     """
     gc.disable()
     try:
