@@ -418,10 +418,11 @@ async def bare_langgraph() -> AsyncIterator[Parker]:
     """The floor: the same graph run bare in this process on LangGraph's Postgres saver.
 
     The offline context, LangGraph's ``AsyncPostgresSaver`` and ``AsyncPostgresStore`` on
-    a pool like Auteur's, a fresh embedded Postgres, ``durability="sync"`` (as Auteur
-    runs): no HTTP, no run queue, no event log, no approvals. What a server that keeps
-    LangGraph's checkpoints in Postgres, in one Python process, pays at the least. Its CPU
-    is this process's own while it parks.
+    a pool like Auteur's (opened as Auteur opens it, so serializing on the loop and without
+    the saver's lock, ``graphs/_saver_*.py``), a fresh embedded Postgres,
+    ``durability="sync"`` (as Auteur runs): no HTTP, no run queue, no event log, no
+    approvals. What a server that keeps LangGraph's checkpoints in Postgres, in one Python
+    process, pays at the least. Its CPU is this process's own while it parks.
     """
     from langgraph_dev_graph import OFFLINE_CONTEXT
 

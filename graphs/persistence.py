@@ -30,6 +30,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from graphs._saver_lock import unlock_pooled
 from graphs._saver_serde import serialize_on_the_loop
 from graphs._watch import DatabaseWatch, WatchedPool
 
@@ -182,6 +183,7 @@ async def open_persistence(
     serialize_on_the_loop()
     async with open_pool(database_url, restart=restart) as pool:
         checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        unlock_pooled(checkpointer)
         store = AsyncPostgresStore(pool)  # type: ignore[arg-type]
         async with pool.connection() as conn, _schema_lock(conn):
             await checkpointer.setup()
