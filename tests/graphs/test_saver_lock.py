@@ -16,15 +16,15 @@ from psycopg.types.json import Jsonb
 
 from graphs.persistence import Persistence
 
-_WAITING_WRITES = """
-    SELECT count(*) AS waiting FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO checkpoints%%'
-"""
+_BLOCKED_BY = (
+    "SELECT count(*) AS blocked FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+)
 
 
-async def _until_a_write_waits(persistence: Persistence) -> None:
+async def _until_blocked_by(persistence: Persistence, holder_pid: int) -> None:
+    """Return once a backend waits for a lock that ``holder_pid``'s transaction holds."""
     async with persistence.pool.connection() as conn:
-        while (await (await conn.execute(_WAITING_WRITES)).fetchone())["waiting"] == 0:
+        while (await (await conn.execute(_BLOCKED_BY, (holder_pid,))).fetchone())["blocked"] == 0:
             await asyncio.sleep(0.02)
 
 
@@ -46,7 +46,8 @@ async def test_a_read_goes_on_while_another_threads_write_waits(
         write = asyncio.create_task(
             saver.aput({"configurable": blocked}, checkpoint, {"source": "loop", "step": 0}, {})
         )
-        await asyncio.wait_for(_until_a_write_waits(persistence), timeout=60)
+        holder_pid = holder.info.backend_pid
+        await asyncio.wait_for(_until_blocked_by(persistence, holder_pid), timeout=60)
         assert not write.done()
         # Bounded so that the lock's return fails the test instead of hanging it.
         read = await asyncio.wait_for(saver.aget_tuple(other), timeout=60)
