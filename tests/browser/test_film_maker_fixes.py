@@ -348,10 +348,21 @@ def test_a_slow_load_says_it_is_loading(page: Page) -> None:
 @pytest.mark.long
 def test_scripts_are_edited_as_scenes_and_lines_and_changes_are_shown(page: Page) -> None:
     project_id = create_sample_project(page, "Edited by hand", workflow="script_only")
-    gate(page, "treatment").get_by_role("button", name="Approve").click()
+
+    # the treatments: each option's title, logline, tone and synopsis, edited in place
+    gate(page, "treatment")
+    page.get_by_role("tab", name="Treatment", exact=True).click()
+    page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
+    page.get_by_label("Treatment 1 logline").fill("An egg learns that falling is flying.")
+    page.get_by_label("Treatment 1 tone").fill("hopeful")
+    accessibility(page, "treatments editor")
+    screenshot(page, "treatments-editor")
+    page.locator("footer.gate-actions").get_by_role("button", name="Approve treatment").click()
 
     # the script: scenes and lines, edited in place
     gate(page, "script")
+    first = thread_values(page, project_id)["treatment"]["options"][0]
+    assert (first["logline"], first["tone"]) == ("An egg learns that falling is flying.", "hopeful")
     page.get_by_role("tab", name="Script", exact=True).click()
     page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
     page.get_by_label("Scene 1 slugline").fill("EXT. HENHOUSE ROOF - DAWN")
@@ -676,6 +687,11 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     prop = page.locator("section.kind[data-kind=props] li.asset").first
     prop_id = prop.get_attribute("data-entity")
     prop.get_by_role("checkbox").uncheck()
+    # names and descriptions edited in place, beside the choice of what to pre-generate
+    page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
+    page.get_by_label("Pip description").fill("A small brown egg with a chipped top.")
+    accessibility(page, "assets editor")
+    screenshot(page, "assets-editor")
     approve_at(page, "assets", "Assets")
 
     # the reference sheets: one per look of every asset kept; a region of one is inpainted,
@@ -729,6 +745,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     gate(page, "shots")
     values = thread_values(page, project_id)
     assert prop_id in values["assets"]["deselected"]
+    pip = next(c for c in values["assets"]["characters"] if c["id"] == "pip")
+    assert pip["description"] == "A small brown egg with a chipped top."
     entities = {
         e["id"]: e["name"]
         for kind in ("characters", "locations", "props")

@@ -6,7 +6,7 @@
 import { api, showFile } from "./api.js";
 import { openConfig } from "./config.js";
 import { h, inScene, label, toast } from "./dom.js";
-import { EDITORS, diffView } from "./editors.js";
+import { ASSET_KINDS, EDITORS, diffView } from "./editors.js";
 import { openInpaint } from "./inpaint.js";
 import { openCompare, openLarge } from "./lightbox.js";
 import { cast, dialogue } from "./sound.js";
@@ -294,18 +294,12 @@ function masterScript(artifact) {
 
 // --- assets --------------------------------------------------------------------------------
 
-const KINDS = [
-  ["characters", "Characters", "looks"],
-  ["locations", "Locations", "variants"],
-  ["props", "Props", "states"],
-];
-
 function assets(artifact, ctx) {
   const { gate, view } = ctx;
   const deselected = new Set(artifact.deselected ?? []);
   return h("div.assets", {},
     gate ? h("p.muted", {}, "Untick what you do not want pre-generated.") : null,
-    KINDS.map(([key, title, appearances]) => h("section.kind", { dataset: { kind: key } },
+    ASSET_KINDS.map(([key, title, appearances]) => h("section.kind", { dataset: { kind: key } },
       h("h3", {}, `${title} (${artifact[key].length})`),
       h("ul.checklist", {}, artifact[key].map((entity) => {
         const usage = artifact.scene_usage.filter((u) => u.entity === entity.id);

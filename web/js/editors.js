@@ -1,6 +1,7 @@
-// Structured editors for what a person rewrites at a gate — a script's scenes and lines, a
-// master script's scenes, a shot list as a table of editable cells — and the changes of a
-// draft since the one before it, line by line.
+// Structured editors for what a person rewrites at a gate — the treatments, a script's scenes
+// and lines, a master script's scenes, the assets' names, descriptions and looks, a shot list
+// as a table of editable cells — and the changes of a draft since the one before it, line by
+// line.
 //
 // An editor changes `draft` in place and calls `changed()` after each edit; the gate's
 // Approve sends the edited draft.
@@ -18,6 +19,46 @@ function text(object, key, name, changed, { long = false, optional = false } = {
     changed();
   });
   return control;
+}
+
+function treatmentsEditor(draft, changed) {
+  return h("div.structured", {},
+    draft.options.map((option, index) => {
+      const where = `Treatment ${index + 1}`;
+      return h("fieldset.option-edit", { dataset: { option: index + 1 } },
+        h("legend", {}, where),
+        h("label.field", {}, "Title", text(option, "title", `${where} title`, changed)),
+        h("label.field", {}, "Logline", text(option, "logline", `${where} logline`, changed, { long: true })),
+        h("label.field", {}, "Tone", text(option, "tone", `${where} tone`, changed)),
+        h("label.field", {}, "Synopsis", text(option, "synopsis", `${where} synopsis`, changed, { long: true })));
+    }));
+}
+
+/** The asset registry's kinds of entity: [list, heading, what each entity appears in]. */
+export const ASSET_KINDS = [
+  ["characters", "Characters", "looks"],
+  ["locations", "Locations", "variants"],
+  ["props", "Props", "states"],
+];
+
+// An entity's id is what the scenes, shots and frames refer to it by: it is not edited here.
+function assetsEditor(draft, changed) {
+  return h("div.structured", {},
+    ASSET_KINDS.map(([kind, title, appearances]) => h("section.kind", { dataset: { kind } },
+      h("h3", {}, title),
+      draft[kind].map((entity) => {
+        const where = label(entity.id);
+        return h("fieldset.entity-edit", { dataset: { entity: entity.id } },
+          h("legend", {}, where),
+          h("label.field", {}, "Name", text(entity, "name", `${where} name`, changed)),
+          h("label.field", {}, "Description", text(entity, "description", `${where} description`, changed, { long: true })),
+          entity[appearances].map((look, index) => {
+            const which = `${where} ${appearances.replace(/s$/, "")} ${index + 1}`;
+            return h("div.look-edit", {},
+              text(look, "name", `${which} name`, changed),
+              text(look, "description", `${which} description`, changed, { long: true }));
+          }));
+      }))));
 }
 
 function scriptEditor(draft, changed, redraw) {
@@ -99,6 +140,8 @@ function shotsEditor(draft, changed, redraw, schema) {
 
 /** The structured editor of each artifact type that has one. */
 export const EDITORS = {
+  Treatments: treatmentsEditor,
+  AssetRegistry: assetsEditor,
   Script: scriptEditor,
   MasterScript: masterScriptEditor,
   ShotList: shotsEditor,
