@@ -689,7 +689,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     prop.get_by_role("checkbox").uncheck()
     # names and descriptions edited in place, beside the choice of what to pre-generate
     page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
-    page.get_by_label("Pip description").fill("A small brown egg with a chipped top.")
+    page.get_by_label("Pip description", exact=True).fill("A small brown egg with a chipped top.")
+    page.get_by_label("Pip bobble hat description").fill("A mustard bobble hat, a size too big.")
     accessibility(page, "assets editor")
     screenshot(page, "assets-editor")
     approve_at(page, "assets", "Assets")
@@ -747,6 +748,8 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     assert prop_id in values["assets"]["deselected"]
     pip = next(c for c in values["assets"]["characters"] if c["id"] == "pip")
     assert pip["description"] == "A small brown egg with a chipped top."
+    hat = next(look for look in pip["looks"] if look["name"] == "bobble hat")
+    assert hat["description"] == "A mustard bobble hat, a size too big."
     entities = {
         e["id"]: e["name"]
         for kind in ("characters", "locations", "props")

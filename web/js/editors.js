@@ -41,7 +41,8 @@ export const ASSET_KINDS = [
   ["props", "Props", "states"],
 ];
 
-// An entity's id is what the scenes, shots and frames refer to it by: it is not edited here.
+// An entity's id and its looks' names are what the scenes, shots and frames refer to it by:
+// they are not edited here.
 function assetsEditor(draft, changed) {
   return h("div.structured", {},
     ASSET_KINDS.map(([kind, title, appearances]) => h("section.kind", { dataset: { kind } },
@@ -52,12 +53,8 @@ function assetsEditor(draft, changed) {
           h("legend", {}, where),
           h("label.field", {}, "Name", text(entity, "name", `${where} name`, changed)),
           h("label.field", {}, "Description", text(entity, "description", `${where} description`, changed, { long: true })),
-          entity[appearances].map((look, index) => {
-            const which = `${where} ${appearances.replace(/s$/, "")} ${index + 1}`;
-            return h("div.look-edit", {},
-              text(look, "name", `${which} name`, changed),
-              text(look, "description", `${which} description`, changed, { long: true }));
-          }));
+          entity[appearances].map((look) => h("label.field.look-edit", {}, look.name,
+            text(look, "description", `${where} ${look.name} description`, changed, { long: true }))));
       }))));
 }
 
