@@ -349,9 +349,19 @@ def test_a_slow_load_says_it_is_loading(page: Page) -> None:
 def test_scripts_are_edited_as_scenes_and_lines_and_changes_are_shown(page: Page) -> None:
     project_id = create_sample_project(page, "Edited by hand", workflow="script_only")
 
-    # the treatments: each option's title, logline, tone and synopsis, edited in place
+    # the treatments: what feedback changed is shown as the options' lines, not as JSON
     gate(page, "treatment")
     page.get_by_role("tab", name="Treatment", exact=True).click()
+    page.get_by_label("Message to the agents").fill("Make every option sillier.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_label("Message to the agents")).to_have_value("")
+    gate(page, "treatment")
+    expect(page.locator("#artifact article[data-state=proposed]")).to_be_visible()
+    page.get_by_role("button", name="Changes since the last draft").click()
+    changes = page.locator("#artifact section.diff pre")
+    expect(changes).to_contain_text(re.compile(r"^. 1\. .+ \(.+\)$", re.MULTILINE))
+    expect(changes).not_to_contain_text('"logline"')
+    # each option's title, logline, tone and synopsis, edited in place
     page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
     page.get_by_label("Treatment 1 logline").fill("An egg learns that falling is flying.")
     page.get_by_label("Treatment 1 tone").fill("hopeful")
@@ -682,6 +692,17 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     # the asset checklist: grouped by kind, looks collapsed, one asset deselected
     gate(page, "assets")
     page.get_by_role("tab", name="Assets").click()
+    # feedback once: what changed is shown as each asset's and look's lines, not as JSON
+    page.get_by_label("Message to the agents").fill("Give Pip a scarf.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_label("Message to the agents")).to_have_value("")
+    gate(page, "assets")
+    expect(page.locator("#artifact article[data-state=proposed]")).to_be_visible()
+    page.get_by_role("button", name="Changes since the last draft").click()
+    changes = page.locator("#artifact section.diff pre")
+    expect(changes).to_contain_text(re.compile(r"^. Pip, bobble hat: .+$", re.MULTILINE))
+    expect(changes).not_to_contain_text('"description"')
+    page.get_by_role("button", name="Changes since the last draft").click()
     expect(page.locator("section.kind")).to_have_count(3)
     expect(page.locator("details.looks[open]")).to_have_count(0)
     prop = page.locator("section.kind[data-kind=props] li.asset").first

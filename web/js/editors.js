@@ -146,16 +146,34 @@ export const EDITORS = {
 
 // --- what changed since the last draft -------------------------------------------------------
 
+/** A paragraph as its sentences (none for no text). */
+function sentences(text) {
+  return text ? text.split(/(?<=[.!?])\s+/) : [];
+}
+
 /** An artifact as lines of text, the unit a diff compares. */
 function linesOf(type, artifact) {
   if (type === "Script" || type === "MasterScript") {
     return [artifact.title, ...(artifact.scenes ?? []).flatMap((scene) => [
       `${scene.number}. ${scene.slugline}`,
-      ...(scene.prose ? scene.prose.split(/(?<=[.!?])\s+/) : []),
+      ...sentences(scene.prose),
       ...(scene.lines ?? []).map((line) => (line.kind === "dialogue"
         ? `${line.speaker}${line.parenthetical ? ` (${line.parenthetical})` : ""}: ${line.text}`
         : line.text)),
     ])];
+  }
+  if (type === "Treatments") {
+    return (artifact.options ?? []).flatMap((option, index) => [
+      `${index + 1}. ${option.title} (${option.tone})`,
+      option.logline,
+      ...sentences(option.synopsis),
+    ]);
+  }
+  if (type === "AssetRegistry") {
+    return ASSET_KINDS.flatMap(([kind, , appearances]) => (artifact[kind] ?? []).flatMap((entity) => [
+      `${entity.name}: ${entity.description}`,
+      ...(entity[appearances] ?? []).map((look) => `${entity.name}, ${look.name}: ${look.description}`),
+    ]));
   }
   if (type === "ShotList") {
     return (artifact.shots ?? []).map((s) => `${s.id} · ${s.size} · ${s.angle} · ${s.movement} · ${s.lens} · ${s.duration_s} s · ${s.action}`);
