@@ -352,34 +352,32 @@ def test_scripts_are_edited_as_scenes_and_lines_and_changes_are_shown(page: Page
     # the treatments: what feedback changed is shown as the options' lines, not as JSON
     gate(page, "treatment")
     page.get_by_role("tab", name="Treatment", exact=True).click()
-    page.get_by_label("Message to the agents").fill("Make every option sillier.")
-    page.get_by_role("button", name="Send").click()
-    expect(page.get_by_label("Message to the agents")).to_have_value("")
-    gate(page, "treatment")
-    expect(page.locator("#artifact article[data-state=proposed]")).to_be_visible()
-    page.get_by_role("button", name="Changes since the last draft").click()
-    changes = page.locator("#artifact section.diff pre")
+    changes = changes_after_feedback(page, "treatment", "Make every option sillier.")
     expect(changes).to_contain_text(re.compile(r"^. 1\. .+ \(.+\)$", re.MULTILINE))
     expect(changes).not_to_contain_text('"logline"')
     # each option's title, logline, tone and synopsis, edited in place
-    page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
-    page.get_by_label("Treatment 1 logline").fill("An egg learns that falling is flying.")
-    page.get_by_label("Treatment 1 tone").fill("hopeful")
-    accessibility(page, "treatments editor")
-    screenshot(page, "treatments-editor")
-    page.locator("footer.gate-actions").get_by_role("button", name="Approve treatment").click()
+    edit_and_approve(
+        page,
+        "treatment",
+        {
+            "Treatment 1 logline": "An egg learns that falling is flying.",
+            "Treatment 1 tone": "hopeful",
+        },
+    )
 
     # the script: scenes and lines, edited in place
     gate(page, "script")
     first = thread_values(page, project_id)["treatment"]["options"][0]
     assert (first["logline"], first["tone"]) == ("An egg learns that falling is flying.", "hopeful")
     page.get_by_role("tab", name="Script", exact=True).click()
-    page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
-    page.get_by_label("Scene 1 slugline").fill("EXT. HENHOUSE ROOF - DAWN")
-    page.get_by_label("Scene 1, line 1 text").fill("A single egg peers over the edge.")
-    accessibility(page, "script editor")
-    screenshot(page, "script-editor")
-    page.locator("footer.gate-actions").get_by_role("button", name="Approve script").click()
+    edit_and_approve(
+        page,
+        "script",
+        {
+            "Scene 1 slugline": "EXT. HENHOUSE ROOF - DAWN",
+            "Scene 1, line 1 text": "A single egg peers over the edge.",
+        },
+    )
     gate(page, "master_script")
     script = thread_values(page, project_id)["script"]
     assert script["scenes"][0]["slugline"] == "EXT. HENHOUSE ROOF - DAWN"
@@ -492,6 +490,28 @@ def both_sizes(page: Page, name: str) -> None:
     accessibility(page, f"{name} at 390 px")
     screenshot(page, f"{name}-390x844")
     page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def edit_and_approve(page: Page, stage: str, fields: dict[str, str]) -> None:
+    """Open the gate's structured editor, fill in ``fields`` (by label), check it, approve."""
+    page.locator("footer.gate-actions").get_by_role("button", name="Edit").click()
+    for name, value in fields.items():
+        page.get_by_label(name, exact=True).fill(value)
+    accessibility(page, f"{stage} editor")
+    screenshot(page, f"{stage}-editor")
+    words = stage.replace("_", " ")
+    page.locator("footer.gate-actions").get_by_role("button", name=f"Approve {words}").click()
+
+
+def changes_after_feedback(page: Page, stage: str, feedback: str) -> Locator:
+    """Send ``feedback`` at the stage's gate and open what the new draft changed."""
+    page.get_by_label("Message to the agents").fill(feedback)
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_label("Message to the agents")).to_have_value("")
+    gate(page, stage)
+    expect(page.locator("#artifact article[data-state=proposed]")).to_be_visible()
+    page.get_by_role("button", name="Changes since the last draft").click()
+    return page.locator("#artifact section.diff pre")
 
 
 def approve_at(page: Page, stage: str, tab: str) -> None:
@@ -693,13 +713,7 @@ def test_a_whole_production_judged_at_full_size_and_scanned_on_every_screen(page
     gate(page, "assets")
     page.get_by_role("tab", name="Assets").click()
     # feedback once: what changed is shown as each asset's and look's lines, not as JSON
-    page.get_by_label("Message to the agents").fill("Give Pip a scarf.")
-    page.get_by_role("button", name="Send").click()
-    expect(page.get_by_label("Message to the agents")).to_have_value("")
-    gate(page, "assets")
-    expect(page.locator("#artifact article[data-state=proposed]")).to_be_visible()
-    page.get_by_role("button", name="Changes since the last draft").click()
-    changes = page.locator("#artifact section.diff pre")
+    changes = changes_after_feedback(page, "assets", "Give Pip a scarf.")
     expect(changes).to_contain_text(re.compile(r"^. Pip, bobble hat: .+$", re.MULTILINE))
     expect(changes).not_to_contain_text('"description"')
     page.get_by_role("button", name="Changes since the last draft").click()
