@@ -10,7 +10,11 @@ alternating turns of 200 runs): +10% park rate at the same CPU a run.
 
 Dropping it is as safe as the second process Auteur already runs beside the API (``auteur
 worker``): the lock never held across processes, each statement group is its own
-transaction or pipeline, and the pool bounds how many run at once.
+transaction or pipeline, and the pool bounds how many run at once. Within a run, the order
+that matters is LangGraph's own: each checkpoint is written after the one before it, a step
+(``durability="sync"``) waits for its checkpoint, and a run ends only once its tasks' writes
+(an interrupt among them) are saved; a step's writes may now land after the next checkpoint,
+which already holds what they wrote.
 """
 
 from __future__ import annotations
